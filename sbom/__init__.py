@@ -1,0 +1,1 @@
+"""CycloneDX AI-BOM generation (planned: see the product roadmap; nothing is built here yet)."""

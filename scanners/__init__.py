@@ -1,0 +1,18 @@
+"""Scanner registry: an explicit tuple, no import side effects, plugins only on request.
+
+Adding a format is one module in this package plus one line in ``BUILTIN_SCANNERS``.
+"""
+
+from __future__ import annotations
+
+from scanners.base import Artifact, ScanContext, Scanner
+
+BUILTIN_SCANNERS: tuple[type[Scanner], ...] = ()
+
+
+def scanners_for(kind: object) -> tuple[type[Scanner], ...]:
+    """Registered scanner classes that handle ``kind``."""
+    return tuple(s for s in BUILTIN_SCANNERS if kind in s.kinds)
+
+
+__all__ = ["BUILTIN_SCANNERS", "Artifact", "ScanContext", "Scanner", "scanners_for"]

@@ -1,0 +1,50 @@
+"""The dataset seam: rows are streamed once and every ``DatasetCheck`` sees every row."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
+
+from supplychain.model import Finding, Rule
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One dataset row as the checks see it."""
+
+    index: int
+    """0-based row: JSONL line, CSV row after the header, Parquet/Arrow row."""
+    text: str
+    """The text field (chat rows: the messages joined as ``role: content`` lines)."""
+    label: str | None = None
+    id: str | None = None
+    source: str | None = None
+    """Where a RAG passage came from (url/source/title field), for cross-source checks."""
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetInfo:
+    """Which file the rows come from and which fields were used (reported to the user)."""
+
+    path: str
+    member: tuple[str, ...]
+    text_field: str | None
+    label_field: str | None
+    id_field: str | None
+    rows: int
+
+
+class DatasetCheck(Protocol):
+    """One poisoning signal, fed row by row; memory must stay bounded by its own sketches."""
+
+    name: ClassVar[str]
+    rules: ClassVar[tuple[Rule, ...]]
+
+    def observe(self, record: Record) -> None:
+        """Take one row. Must not keep every row's text (bounded sketches or reservoirs only)."""
+        ...
+
+    def finish(self, info: DatasetInfo) -> Iterator[Finding]:
+        """Emit findings once all rows were seen; each finding names its rows."""
+        ...

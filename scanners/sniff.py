@@ -1,0 +1,269 @@
+"""Decide what an artifact is from its bytes; the file name only breaks ties.
+
+A pickle named ``.json`` is a pickle (CVE-2025-1889, CVE-2025-10155): routing by extension is how
+other scanners were bypassed. Calling something a pickle needs a high bar, since ``.`` is the STOP
+opcode: a ``PROTO`` prefix, or a bounded walk that is stack-consistent up to ``STOP``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import pickletools
+import struct
+import zlib
+from typing import BinaryIO
+
+from scanners import _zip
+from supplychain.model import ArtifactKind
+
+HEAD = 64 * 1024
+PICKLE_WALK_BYTES = 1 << 20
+PICKLE_EXTS = (".pkl", ".pickle", ".pt", ".pth", ".bin", ".ckpt", ".joblib", ".dill", ".sav")
+TEXT_DATASET_EXTS = {".csv": ArtifactKind.DATASET_CSV, ".tsv": ArtifactKind.DATASET_CSV}
+JSONL_EXTS = (".jsonl", ".ndjson")
+TEMPLATE_NAMES = ("chat_template.jinja", "chat_template.json")
+PROTO_FIELDS_ONNX = frozenset({1, 2, 3, 4, 5, 6, 7, 8, 14, 20, 25})
+SAVEDMODEL_NAMES = ("saved_model.pb", "keras_metadata.pb", "fingerprint.pb")
+
+
+def _lower_name(name: str) -> str:
+    return name.rsplit("/", 1)[-1].lower()
+
+
+def sniff(stream: BinaryIO, size: int, name: str) -> ArtifactKind:
+    """Classify ``stream`` (seekable) by content; leaves the position undefined."""
+    stream.seek(0)
+    head = stream.read(HEAD)
+    lname = _lower_name(name)
+    kind = _sniff_magic(stream, head, size, lname)
+    if kind is not None:
+        return kind
+    if _looks_like_pickle(stream, head, lname):
+        return ArtifactKind.PICKLE
+    kind = _sniff_protobuf(stream, head, size, lname)
+    if kind is not None:
+        return kind
+    return _sniff_text(head, lname)
+
+
+def _sniff_magic(stream: BinaryIO, head: bytes, size: int, lname: str) -> ArtifactKind | None:
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")) or (
+        size >= 22 and lname.endswith((".zip", ".pt", ".pth", ".keras", ".npz", ".ckpt", ".bin"))
+    ):
+        kind = _sniff_zip(stream, size)
+        if kind is not None:
+            return kind
+    if len(head) >= 2 and head[0] == 0x80 and 0 <= head[1] <= 5:
+        return ArtifactKind.PICKLE
+    if head.startswith(b"\x93NUMPY"):
+        return ArtifactKind.NUMPY_NPY
+    if head.startswith(b"GGUF"):
+        return ArtifactKind.GGUF
+    if head.startswith(b"MZqFpD") or (head.startswith(b"\x7fELF") and b"GGUF" in head):
+        return ArtifactKind.LLAMAFILE
+    for off in (0, 512, 1024, 2048):
+        if head[off : off + 8] == b"\x89HDF\r\n\x1a\n":
+            return ArtifactKind.HDF5
+    if head.startswith(b"7z\xbc\xaf\x27\x1c"):
+        return ArtifactKind.SEVEN_ZIP
+    if head.startswith(b"\x1f\x8b"):
+        return ArtifactKind.GZIP
+    if head.startswith(b"BZh") and head[4:10] == b"1AY&SY":
+        return ArtifactKind.BZIP2
+    if head.startswith(b"\xfd7zXZ\x00"):
+        return ArtifactKind.XZ
+    if head.startswith(b"\x04\x22\x4d\x18"):
+        return ArtifactKind.LZ4
+    if head[4:8] == b"TFL3":
+        return ArtifactKind.TFLITE
+    if head.startswith(b"PAR1"):
+        return ArtifactKind.DATASET_PARQUET
+    if head.startswith(b"ARROW1") or (
+        head.startswith(b"\xff\xff\xff\xff") and lname.endswith(".arrow")
+    ):
+        return ArtifactKind.DATASET_ARROW
+    if len(head) >= 263 and head[257:262] == b"ustar":
+        return ArtifactKind.TORCH_TAR if head[:9] == b"sys_info\x00" else ArtifactKind.TAR
+    if _is_zlib(head):
+        return ArtifactKind.ZLIB
+    if len(head) >= 9 and head[8:9] == b"{":
+        (n,) = struct.unpack("<Q", head[:8])
+        if n <= size - 8 or lname.endswith(".safetensors"):
+            return ArtifactKind.SAFETENSORS
+    if len(head) >= 8 and lname.endswith(".safetensors") and head[8:9] in (b"", b" ", b"\x00"):
+        return ArtifactKind.SAFETENSORS
+    return None
+
+
+def _is_zlib(head: bytes) -> bool:
+    if len(head) < 2 or head[0] != 0x78 or (head[0] * 256 + head[1]) % 31 != 0:
+        return False
+    try:
+        zlib.decompressobj().decompress(head[:4096], 64)
+    except zlib.error:
+        return False
+    return True
+
+
+def _sniff_zip(stream: BinaryIO, size: int) -> ArtifactKind | None:
+    try:
+        directory = _zip.read_directory(stream, size, max_entries=100_000)
+    except Exception:  # noqa: BLE001 - a broken zip is still a zip; the scanner reports why
+        stream.seek(0)
+        return ArtifactKind.ZIP if stream.read(4) == b"PK\x03\x04" else None
+    names = [e.name for e in directory.entries]
+    base = {n.rsplit("/", 1)[-1] for n in names}
+    if "data.pkl" in base or "constants.pkl" in base or any(
+        n.count("/") >= 1 and n.split("/", 1)[1] in ("version", ".data/version") for n in names
+    ):
+        return ArtifactKind.TORCH_ZIP
+    if "config.json" in names and ("metadata.json" in names or "model.weights.h5" in names):
+        return ArtifactKind.KERAS_ZIP
+    if names and all(n.endswith(".npy") for n in names if not n.endswith("/")):
+        return ArtifactKind.NUMPY_NPZ
+    return ArtifactKind.ZIP
+
+
+def _looks_like_pickle(stream: BinaryIO, head: bytes, lname: str) -> bool:
+    """Protocol 0/1 pickles have no magic: accept a stack-consistent walk up to STOP."""
+    if not head or head[0] > 0x7F:
+        return False
+    stream.seek(0)
+    data = stream.read(PICKLE_WALK_BYTES)
+    depth = 0
+    marks: list[int] = []
+    saw_global = False
+    try:
+        for op, _arg, _pos in pickletools.genops(io.BytesIO(data)):
+            if op.name in ("GLOBAL", "INST", "STACK_GLOBAL"):
+                saw_global = True
+            before = op.stack_before
+            if op.name == "MARK":
+                marks.append(depth)
+                continue
+            if pickletools.markobject in before:
+                # Items listed before the mark sit below it; the rest is the popped slice.
+                below = before.index(pickletools.markobject)
+                if not marks:
+                    return False
+                depth = marks.pop()
+                if depth < below:
+                    return False
+                depth -= below
+            else:
+                if len(before) > depth:
+                    return False
+                depth -= len(before)
+            depth += len(op.stack_after)
+            if op.name == "STOP":
+                return True
+    except ValueError as exc:
+        # Cut short mid-opcode after an import: a broken pickle (nullifAI) is still a pickle.
+        truncated = "EOF" in str(exc) or "truncated" in str(exc).lower()
+        return saw_global and (truncated or lname.endswith(PICKLE_EXTS))
+    except Exception:  # noqa: BLE001 - anything odd in the walk means "not a pickle by content"
+        return False
+    return saw_global or lname.endswith(PICKLE_EXTS)
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    result = 0
+    shift = 0
+    while True:
+        if pos >= len(buf) or shift > 63:
+            raise ValueError("bad varint")
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result, pos
+        shift += 7
+
+
+def _top_level_fields(stream: BinaryIO, size: int, max_fields: int = 64) -> list[int] | None:
+    """Field numbers of a protobuf message's top level, skipping payloads by seeking."""
+    fields: list[int] = []
+    pos = 0
+    while pos < size and len(fields) < max_fields:
+        stream.seek(pos)
+        buf = stream.read(20)
+        try:
+            key, p = _varint(buf, 0)
+            field_no, wire = key >> 3, key & 7
+            if field_no == 0:
+                return None
+            if wire == 0:
+                _, p = _varint(buf, p)
+                pos += p
+            elif wire == 2:
+                length, p = _varint(buf, p)
+                pos += p + length
+            elif wire == 1:
+                pos += p + 8
+            elif wire == 5:
+                pos += p + 4
+            else:
+                return None
+        except ValueError:
+            return None
+        fields.append(field_no)
+    return fields if pos == size or len(fields) >= max_fields else None
+
+
+def _sniff_protobuf(stream: BinaryIO, head: bytes, size: int, lname: str) -> ArtifactKind | None:
+    if not head or head[0] not in (0x08, 0x0A, 0x12, 0x1A, 0x3A, 0x42):
+        return None
+    fields = _top_level_fields(stream, size)
+    if fields is None:
+        if lname.endswith(".onnx"):
+            return ArtifactKind.ONNX
+        return None
+    if lname in SAVEDMODEL_NAMES or (set(fields) <= {1, 2} and lname.endswith(".pb")):
+        return ArtifactKind.TF_SAVEDMODEL
+    if set(fields) <= PROTO_FIELDS_ONNX and 7 in fields:
+        return ArtifactKind.ONNX
+    if lname.endswith(".onnx"):
+        return ArtifactKind.ONNX
+    if lname.endswith(".mlmodel"):
+        return ArtifactKind.COREML
+    return None
+
+
+def _sniff_text(head: bytes, lname: str) -> ArtifactKind:
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 4:
+            if lname.endswith(TEXT_DATASET_EXTS_KEYS + JSONL_EXTS):
+                return TEXT_DATASET_EXTS.get(lname[lname.rfind(".") :], ArtifactKind.DATASET_JSONL)
+            if lname.endswith(".msgpack") or lname.endswith(".flax"):
+                return ArtifactKind.FLAX_MSGPACK
+            return ArtifactKind.UNKNOWN
+        text = head[: exc.start].decode("utf-8")
+    if lname.endswith(".py") or text.startswith("#!") and "python" in text.split("\n", 1)[0]:
+        return ArtifactKind.PYTHON_SOURCE
+    if lname in TEMPLATE_NAMES or lname.endswith(".jinja") or lname.endswith(".jinja2"):
+        return ArtifactKind.CHAT_TEMPLATE
+    for ext, kind in TEXT_DATASET_EXTS.items():
+        if lname.endswith(ext):
+            return kind
+    stripped = text.lstrip("\ufeff \t\r\n")
+    if lname.endswith(JSONL_EXTS):
+        return ArtifactKind.DATASET_JSONL
+    if stripped.startswith("{"):
+        lines = [ln for ln in stripped.split("\n")[:3] if ln.strip()]
+        if len(lines) >= 2 and all(ln.lstrip().startswith("{") for ln in lines):
+            try:
+                json.loads(lines[0])
+                return ArtifactKind.DATASET_JSONL
+            except ValueError:
+                pass
+        if lname.endswith(".json"):
+            return ArtifactKind.MODEL_CONFIG
+    if lname.endswith(".msgpack"):
+        return ArtifactKind.FLAX_MSGPACK
+    return ArtifactKind.TEXT
+
+
+TEXT_DATASET_EXTS_KEYS = tuple(TEXT_DATASET_EXTS)

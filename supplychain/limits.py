@@ -1,0 +1,36 @@
+"""Resource caps shared by every scanner, in one validated object."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Caps that bound time and memory on hostile input. Going over one is a finding (GEN002)."""
+
+    max_read_bytes: int = 64 * 2**30
+    """Largest file (or archive member) the scanners will read."""
+    max_header_bytes: int = 100 * 2**20
+    """Largest header a format may declare (safetensors JSON, GGUF metadata, ONNX/Keras config)."""
+    max_archive_members: int = 10_000
+    max_archive_total_bytes: int = 64 * 2**30
+    max_archive_ratio: int = 200
+    """Largest uncompressed/compressed ratio of one archive member (zip bomb)."""
+    max_nesting: int = 4
+    """Deepest archive-in-archive (or pickle-in-pickle) recursion."""
+    max_pickle_ops: int = 50_000_000
+    max_pickle_memo: int = 1_000_000
+    max_pickle_stack: int = 100_000
+    max_pickle_string: int = 256 * 2**20
+    """Longest string/bytes operand kept in memory; longer ones are skipped over as opaque data."""
+    max_findings_per_file: int = 200
+    max_dataset_rows: int = 5_000_000
+    max_line_bytes: int = 16 * 2**20
+    """Longest dataset line or record read into memory."""
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"limit {f.name} must be a positive integer, got {value!r}")
