@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO, ClassVar, Protocol
 
+from scanners.dataset_base import DatasetOptions
 from supplychain.limits import Limits
 from supplychain.model import (
     ArtifactKind,
@@ -114,6 +115,8 @@ class ScanContext:
     """Policy additions to the pickle import allowlist (``module.name`` or ``module.*``)."""
     dispatch: Dispatch = _no_dispatch
     """Hand a container member back to the engine so every scanner sees it (archives, npz…)."""
+    dataset: DatasetOptions = field(default_factory=DatasetOptions)
+    """Field choices and check selection for dataset scanners."""
 
 
 class Scanner(Protocol):

@@ -10,6 +10,17 @@ from supplychain.model import Finding, Rule
 
 
 @dataclass(frozen=True, slots=True)
+class DatasetOptions:
+    """What ``supplychain data`` was told; fields are auto-detected when ``None``."""
+
+    text_field: str | None = None
+    label_field: str | None = None
+    id_field: str | None = None
+    checks: frozenset[str] | None = None
+    """Names of the checks to run (``DatasetCheck.name``); ``None`` runs them all."""
+
+
+@dataclass(frozen=True, slots=True)
 class Record:
     """One dataset row as the checks see it."""
 

@@ -29,6 +29,7 @@ from scanners.base import (
     ScanContext,
     Scanner,
 )
+from scanners.dataset_base import DatasetOptions
 from scanners.sniff import sniff
 from supplychain import __version__
 from supplychain.errors import ArtifactError, ConfigError, LimitExceeded, MissingDependency
@@ -72,6 +73,7 @@ class ScanOptions:
     scanners: tuple[type[Scanner], ...] | None = None
     """Scanner classes to run; ``None`` means ``BUILTIN_SCANNERS``."""
     command: str = "scan"
+    dataset: DatasetOptions = field(default_factory=DatasetOptions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +178,7 @@ class _FileScan:
             limits=options.limits,
             extra_allowed_imports=options.extra_allowed_imports,
             dispatch=self.dispatch,
+            dataset=options.dataset,
         )
 
     def run(self, item: _Item) -> _Collector:
