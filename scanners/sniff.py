@@ -109,13 +109,17 @@ def _is_zlib(head: bytes) -> bool:
 def _sniff_zip(stream: BinaryIO, size: int) -> ArtifactKind | None:
     try:
         directory = _zip.read_directory(stream, size, max_entries=100_000)
-    except Exception:  # noqa: BLE001 - a broken zip is still a zip; the scanner reports why
+    except Exception:
         stream.seek(0)
         return ArtifactKind.ZIP if stream.read(4) == b"PK\x03\x04" else None
     names = [e.name for e in directory.entries]
     base = {n.rsplit("/", 1)[-1] for n in names}
-    if "data.pkl" in base or "constants.pkl" in base or any(
-        n.count("/") >= 1 and n.split("/", 1)[1] in ("version", ".data/version") for n in names
+    if (
+        "data.pkl" in base
+        or "constants.pkl" in base
+        or any(
+            n.count("/") >= 1 and n.split("/", 1)[1] in ("version", ".data/version") for n in names
+        )
     ):
         return ArtifactKind.TORCH_ZIP
     if "config.json" in names and ("metadata.json" in names or "model.weights.h5" in names):
@@ -162,7 +166,7 @@ def _looks_like_pickle(stream: BinaryIO, head: bytes, lname: str) -> bool:
         # Cut short mid-opcode after an import: a broken pickle (nullifAI) is still a pickle.
         truncated = "EOF" in str(exc) or "truncated" in str(exc).lower()
         return saw_global and (truncated or lname.endswith(PICKLE_EXTS))
-    except Exception:  # noqa: BLE001 - anything odd in the walk means "not a pickle by content"
+    except Exception:
         return False
     return saw_global or lname.endswith(PICKLE_EXTS)
 
@@ -241,7 +245,7 @@ def _sniff_text(head: bytes, lname: str) -> ArtifactKind:
                 return ArtifactKind.FLAX_MSGPACK
             return ArtifactKind.UNKNOWN
         text = head[: exc.start].decode("utf-8")
-    if lname.endswith(".py") or text.startswith("#!") and "python" in text.split("\n", 1)[0]:
+    if lname.endswith(".py") or (text.startswith("#!") and "python" in text.split("\n", 1)[0]):
         return ArtifactKind.PYTHON_SOURCE
     if lname in TEMPLATE_NAMES or lname.endswith(".jinja") or lname.endswith(".jinja2"):
         return ArtifactKind.CHAT_TEMPLATE

@@ -145,14 +145,20 @@ def _classify(
                     confidence=Confidence.HIGH,
                     message=f"symlink points outside the scan root to {resolved}",
                     location=Location(path=rel),
-                    evidence=os.readlink(fs_path),
+                    evidence=str(fs_path.readlink()),
                 )
             )
             results.append(ScanResult("engine", rel, Status.SKIPPED, "symlink out of root"))
             return
         target_rel = resolved.relative_to(root).as_posix()
         results.append(
-            ScanResult("engine", rel, Status.SKIPPED, f"symlink to {target_rel} (scanned there)")
+            ScanResult(
+                "engine",
+                rel,
+                Status.SKIPPED,
+                f"symlink to {target_rel} (scanned there)",
+                expected=True,
+            )
         )
         return
     try:
@@ -256,7 +262,14 @@ class _FileScan:
         if not matching:
             reason = NO_ANALYSIS_REASONS.get(artifact.kind, f"no scanner for {artifact.kind.value}")
             self.out.results.append(
-                ScanResult("engine", artifact.path, Status.SKIPPED, reason, artifact.member)
+                ScanResult(
+                    "engine",
+                    artifact.path,
+                    Status.SKIPPED,
+                    reason,
+                    artifact.member,
+                    expected=artifact.kind in BENIGN_SKIP_KINDS,
+                )
             )
             return
         cap = self.options.limits.max_findings_per_file
@@ -278,9 +291,7 @@ class _FileScan:
                 yield artifact.finding(GEN002, str(exc), offset=exc.offset)
             except ArtifactError as exc:
                 reason = f"malformed: {exc}"
-                yield artifact.finding(
-                    GEN001, f"{artifact.kind.value}: {exc}", offset=exc.offset
-                )
+                yield artifact.finding(GEN001, f"{artifact.kind.value}: {exc}", offset=exc.offset)
             except MissingDependency as exc:
                 status, reason = Status.SKIPPED, f"missing dependency: {exc}"
             except RecursionError:
@@ -288,7 +299,7 @@ class _FileScan:
                 yield artifact.finding(GEN002, "structure nested too deeply to analyse")
             except MemoryError:
                 status, reason = Status.FAILED, "out of memory"
-            except Exception as exc:  # noqa: BLE001 - a scanner bug must never stop the scan
+            except Exception as exc:
                 log.debug("scanner %s failed on %s", scanner.name, artifact.path, exc_info=True)
                 status, reason = Status.FAILED, f"{type(exc).__name__}: {exc}"
             if dropped:
@@ -361,9 +372,7 @@ def scan_paths(
         seconds=round(time.perf_counter() - t0, 3),
         files=tuple(sorted(records, key=lambda r: (r.path, r.member))),
         findings=tuple(sorted(findings, key=Finding.sort_key)),
-        results=tuple(
-            sorted(results, key=lambda r: (r.path, r.member, r.scanner, r.status.value))
-        ),
+        results=tuple(sorted(results, key=lambda r: (r.path, r.member, r.scanner, r.status.value))),
         rules=rules_for(classes),
         command=options.command,
     )

@@ -252,6 +252,9 @@ class ScanResult:
     reason: str = ""
     member: tuple[str, ...] = ()
     seconds: float = 0.0
+    expected: bool = False
+    """A skip that loses nothing (plain text, a link to a file scanned elsewhere); ``--strict``
+    only fails on the other skips."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,7 +265,7 @@ class Verdict:
     fail_on: Severity
     reasons: tuple[str, ...] = ()
     violations: int = 0
-    """Unsuppressed findings at or above ``fail_on``."""
+    """Unsuppressed findings at or above ``fail_on``, plus expired ignores."""
     errors: int = 0
     """Failed outcomes, expired ignores and (with ``--strict``) skipped files."""
 

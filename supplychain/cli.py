@@ -1,0 +1,332 @@
+"""Command line: a thin shell over the engine, the policy and the output formats.
+
+``main(argv) -> int`` is what the console script and tests call. It is the only place (with the
+future server) that turns exceptions into exit codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import NoReturn, TextIO, cast
+
+from supplychain import __version__
+from supplychain.errors import ConfigError, SupplyChainError
+from supplychain.model import Report, Rule, Severity
+
+log = logging.getLogger("supplychain")
+
+
+class ExitCode(enum.IntEnum):
+    """ClamAV-style exit codes, as fickling uses."""
+
+    CLEAN = 0
+    """The policy is satisfied."""
+    VIOLATION = 1
+    """A finding at or above fail-on (not suppressed), or an expired ignore."""
+    ERROR = 2
+    """Usage or configuration error, a file that failed to scan, or (--strict) a skipped file."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting, so ``main`` owns every exit code."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(f"{self.prog}: {message}")
+
+
+def _severity(text: str) -> Severity:
+    try:
+        return Severity.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_output_options(p: argparse.ArgumentParser) -> None:
+    from supplychain.formats import FORMATS
+
+    p.add_argument("--format", "-f", choices=sorted(FORMATS), default="table")
+    p.add_argument("--output", "-o", type=Path, help="write the report here (after the run)")
+    p.add_argument("--fail-on", type=_severity, help="lowest failing severity (default: high)")
+    p.add_argument("--policy", type=Path, help="policy file (default: nearest supplychain.toml)")
+    p.add_argument("--strict", action="store_true", help="fail on files that were not analysed")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress or summary on stderr")
+    p.add_argument(
+        "--jobs", "-j", type=int, default=os.cpu_count() or 1, help="files scanned in parallel"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser; subcommands carry their handler in ``handler``."""
+    parser = _Parser(
+        prog="supplychain",
+        description="Find code in ML models, tampering and poisoned data without executing them.",
+    )
+    parser.add_argument("--version", action="version", version=f"supplychain {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0)
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    scan = sub.add_parser("scan", help="scan model files and directories")
+    scan.add_argument("paths", nargs="+", metavar="PATH")
+    _add_output_options(scan)
+    scan.set_defaults(handler=cmd_scan)
+
+    data = sub.add_parser("data", help="look for poisoning in datasets")
+    data.add_argument("paths", nargs="+", metavar="PATH")
+    data.add_argument("--text-field")
+    data.add_argument("--label-field")
+    data.add_argument("--id-field")
+    data.add_argument("--checks", help="comma-separated checks to run (default: all)")
+    _add_output_options(data)
+    data.set_defaults(handler=cmd_data)
+
+    rules = sub.add_parser("rules", help="list the rules, or explain one")
+    rules.add_argument("rule", nargs="?")
+    rules.set_defaults(handler=cmd_rules)
+
+    explain = sub.add_parser("explain", help="print the decompiled trace of a pickle")
+    explain.add_argument("file", type=Path)
+    explain.set_defaults(handler=cmd_explain)
+    return parser
+
+
+def _load_policy(args: argparse.Namespace) -> object:
+    from supplychain import policy as pol
+
+    path = args.policy or pol.find_policy(args.paths)
+    loaded = pol.load_policy(path) if path is not None else pol.Policy()
+    if args.fail_on is not None:
+        loaded = replace(loaded, fail_on=args.fail_on)
+    if args.strict:
+        loaded = replace(loaded, strict=True)
+    return loaded
+
+
+class _Progress:
+    """A progress bar on stderr, shown only on a terminal and only once a scan takes a moment."""
+
+    DELAY = 0.5
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+        self.started = time.monotonic()
+        self.bar: object | None = None
+        self.task: object | None = None
+
+    def __call__(self, done: int, total: int, path: str) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            if time.monotonic() - self.started < self.DELAY or done >= total:
+                return
+            from rich.console import Console
+            from rich.progress import Progress
+
+            progress = Progress(console=Console(file=sys.stderr), transient=True)
+            progress.start()
+            self.bar = progress
+            self.task = progress.add_task("scanning", total=total)
+        from rich.progress import Progress, TaskID
+
+        assert isinstance(self.bar, Progress)
+        assert isinstance(self.task, int)
+        self.bar.update(TaskID(self.task), completed=done, description=path[-40:])
+
+    def close(self) -> None:
+        from rich.progress import Progress
+
+        if isinstance(self.bar, Progress):
+            self.bar.stop()
+
+
+def _emit(report: Report, args: argparse.Namespace) -> int:
+    from supplychain.formats import FORMATS
+    from supplychain.formats.text import summary_line
+
+    fmt = FORMATS[args.format]
+    if args.output is not None:
+        target: Path = args.output
+        directory = target.parent if str(target.parent) else Path()
+        # Written to a temp file then renamed: a failed run never leaves half a report behind.
+        with tempfile.NamedTemporaryFile(
+            "w", encoding="utf-8", dir=directory, delete=False, suffix=".tmp"
+        ) as tmp:
+            fmt.render(report, cast(TextIO, tmp))
+        Path(tmp.name).replace(target)
+    else:
+        fmt.render(report, sys.stdout)
+        sys.stdout.flush()
+    if not args.quiet and (args.output is not None or args.format != "table"):
+        print(summary_line(report), file=sys.stderr)
+    return int(exit_code(report))
+
+
+def exit_code(report: Report) -> ExitCode:
+    """Map the verdict to an exit code: violations first, then operational failures."""
+    verdict = report.verdict
+    if verdict is None or verdict.passed:
+        return ExitCode.CLEAN if verdict is not None else ExitCode.ERROR
+    if verdict.violations:
+        return ExitCode.VIOLATION
+    return ExitCode.ERROR
+
+
+def _run(args: argparse.Namespace, command: str, scanners: object = None) -> int:
+    from scanners.dataset_base import DatasetOptions
+    from supplychain import policy as pol
+    from supplychain.engine import ScanOptions, scan_paths
+
+    policy = _load_policy(args)
+    assert isinstance(policy, pol.Policy)
+    if args.jobs < 1:
+        raise ConfigError("--jobs must be at least 1")
+    dataset = DatasetOptions()
+    if command == "data":
+        dataset = DatasetOptions(
+            text_field=args.text_field,
+            label_field=args.label_field,
+            id_field=args.id_field,
+            checks=_parse_checks(args.checks),
+        )
+    options = ScanOptions(
+        limits=policy.limits,
+        extra_allowed_imports=policy.allow_imports,
+        jobs=args.jobs,
+        scanners=scanners,  # type: ignore[arg-type]
+        command=command,
+        dataset=dataset,
+    )
+    progress = _Progress(enabled=not args.quiet)
+    try:
+        report = scan_paths(args.paths, options, progress=progress)
+    finally:
+        progress.close()
+    report = pol.apply(report, policy)
+    return _emit(report, args)
+
+
+def _parse_checks(raw: str | None) -> frozenset[str] | None:
+    if raw is None:
+        return None
+    names = frozenset(n.strip() for n in raw.split(",") if n.strip())
+    known = _dataset_check_names()
+    unknown = names - known
+    if unknown:
+        choices = ", ".join(sorted(known))
+        raise ConfigError(f"unknown check(s) {', '.join(sorted(unknown))} (choose from {choices})")
+    return names
+
+
+def _dataset_check_names() -> frozenset[str]:
+    try:
+        from scanners.dataset_scan import DATASET_CHECKS
+    except ImportError:
+        return frozenset()
+    return frozenset(c.name for c in DATASET_CHECKS)
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    """``supplychain scan``: every registered scanner over files and directories."""
+    return _run(args, "scan")
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    """``supplychain data``: only the dataset analysis, with field and check choices."""
+    try:
+        from scanners.dataset_scan import DatasetScanner
+    except ImportError as exc:
+        raise ConfigError(f"dataset analysis is not available: {exc}") from None
+    return _run(args, "data", scanners=(DatasetScanner,))
+
+
+def all_rules() -> tuple[Rule, ...]:
+    """Every rule any built-in scanner (or the engine) can emit."""
+    from scanners import BUILTIN_SCANNERS
+    from supplychain.engine import rules_for
+
+    return rules_for(BUILTIN_SCANNERS)
+
+
+def cmd_rules(args: argparse.Namespace) -> int:
+    """``supplychain rules [RULE]``: the rule catalogue, or one rule explained."""
+    rules = all_rules()
+    out: TextIO = sys.stdout
+    if args.rule:
+        wanted = args.rule.upper()
+        match = next((r for r in rules if r.id == wanted), None)
+        if match is None:
+            raise ConfigError(f"unknown rule {args.rule!r}; run `supplychain rules` for the list")
+        out.write(f"{match.id}: {match.title}\n")
+        out.write(f"Default severity: {match.severity.label}\n")
+        if match.cwe is not None:
+            out.write(f"CWE: CWE-{match.cwe}\n")
+        if match.owasp_llm:
+            out.write(f"OWASP LLM Top 10 (2025): {', '.join(match.owasp_llm)}\n")
+        if match.atlas:
+            out.write(f"MITRE ATLAS: {', '.join(match.atlas)}\n")
+        out.write(f"\n{match.explanation}\n\nRemediation: {match.remediation}\n")
+        for ref in match.references:
+            out.write(f"See: {ref}\n")
+        return ExitCode.CLEAN
+    for r in rules:
+        tags = ",".join((*r.owasp_llm, *r.atlas))
+        out.write(f"{r.id}  {r.severity.label:8}  {r.title}  [{tags}]\n")
+    return ExitCode.CLEAN
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    """``supplychain explain FILE``: the decompiled trace of a pickle, never executed."""
+    try:
+        from scanners.pickle_vm import explain
+    except ImportError as exc:
+        raise ConfigError(f"pickle trace is not available: {exc}") from None
+    from supplychain.limits import Limits
+
+    path: Path = args.file
+    try:
+        fh = path.open("rb")
+    except OSError as exc:
+        raise ConfigError(f"cannot open {path}: {exc.strerror}") from None
+    with fh:
+        for line in explain(fh, Limits()):
+            sys.stdout.write(line + "\n")
+    return ExitCode.CLEAN
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: parse, dispatch, and turn our errors into exit code 2 with one clear line."""
+    parser = build_parser()
+    verbose = 0
+    try:
+        args = parser.parse_args(argv)
+        verbose = args.verbose
+        logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+        log.setLevel(
+            logging.DEBUG if verbose >= 2 else logging.INFO if verbose else logging.WARNING
+        )
+        handler = getattr(args, "handler", None)
+        if handler is None:
+            parser.print_help(sys.stderr)
+            return ExitCode.ERROR
+        return int(handler(args))
+    except SupplyChainError as exc:
+        if verbose >= 2:
+            raise
+        print(f"supplychain: error: {exc.diagnostics()}", file=sys.stderr)
+        return ExitCode.ERROR
+    except BrokenPipeError:
+        # NOTE: `supplychain scan … | head` must not print a traceback.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return ExitCode.ERROR
+    except KeyboardInterrupt:
+        print("supplychain: interrupted", file=sys.stderr)
+        return 130

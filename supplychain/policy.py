@@ -1,0 +1,238 @@
+"""Policy: what fails a run, what is ignored (with a reason and an expiry), what is allowed.
+
+A policy is read from ``supplychain.toml`` or ``[tool.supplychain]`` in ``pyproject.toml`` (found
+by walking up from the first target, or given with ``--policy``). Unknown keys are errors: a typo
+in a security policy must never silently weaken it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from supplychain.errors import ConfigError
+from supplychain.limits import Limits
+from supplychain.model import Finding, Report, Severity, Status, Verdict
+
+POLICY_FILE = "supplychain.toml"
+PYPROJECT = "pyproject.toml"
+_TOP_KEYS = frozenset({"fail_on", "strict", "allow_imports", "ignore", "limits"})
+_IGNORE_KEYS = frozenset({"rule", "path", "fingerprint", "reason", "expires"})
+
+
+@dataclass(frozen=True, slots=True)
+class Ignore:
+    """One waiver: which findings it covers, why, and until when."""
+
+    reason: str
+    rule: str | None = None
+    path: str | None = None
+    """Glob over the finding's path (``fnmatch``; ``**`` and ``*`` both cross directories)."""
+    fingerprint: str | None = None
+    expires: dt.date | None = None
+
+    def matches(self, finding: Finding) -> bool:
+        """Does this waiver cover the finding (every given criterion must match)?"""
+        if self.rule is not None and finding.rule != self.rule:
+            return False
+        if self.fingerprint is not None and finding.fingerprint != self.fingerprint:
+            return False
+        if self.path is not None:
+            loc = finding.location
+            full = "/".join((loc.path, *loc.member))
+            if not (
+                fnmatch.fnmatchcase(loc.path, self.path) or fnmatch.fnmatchcase(full, self.path)
+            ):
+                return False
+        return True
+
+    def is_expired(self, today: dt.date) -> bool:
+        """An expired waiver no longer applies and fails the run."""
+        return self.expires is not None and self.expires < today
+
+    def describe(self) -> str:
+        """Short text naming what the waiver covers."""
+        parts = [f"rule={self.rule}" if self.rule else "", f"path={self.path}" if self.path else ""]
+        if self.fingerprint:
+            parts.append(f"fingerprint={self.fingerprint}")
+        return " ".join(p for p in parts if p) or "everything"
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Everything a policy file (and the CLI flags that override it) can say."""
+
+    fail_on: Severity = Severity.HIGH
+    strict: bool = False
+    """Count files that could not be analysed (unknown format, missing dependency) as failures."""
+    allow_imports: frozenset[str] = frozenset()
+    """Extra pickle globals to allow (``module.name`` or ``module.*``)."""
+    ignores: tuple[Ignore, ...] = ()
+    limits: Limits = field(default_factory=Limits)
+    source: str | None = None
+    """The file this policy came from, for messages."""
+
+
+def _require(cond: bool, where: str, message: str) -> None:
+    if not cond:
+        raise ConfigError(f"{where}: {message}")
+
+
+def _parse_ignore(raw: object, where: str) -> Ignore:
+    _require(isinstance(raw, dict), where, "each [[ignore]] entry must be a table")
+    assert isinstance(raw, dict)
+    unknown = set(raw) - _IGNORE_KEYS
+    _require(not unknown, where, f"unknown key(s) {sorted(unknown)} in [[ignore]]")
+    reason = raw.get("reason")
+    _require(isinstance(reason, str) and bool(reason.strip()), where, "every ignore needs a reason")
+    selectors = {k: raw.get(k) for k in ("rule", "path", "fingerprint")}
+    _require(
+        any(v is not None for v in selectors.values()),
+        where,
+        "an ignore needs a rule, a path or a fingerprint",
+    )
+    for key, value in selectors.items():
+        _require(value is None or isinstance(value, str), where, f"ignore {key} must be a string")
+    expires = raw.get("expires")
+    if isinstance(expires, str):
+        try:
+            expires = dt.date.fromisoformat(expires)
+        except ValueError:
+            raise ConfigError(f"{where}: expires must be a date (YYYY-MM-DD)") from None
+    if isinstance(expires, dt.datetime):
+        expires = expires.date()
+    _require(expires is None or isinstance(expires, dt.date), where, "expires must be a date")
+    assert isinstance(reason, str)
+    return Ignore(
+        reason=reason.strip(),
+        rule=selectors["rule"],
+        path=selectors["path"],
+        fingerprint=selectors["fingerprint"],
+        expires=expires,
+    )
+
+
+def _parse_limits(raw: object, where: str) -> Limits:
+    _require(isinstance(raw, dict), where, "[limits] must be a table")
+    assert isinstance(raw, dict)
+    names = {f.name for f in fields(Limits)}
+    unknown = set(raw) - names
+    _require(not unknown, where, f"unknown limit(s) {sorted(unknown)}")
+    try:
+        return Limits(**raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def parse_policy(data: Mapping[str, Any], where: str) -> Policy:
+    """Build a ``Policy`` from a parsed TOML table, rejecting anything unknown."""
+    unknown = set(data) - _TOP_KEYS
+    _require(not unknown, where, f"unknown key(s) {sorted(unknown)}")
+    policy = Policy(source=where)
+    if "fail_on" in data:
+        _require(isinstance(data["fail_on"], str), where, "fail_on must be a severity name")
+        try:
+            policy = replace(policy, fail_on=Severity.parse(data["fail_on"]))
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+    if "strict" in data:
+        _require(isinstance(data["strict"], bool), where, "strict must be true or false")
+        policy = replace(policy, strict=data["strict"])
+    if "allow_imports" in data:
+        allow = data["allow_imports"]
+        _require(
+            isinstance(allow, list) and all(isinstance(a, str) and a for a in allow),
+            where,
+            "allow_imports must be a list of 'module.name' strings",
+        )
+        policy = replace(policy, allow_imports=frozenset(allow))
+    if "ignore" in data:
+        _require(isinstance(data["ignore"], list), where, "ignore must be an array of tables")
+        policy = replace(policy, ignores=tuple(_parse_ignore(raw, where) for raw in data["ignore"]))
+    if "limits" in data:
+        policy = replace(policy, limits=_parse_limits(data["limits"], where))
+    return policy
+
+
+def load_policy(path: Path) -> Policy:
+    """Read a policy file (``supplychain.toml`` or a ``pyproject.toml``)."""
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"cannot read policy file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    if path.name == PYPROJECT:
+        tool = data.get("tool", {})
+        section = tool.get("supplychain", {}) if isinstance(tool, dict) else {}
+        _require(isinstance(section, dict), str(path), "[tool.supplychain] must be a table")
+        return parse_policy(section, str(path))
+    return parse_policy(data, str(path))
+
+
+def find_policy(targets: Sequence[str | Path]) -> Path | None:
+    """The nearest ``supplychain.toml`` or ``pyproject.toml`` with ``[tool.supplychain]``."""
+    if not targets:
+        return None
+    start = Path(targets[0]).resolve()
+    here = start if start.is_dir() else start.parent
+    for directory in (here, *here.parents):
+        candidate = directory / POLICY_FILE
+        if candidate.is_file():
+            return candidate
+        pyproject = directory / PYPROJECT
+        if pyproject.is_file():
+            try:
+                with pyproject.open("rb") as fh:
+                    tool = tomllib.load(fh).get("tool", {})
+            except (OSError, tomllib.TOMLDecodeError):
+                continue
+            if isinstance(tool, dict) and "supplychain" in tool:
+                return pyproject
+    return None
+
+
+def _suppress(findings: Iterable[Finding], ignores: Sequence[Ignore]) -> list[Finding]:
+    out: list[Finding] = []
+    for finding in findings:
+        waiver = next((w for w in ignores if w.matches(finding)), None)
+        out.append(finding if waiver is None else replace(finding, suppressed=waiver.reason))
+    return out
+
+
+def apply(report: Report, policy: Policy, today: dt.date | None = None) -> Report:
+    """Mark waived findings as suppressed and decide the verdict (fail closed)."""
+    today = today or dt.datetime.now(dt.UTC).date()
+    live = [w for w in policy.ignores if not w.is_expired(today)]
+    expired = [w for w in policy.ignores if w.is_expired(today)]
+    findings = _suppress(report.findings, live)
+    reasons: list[str] = []
+    violations = [f for f in findings if f.suppressed is None and f.severity >= policy.fail_on]
+    if violations:
+        reasons.append(f"{len(violations)} finding(s) at or above {policy.fail_on.label}")
+    reasons.extend(
+        f"ignore ({w.describe()}) expired on {w.expires}: renew or remove it" for w in expired
+    )
+    failed = [r for r in report.results if r.status is Status.FAILED]
+    if failed:
+        reasons.append(f"{len(failed)} file(s) could not be analysed (failed)")
+    errors = len(failed)
+    if policy.strict:
+        unscanned = [r for r in report.results if r.status is Status.SKIPPED and not r.expected]
+        if unscanned:
+            reasons.append(f"{len(unscanned)} file(s) skipped (--strict)")
+            errors += len(unscanned)
+    verdict = Verdict(
+        passed=not reasons,
+        fail_on=policy.fail_on,
+        reasons=tuple(reasons),
+        violations=len(violations) + len(expired),
+        errors=errors,
+    )
+    return replace(report, findings=tuple(findings), verdict=verdict)

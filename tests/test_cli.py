@@ -1,0 +1,115 @@
+"""The CLI: exit codes 0/1/2, outputs, policy errors, rules listing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from supplychain.cli import main
+
+
+def _model_dir(tmp_path: Path) -> Path:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "README.md").write_text("# a model\n")
+    return model
+
+
+def test_clean_directory_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["scan", str(_model_dir(tmp_path)), "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["verdict"] == "pass"
+
+
+def test_finding_at_fail_on_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = _model_dir(tmp_path)
+    (tmp_path / "secret").write_text("s")
+    (model / "link").symlink_to(tmp_path / "secret")
+    assert main(["scan", str(model), "-f", "json"]) == 0  # GEN004 is medium; default fail-on high
+    assert main(["scan", str(model), "-f", "json", "--fail-on", "medium"]) == 1
+    out = capsys.readouterr().out.strip().split("\n{")[-1]
+    report = json.loads("{" + out)
+    assert report["verdict"] == "fail" and report["findings"][0]["rule"] == "GEN004"
+
+
+def test_policy_ignore_turns_failure_into_pass(tmp_path: Path) -> None:
+    model = _model_dir(tmp_path)
+    (tmp_path / "secret").write_text("s")
+    (model / "link").symlink_to(tmp_path / "secret")
+    (model / "supplychain.toml").write_text(
+        'fail_on = "low"\n[[ignore]]\nrule = "GEN004"\npath = "link"\nreason = "test fixture"\n'
+    )
+    assert main(["scan", str(model), "-q"]) == 0
+    assert main(["scan", str(model), "-q", "--policy", str(model / "supplychain.toml")]) == 0
+
+
+def test_bad_path_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["scan", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no such file" in err
+
+
+def test_broken_policy_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = _model_dir(tmp_path)
+    bad = tmp_path / "policy.toml"
+    bad.write_text("fail_on = [")
+    assert main(["scan", str(model), "--policy", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("supplychain: error:") and "invalid TOML" in err and "\n" not in err
+
+
+def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["scan"]) == 2
+    assert main(["scan", ".", "--fail-on", "severe"]) == 2
+    assert main(["frobnicate"]) == 2
+
+
+def test_unknown_file_fails_only_with_strict(tmp_path: Path) -> None:
+    model = _model_dir(tmp_path)
+    (model / "blob.dat").write_bytes(bytes(range(256)) * 8)
+    assert main(["scan", str(model), "-q"]) == 0
+    assert main(["scan", str(model), "-q", "--strict"]) == 2
+
+
+def test_output_file_is_written_after_the_run(tmp_path: Path) -> None:
+    model = _model_dir(tmp_path)
+    out = tmp_path / "report.sarif"
+    assert main(["scan", str(model), "-f", "sarif", "-o", str(out), "-q"]) == 0
+    assert json.loads(out.read_text())["version"] == "2.1.0"
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_rules_lists_and_explains(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rules"]) == 0
+    listing = capsys.readouterr().out
+    assert "GEN001" in listing and "AML.T0010" in listing
+    assert main(["rules", "gen004"]) == 0
+    text = capsys.readouterr().out
+    assert "Symlink leaves the scan root" in text and "CWE-59" in text and "Remediation" in text
+    assert main(["rules", "XYZ999"]) == 2
+
+
+def test_version_and_module_entry_point() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "supplychain", "--version"], capture_output=True, text=True
+    )
+    assert proc.returncode == 0 and proc.stdout.startswith("supplychain ")
+
+
+def test_table_output_when_piped_is_plain(tmp_path: Path) -> None:
+    model = _model_dir(tmp_path)
+    (tmp_path / "secret").write_text("s")
+    (model / "link").symlink_to(tmp_path / "secret")
+    proc = subprocess.run(
+        [sys.executable, "-m", "supplychain", "scan", str(model)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0
+    assert "\x1b[" not in proc.stdout
+    assert "MEDIUM   GEN004" in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1].startswith("PASS: 1 finding(s) (1 medium)")

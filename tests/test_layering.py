@@ -1,0 +1,100 @@
+"""Import direction and banned calls, checked from source with ``ast`` (no extra dependency)."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+LEAVES = {"supplychain.model", "supplychain.errors", "supplychain.limits"}
+
+
+def _modules(package: str) -> list[Path]:
+    return sorted((ROOT / package).rglob("*.py"))
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def _project(names: set[str]) -> set[str]:
+    return {n for n in names if n.split(".")[0] in {"supplychain", "scanners", "sbom"}}
+
+
+@pytest.mark.parametrize("leaf", sorted(LEAVES))
+def test_core_model_imports_nothing_from_the_project(leaf: str) -> None:
+    path = ROOT / (leaf.replace(".", "/") + ".py")
+    assert _project(_imports(path)) == set()
+
+
+def test_scanners_import_only_the_leaf_modules() -> None:
+    for path in _modules("scanners"):
+        for name in _project(_imports(path)):
+            top = name.split(".")[0]
+            assert top != "sbom", f"{path.name} imports {name}"
+            if top == "supplychain":
+                assert any(name == leaf or name.startswith(leaf + ".") for leaf in LEAVES), (
+                    f"{path.relative_to(ROOT)} imports {name}"
+                )
+
+
+def test_sbom_never_imports_scanners_or_the_cli() -> None:
+    for path in _modules("sbom"):
+        for name in _project(_imports(path)):
+            assert not name.startswith("scanners"), f"{path.name} imports {name}"
+            assert not name.startswith(
+                ("supplychain.cli", "supplychain.engine", "supplychain.server")
+            )
+
+
+def test_formats_and_engine_never_import_the_cli() -> None:
+    for path in [
+        *_modules("supplychain/formats"),
+        ROOT / "supplychain/engine.py",
+        ROOT / "supplychain/policy.py",
+    ]:
+        for name in _project(_imports(path)):
+            assert not name.startswith(("supplychain.cli", "supplychain.server")), path.name
+
+
+BANNED = re.compile(
+    r"\b(pickle|_pickle|cPickle|dill|cloudpickle|joblib|torch|marshal|numpy|np)\.loads?\(|"
+    r"\.extractall\(|allow_pickle\s*=\s*True|load_model\(|trust_remote_code\s*=\s*True|"
+    r"yaml\.load\(|(?<![\w.])(eval|exec)\("
+)
+
+
+def test_no_deserializer_or_eval_in_product_code() -> None:
+    offenders = []
+    for package in ("supplychain", "scanners", "sbom"):
+        for path in _modules(package):
+            for lineno, line in enumerate(path.read_text().splitlines(), 1):
+                code = line.split("#", 1)[0]
+                if "noqa: never-executed" in line:
+                    continue
+                if BANNED.search(code) and not code.strip().startswith(("'", '"')):
+                    offenders.append(f"{path.relative_to(ROOT)}:{lineno}: {line.strip()}")
+    assert offenders == []
+
+
+def test_scanner_registry_has_no_import_side_effects() -> None:
+    import scanners
+
+    names = [cls.name for cls in scanners.BUILTIN_SCANNERS]
+    assert len(names) == len(set(names)), "scanner names must be unique"
+    for cls in scanners.BUILTIN_SCANNERS:
+        assert cls.kinds, cls.name
+        for rule in cls.rules:
+            assert re.fullmatch(r"[A-Z]{3}\d{3}", rule.id), rule.id
+            assert rule.title and rule.explanation and rule.remediation
