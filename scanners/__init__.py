@@ -6,8 +6,13 @@ Adding a format is one module in this package plus one line in ``BUILTIN_SCANNER
 from __future__ import annotations
 
 from scanners.base import Artifact, ScanContext, Scanner
+from scanners.code_scan import CodeScanner
+from scanners.config_scan import ConfigScanner
 
-BUILTIN_SCANNERS: tuple[type[Scanner], ...] = ()
+BUILTIN_SCANNERS: tuple[type[Scanner], ...] = (
+    CodeScanner,
+    ConfigScanner,
+)
 
 
 def scanners_for(kind: object) -> tuple[type[Scanner], ...]:

@@ -24,6 +24,7 @@ TEXT_DATASET_EXTS = {".csv": ArtifactKind.DATASET_CSV, ".tsv": ArtifactKind.DATA
 JSONL_EXTS = (".jsonl", ".ndjson")
 TEMPLATE_NAMES = ("chat_template.jinja", "chat_template.json")
 PROTO_FIELDS_ONNX = frozenset({1, 2, 3, 4, 5, 6, 7, 8, 14, 20, 25})
+CONFIG_NAMES = ("config.json", "tokenizer_config.json", "generation_config.json")
 SAVEDMODEL_NAMES = ("saved_model.pb", "keras_metadata.pb", "fingerprint.pb")
 
 
@@ -129,17 +130,41 @@ def _sniff_zip(stream: BinaryIO, size: int) -> ArtifactKind | None:
     return ArtifactKind.ZIP
 
 
+MAX_STACKED_PICKLES = 64
+
+
 def _looks_like_pickle(stream: BinaryIO, head: bytes, lname: str) -> bool:
-    """Protocol 0/1 pickles have no magic: accept a stack-consistent walk up to STOP."""
+    """Protocol 0/1 pickles have no magic: accept a stack-consistent walk up to STOP.
+
+    Prose such as "N.B. read me" walks as NONE, STOP; a global-free pickle followed by more
+    bytes is only a pickle when those bytes are pickles too (stacked pickles), or when the name
+    says so.
+    """
     if not head or head[0] > 0x7F:
         return False
     stream.seek(0)
     data = stream.read(PICKLE_WALK_BYTES)
+    start = 0
+    for _ in range(MAX_STACKED_PICKLES):
+        verdict, stop, saw_global = _walk_pickle(data, start, lname)
+        if verdict is not None:
+            return verdict
+        rest = data[stop + 1 :]
+        if saw_global or lname.endswith(PICKLE_EXTS) or not rest.strip():
+            return True
+        if rest[0] > 0x7F and not (rest[0] == 0x80 and rest[1:2] and rest[1] <= 5):
+            return False
+        start = stop + 1
+    return True
+
+
+def _walk_pickle(data: bytes, start: int, lname: str) -> tuple[bool | None, int, bool]:
+    """Walk one pickle from ``start``: (verdict or None when STOP was reached, STOP pos, globals)."""
     depth = 0
     marks: list[int] = []
     saw_global = False
     try:
-        for op, _arg, _pos in pickletools.genops(io.BytesIO(data)):
+        for op, _arg, pos in pickletools.genops(io.BytesIO(data[start:])):
             if op.name in ("GLOBAL", "INST", "STACK_GLOBAL"):
                 saw_global = True
             before = op.stack_before
@@ -150,25 +175,25 @@ def _looks_like_pickle(stream: BinaryIO, head: bytes, lname: str) -> bool:
                 # Items listed before the mark sit below it; the rest is the popped slice.
                 below = before.index(pickletools.markobject)
                 if not marks:
-                    return False
+                    return False, 0, saw_global
                 depth = marks.pop()
                 if depth < below:
-                    return False
+                    return False, 0, saw_global
                 depth -= below
             else:
                 if len(before) > depth:
-                    return False
+                    return False, 0, saw_global
                 depth -= len(before)
             depth += len(op.stack_after)
             if op.name == "STOP":
-                return True
+                return None, start + (pos or 0), saw_global
     except ValueError as exc:
         # Cut short mid-opcode after an import: a broken pickle (nullifAI) is still a pickle.
         truncated = "EOF" in str(exc) or "truncated" in str(exc).lower()
-        return saw_global and (truncated or lname.endswith(PICKLE_EXTS))
-    except Exception:
-        return False
-    return saw_global or lname.endswith(PICKLE_EXTS)
+        return saw_global and (truncated or lname.endswith(PICKLE_EXTS)), 0, saw_global
+    except Exception:  # noqa: BLE001 - anything odd in the walk means "not a pickle by content"
+        return False, 0, saw_global
+    return saw_global or lname.endswith(PICKLE_EXTS), 0, saw_global
 
 
 def _varint(buf: bytes, pos: int) -> tuple[int, int]:
@@ -243,6 +268,10 @@ def _sniff_text(head: bytes, lname: str) -> ArtifactKind:
                 return TEXT_DATASET_EXTS.get(lname[lname.rfind(".") :], ArtifactKind.DATASET_JSONL)
             if lname.endswith(".msgpack") or lname.endswith(".flax"):
                 return ArtifactKind.FLAX_MSGPACK
+            if lname.endswith((".py", ".pyw", ".pyi")):
+                return ArtifactKind.PYTHON_SOURCE
+            if lname in CONFIG_NAMES or lname.endswith("_config.json"):
+                return ArtifactKind.MODEL_CONFIG
             return ArtifactKind.UNKNOWN
         text = head[: exc.start].decode("utf-8")
     if lname.endswith(".py") or (text.startswith("#!") and "python" in text.split("\n", 1)[0]):
@@ -253,6 +282,9 @@ def _sniff_text(head: bytes, lname: str) -> ArtifactKind:
         if lname.endswith(ext):
             return kind
     stripped = text.lstrip("\ufeff \t\r\n")
+    if lname in CONFIG_NAMES or lname.endswith("_config.json"):
+        # A config that does not parse is still a config: the config scanner reports it.
+        return ArtifactKind.MODEL_CONFIG
     if lname.endswith(JSONL_EXTS):
         return ArtifactKind.DATASET_JSONL
     if stripped.startswith("{"):
