@@ -159,7 +159,7 @@ def _looks_like_pickle(stream: BinaryIO, head: bytes, lname: str) -> bool:
 
 
 def _walk_pickle(data: bytes, start: int, lname: str) -> tuple[bool | None, int, bool]:
-    """Walk one pickle from ``start``: (verdict or None when STOP was reached, STOP pos, globals)."""
+    """Walk one pickle from ``start``: (verdict, or None at STOP; STOP position; saw globals)."""
     depth = 0
     marks: list[int] = []
     saw_global = False
@@ -191,7 +191,7 @@ def _walk_pickle(data: bytes, start: int, lname: str) -> tuple[bool | None, int,
         # Cut short mid-opcode after an import: a broken pickle (nullifAI) is still a pickle.
         truncated = "EOF" in str(exc) or "truncated" in str(exc).lower()
         return saw_global and (truncated or lname.endswith(PICKLE_EXTS)), 0, saw_global
-    except Exception:  # noqa: BLE001 - anything odd in the walk means "not a pickle by content"
+    except Exception:
         return False, 0, saw_global
     return saw_global or lname.endswith(PICKLE_EXTS), 0, saw_global
 
