@@ -8,10 +8,16 @@ from __future__ import annotations
 from scanners.base import Artifact, ScanContext, Scanner
 from scanners.code_scan import CodeScanner
 from scanners.config_scan import ConfigScanner
+from scanners.keras_scan import KerasScanner
+from scanners.onnx_scan import OnnxScanner
+from scanners.tf_scan import SavedModelScanner
 
 BUILTIN_SCANNERS: tuple[type[Scanner], ...] = (
     CodeScanner,
     ConfigScanner,
+    KerasScanner,
+    SavedModelScanner,
+    OnnxScanner,
 )
 
 

@@ -248,7 +248,7 @@ def _sniff_protobuf(stream: BinaryIO, head: bytes, size: int, lname: str) -> Art
         if lname.endswith(".onnx"):
             return ArtifactKind.ONNX
         return None
-    if lname in SAVEDMODEL_NAMES or (set(fields) <= {1, 2} and lname.endswith(".pb")):
+    if lname in SAVEDMODEL_NAMES or (set(fields) <= {1, 2, 3, 4, 5} and lname.endswith(".pb")):
         return ArtifactKind.TF_SAVEDMODEL
     if set(fields) <= PROTO_FIELDS_ONNX and 7 in fields:
         return ArtifactKind.ONNX
