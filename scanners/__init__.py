@@ -5,14 +5,26 @@ Adding a format is one module in this package plus one line in ``BUILTIN_SCANNER
 
 from __future__ import annotations
 
+from scanners.archive_scan import ArchiveScanner
 from scanners.base import Artifact, ScanContext, Scanner
 from scanners.code_scan import CodeScanner
 from scanners.config_scan import ConfigScanner
+from scanners.gguf_scan import GgufScanner
 from scanners.keras_scan import KerasScanner
+from scanners.numpy_scan import NumpyScanner
 from scanners.onnx_scan import OnnxScanner
+from scanners.safetensors_scan import SafetensorsScanner
+from scanners.template_scan import TemplateScanner
 from scanners.tf_scan import SavedModelScanner
+from scanners.torch_scan import TorchScanner
 
 BUILTIN_SCANNERS: tuple[type[Scanner], ...] = (
+    TorchScanner,
+    NumpyScanner,
+    ArchiveScanner,
+    SafetensorsScanner,
+    GgufScanner,
+    TemplateScanner,
     CodeScanner,
     ConfigScanner,
     KerasScanner,

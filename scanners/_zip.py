@@ -12,7 +12,7 @@ import bz2
 import lzma
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -24,6 +24,8 @@ CDH_SIG = b"PK\x01\x02"
 LFH_SIG = b"PK\x03\x04"
 MAX_COMMENT = 0xFFFF
 STORED, DEFLATED, BZIP2, LZMA = 0, 8, 12, 14
+ZLIB_DECOMPRESSOR = type(zlib.decompressobj())
+"""``zlib._Decompress`` exists only in typeshed; this is the runtime class."""
 
 
 @dataclass(slots=True)
@@ -40,6 +42,12 @@ class ZipEntry:
     data_offset: int = -1
     """Start of the member's data, from the local header; -1 until ``resolve`` has run."""
     local_name: str | None = None
+    local_flags: int = -1
+    """General-purpose flags from the local header; -1 until ``resolve`` has run."""
+    index: int = 0
+    """Position in the central directory (names can repeat; the index never does)."""
+    unix_mode: int = 0
+    """``st_mode`` from the external attributes when written on Unix (symlinks live here)."""
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -56,9 +64,18 @@ class ZipDirectory:
     problems: list[str] = field(default_factory=list)
     prefix_bytes: int = 0
     """Bytes before the first local header (a polyglot or self-extracting prefix)."""
+    eocd_offset: int = 0
+    """Where the end-of-central-directory record starts."""
+    cd_start: int = 0
+    """Where the central directory really starts (declared offset plus any prefix shift)."""
+    trailing_bytes: int = 0
+    """Bytes after the EOCD record and its comment (data appended to the archive)."""
 
 
 def _read_at(stream: BinaryIO, offset: int, size: int) -> bytes:
+    if offset < 0 or size < 0:
+        # Hostile offsets (minus a prefix shift) can point before the start of the file.
+        raise ArtifactError(f"zip: offset {offset} points outside the file", max(offset, 0))
     stream.seek(offset)
     return stream.read(size)
 
@@ -87,20 +104,33 @@ def read_directory(stream: BinaryIO, file_size: int, max_entries: int) -> ZipDir
         "<4sHHHHIIH", rec
     )
     problems: list[str] = []
-    if n_total == 0xFFFF or cd_offset == 0xFFFFFFFF or cd_size == 0xFFFFFFFF:
-        loc = _read_at(stream, eocd - 20, 20) if eocd >= 20 else b""
-        if len(loc) == 20 and loc[:4] == EOCD64_LOC_SIG:
-            (eocd64_off,) = struct.unpack("<Q", loc[8:16])
-            rec64 = _read_at(stream, eocd64_off, 56)
-            if len(rec64) == 56 and rec64[:4] == b"PK\x06\x06":
+    comment_len = rec[20] | (rec[21] << 8)
+    trailing = max(file_size - (eocd + 22 + comment_len), 0)
+    cd_end = eocd  # where the central directory should end: the EOCD or the zip64 record
+    loc = _read_at(stream, eocd - 20, 20) if eocd >= 20 else b""
+    if len(loc) == 20 and loc[:4] == EOCD64_LOC_SIG:
+        # NOTE: a zip64 record sits between the central directory and the EOCD; without
+        # accounting for it every multi-GB checkpoint would look "prefixed" and be misread.
+        (eocd64_off,) = struct.unpack("<Q", loc[8:16])
+        rec64 = _read_at(stream, eocd64_off, 56) if eocd64_off < eocd else b""
+        if len(rec64) == 56 and rec64[:4] == b"PK\x06\x06":
+            cd_end = eocd64_off
+            if n_total == 0xFFFF or cd_offset == 0xFFFFFFFF or cd_size == 0xFFFFFFFF:
                 n_total, cd_size, cd_offset = struct.unpack("<QQQ", rec64[32:56])
+        else:
+            # A prefix also shifts the zip64 record: look for it right before the locator.
+            rec64 = _read_at(stream, eocd - 20 - 56, 56) if eocd >= 76 else b""
+            if len(rec64) == 56 and rec64[:4] == b"PK\x06\x06":
+                cd_end = eocd - 76
+                if n_total == 0xFFFF or cd_offset == 0xFFFFFFFF or cd_size == 0xFFFFFFFF:
+                    n_total, cd_size, cd_offset = struct.unpack("<QQQ", rec64[32:56])
             else:
                 problems.append("zip64 locator points to no zip64 record")
     # A prefix (self-extracting stub, polyglot) shifts every offset; detect and compensate.
     expected_cd_end = cd_offset + cd_size
     shift = 0
-    if expected_cd_end != eocd and eocd - cd_size >= 0:
-        shift = eocd - cd_size - cd_offset
+    if expected_cd_end != cd_end and cd_end - cd_size >= 0:
+        shift = cd_end - cd_size - cd_offset
         problems.append(f"central directory offset off by {shift} bytes (prefixed data)")
     if n_total > max_entries:
         raise LimitExceeded(f"zip declares {n_total} members (limit {max_entries})", eocd)
@@ -112,7 +142,7 @@ def read_directory(stream: BinaryIO, file_size: int, max_entries: int) -> ZipDir
     while pos + 46 <= len(cd) and cd[pos : pos + 4] == CDH_SIG:
         (
             _sig,
-            _vmade,
+            vmade,
             _vneed,
             flags,
             method,
@@ -126,7 +156,7 @@ def read_directory(stream: BinaryIO, file_size: int, max_entries: int) -> ZipDir
             clen,
             _disk,
             _iattr,
-            _eattr,
+            eattr,
             hoff,
         ) = struct.unpack("<4sHHHHHHIIIHHHHHII", cd[pos : pos + 46])
         raw_name = cd[pos + 46 : pos + 46 + nlen]
@@ -142,6 +172,8 @@ def read_directory(stream: BinaryIO, file_size: int, max_entries: int) -> ZipDir
                 compressed_size=csize,
                 size=usize,
                 header_offset=hoff + shift,
+                unix_mode=(eattr >> 16) if vmade >> 8 == 3 else 0,
+                index=len(entries),
             )
         )
         if len(entries) > max_entries:
@@ -149,7 +181,14 @@ def read_directory(stream: BinaryIO, file_size: int, max_entries: int) -> ZipDir
         pos += 46 + nlen + xlen + clen
     if len(entries) != n_total:
         problems.append(f"central directory lists {len(entries)} entries, EOCD says {n_total}")
-    return ZipDirectory(entries=entries, problems=problems, prefix_bytes=max(shift, 0))
+    return ZipDirectory(
+        entries=entries,
+        problems=problems,
+        prefix_bytes=max(shift, 0),
+        eocd_offset=eocd,
+        cd_start=cd_offset + shift,
+        trailing_bytes=trailing,
+    )
 
 
 def _zip64_sizes(extra: bytes, usize: int, csize: int, hoff: int) -> tuple[int, int, int]:
@@ -180,11 +219,16 @@ def resolve(stream: BinaryIO, entry: ZipEntry, file_size: int) -> None:
     )
     local_name = _read_at(stream, entry.header_offset + 30, nlen).decode("utf-8", "replace")
     entry.local_name = local_name
+    entry.local_flags = lflags
     entry.data_offset = entry.header_offset + 30 + nlen + xlen
     if local_name != entry.name:
         entry.problems.append(f"local header name {local_name!r} differs from central directory")
     if lmethod != entry.method:
         entry.problems.append(f"local header method {lmethod} differs from central {entry.method}")
+    if lflags != entry.flags:
+        entry.problems.append(
+            f"local header flags {lflags:#06x} differ from central {entry.flags:#06x}"
+        )
     if entry.flags & 0x1:
         entry.problems.append("encrypted flag set")
     if entry.data_offset + entry.compressed_size > file_size:
@@ -193,7 +237,7 @@ def resolve(stream: BinaryIO, entry: ZipEntry, file_size: int) -> None:
 
 def iter_member(
     stream: BinaryIO, entry: ZipEntry, max_bytes: int, max_ratio: int, chunk: int = 1 << 20
-) -> Iterator[bytes]:
+) -> Generator[bytes, None, None]:
     """Yield a member's uncompressed bytes in chunks, ignoring the CRC as PyTorch does.
 
     Raises ``LimitExceeded`` past ``max_bytes`` or past ``max_ratio`` (a zip bomb), and
@@ -254,7 +298,7 @@ def iter_member(
             remaining -= len(block)
             consumed += len(block)
             # Bounded output per call: a bomb never expands into memory in one piece.
-            if isinstance(decomp, zlib._Decompress):
+            if isinstance(decomp, ZLIB_DECOMPRESSOR):
                 data = block
                 while data:
                     out = decomp.decompress(data, chunk)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import lzma
 import pickletools
 import struct
 import zlib
@@ -19,6 +20,7 @@ from supplychain.model import ArtifactKind
 
 HEAD = 64 * 1024
 PICKLE_WALK_BYTES = 1 << 20
+ZIP_HINT_EXTS = (".zip", ".pt", ".pth", ".keras", ".npz", ".ckpt", ".bin")
 PICKLE_EXTS = (".pkl", ".pickle", ".pt", ".pth", ".bin", ".ckpt", ".joblib", ".dill", ".sav")
 TEXT_DATASET_EXTS = {".csv": ArtifactKind.DATASET_CSV, ".tsv": ArtifactKind.DATASET_CSV}
 JSONL_EXTS = (".jsonl", ".ndjson")
@@ -49,8 +51,11 @@ def sniff(stream: BinaryIO, size: int, name: str) -> ArtifactKind:
 
 
 def _sniff_magic(stream: BinaryIO, head: bytes, size: int, lname: str) -> ArtifactKind | None:
+    is_proto = len(head) >= 2 and head[0] == 0x80 and head[1] <= 5
+    # NOTE: torch.load only checks for PK\x03\x04 at offset 0: a pickle with a fake zip end
+    # record in its tail is a pickle to the loader, so it must be one to us too.
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")) or (
-        size >= 22 and lname.endswith((".zip", ".pt", ".pth", ".keras", ".npz", ".ckpt", ".bin"))
+        not is_proto and size >= 22 and lname.endswith(ZIP_HINT_EXTS)
     ):
         kind = _sniff_zip(stream, size)
         if kind is not None:
@@ -88,6 +93,9 @@ def _sniff_magic(stream: BinaryIO, head: bytes, size: int, lname: str) -> Artifa
         return ArtifactKind.TORCH_TAR if head[:9] == b"sys_info\x00" else ArtifactKind.TAR
     if _is_zlib(head):
         return ArtifactKind.ZLIB
+    if _is_lzma_alone(head):
+        # joblib's compress="lzma" writes the legacy .lzma ("alone") container.
+        return ArtifactKind.XZ
     if len(head) >= 9 and head[8:9] == b"{":
         (n,) = struct.unpack("<Q", head[:8])
         if n <= size - 8 or lname.endswith(".safetensors"):
@@ -103,6 +111,16 @@ def _is_zlib(head: bytes) -> bool:
     try:
         zlib.decompressobj().decompress(head[:4096], 64)
     except zlib.error:
+        return False
+    return True
+
+
+def _is_lzma_alone(head: bytes) -> bool:
+    if len(head) < 14 or head[0] >= 225 or head[13] != 0:
+        return False
+    try:
+        lzma.LZMADecompressor(lzma.FORMAT_ALONE).decompress(head[:4096], 64)
+    except lzma.LZMAError:
         return False
     return True
 
