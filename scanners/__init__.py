@@ -13,12 +13,14 @@ from scanners.gguf_scan import GgufScanner
 from scanners.keras_scan import KerasScanner
 from scanners.numpy_scan import NumpyScanner
 from scanners.onnx_scan import OnnxScanner
+from scanners.pickle_scan import PickleScanner
 from scanners.safetensors_scan import SafetensorsScanner
 from scanners.template_scan import TemplateScanner
 from scanners.tf_scan import SavedModelScanner
 from scanners.torch_scan import TorchScanner
 
 BUILTIN_SCANNERS: tuple[type[Scanner], ...] = (
+    PickleScanner,
     TorchScanner,
     NumpyScanner,
     ArchiveScanner,

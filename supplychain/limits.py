@@ -19,7 +19,8 @@ class Limits:
     """Largest uncompressed/compressed ratio of one archive member (zip bomb)."""
     max_nesting: int = 4
     """Deepest archive-in-archive (or pickle-in-pickle) recursion."""
-    max_pickle_ops: int = 50_000_000
+    max_pickle_ops: int = 500_000_000
+    """A CPU-time bound (pickle has no loops: opcodes <= bytes); ~2 min of analysis."""
     max_pickle_memo: int = 1_000_000
     max_pickle_stack: int = 100_000
     max_pickle_string: int = 256 * 2**20

@@ -1,0 +1,931 @@
+"""Which pickle globals ordinary ML artifacts use, and which ones are a loaded gun.
+
+A pickle can only run code through the globals it imports, so the verdict on a pickle is a verdict
+on its imports (and on what is called with what). Allowlist first: every import outside
+``ALLOW_EXACT``/``ALLOW_MODULES`` is a finding of at least MEDIUM (a denylist alone is
+structurally bypassable: picklescan's maintainer says so in mmaitre314/picklescan#66). The
+denylist only decides how bad an unknown import is (CRITICAL for process, file, network, import
+machinery, code objects, attribute access and the published scanner bypasses).
+
+Rules of this module:
+
+* names are matched after ``pickle_vm.canonical_module`` alias resolution (``posix`` is ``os``,
+  ``_operator`` is ``operator``, ``__builtin__`` is ``builtins``…);
+* nothing here imports the named modules: the verdict never depends on what is installed;
+* a denied module denies every submodule (``asyncio`` covers ``asyncio.unix_events``:
+  picklescan CVE-2025-10157) and dotted names are judged component by component, so a re-export
+  (``torch.serialization.pickle.loads``) or an attribute walk (``builtins.object.__subclasses__``)
+  is not hidden behind an allowed prefix;
+* policy additions (``ScanContext.extra_allowed_imports``) silence the MEDIUM "not allowlisted"
+  finding only. They never downgrade a denylisted callable: accepting one of those is a
+  per-artifact decision for a content-bound suppression, not for a global allowlist entry.
+
+``ALLOWLIST_VERSION`` changes whenever an entry is added or removed, so reports say which list
+judged them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+from scanners.pickle_vm import canonical_module
+from supplychain.model import Severity
+
+ALLOWLIST_VERSION: Final = "2026.1"
+
+# ---------------------------------------------------------------------------------------------
+# Allowlist: exact qualified names (after alias resolution).
+
+ALLOW_EXACT: Final[frozenset[str]] = frozenset(
+    {
+        # --- Python builtins that only construct plain values.
+        "builtins.set",
+        "builtins.frozenset",
+        "builtins.slice",
+        "builtins.complex",
+        "builtins.bytearray",
+        "builtins.bytes",
+        "builtins.range",
+        "builtins.list",
+        "builtins.dict",
+        "builtins.tuple",
+        "builtins.int",
+        "builtins.float",
+        "builtins.bool",
+        "builtins.str",
+        "builtins.object",  # base class argument of copyreg._reconstructor
+        "builtins.NotImplemented",
+        "builtins.Ellipsis",
+        # --- copyreg helpers the pickler itself emits (protocols 0-1 and __reduce_ex__).
+        "copyreg._reconstructor",
+        "copyreg.__newobj__",
+        "copyreg.__newobj_ex__",
+        # --- py2-compatible bytes (protocol 2 pickles bytes as codecs.encode(str, 'latin1')).
+        # The scanner additionally checks that both arguments are string constants.
+        "codecs.encode",
+        # --- collections and small stdlib value types.
+        "collections.OrderedDict",
+        "collections.defaultdict",  # its factory argument is judged as its own import
+        "collections.deque",
+        "collections.Counter",
+        "collections.ChainMap",
+        "collections.namedtuple",  # only builds a class; fields are strings
+        "argparse.Namespace",
+        "datetime.datetime",
+        "datetime.date",
+        "datetime.time",
+        "datetime.timedelta",
+        "datetime.timezone",
+        "zoneinfo.ZoneInfo",
+        "zoneinfo._common._load_tzdata",
+        "decimal.Decimal",
+        "fractions.Fraction",
+        # NOTE: only the UUID class: the uuid module also holds ``_get_command_stdout``, a
+        # subprocess gadget (picklescan GHSA-g38g-8gr9-h9xp).
+        "uuid.UUID",
+        "uuid.SafeUUID",
+        "enum.Enum",
+        "re._compile",
+        "re.compile",  # regex compilation, no I/O; catastrophic patterns only burn CPU on use
+        "types.SimpleNamespace",
+        "functools._lru_cache_wrapper",
+        # Path constructors only (Lightning hparams hold paths); every method of pathlib
+        # (read_text, unlink…) needs a dotted name or getattr, and both are denied.
+        "pathlib.Path",
+        "pathlib.PosixPath",
+        "pathlib.WindowsPath",
+        "pathlib.PurePath",
+        "pathlib.PurePosixPath",
+        "pathlib.PureWindowsPath",
+        # --- NumPy arrays, dtypes, scalars, random generators, masked arrays, matrices.
+        "numpy.core.multiarray._reconstruct",
+        "numpy.core.multiarray.scalar",
+        "numpy.core.numeric._frombuffer",
+        "numpy.ndarray",
+        "numpy.dtype",
+        "numpy.matrix",
+        "numpy.matrixlib.defmatrix.matrix",
+        "numpy.ma.core._mareconstruct",
+        "numpy.ma.core.MaskedArray",
+        "numpy.core.records.recarray",
+        "numpy.rec.recarray",
+        "numpy.random._pickle.__bit_generator_ctor",
+        "numpy.random._pickle.__generator_ctor",
+        "numpy.random._pickle.__randomstate_ctor",
+        "numpy.random._mt19937.MT19937",
+        "numpy.random._pcg64.PCG64",
+        "numpy.random._pcg64.PCG64DXSM",
+        "numpy.random._philox.Philox",
+        "numpy.random._sfc64.SFC64",
+        "numpy.random._generator.Generator",
+        "numpy.random.mtrand.RandomState",
+        "numpy.random.bit_generator.SeedSequence",
+        "numpy.random.bit_generator.__pyx_unpickle_SeedSequence",
+        *(
+            f"numpy.{t}"
+            for t in [
+                "bool_",
+                "bool",
+                "int8",
+                "int16",
+                "int32",
+                "int64",
+                "uint8",
+                "uint16",
+                "uint32",
+                "uint64",
+                "intc",
+                "uintc",
+                "intp",
+                "uintp",
+                "int_",
+                "uint",
+                "longlong",
+                "ulonglong",
+                "short",
+                "ushort",
+                "byte",
+                "ubyte",
+                "float16",
+                "float32",
+                "float64",
+                "float128",
+                "longdouble",
+                "half",
+                "single",
+                "double",
+                "complex64",
+                "complex128",
+                "complex256",
+                "clongdouble",
+                "str_",
+                "bytes_",
+                "void",
+                "object_",
+                "datetime64",
+                "timedelta64",
+                "number",
+                "integer",
+                "floating",
+                "generic",
+            ]
+        ),
+        *(
+            f"numpy.dtypes.{t}DType"
+            for t in [
+                "Bool",
+                "Int8",
+                "Int16",
+                "Int32",
+                "Int64",
+                "UInt8",
+                "UInt16",
+                "UInt32",
+                "UInt64",
+                "Float16",
+                "Float32",
+                "Float64",
+                "LongDouble",
+                "Complex64",
+                "Complex128",
+                "CLongDouble",
+                "Str",
+                "Bytes",
+                "Void",
+                "Object",
+                "DateTime64",
+                "TimeDelta64",
+                "String",
+                "Byte",
+                "UByte",
+                "Short",
+                "UShort",
+                "Int",
+                "UInt",
+                "Long",
+                "ULong",
+                "LongLong",
+                "ULongLong",
+                "Half",
+                "Float",
+                "Double",
+            ]
+        ),
+        # --- joblib: the wrappers its own pickler writes (raw array bytes follow inline).
+        "joblib.numpy_pickle.NumpyArrayWrapper",
+        # Legacy (joblib < 0.10) wrappers point at sibling .npy files; those are scanned as
+        # files of their own.
+        "joblib.numpy_pickle_compat.NDArrayWrapper",
+        "joblib.numpy_pickle_compat.ZNDArrayWrapper",
+        "sklearn.externals.joblib.numpy_pickle.NumpyArrayWrapper",
+        "sklearn.externals.joblib.numpy_pickle_compat.NDArrayWrapper",
+        # --- PyTorch tensors, storages, parameters, dtypes (what weights_only=True allows).
+        "torch._utils._rebuild_tensor",
+        "torch._utils._rebuild_tensor_v2",
+        "torch._utils._rebuild_tensor_v3",
+        "torch._utils._rebuild_parameter",
+        "torch._utils._rebuild_parameter_with_state",
+        "torch._utils._rebuild_sparse_tensor",
+        "torch._utils._rebuild_sparse_csr_tensor",
+        "torch._utils._rebuild_device_tensor_from_numpy",
+        "torch._utils._rebuild_device_tensor_from_cpu_tensor",
+        "torch._utils._rebuild_meta_tensor_no_storage",
+        "torch._utils._rebuild_wrapper_subclass",
+        "torch._utils._rebuild_nested_tensor",
+        "torch._utils._rebuild_qtensor",
+        "torch._utils._rebuild_xla_tensor",
+        "torch._tensor._rebuild_from_type",
+        "torch._tensor._rebuild_from_type_v2",
+        "torch.Tensor",
+        "torch.Size",
+        "torch.device",
+        "torch.nn.parameter.Parameter",
+        "torch.nn.parameter.Buffer",
+        "torch.serialization._get_layout",
+        "torch.storage.TypedStorage",
+        "torch.storage.UntypedStorage",
+        "torch.UntypedStorage",
+        "torch.TypedStorage",
+        "torch.storage._load_from_bytes",  # calls torch.load on its argument: nested, see scanner
+        *(
+            f"torch.{t}Storage"
+            for t in [
+                "Float",
+                "Double",
+                "Half",
+                "BFloat16",
+                "Long",
+                "Int",
+                "Short",
+                "Char",
+                "Byte",
+                "Bool",
+                "ComplexFloat",
+                "ComplexDouble",
+                "QInt8",
+                "QUInt8",
+                "QInt32",
+                "QUInt4x2",
+                "QUInt2x4",
+            ]
+        ),
+        *(
+            f"torch.{t}"
+            for t in [
+                "float32",
+                "float",
+                "float64",
+                "double",
+                "float16",
+                "half",
+                "bfloat16",
+                "int8",
+                "int16",
+                "short",
+                "int32",
+                "int",
+                "int64",
+                "long",
+                "uint8",
+                "uint16",
+                "uint32",
+                "uint64",
+                "bool",
+                "complex32",
+                "complex64",
+                "complex128",
+                "cfloat",
+                "cdouble",
+                "chalf",
+                "qint8",
+                "quint8",
+                "qint32",
+                "quint4x2",
+                "quint2x4",
+                "float8_e4m3fn",
+                "float8_e5m2",
+                "float8_e4m3fnuz",
+                "float8_e5m2fnuz",
+                "strided",
+                "sparse_coo",
+                "sparse_csr",
+                "sparse_csc",
+                "sparse_bsr",
+                "sparse_bsc",
+                "_mkldnn",
+                "per_tensor_affine",
+                "per_channel_affine",
+                "per_tensor_symmetric",
+                "per_channel_symmetric",
+                "per_channel_affine_float_qparams",
+                "contiguous_format",
+                "channels_last",
+                "channels_last_3d",
+                "preserve_format",
+            ]
+        ),
+        # --- Lightning checkpoint helpers.
+        "pytorch_lightning.utilities.parsing.AttributeDict",
+        "lightning.pytorch.utilities.parsing.AttributeDict",
+        "lightning.fabric.utilities.data.AttributeDict",
+        "lightning_fabric.utilities.data.AttributeDict",
+        "pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint",
+        "lightning.pytorch.callbacks.model_checkpoint.ModelCheckpoint",
+        "pytorch_lightning.callbacks.early_stopping.EarlyStopping",
+        "lightning.pytorch.callbacks.early_stopping.EarlyStopping",
+        "omegaconf.dictconfig.DictConfig",
+        "omegaconf.listconfig.ListConfig",
+        "omegaconf.base.ContainerMetadata",
+        "omegaconf.base.Metadata",
+        "omegaconf.nodes.AnyNode",
+        "omegaconf.nodes.ValueNode",
+        "typing.Any",
+        # --- pandas: top-level re-exports of value classes (pandas >= 2 pickles use them).
+        *(
+            f"pandas.{t}"
+            for t in [
+                "DataFrame",
+                "Series",
+                "Index",
+                "RangeIndex",
+                "DatetimeIndex",
+                "TimedeltaIndex",
+                "PeriodIndex",
+                "CategoricalIndex",
+                "IntervalIndex",
+                "MultiIndex",
+                "Categorical",
+                "CategoricalDtype",
+                "StringDtype",
+                "Timestamp",
+                "Timedelta",
+                "Period",
+                "Interval",
+                "DatetimeTZDtype",
+                "PeriodDtype",
+                "IntervalDtype",
+                "SparseDtype",
+                "ArrowDtype",
+                "BooleanDtype",
+                "Int8Dtype",
+                "Int16Dtype",
+                "Int32Dtype",
+                "Int64Dtype",
+                "UInt8Dtype",
+                "UInt16Dtype",
+                "UInt32Dtype",
+                "UInt64Dtype",
+                "Float32Dtype",
+                "Float64Dtype",
+                "NA",
+                "NaT",
+                "Flags",
+            ]
+        ),
+        # --- pyarrow pieces of Arrow-backed pandas columns (pandas 3 string columns).
+        "pyarrow.lib._restore_array",
+        "pyarrow.lib.py_buffer",
+        "pyarrow.lib.type_for_alias",
+        "pyarrow.lib.schema",
+        "pyarrow.lib.field",
+        "pyarrow.lib.table",
+        "pyarrow.lib.Table",
+        "pyarrow.lib.RecordBatch",
+        "pyarrow.lib.ChunkedArray",
+        "pyarrow.lib.chunked_array",
+        "pyarrow.lib._reconstruct_table",
+        "pyarrow.lib.Schema",
+        "pyarrow.lib.Field",
+        "pyarrow.lib.DataType",
+        "pyarrow.lib.list_",
+        "pyarrow.lib.large_list",
+        "pyarrow.lib.struct",
+        "pyarrow.lib.dictionary",
+        "pyarrow.lib.timestamp",
+        "pyarrow.lib.decimal128",
+        # --- scipy frozen distributions (sklearn search spaces, fitted priors).
+        "scipy.stats._distn_infrastructure.rv_continuous_frozen",
+        "scipy.stats._distn_infrastructure.rv_discrete_frozen",
+        "scipy.stats._distn_infrastructure.rv_frozen",
+    }
+)
+
+ALLOW_MODULES: Final[tuple[str, ...]] = (
+    # Whole namespaces, for un-dotted names only (``module`` + one attribute). Decision for
+    # scikit-learn: estimators live under hundreds of private, release-specific submodules
+    # (modelaudit #422/#590: exact lists gave a 100% false-positive rate), and sklearn code
+    # reachable by a call does no process, network or import work except the dataset
+    # fetchers/loaders and test helpers denied below; tree ensembles produce hundreds of
+    # REDUCEs on ``sklearn.tree._tree.Tree`` and Cython ``__pyx_unpickle_*`` helpers.
+    "sklearn",
+    "scipy.sparse",
+    "scipy.stats._continuous_distns",
+    "scipy.stats._discrete_distns",
+    "pandas.core",
+    "pandas._libs",
+    "pandas.arrays",
+    "torch.nn.modules",
+    "torch.optim",
+    "xgboost.core",
+    "xgboost.sklearn",
+    "lightgbm.basic",
+    "lightgbm.sklearn",
+    "catboost.core",
+    "transformers.configuration_utils",
+    "transformers.models",
+    "transformers.tokenization_utils_base",
+    "transformers.training_args",
+    "transformers.trainer_utils",
+    "tokenizers",
+    "sentence_transformers.models",
+)
+
+# ---------------------------------------------------------------------------------------------
+# Denylist: a match makes an import CRITICAL. Entries are qualified names; an entry denies itself
+# and everything below it (``os`` denies ``os.system`` and ``os.path.join``).
+
+DENY: Final[frozenset[str]] = frozenset(
+    {
+        # Process and shell.
+        "os",
+        "subprocess",
+        "pty",
+        "commands",
+        "popen2",
+        "multiprocessing",
+        "concurrent.futures.process",
+        "asyncio",  # asyncio.unix_events / base_subprocess (picklescan CVE-2025-10157)
+        "signal",
+        "threading",
+        "sched",
+        "_xxsubinterpreters",
+        "_posixshmem",
+        # Files and archives.
+        "shutil",
+        "io.open",
+        "io.FileIO",
+        "io.open_code",
+        "builtins.open",
+        "pathlib",  # except the constructors in ALLOW_EXACT
+        "tempfile",
+        "glob",
+        "fileinput",
+        "filecmp",
+        "linecache",
+        "tarfile",
+        "zipfile",
+        "mmap",
+        "dbm",
+        "shelve",
+        "sqlite3",
+        # Network.
+        "socket",
+        "socketserver",
+        "ssl",
+        "http",
+        "urllib",
+        "requests",
+        "httpx",
+        "aiohttp",
+        "ftplib",
+        "smtplib",
+        "smtpd",
+        "imaplib",  # picklescan GHSA-g38g-8gr9-h9xp
+        "poplib",
+        "nntplib",
+        "telnetlib",
+        "xmlrpc",
+        "webbrowser",
+        "wsgiref",
+        "urllib3",
+        "paramiko",
+        # Import machinery and code execution.
+        "importlib",
+        "builtins.__import__",
+        "pkgutil",  # pkgutil.resolve_name: universal bypass GHSA-vvpj-8cmc-gx39
+        "runpy",
+        "zipimport",
+        "imp",
+        "site",
+        "sys",
+        "gc",
+        "inspect",
+        "ctypes",
+        "cffi",
+        "code",
+        "codeop",
+        "types.CodeType",
+        "types.FunctionType",
+        "types.LambdaType",
+        "types.MethodType",
+        "types.ModuleType",
+        "types.new_class",
+        "marshal",
+        "pickle",  # nested deserialisation (modelscan#267)
+        "dill",
+        "cloudpickle",
+        "copyreg.add_extension",
+        "copyreg.pickle",
+        "builtins.eval",
+        "builtins.exec",
+        "builtins.compile",
+        "builtins.execfile",
+        "builtins.breakpoint",
+        "builtins.input",
+        "builtins.help",
+        "builtins.exit",
+        "builtins.quit",
+        "builtins.getattr",
+        "builtins.setattr",
+        "builtins.delattr",
+        "builtins.globals",
+        "builtins.locals",
+        "builtins.vars",
+        "builtins.map",  # lazy call of any callable, forced by list()/tuple()
+        "builtins.filter",
+        "builtins.object.__new__",
+        "builtins.reload",
+        "builtins.apply",
+        "builtins.file",
+        "operator",  # attrgetter / methodcaller / itemgetter (picklescan GHSAs)
+        "functools.partial",
+        "functools.partialmethod",
+        "functools.reduce",
+        "functools.singledispatch",
+        "itertools.starmap",
+        "contextlib",
+        "atexit",
+        "weakref.finalize",
+        # Debuggers, profilers, REPLs, doc tools, packaging (picklescan GHSAs, CVE-2025-1716).
+        "pip",
+        "timeit",
+        "cProfile",
+        "profile",
+        "pstats",
+        "pdb",
+        "bdb",
+        "trace",
+        "tracemalloc",
+        "faulthandler",
+        "idlelib",
+        "_pyrepl",
+        "rlcompleter",
+        "readline",
+        "pydoc",
+        "doctest",
+        "unittest",
+        "test",
+        "lib2to3",
+        "distutils",
+        "setuptools",
+        "venv",
+        "ensurepip",
+        "zipapp",
+        "compileall",
+        "py_compile",
+        "logging.config",
+        "logging.handlers",
+        "uuid._get_command_stdout",
+        "uuid._popen",
+        "platform",
+        "sysconfig",
+        "ctypes.util",
+        "email",
+        "mailcap",
+        "tkinter",
+        "turtle",
+        "curses",
+        "xml.sax",
+        "xml.dom",
+        "xml.etree.ElementTree.parse",
+        "plistlib",
+        "antigravity",
+        # NumPy gadgets (modelscan#330 and picklescan GHSAs): nested pickles, file I/O, f2py.
+        "numpy.f2py",
+        "numpy.testing",
+        "numpy.distutils",
+        "numpy.ctypeslib",
+        "numpy.load",
+        "numpy.loads",
+        "numpy.save",
+        "numpy.savez",
+        "numpy.savez_compressed",
+        "numpy.savetxt",
+        "numpy.loadtxt",
+        "numpy.genfromtxt",
+        "numpy.fromfile",
+        "numpy.fromregex",
+        "numpy.memmap",
+        "numpy.core.memmap",
+        "numpy.lib.npyio",
+        "numpy.lib.format",
+        "numpy.lib._npyio_impl",
+        "numpy.lib._datasource",
+        "numpy.lib.utils",
+        "numpy.DataSource",
+        "numpy.core.multiarray.fromfile",
+        # pandas readers fetch URLs and unpickle (modelscan#338); pandas.eval runs expressions.
+        "pandas.read_pickle",
+        "pandas.read_csv",
+        "pandas.read_table",
+        "pandas.read_json",
+        "pandas.read_html",
+        "pandas.read_xml",
+        "pandas.read_excel",
+        "pandas.read_parquet",
+        "pandas.read_feather",
+        "pandas.read_orc",
+        "pandas.read_sql",
+        "pandas.read_sql_query",
+        "pandas.read_sql_table",
+        "pandas.read_hdf",
+        "pandas.read_fwf",
+        "pandas.read_clipboard",
+        "pandas.read_stata",
+        "pandas.read_sas",
+        "pandas.read_spss",
+        "pandas.read_gbq",
+        "pandas.eval",
+        "pandas.io",
+        "pandas.core.computation",
+        "pandas.util",
+        "pandas.core.frame.DataFrame.eval",
+        "pandas.core.frame.DataFrame.query",
+        "pandas.core.frame.DataFrame.to_pickle",
+        # PyTorch load paths and helpers that run commands (modelscan#338).
+        "torch.load",
+        "torch.save",
+        "torch.hub",
+        "torch.jit",
+        "torch.package",
+        "torch._inductor",
+        "torch._dynamo",
+        "torch.utils.collect_env",
+        "torch.utils.cpp_extension",
+        "torch.utils.data.datapipes",
+        "torch.serialization",  # except _get_layout in ALLOW_EXACT
+        "torch._C._jit",
+        "torch.ops",
+        "torch.distributed",
+        "torch.multiprocessing",
+        "torch.backends.cudnn.rnn",
+        "torch.fx",
+        "torch.compile",
+        "torch._ops",
+        "torch.library",
+        # Other ML-library gadgets.
+        "joblib.load",
+        "joblib.numpy_pickle.load",
+        "joblib.numpy_pickle._unpickle",
+        "joblib.externals",
+        "joblib.parallel",
+        "joblib._memmapping_reducer",
+        "joblib.pool",
+        "joblib.memory",
+        "mlflow",
+        "keras.models.load_model",
+        "keras.saving",
+        "tensorflow.io",
+        "tensorflow.keras.models.load_model",
+        "tensorflow.saved_model",
+        "tensorflow.compat.v1.io",
+        "tensorflow.python.ops.gen_io_ops",
+        "transformers.dynamic_module_utils",
+        "transformers.utils.hub",
+        "huggingface_hub",
+        "datasets.load",
+        "sklearn.datasets",  # fetch_* download, load_svmlight_file reads paths
+        "sklearn.utils._testing",
+        "sklearn.utils._show_versions",
+        "sklearn.externals._packaging",
+        "scipy.io",
+        "scipy.misc",
+        "scipy._lib._testutils",
+        "IPython",
+        "jupyter_client",
+        "nltk.downloader",
+        "yaml",
+        "jinja2",
+        "mako",
+        "sympy.parsing",
+        "sympy.core.sympify",
+        "builtins.__build_class__",
+        "xgboost.core.Booster.load_model",
+    }
+)
+
+STRONG_MODULES: Final[frozenset[str]] = frozenset(
+    {
+        # A dotted path that passes through one of these names (``torch.serialization.pickle``,
+        # ``mylib.os.system``) reaches the module itself: judged as that module.
+        "os",
+        "posix",
+        "nt",
+        "subprocess",
+        "pty",
+        "pickle",
+        "cPickle",
+        "marshal",
+        "builtins",
+        "__builtin__",
+        "__builtins__",
+        "importlib",
+        "runpy",
+        "socket",
+        "shutil",
+        "ctypes",
+        "sys",
+        "dill",
+        "cloudpickle",
+        "pip",
+        "commands",
+        "multiprocessing",
+        "asyncio",
+        "webbrowser",
+    }
+)
+
+DANGEROUS_NAMES: Final[frozenset[str]] = frozenset(
+    {
+        # Final attribute names that run commands, import or evaluate code wherever they are
+        # re-exported from. Under an unknown module they make the import HIGH, not MEDIUM.
+        "system",
+        "popen",
+        "Popen",
+        "spawn",
+        "spawnl",
+        "spawnlp",
+        "spawnv",
+        "spawnvp",
+        "spawnve",
+        "spawnvpe",
+        "spawnv_passfds",
+        "execl",
+        "execle",
+        "execlp",
+        "execv",
+        "execve",
+        "execvp",
+        "execvpe",
+        "fork",
+        "forkpty",
+        "check_output",
+        "check_call",
+        "getoutput",
+        "getstatusoutput",
+        "run_command",
+        "exec_command",
+        "_run_entry_point",
+        "eval",
+        "exec",
+        "execfile",
+        "compile",
+        "__import__",
+        "import_module",
+        "load_module",
+        "exec_module",
+        "run_path",
+        "run_module",
+        "runstring",
+        "runcode",
+        "runsource",
+        "resolve_name",
+        "loads",
+        "load",
+        "urlopen",
+        "urlretrieve",
+        "getattr",
+        "setattr",
+        "attrgetter",
+        "methodcaller",
+        "_get_command_stdout",
+        "create_subprocess_exec",
+        "create_subprocess_shell",
+        "subprocess_exec",
+        "subprocess_shell",
+        "start_new_thread",
+        "interact",
+        "set_trace",
+        "pipepager",
+        "tempfilepager",
+    }
+)
+
+SAFE_DUNDERS: Final[frozenset[str]] = frozenset({"__newobj__", "__newobj_ex__", "__main__"})
+"""Dunder components legitimately found in pickle globals."""
+
+_DUNDER = re.compile(r"__\w+__")
+
+NESTED_LOADERS: Final[frozenset[str]] = frozenset(
+    {
+        # Callables that deserialise their (bytes) argument: the argument is walked as a
+        # nested pickle (modelscan#267), or handed to the engine when it is another format.
+        "pickle.loads",
+        "pickle._loads",
+        "dill.loads",
+        "dill._dill.loads",
+        "cloudpickle.loads",
+        "joblib.numpy_pickle.loads",
+        "torch.storage._load_from_bytes",
+        "numpy.loads",
+        "marshal.loads",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    """How bad importing one global is: ``severity`` ``None`` means allowlisted."""
+
+    severity: Severity | None
+    reason: str
+
+    @property
+    def allowed(self) -> bool:
+        """True when the import is on the allowlist (or the policy's additions)."""
+        return self.severity is None
+
+
+ALLOWED: Final = Classification(None, "allowlisted")
+
+
+def _denied(qualname: str) -> str | None:
+    """The denylist entry covering ``qualname`` (itself or a parent), if any."""
+    probe = qualname
+    while True:
+        if probe in DENY:
+            return probe
+        cut = probe.rfind(".")
+        if cut < 0:
+            return None
+        probe = probe[:cut]
+
+
+def _policy_allows(qualname: str, module: str, extra: frozenset[str]) -> bool:
+    if not extra:
+        return False
+    if qualname in extra:
+        return True
+    probe = module
+    while probe:
+        if f"{probe}.*" in extra:
+            return True
+        cut = probe.rfind(".")
+        probe = probe[:cut] if cut > 0 else ""
+    return False
+
+
+def classify(module: str, name: str, extra: frozenset[str] = frozenset()) -> Classification:
+    """Judge the import of ``name`` from ``module`` (``module`` already alias-resolved).
+
+    Order: exact allowlist; denylist by prefix; attribute walks through dunders or through a
+    module that is denied wherever it appears; dangerous final names; namespace allowlist (for
+    un-dotted names); policy additions; otherwise MEDIUM.
+    """
+    qualname = f"{module}.{name}"
+    if qualname in ALLOW_EXACT:
+        return ALLOWED
+    hit = _denied(qualname)
+    if hit is not None:
+        return Classification(Severity.CRITICAL, f"denylisted ({hit})")
+    parts = qualname.split(".")
+    for part in parts[1:]:
+        if _DUNDER.fullmatch(part) and part not in SAFE_DUNDERS:
+            return Classification(Severity.CRITICAL, f"attribute walk through {part}")
+    for k, part in enumerate(parts[1:-1], start=1):
+        if part in STRONG_MODULES:
+            inner = canonical_module(".".join(parts[k:]))
+            hit = _denied(inner) or (part if part in STRONG_MODULES else None)
+            return Classification(Severity.CRITICAL, f"reaches {inner} through {part} ({hit})")
+    if parts[-1] in DANGEROUS_NAMES:
+        return Classification(
+            Severity.HIGH, f"not allowlisted and named like a dangerous callable ({parts[-1]})"
+        )
+    if "." not in name:
+        probe = module
+        while True:
+            if probe in ALLOW_MODULES:
+                return ALLOWED
+            cut = probe.rfind(".")
+            if cut < 0:
+                break
+            probe = probe[:cut]
+    if _policy_allows(qualname, module, extra):
+        return Classification(None, "allowed by policy")
+    if "." in name:
+        return Classification(Severity.MEDIUM, "not allowlisted (dotted attribute path)")
+    return Classification(Severity.MEDIUM, "not allowlisted")
+
+
+__all__ = [
+    "ALLOWLIST_VERSION",
+    "ALLOW_EXACT",
+    "ALLOW_MODULES",
+    "DANGEROUS_NAMES",
+    "DENY",
+    "NESTED_LOADERS",
+    "Classification",
+    "classify",
+]
