@@ -99,6 +99,57 @@ def npy_float32(values: list[float]) -> bytes:
     )
 
 
+def keras_lambda_zip() -> bytes:
+    """A Keras 3 ``.keras`` archive whose model holds a Lambda layer (marshalled bytecode).
+
+    The "bytecode" is a stand-in string, base64-encoded: nothing here can run.
+    """
+    import base64
+    import io
+
+    code = base64.b64encode(b"\xe3os\x00system\x00echo supplychain-sample").decode()
+    config = {
+        "module": "keras",
+        "class_name": "Sequential",
+        "config": {
+            "name": "sequential",
+            "layers": [
+                {
+                    "module": "keras.layers",
+                    "class_name": "Lambda",
+                    "config": {
+                        "name": "lambda",
+                        "function": {
+                            "class_name": "__lambda__",
+                            "config": {"code": code, "defaults": None, "closure": None},
+                        },
+                    },
+                }
+            ],
+        },
+    }
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
+        zf.writestr(zipfile.ZipInfo("metadata.json", FIXED_TIME), b'{"keras_version": "3.5.0"}')
+        zf.writestr(zipfile.ZipInfo("config.json", FIXED_TIME), json.dumps(config).encode())
+    return buf.getvalue()
+
+
+def npy_object_array(payload: bytes) -> bytes:
+    """An object-dtype ``.npy``: everything after the header is a pickle."""
+    header = "{'descr': '|O', 'fortran_order': False, 'shape': (1,), }"
+    pad = 64 - (10 + len(header) + 1) % 64
+    header_bytes = (header + " " * pad + "\n").encode("latin1")
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header_bytes)) + header_bytes + payload
+
+
+def gzip_bytes(data: bytes) -> bytes:
+    """Deterministic gzip (fixed mtime), like a compressed joblib file."""
+    import gzip
+
+    return gzip.compress(data, mtime=0)
+
+
 CHATML = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content']"
     " + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}"
@@ -139,6 +190,9 @@ def build() -> dict[str, bytes]:
         "malicious/broken_stream.pkl": pickle_call("os", "system", ECHO)[:-1] + b"\x00\xff\xfe",
         "malicious/header_past_eof.safetensors": struct.pack("<Q", 1 << 40) + b'{"a":1}',
         "malicious/chat_template.jinja": SSTI.encode(),
+        "malicious/lambda_layer.keras": keras_lambda_zip(),
+        "malicious/object_array.npy": npy_object_array(pickle_call("os", "system", ECHO, 2)),
+        "malicious/model.joblib.gz": gzip_bytes(pickle_call("subprocess", "call", ECHO, 4)),
         "malicious/remote_code/config.json": json.dumps(
             {"architectures": ["EvilModel"], "auto_map": {"AutoModel": "modeling_evil.EvilModel"}},
             indent=2,

@@ -214,6 +214,45 @@ def _walk_pickle(data: bytes, start: int, lname: str) -> tuple[bool | None, int,
     return saw_global or lname.endswith(PICKLE_EXTS), 0, saw_global
 
 
+EXTENSION_KINDS: dict[str, ArtifactKind] = {
+    **dict.fromkeys(
+        (".pkl", ".pickle", ".joblib", ".dill", ".pt", ".pth", ".ckpt", ".sav"),
+        ArtifactKind.PICKLE,
+    ),
+    ".safetensors": ArtifactKind.SAFETENSORS,
+    ".gguf": ArtifactKind.GGUF,
+    ".onnx": ArtifactKind.ONNX,
+    ".keras": ArtifactKind.KERAS_ZIP,
+    ".h5": ArtifactKind.HDF5,
+    ".hdf5": ArtifactKind.HDF5,
+    ".npy": ArtifactKind.NUMPY_NPY,
+    ".npz": ArtifactKind.NUMPY_NPZ,
+    ".zip": ArtifactKind.ZIP,
+    ".tar": ArtifactKind.TAR,
+    ".gz": ArtifactKind.GZIP,
+    ".tgz": ArtifactKind.GZIP,
+    ".bz2": ArtifactKind.BZIP2,
+    ".xz": ArtifactKind.XZ,
+    ".lz4": ArtifactKind.LZ4,
+    ".7z": ArtifactKind.SEVEN_ZIP,
+    ".parquet": ArtifactKind.DATASET_PARQUET,
+    ".arrow": ArtifactKind.DATASET_ARROW,
+    ".jinja": ArtifactKind.CHAT_TEMPLATE,
+    ".tflite": ArtifactKind.TFLITE,
+    ".mlmodel": ArtifactKind.COREML,
+}
+"""Tie-breaker for binary content nothing recognised: a file that claims a model format by name
+goes to that format's scanner, which reports it as malformed (fail closed) instead of the engine
+skipping it as unknown. ``.bin`` is left out: it is also raw tensor data (ONNX external data)."""
+
+
+def _kind_from_extension(lname: str) -> ArtifactKind:
+    dot = lname.rfind(".")
+    return (
+        EXTENSION_KINDS.get(lname[dot:], ArtifactKind.UNKNOWN) if dot >= 0 else ArtifactKind.UNKNOWN
+    )
+
+
 def _varint(buf: bytes, pos: int) -> tuple[int, int]:
     result = 0
     shift = 0
@@ -290,7 +329,7 @@ def _sniff_text(head: bytes, lname: str) -> ArtifactKind:
                 return ArtifactKind.PYTHON_SOURCE
             if lname in CONFIG_NAMES or lname.endswith("_config.json"):
                 return ArtifactKind.MODEL_CONFIG
-            return ArtifactKind.UNKNOWN
+            return _kind_from_extension(lname)
         text = head[: exc.start].decode("utf-8")
     if lname.endswith(".py") or (text.startswith("#!") and "python" in text.split("\n", 1)[0]):
         return ArtifactKind.PYTHON_SOURCE

@@ -256,3 +256,22 @@ def test_sniff_empty_and_tiny_files_do_not_crash() -> None:
     for data in (b"", b"\x80", b"PK", b"GG", b"\x93NUM"):
         kind = sniff(io.BytesIO(data), len(data), "x.bin")
         assert isinstance(kind, K)
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("model.onnx", K.ONNX),
+        ("model.safetensors", K.SAFETENSORS),
+        ("weights.pt", K.PICKLE),
+        ("model.keras", K.KERAS_ZIP),
+        ("data.parquet", K.DATASET_PARQUET),
+        ("external_weights.bin", K.UNKNOWN),
+        ("noext", K.UNKNOWN),
+    ],
+)
+def test_unrecognised_binary_goes_to_the_format_its_name_claims(name: str, kind: K) -> None:
+    # Fail closed: garbage that claims a model format is reported malformed by that format's
+    # scanner instead of being skipped as unknown; raw tensor data (.bin) stays unknown.
+    garbage = bytes([0xFF, 0xFE, 0x00, 0x9C]) * 512
+    assert sniff(io.BytesIO(garbage), len(garbage), name) is kind
