@@ -113,3 +113,17 @@ def test_table_output_when_piped_is_plain(tmp_path: Path) -> None:
     assert "\x1b[" not in proc.stdout
     assert "MEDIUM   GEN004" in proc.stdout
     assert proc.stdout.strip().splitlines()[-1].startswith("PASS: 1 finding(s) (1 medium)")
+
+
+def test_rules_doc_is_generated_from_the_catalogue() -> None:
+    from supplychain.cli import all_rules, rules_markdown
+
+    doc = Path(__file__).resolve().parent.parent / "docs" / "rules.md"
+    assert doc.read_text() == rules_markdown(all_rules()), (
+        "docs/rules.md is stale: run supplychain rules --markdown > docs/rules.md"
+    )
+    ids = [r.id for r in all_rules()]
+    assert len(ids) == len(set(ids))
+    assert {"PKL001", "SFT001", "GGF001", "TPL001", "KER001", "ONX001", "COD001", "DAT030"} <= set(
+        ids
+    )

@@ -1,0 +1,569 @@
+"""Exact and near-duplicate rows: normalised 64-bit hashes plus MinHash/LSH over char 5-grams.
+
+Poisoning often works by repetition: the same (or a lightly edited) poisoned row copied many times
+so it dominates training, or a copy of a benign row carrying a different label. Word n-grams miss
+one-word edits in short texts, so shingles are character 5-grams of the normalised text (NFKC,
+casefold, whitespace collapsed).
+
+Memory: per row a 192-slot b-bit (16-bit) MinHash signature, a 64-bit exact hash, a label id and a
+length: ~420 bytes/row (≈ 420 MB at 1M rows), kept in NumPy chunks, never Python objects per row.
+Speed: shingle hashes and signatures are computed for batches of 4096 rows with vectorised NumPy,
+on worker threads while the caller parses the next rows (see bench/README.md for figures).
+Determinism: fixed hash constants and seeds; no use of Python's salted ``hash()``.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import unicodedata
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+from scanners._lazy import lazy_module
+from scanners.base import ATLAS_POISONING, POISONING, make_rule
+from scanners.dataset_base import DatasetInfo, Record
+from supplychain.model import Confidence, Finding, Location, Rule, Severity
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    U64 = npt.NDArray[np.uint64]
+    I64 = npt.NDArray[np.int64]
+else:
+    np = lazy_module("numpy")
+
+
+_REFS = ("https://arxiv.org/abs/2107.06499",)  # Lee et al. 2021, deduplicating training data
+
+DAT010 = make_rule(
+    "DAT010",
+    "Exact duplicate rows",
+    Severity.LOW,
+    "Several rows hold the same text after Unicode/case/whitespace normalisation. Repetition "
+    "amplifies whatever those rows teach (including poison) and leaks between train/test splits.",
+    "Deduplicate the dataset; check where the repeated rows came from.",
+    owasp_llm=POISONING,
+    atlas=ATLAS_POISONING,
+    references=_REFS,
+)
+DAT011 = make_rule(
+    "DAT011",
+    "Near-duplicate rows",
+    Severity.LOW,
+    "Rows whose character 5-gram sets overlap strongly (MinHash-estimated Jaccard). Lightly edited "
+    "copies are a cheap way to repeat a poisoned example while evading exact deduplication.",
+    "Review the group; keep one representative unless the variants are intended.",
+    owasp_llm=POISONING,
+    atlas=ATLAS_POISONING,
+    references=_REFS,
+)
+DAT012 = make_rule(
+    "DAT012",
+    "Duplicated text with conflicting labels",
+    Severity.MEDIUM,
+    "The same (or nearly the same) text appears with different labels. This is either annotation "
+    "noise or a label-flipping attack that copies real rows and attaches the attacker's label.",
+    "Inspect the group; keep the correct label and trace the source of the other copies.",
+    owasp_llm=POISONING,
+    atlas=ATLAS_POISONING,
+)
+DAT013 = make_rule(
+    "DAT013",
+    "Mass duplication of one text",
+    Severity.MEDIUM,
+    "One text is repeated more than 50 times. Few-shot backdoors need only a few hundred "
+    "documents (Souly et al. 2025), so mass repetition of one row deserves review.",
+    "Find out why the text repeats; deduplicate before training.",
+    owasp_llm=POISONING,
+    atlas=ATLAS_POISONING,
+)
+
+NUM_PERM = 192
+"""Signature slots. 48 LSH bands of 4 slots catch J≥0.5 pairs with p≈0.955, J≥0.55 with p≈0.99 and
+J≥0.6 with p≈0.998, while random pairs of real text (J≈0.01–0.07) almost never share a band."""
+BANDS = 48
+BAND_ROWS = NUM_PERM // BANDS
+SHINGLE = 5
+MIN_NEAR_CHARS = 20
+"""Texts shorter than this (normalised) are only checked for exact duplicates."""
+NEAR_THRESHOLD = 0.45
+"""Estimated Jaccard at or above which a candidate pair is reported (σ≈0.036 at 192 slots)."""
+MASS_COPIES = 50
+MAX_GROUP_FINDINGS = 100
+"""Groups reported one by one; the rest are summarised per rule."""
+MAX_SUMMARY_ROWS = 10_000
+_BATCH = 4096
+_BATCH_CHARS = 4_000_000
+"""A batch is also hashed once it holds this many characters (bounds the NumPy temporaries)."""
+MAX_SHINGLE_CHARS = 100_000
+"""Near-duplicate signatures cover a row's first 100k characters; exact hashes cover all of it."""
+_CHUNK = 1 << 16
+_MAX_LABELS = 4096
+
+_M1 = 0xFF51AFD7ED558CCD
+_M2 = 0xC4CEB9FE1A85EC53
+_P = 1_000_003
+_S33 = 33
+_S32 = 32
+
+
+def normalise(text: str) -> str:
+    """NFKC, casefold and collapse whitespace: the text as compared for duplicates."""
+    if text.isascii():  # NFKC is the identity on ASCII, and casefold is lower()
+        return " ".join(text.lower().split())
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+def codepoints(texts: Sequence[str], pad: int = SHINGLE - 1) -> tuple[npt.NDArray[np.uint32], I64]:
+    """All texts as one uint32 code-point array, each followed by ``pad`` zeros; plus starts.
+
+    One ``encode`` for a whole batch keeps the per-row Python work to a ``len()``.
+    """
+    sep = "\0" * pad
+    joined = sep.join(texts) + sep
+    cps = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    lens = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+    starts = np.zeros(len(texts), dtype=np.int64)
+    if len(texts) > 1:
+        starts[1:] = np.cumsum(lens + pad)[:-1]
+    return cps, starts
+
+
+def mix64(x: U64) -> U64:
+    """MurmurHash3 fmix64 finaliser, in place on a uint64 array (wrapping arithmetic)."""
+    x ^= x >> _S33
+    x *= _M1
+    x ^= x >> _S33
+    x *= _M2
+    x ^= x >> _S33
+    return x
+
+
+def shingle_hashes(
+    texts: Sequence[str], k: int = SHINGLE
+) -> tuple[npt.NDArray[np.uint32], I64, I64]:
+    """32-bit hashes of every character k-gram of each text (k-1 zero pads end each text).
+
+    Returns (hashes, per-text start offsets into hashes, per-text counts). A text of length L
+    has exactly L shingles (the last k-1 include the end padding), so short texts still get one.
+    """
+    cps, starts = codepoints(texts, pad=k - 1)
+    lens = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+    n = len(cps) - (k - 1)
+    if n <= 0 or int(lens.sum()) == 0:
+        return np.zeros(0, np.uint32), np.zeros(len(texts), np.int64), lens
+    c = cps.astype(np.uint64)
+    h = c[:n].copy()
+    for j in range(1, k):
+        h *= _P
+        h += c[j : j + n]
+    # one multiply-xorshift round is enough here: the permutations below re-mix the value
+    h *= _M1
+    h ^= h >> _S32
+    # drop windows that start in the padding (k-1 positions after each text)
+    keep = np.ones(n, dtype=bool)
+    pad = (starts + lens)[:, None] + np.arange(k - 1, dtype=np.int64)[None, :]
+    keep[pad[pad < n]] = False
+    out = h[keep].astype(np.uint32)
+    first = np.zeros(len(texts), dtype=np.int64)
+    if len(texts) > 1:
+        first[1:] = np.cumsum(lens)[:-1]
+    return out, first, lens
+
+
+@functools.cache
+def _perm_params(num_perm: int, seed: int = 0x5C0FFEE) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    a = rng.integers(1, 2**32, size=num_perm, dtype=np.uint64).astype(np.uint32) | np.uint32(1)
+    b = rng.integers(0, 2**32, size=num_perm, dtype=np.uint64).astype(np.uint32)
+    return a, b
+
+
+
+
+def minhash(
+    hashes: npt.NDArray[np.uint32], first: I64, lens: I64, num_perm: int = NUM_PERM
+) -> npt.NDArray[np.uint16]:
+    """b-bit (16-bit) MinHash signatures, one row per text with ``lens > 0``; others stay 0.
+
+    Permutations are ``a*h mod 2**32`` (odd ``a``: a bijection) applied to well-mixed shingle
+    hashes (an added ``+ b`` costs a third more time and measurably nothing in accuracy); the
+    low 16 bits of each minimum are kept (b-bit MinHash, Li & König 2010: unequal minima agree
+    with probability 2**-16, negligible next to the Jaccard estimate's own noise).
+    """
+    return minhash_async(hashes, first, lens, num_perm)()
+
+
+def minhash_async(
+    hashes: npt.NDArray[np.uint32], first: I64, lens: I64, num_perm: int = NUM_PERM
+) -> Callable[[], npt.NDArray[np.uint16]]:
+    """Start ``minhash`` on worker threads; the returned function waits and gives the result.
+
+    NumPy ufuncs release the GIL, so the caller keeps parsing the next rows meanwhile: on two
+    cores the Python work per row and the vectorised hashing overlap.
+    """
+    nz = np.flatnonzero(lens > 0)
+    starts = first[nz]
+    a, _b = _perm_params(num_perm)
+    cols = np.empty((num_perm, len(nz)), dtype=np.uint16)  # one contiguous row per permutation
+
+    def work(k0: int, k1: int) -> None:
+        if len(nz) == 0:
+            return
+        tmp = np.empty_like(hashes)
+        low = np.empty(len(nz), dtype=np.uint32)
+        for k in range(k0, k1):
+            np.multiply(hashes, a[k], out=tmp)
+            np.minimum.reduceat(tmp, starts, out=low)
+            cols[k] = low  # keeps the low 16 bits
+
+    jobs = _WORKERS if len(hashes) >= _PARALLEL_MIN else 1
+    step = -(-num_perm // jobs)
+    pool = _pool()
+    futures = [pool.submit(work, k, min(num_perm, k + step)) for k in range(0, num_perm, step)]
+
+    def wait() -> npt.NDArray[np.uint16]:
+        for f in futures:
+            f.result()
+        sig = np.zeros((len(lens), num_perm), dtype=np.uint16)
+        if len(nz) == len(lens):
+            sig[:] = cols.T
+        elif len(nz):
+            sig[nz] = cols.T
+        return sig
+
+    return wait
+
+
+_WORKERS = max(1, min(4, os.cpu_count() or 1))
+_PARALLEL_MIN = 50_000
+"""Shingles in a batch above which the permutations are split over threads."""
+_POOL: list[ThreadPoolExecutor] = []
+
+
+def _pool() -> ThreadPoolExecutor:
+    if not _POOL:
+        _POOL.append(ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="minhash"))
+    return _POOL[0]
+
+
+def exact_hash(norm: str) -> int:
+    """Deterministic 64-bit hash of a normalised text."""
+    return int.from_bytes(
+        hashlib.blake2b(norm.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little"
+    )
+
+
+def _runs(sorted_keys: np.ndarray) -> tuple[I64, I64]:
+    """Start and end (exclusive) of each run of equal values in a sorted array."""
+    if len(sorted_keys) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    brk = np.flatnonzero(sorted_keys[1:] != sorted_keys[:-1]) + 1
+    starts = np.concatenate(([0], brk)).astype(np.int64)
+    ends = np.concatenate((brk, [len(sorted_keys)])).astype(np.int64)
+    return starts, ends
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    rows: tuple[int, ...]
+    sims: tuple[float, ...]
+    """Similarity of each copy (rows[1:]) to the original rows[0]."""
+    exact: bool
+    labels: tuple[str, ...]
+    chars: int
+    """Normalised length of the original row's text."""
+
+
+class NearDuplicateCheck:
+    """Exact and near-duplicate groups (DAT010–DAT013), in bounded NumPy memory."""
+
+    name: ClassVar[str] = "duplicates"
+    rules: ClassVar[tuple[Rule, ...]] = (DAT010, DAT011, DAT012, DAT013)
+
+    def __init__(self, threshold: float = NEAR_THRESHOLD) -> None:
+        self.threshold = threshold
+        self._texts: list[str] = []
+        self._exact: list[int] = []
+        self._lens: list[int] = []
+        self._chars = 0
+        self._rows: list[int] = []
+        self._labels_batch: list[str | None] = []
+        self._sig_chunks: list[npt.NDArray[np.uint16]] = []
+        self._meta_chunks: list[npt.NDArray[np.int64]] = []
+        """Per chunk, columns: row index, exact hash (as int64 bits), label id, length."""
+        self._fill = 0
+        self._inflight: list[
+            tuple[Callable[[], npt.NDArray[np.uint16]], npt.NDArray[np.int64]]
+        ] = []
+        self._label_ids: dict[str, int] = {}
+        self._label_names: list[str] = []
+
+    # -- streaming ---------------------------------------------------------------------------
+
+    def observe(self, record: Record) -> None:
+        """Buffer the row; every 4096 rows the batch is hashed and signed in NumPy."""
+        norm = normalise(record.text)
+        self._exact.append(exact_hash(norm))
+        self._lens.append(len(norm))
+        text = norm[:MAX_SHINGLE_CHARS]
+        self._texts.append(text)
+        self._chars += len(text)
+        self._rows.append(record.index)
+        self._labels_batch.append(record.label)
+        if len(self._texts) >= _BATCH or self._chars >= _BATCH_CHARS:
+            self._flush()
+
+    def _label_id(self, label: str | None) -> int:
+        if label is None:
+            return -1
+        got = self._label_ids.get(label)
+        if got is None:
+            if len(self._label_names) >= _MAX_LABELS:
+                return -2  # too many distinct labels to track; treated as "unknown"
+            got = len(self._label_names)
+            self._label_ids[label] = got
+            self._label_names.append(label)
+        return got
+
+    def _flush(self) -> None:
+        texts = self._texts
+        if not texts:
+            return
+        n = len(texts)
+        # short rows get a signature too (cheaper than splitting the batch); LSH skips them
+        hashes, first, lens = shingle_hashes(texts)
+        wait = minhash_async(hashes, first, lens)
+        meta = np.empty((n, 4), dtype=np.int64)
+        meta[:, 0] = self._rows
+        meta[:, 1] = np.array(self._exact, dtype=np.uint64).view(np.int64)
+        meta[:, 2] = [self._label_id(lb) for lb in self._labels_batch]
+        meta[:, 3] = self._lens
+        self._inflight.append((wait, meta))
+        while len(self._inflight) > 1:  # at most one batch hashing behind the reader
+            self._store(*self._inflight.pop(0))
+        self._texts, self._rows, self._labels_batch = [], [], []
+        self._exact, self._lens, self._chars = [], [], 0
+
+    def _store(
+        self, wait: Callable[[], npt.NDArray[np.uint16]], meta: npt.NDArray[np.int64]
+    ) -> None:
+        """Copy one finished batch into the preallocated chunks."""
+        sig = wait()
+        n = len(meta)
+        pos = 0
+        while pos < n:
+            if not self._sig_chunks or self._fill == _CHUNK:
+                self._sig_chunks.append(np.zeros((_CHUNK, NUM_PERM), dtype=np.uint16))
+                self._meta_chunks.append(np.zeros((_CHUNK, 4), dtype=np.int64))
+                self._fill = 0
+            take = min(n - pos, _CHUNK - self._fill)
+            self._sig_chunks[-1][self._fill : self._fill + take] = sig[pos : pos + take]
+            self._meta_chunks[-1][self._fill : self._fill + take] = meta[pos : pos + take]
+            self._fill += take
+            pos += take
+
+    def _drain(self) -> None:
+        self._flush()
+        while self._inflight:
+            self._store(*self._inflight.pop(0))
+
+    # -- analysis ----------------------------------------------------------------------------
+
+    def _count(self) -> int:
+        if not self._sig_chunks:
+            return 0
+        return (len(self._sig_chunks) - 1) * _CHUNK + self._fill
+
+    def _meta(self) -> npt.NDArray[np.int64]:
+        n = self._count()
+        if n == 0:
+            return np.zeros((0, 4), dtype=np.int64)
+        return np.concatenate(self._meta_chunks)[:n]
+
+    def _sig_rows(self, idx: I64) -> npt.NDArray[np.uint16]:
+        """Signatures of stored positions ``idx`` (gathered across chunks)."""
+        out = np.empty((len(idx), NUM_PERM), dtype=np.uint16)
+        chunk = idx >> 16
+        for c in np.unique(chunk):
+            m = chunk == c
+            out[m] = self._sig_chunks[int(c)][idx[m] & (_CHUNK - 1)]
+        return out
+
+    def _band_keys(self, band: int, pos: I64) -> U64:
+        cols = slice(band * BAND_ROWS, (band + 1) * BAND_ROWS)
+        parts = [ch[:, cols] for ch in self._sig_chunks]
+        block = np.concatenate(parts)[pos].astype(np.uint64)
+        key = np.zeros(len(pos), dtype=np.uint64)
+        for j in range(BAND_ROWS):
+            key |= block[:, j] << np.uint64(16 * j)
+        return key
+
+    def similarity(self, a: I64, b: I64) -> npt.NDArray[np.float64]:
+        """Estimated Jaccard (signature agreement) of stored positions a[i] and b[i]."""
+        out = np.empty(len(a), dtype=np.float64)
+        step = 65_536
+        for s in range(0, len(a), step):
+            sa = self._sig_rows(a[s : s + step])
+            sb = self._sig_rows(b[s : s + step])
+            out[s : s + step] = (sa == sb).mean(axis=1)
+        return out
+
+    def near_pairs(self, pos: I64) -> tuple[I64, I64, npt.NDArray[np.float64]]:
+        """Verified near-duplicate edges among stored positions ``pos`` (LSH, then agreement)."""
+        cand: list[U64] = []
+        idx_mask = np.uint64((1 << max(1, len(pos).bit_length())) - 1)
+        for band in range(BANDS):
+            # sort (band key hash | position index) packed in one uint64: a plain sort of
+            # integers is several times faster than an argsort; 64 - idx_bits bits of band hash
+            # leave random bucket collisions rare (and every candidate is verified anyway)
+            keys = mix64(self._band_keys(band, pos))
+            packed = np.sort((keys & ~idx_mask) | np.arange(len(pos), dtype=np.uint64))
+            order = (packed & idx_mask).astype(np.int64)
+            sk = packed & ~idx_mask
+            same = np.flatnonzero(sk[1:] == sk[:-1])
+            if len(same) == 0:
+                continue
+            # consecutive members of a bucket, plus each member with the bucket's first row
+            starts, ends = _runs(sk)
+            run = np.repeat(np.arange(len(starts)), ends - starts)
+            members = np.flatnonzero((ends - starts)[run] > 1)
+            first_of = starts[run[members]]
+            lo = np.concatenate((pos[order[same]], pos[order[first_of]]))
+            hi = np.concatenate((pos[order[same + 1]], pos[order[members]]))
+            keep = lo != hi
+            lo, hi = np.minimum(lo[keep], hi[keep]), np.maximum(lo[keep], hi[keep])
+            cand.append(np.unique((lo.astype(np.uint64) << _S32) | hi.astype(np.uint64)))
+        if not cand:
+            e = np.zeros(0, np.int64)
+            return e, e, np.zeros(0)
+        pairs = np.unique(np.concatenate(cand))
+        a = (pairs >> _S32).astype(np.int64)
+        b = (pairs & np.uint64(0xFFFFFFFF)).astype(np.int64)
+        sim = self.similarity(a, b)
+        ok = sim >= self.threshold
+        return a[ok], b[ok], sim[ok]
+
+    def _groups(self) -> tuple[list[_Group], int]:
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.csgraph import connected_components
+
+        self._drain()
+        meta = self._meta()
+        n = len(meta)
+        groups: list[_Group] = []
+        if n < 2:
+            return groups, n
+        rows, hashes, labs, lens = meta[:, 0], meta[:, 1], meta[:, 2], meta[:, 3]
+
+        def label_names(p: I64) -> tuple[str, ...]:
+            return tuple(self._label_names[int(x)] if x >= 0 else "" for x in labs[p])
+
+        order = np.argsort(hashes, kind="stable")
+        starts, ends = _runs(hashes[order])
+        rep = np.zeros(n, dtype=bool)
+        rep[order[starts]] = True
+        multi = ends - starts > 1
+        for s, e in zip(starts[multi], ends[multi], strict=True):
+            p = np.sort(order[s:e])
+            groups.append(
+                _Group(
+                    tuple(int(r) for r in rows[p]),
+                    (1.0,) * (len(p) - 1),
+                    True,
+                    label_names(p),
+                    int(lens[p[0]]),
+                )
+            )
+        pos = np.flatnonzero(rep & (lens >= MIN_NEAR_CHARS))
+        a, b, _sim = self.near_pairs(pos)
+        if len(a):
+            nodes, inv = np.unique(np.concatenate((a, b)), return_inverse=True)
+            m = len(nodes)
+            graph = coo_matrix(
+                (np.ones(len(a), dtype=np.int8), (inv[: len(a)], inv[len(a) :])), shape=(m, m)
+            )
+            _ncomp, comp = connected_components(graph, directed=False)
+            # nodes are sorted, so a stable sort by component keeps each component's rows in order
+            corder = np.argsort(comp, kind="stable")
+            members = nodes[corder]
+            cs, ce = _runs(comp[corder])
+            origin = np.repeat(members[cs], ce - cs)
+            sims_all = self.similarity(origin, members)  # one vectorised pass for all groups
+            for s, e in zip(cs, ce, strict=True):
+                p = members[s:e]
+                groups.append(
+                    _Group(
+                        tuple(int(r) for r in rows[p]),
+                        tuple(float(x) for x in sims_all[s + 1 : e]),
+                        False,
+                        label_names(p),
+                        int(lens[p[0]]),
+                    )
+                )
+        return groups, n
+
+    def finish(self, info: DatasetInfo) -> Iterator[Finding]:
+        """Group duplicates and report the worst groups one by one, the rest in summaries."""
+        self._flush()
+        groups, n = self._groups()
+        rated = [(self._rate(g), g) for g in groups]
+        rated.sort(key=lambda x: (-int(x[0][1]), -len(x[1].rows), x[1].rows[0]))
+        overflow: dict[str, list[_Group]] = {}
+        for i, ((rule, sev, conf, why), g) in enumerate(rated):
+            if i >= MAX_GROUP_FINDINGS and sev < Severity.MEDIUM:
+                overflow.setdefault(rule.id, []).append(g)
+                continue
+            kind = "exact duplicates" if g.exact else "near-duplicates"
+            pieces = [f"row {c} (J={s:.2f})" for c, s in zip(g.rows[1:], g.sims, strict=True)]
+            evidence = f"row {g.rows[0]} ~ " + ", ".join(pieces)
+            yield Finding(
+                rule=rule.id,
+                severity=sev,
+                confidence=conf,
+                message=f"{len(g.rows)} rows are {kind} of row {g.rows[0]}{why}",
+                location=Location(path=info.path, member=info.member, rows=g.rows),
+                evidence=evidence,
+                group=f"dup-{'x' if g.exact else 'n'}{g.rows[0]}",
+            )
+        for rule_id, gs in sorted(overflow.items()):
+            rule = next(r for r in self.rules if r.id == rule_id)
+            rows = sorted({r for g in gs for r in g.rows})
+            yield Finding(
+                rule=rule.id,
+                severity=Severity.INFO,
+                confidence=Confidence.HIGH,
+                message=f"{len(gs)} more duplicate groups ({len(rows)} rows of {n}) "
+                f"not listed one by one",
+                location=Location(
+                    path=info.path, member=info.member, rows=tuple(rows[:MAX_SUMMARY_ROWS])
+                ),
+                evidence=f"{len(gs)} groups, first rows "
+                + ", ".join(str(g.rows[0]) for g in gs[:20]),
+                group=f"dup-summary-{rule.id}",
+            )
+
+    def _rate(self, g: _Group) -> tuple[Rule, Severity, Confidence, str]:
+        """Rule, severity, confidence and a reason suffix for one group."""
+        conf = Confidence.HIGH if g.exact or min(g.sims) >= 0.8 else Confidence.MEDIUM
+        labelled = [lb for lb in g.labels if lb]
+        distinct = sorted(set(labelled))
+        if len(distinct) > 1:
+            counts = {lb: labelled.count(lb) for lb in distinct}
+            # copies that carry a label other than the original row's: 5+ looks coordinated
+            differ = sum(1 for lb in g.labels[1:] if lb and lb != g.labels[0])
+            sev = Severity.HIGH if differ >= 5 else Severity.MEDIUM
+            shown = ", ".join(f"{lb!r}×{counts[lb]}" for lb in distinct[:6])
+            return DAT012, sev, conf, f" with conflicting labels ({shown})"
+        if len(g.rows) > MASS_COPIES:
+            return DAT013, Severity.MEDIUM, conf, f" (one text repeated {len(g.rows)} times)"
+        if g.exact:
+            if g.chars < MIN_NEAR_CHARS:
+                return DAT010, Severity.INFO, conf, f" (short text, {g.chars} characters)"
+            return DAT010, Severity.LOW, conf, ""
+        return DAT011, Severity.LOW, conf, f" (J≥{min(g.sims):.2f})"

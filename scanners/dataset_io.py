@@ -1,0 +1,942 @@
+"""Streaming dataset readers: JSONL, CSV/TSV, Parquet and Arrow rows → ``Record``s.
+
+Every reader is bounded by the row, never by the file: JSONL lines and CSV lines are read with a
+cap (``Limits.max_line_bytes``) and an oversized line is skipped up to its newline without being
+kept; Parquet is read batch by batch and only the needed columns; Arrow IPC batch by batch. Bad
+rows (broken JSON, ragged CSV, undecodable bytes, missing text) are counted with their first row
+indices and reported once per file, and the run goes on. Nothing is deserialized beyond JSON/CSV
+text and Arrow buffers.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+import threading
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from scanners.base import ATLAS_POISONING, POISONING, Artifact, ScanContext, make_rule
+from scanners.dataset_base import DatasetInfo, DatasetOptions, Record
+from supplychain.errors import ArtifactError, LimitExceeded, MissingDependency
+from supplychain.model import ArtifactKind, Confidence, Finding, Location, Rule, Severity
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+CHUNK = 1 << 20
+FIRST_ROWS_SHOWN = 20
+"""Row indices kept per issue (the count is always exact)."""
+DETECT_ROWS = 64
+DETECT_BYTES = 8 * 2**20
+"""JSONL rows buffered to detect fields (whichever cap comes first)."""
+PARQUET_BATCH = 1024
+OVERSIZED_MARK = "\x00\x00supplychain:oversized-line\x00"
+"""Stands in for a CSV line too long to read (never produced by real text)."""
+MAX_LABEL_ITEMS = 8
+"""A list-valued label longer than this (token tags) is not a class label."""
+
+# ---------------------------------------------------------------------------------------------
+# Rules (DAT000–DAT009 belong to the readers)
+# ---------------------------------------------------------------------------------------------
+
+DAT000 = make_rule(
+    "DAT000",
+    "Dataset fields used",
+    Severity.INFO,
+    "Which fields were read as text, label, id and source, and how many rows were analysed. "
+    "Fields are detected when not given; check that the detection matches the data.",
+    "Pass --text-field/--label-field/--id-field if the detection is wrong.",
+    owasp_llm=POISONING,
+    atlas=(),
+)
+DAT001 = make_rule(
+    "DAT001",
+    "Unparseable dataset rows",
+    Severity.MEDIUM,
+    "Rows that are not valid records (broken JSON, a JSON value that is not an object, a CSV "
+    "row the csv grammar rejects) were not analysed. Lenient loaders may still read them, and "
+    "a broken row can hide content from a scanner that stops at the first error.",
+    "Inspect the listed rows; repair or drop them before training.",
+    cwe=20,
+    owasp_llm=POISONING,
+    atlas=ATLAS_POISONING,
+)
+DAT002 = make_rule(
+    "DAT002",
+    "Oversized dataset record not analysed",
+    Severity.HIGH,
+    "A line or cell is larger than the per-record limit (max_line_bytes). It was skipped without "
+    "being read into memory, so its content was not analysed. Huge records are also a way to "
+    "exhaust scanners and loaders.",
+    "Inspect the record by hand; raise max_line_bytes only for trusted data.",
+    cwe=400,
+    owasp_llm=POISONING,
+    atlas=ATLAS_POISONING,
+)
+DAT003 = make_rule(
+    "DAT003",
+    "Ragged CSV rows",
+    Severity.MEDIUM,
+    "Rows with more or fewer fields than the header. Loaders disagree on such rows (error, "
+    "skip, pad, or shift columns), so the label a model trains on may not be the one a reviewer "
+    "sees.",
+    "Fix the quoting or drop the listed rows.",
+    cwe=20,
+    owasp_llm=POISONING,
+    atlas=ATLAS_POISONING,
+)
+DAT004 = make_rule(
+    "DAT004",
+    "Undecodable bytes in dataset",
+    Severity.MEDIUM,
+    "Bytes that are not valid UTF-8 were replaced by U+FFFD for analysis. Loaders may decode them "
+    "differently (another code page, or errors='ignore'), so the text trained on can differ from "
+    "the text checked.",
+    "Re-encode the file as UTF-8 and check the listed rows.",
+    cwe=172,
+    owasp_llm=POISONING,
+    atlas=ATLAS_POISONING,
+)
+DAT005 = make_rule(
+    "DAT005",
+    "Dataset rows without text",
+    Severity.LOW,
+    "Rows in which the text field is missing, null or not text. They were not checked for "
+    "hidden characters, prompt injection or poisoning.",
+    "Check the field choice (--text-field) or clean the listed rows.",
+    owasp_llm=POISONING,
+    atlas=ATLAS_POISONING,
+)
+READER_RULES: tuple[Rule, ...] = (DAT000, DAT001, DAT002, DAT003, DAT004, DAT005)
+
+# ---------------------------------------------------------------------------------------------
+# Field detection
+# ---------------------------------------------------------------------------------------------
+
+CHAT_FIELDS = ("messages", "conversations", "conversation", "dialog", "dialogue", "chat", "turns")
+TEXT_GROUPS: tuple[tuple[str, ...], ...] = (
+    ("system", "instruction", "context", "input", "output", "response"),
+    ("prompt", "chosen", "rejected"),
+    ("system", "prompt", "response", "completion", "answer"),
+    ("question", "context", "answer", "answers"),
+    ("query", "response", "answer"),
+    ("text",),
+    ("content",),
+    ("passage",),
+    ("document",),
+    ("sentence",),
+    ("sentence1", "sentence2"),
+    ("premise", "hypothesis"),
+    ("review",),
+    ("body",),
+    ("abstract",),
+    ("article",),
+)
+"""Known text layouts, best first. A layout matches when its first field is present; every other
+field of the layout that is present is joined to it (``instruction+input+output``)."""
+GROUP_ANCHORS: dict[tuple[str, ...], tuple[str, ...]] = {
+    ("system", "instruction", "context", "input", "output", "response"): ("instruction",),
+    ("prompt", "chosen", "rejected"): ("prompt", "chosen"),
+    ("system", "prompt", "response", "completion", "answer"): ("prompt",),
+}
+"""Fields that must all be present for a layout to match (default: its first field)."""
+LABEL_FIELDS = ("label", "labels", "class", "target", "category", "sentiment", "y")
+ID_FIELDS = ("id", "_id", "uid", "idx", "guid", "example_id")
+SOURCE_FIELDS = ("source", "url", "title", "doc_id", "domain")
+ROLE_KEYS = ("role", "from", "speaker", "author")
+CONTENT_KEYS = ("content", "value", "text", "message")
+
+
+@dataclass(frozen=True, slots=True)
+class FieldPlan:
+    """The columns each ``Record`` field is read from (``text`` may join several)."""
+
+    text: tuple[str, ...] = ()
+    label: str | None = None
+    id: str | None = None
+    source: str | None = None
+
+    @property
+    def text_name(self) -> str | None:
+        """``a+b`` for joined fields, ``None`` when no text field was found."""
+        return "+".join(self.text) if self.text else None
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Every column the plan reads, without duplicates."""
+        cols = [*self.text, self.label, self.id, self.source]
+        return tuple(dict.fromkeys(c for c in cols if c is not None))
+
+
+def _lookup(columns: Sequence[str], wanted: str) -> str | None:
+    """Case-insensitive column lookup (exact name first)."""
+    if wanted in columns:
+        return wanted
+    low = wanted.lower()
+    for c in columns:
+        if c.lower() == low:
+            return c
+    return None
+
+
+def _is_chat(value: object) -> bool:
+    if not isinstance(value, list) or not value:
+        return False
+    first = value[0]
+    return isinstance(first, Mapping) and any(k in first for k in ROLE_KEYS + CONTENT_KEYS)
+
+
+def plan_fields(
+    columns: Sequence[str], samples: Sequence[Mapping[str, object]], options: DatasetOptions
+) -> FieldPlan:
+    """Pick text/label/id/source columns: the user's choice, else known names, else the longest
+    string column measured on ``samples``."""
+    text: tuple[str, ...] = ()
+    if options.text_field:
+        text = tuple(p.strip() for p in options.text_field.split("+") if p.strip())
+    else:
+        text = _detect_text(columns, samples)
+    label = options.label_field or _first(columns, LABEL_FIELDS, exclude=text)
+    ident = options.id_field or _first(columns, ID_FIELDS, exclude=text)
+    source = _first(columns, SOURCE_FIELDS, exclude=(*text, label or "", ident or ""))
+    return FieldPlan(text=text, label=label, id=ident, source=source)
+
+
+def _first(columns: Sequence[str], names: Sequence[str], exclude: Sequence[str]) -> str | None:
+    for name in names:
+        col = _lookup(columns, name)
+        if col is not None and col not in exclude:
+            return col
+    return None
+
+
+def _detect_text(
+    columns: Sequence[str], samples: Sequence[Mapping[str, object]]
+) -> tuple[str, ...]:
+    for name in CHAT_FIELDS:
+        col = _lookup(columns, name)
+        if col is not None and (not samples or any(_is_chat(s.get(col)) for s in samples)):
+            return (col,)
+    for group in TEXT_GROUPS:
+        anchors = GROUP_ANCHORS.get(group, group[:1])
+        if any(_lookup(columns, a) is None for a in anchors):
+            continue
+        return tuple(c for c in (_lookup(columns, n) for n in group) if c is not None)
+    # Fall back to the string column with the longest mean value in the sample.
+    best: tuple[float, str] | None = None
+    for col in columns:
+        lengths = [len(v) for s in samples if isinstance(v := s.get(col), str)]
+        if lengths:
+            mean = sum(lengths) / len(lengths)
+            if best is None or mean > best[0]:
+                best = (mean, col)
+    return (best[1],) if best is not None else ()
+
+
+def render_text(value: object) -> str | None:
+    """Text of one field value: strings as is, chat turns as ``role: content`` lines."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        if _is_chat(value):
+            lines = []
+            for turn in value:
+                if not isinstance(turn, Mapping):
+                    continue
+                role = next((turn[k] for k in ROLE_KEYS if isinstance(turn.get(k), str)), "")
+                content = next((turn[k] for k in CONTENT_KEYS if k in turn), None)
+                body = _render_content(content)
+                if body is not None:
+                    lines.append(f"{role}: {body}" if role else body)
+            return "\n".join(lines)
+        parts = [v for v in value if isinstance(v, str)]
+        return "\n".join(parts) if parts else None
+    return None
+
+
+def _render_content(content: object) -> str | None:
+    """Message content: a string, or a list of parts (``{"type": "text", "text": …}``)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = []
+        for part in content:
+            if isinstance(part, str):
+                texts.append(part)
+            elif isinstance(part, Mapping) and isinstance(part.get("text"), str):
+                texts.append(part["text"])
+        return "\n".join(texts)
+    return None
+
+
+def _scalar(value: object) -> str | None:
+    """A label/id/source value as text (short lists joined; long lists are not labels)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str | int | float):
+        return str(value)
+    if isinstance(value, list) and len(value) <= MAX_LABEL_ITEMS:
+        items = [_scalar(v) for v in value]
+        return ",".join(i for i in items if i is not None)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Issues, counted per file with bounded memory
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class RowIssue:
+    """One kind of bad row: exact count, the first row indices and the first reason."""
+
+    count: int = 0
+    rows: list[int] = field(default_factory=list)
+    reason: str = ""
+
+    def add(self, row: int, reason: str = "") -> None:
+        """Count one more bad row (keeps only the first ``FIRST_ROWS_SHOWN`` indices)."""
+        self.count += 1
+        if len(self.rows) < FIRST_ROWS_SHOWN:
+            self.rows.append(row)
+        if not self.reason and reason:
+            self.reason = reason
+
+
+@dataclass(slots=True)
+class ReadIssues:
+    """Every reader problem seen in one file."""
+
+    bad: RowIssue = field(default_factory=RowIssue)
+    oversized: RowIssue = field(default_factory=RowIssue)
+    ragged: RowIssue = field(default_factory=RowIssue)
+    undecodable: RowIssue = field(default_factory=RowIssue)
+    no_text: RowIssue = field(default_factory=RowIssue)
+    invalid_sequences: int = 0
+    """Invalid byte sequences replaced while decoding (CSV)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Readers
+# ---------------------------------------------------------------------------------------------
+
+
+class DatasetReader:
+    """Base of the readers: ``records()`` streams rows once; issues and fields are read after."""
+
+    format_name = "dataset"
+
+    def __init__(self, artifact: Artifact, ctx: ScanContext) -> None:
+        self.artifact = artifact
+        self.ctx = ctx
+        self.options = ctx.dataset
+        self.max_chars = ctx.limits.max_line_bytes
+        self.issues = ReadIssues()
+        self.plan = FieldPlan()
+        self.columns: tuple[str, ...] = ()
+
+    def records(self) -> Generator[Record, None, None]:
+        """Yield every analysable row; raise ``ArtifactError`` when the file itself breaks."""
+        raise NotImplementedError
+
+    def make_record(self, index: int, row: Mapping[str, object]) -> Record | None:
+        """A ``Record`` from one parsed row, or ``None`` (counted) when it has no usable text."""
+        plan = self.plan
+        parts: list[str] = []
+        for name in plan.text:
+            if name in row:
+                rendered = render_text(row[name])
+                if rendered:
+                    parts.append(rendered)
+        if plan.text and not parts:
+            self.issues.no_text.add(index, f"no text in {plan.text_name}")
+            text = ""
+        else:
+            text = "\n".join(parts)
+        if len(text) > self.max_chars:
+            self.issues.oversized.add(index, f"text of {len(text)} characters")
+            return None
+        return Record(
+            index=index,
+            text=text,
+            label=_scalar(row.get(plan.label)) if plan.label else None,
+            id=_scalar(row.get(plan.id)) if plan.id else None,
+            source=_scalar(row.get(plan.source)) if plan.source else None,
+        )
+
+
+def bounded_lines(stream: BinaryIO, max_line: int) -> Iterator[tuple[int, bytes | None]]:
+    """Split a byte stream on ``\\n``; yield ``(line_no, bytes)``, or ``None`` for a line longer
+    than ``max_line`` (skipped up to its newline without being kept). Memory: one chunk plus one
+    line of at most ``max_line`` bytes."""
+    buf = bytearray()
+    line_no = 0
+    skipping = False
+    while True:
+        block = stream.read(CHUNK)
+        if not block:
+            break
+        start = 0
+        while True:
+            nl = block.find(b"\n", start)
+            if nl < 0:
+                if not skipping:
+                    if len(buf) + len(block) - start > max_line:
+                        skipping = True
+                        buf.clear()
+                    else:
+                        buf += block[start:]
+                break
+            if skipping:
+                yield line_no, None
+                skipping = False
+            elif len(buf) + nl - start > max_line:
+                yield line_no, None
+                buf.clear()
+            elif buf:
+                buf += block[start:nl]
+                yield line_no, bytes(buf)
+                buf.clear()
+            else:
+                yield line_no, block[start:nl]
+            line_no += 1
+            start = nl + 1
+    if skipping:
+        yield line_no, None
+    elif buf:
+        yield line_no, bytes(buf)
+
+
+class JsonlReader(DatasetReader):
+    """JSON Lines: one object per line; the row index is the 0-based line number."""
+
+    format_name = "jsonl"
+
+    def _rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        for line_no, raw in bounded_lines(self.artifact.stream, self.max_chars):
+            if raw is None:
+                self.issues.oversized.add(line_no, f"line longer than {self.max_chars} bytes")
+                continue
+            if line_no == 0 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8) :]
+            if not raw.strip():
+                continue
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                self.issues.undecodable.add(line_no, f"invalid UTF-8 at byte {exc.start}")
+                line = raw.decode("utf-8", errors="replace")
+            try:
+                value = json.loads(line)
+            except (ValueError, RecursionError) as exc:
+                self.issues.bad.add(line_no, f"bad JSON: {str(exc)[:80]}")
+                continue
+            if not isinstance(value, dict):
+                self.issues.bad.add(line_no, f"JSON {type(value).__name__} is not an object")
+                continue
+            yield line_no, value
+
+    def records(self) -> Generator[Record, None, None]:
+        rows = self._rows()
+        head: list[tuple[int, dict[str, Any]]] = []
+        size = 0
+        for item in rows:
+            head.append(item)
+            size += sum(len(v) for v in item[1].values() if isinstance(v, str))
+            if len(head) >= DETECT_ROWS or size >= DETECT_BYTES:
+                break
+        columns: dict[str, None] = {}
+        for _, row in head:
+            columns.update(dict.fromkeys(row))
+        self.columns = tuple(columns)
+        self.plan = plan_fields(self.columns, [r for _, r in head], self.options)
+        for index, row in head:
+            record = self.make_record(index, row)
+            if record is not None:
+                yield record
+        del head
+        for index, row in rows:
+            record = self.make_record(index, row)
+            if record is not None:
+                yield record
+
+
+_DECODE_STATE = threading.local()
+_ERROR_HANDLER = "supplychain-count-replace"
+_HANDLER_LOCK = threading.Lock()
+_handler_registered = False
+
+
+def _count_replace(exc: UnicodeError) -> tuple[str, int]:
+    """Codec error handler: replace like ``errors="replace"`` and count (per thread)."""
+    if not isinstance(exc, UnicodeDecodeError):
+        raise exc
+    _DECODE_STATE.count = getattr(_DECODE_STATE, "count", 0) + 1
+    return "\ufffd", exc.end
+
+
+def _ensure_handler() -> None:
+    global _handler_registered
+    with _HANDLER_LOCK:
+        if not _handler_registered:
+            codecs.register_error(_ERROR_HANDLER, _count_replace)
+            _handler_registered = True
+
+
+class CsvReader(DatasetReader):
+    """CSV/TSV with a header row; the row index counts records after the header."""
+
+    format_name = "csv"
+
+    def _encoding(self) -> str:
+        stream = self.artifact.stream
+        stream.seek(0)
+        head = stream.read(4)
+        stream.seek(0)
+        if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            return "utf-16"
+        return "utf-8-sig"
+
+    def _lines(self, text: io.TextIOWrapper) -> Iterator[str]:
+        """Lines of at most ``max_chars``. An oversized line is skipped unread and replaced by a
+        marker that keeps its quote parity, so the csv parser's state (and the numbering of
+        the records after it) is the same as if it had been read."""
+        limit = self.max_chars
+        while True:
+            line = text.readline(limit)
+            if not line:
+                return
+            if len(line) >= limit and not line.endswith(("\n", "\r")):
+                quotes = line.count('"')
+                while True:
+                    rest = text.readline(limit)
+                    quotes += rest.count('"')
+                    if not rest or rest.endswith(("\n", "\r")):
+                        break
+                yield ('"' if quotes % 2 else "") + OVERSIZED_MARK + "\n"
+                continue
+            yield line
+
+    def records(self) -> Generator[Record, None, None]:
+        _ensure_handler()
+        _DECODE_STATE.count = 0
+        name = self.artifact.name.lower()
+        stream = self.artifact.stream
+        encoding = self._encoding()
+        text = io.TextIOWrapper(stream, encoding=encoding, errors=_ERROR_HANDLER, newline="")
+        try:
+            yield from self._records(text, tsv=name.endswith(".tsv"))
+        finally:
+            self.issues.invalid_sequences = getattr(_DECODE_STATE, "count", 0)
+            text.detach()  # the engine owns the underlying stream
+
+    def _records(self, text: io.TextIOWrapper, *, tsv: bool) -> Iterator[Record]:
+        csv.field_size_limit(self.max_chars)
+        lines = self._lines(text)
+        first: list[str] = []
+        for line in lines:
+            if line.strip():
+                first = [line]
+                break
+        if not first:
+            return
+        delimiter = "\t" if tsv else _guess_delimiter(first[0])
+        reader = csv.reader(_chain(first, lines), delimiter=delimiter)
+        try:
+            header = next(reader)
+        except (csv.Error, StopIteration) as exc:
+            raise ArtifactError(f"unreadable CSV header: {exc}") from None
+        self.columns = _unique_names(header)
+        index = 0
+        head: list[tuple[int, dict[str, str]]] = []
+        planned = False
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                if "field larger" in str(exc):
+                    self.issues.oversized.add(index, f"field longer than {self.max_chars}")
+                else:
+                    self.issues.bad.add(index, f"CSV error: {exc}")
+                index += 1
+                continue
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if any(OVERSIZED_MARK in v for v in row):
+                self.issues.oversized.add(index, f"line longer than {self.max_chars} characters")
+                index += 1
+                continue
+            if len(row) != len(self.columns):
+                self.issues.ragged.add(index, f"{len(row)} fields, header has {len(self.columns)}")
+            values = dict(zip(self.columns, row, strict=False))
+            if any("\ufffd" in v for v in row):
+                self.issues.undecodable.add(index, "replacement character in row")
+            if planned:
+                record = self.make_record(index, values)
+                if record is not None:
+                    yield record
+            else:
+                head.append((index, values))
+                if len(head) >= DETECT_ROWS:
+                    yield from self._flush_head(head)
+                    planned = True
+            index += 1
+        if not planned:
+            yield from self._flush_head(head)
+
+    def _flush_head(self, head: list[tuple[int, dict[str, str]]]) -> Iterator[Record]:
+        self.plan = plan_fields(self.columns, [r for _, r in head], self.options)
+        for index, values in head:
+            record = self.make_record(index, values)
+            if record is not None:
+                yield record
+        head.clear()
+
+
+def _chain(first: list[str], rest: Iterator[str]) -> Iterator[str]:
+    yield from first
+    yield from rest
+
+
+def _guess_delimiter(line: str) -> str:
+    """The most frequent of ``, \\t ; |`` in the header line (comma on a tie)."""
+    counts = {d: line.count(d) for d in (",", "\t", ";", "|")}
+    best = max(counts, key=lambda d: (counts[d], d == ","))
+    return best if counts[best] else ","
+
+
+def _unique_names(header: Sequence[str]) -> tuple[str, ...]:
+    seen: dict[str, int] = {}
+    out = []
+    for i, raw in enumerate(header):
+        name = raw.strip().lstrip("\ufeff") or f"column_{i}"
+        if name in seen:
+            seen[name] += 1
+            name = f"{name}_{seen[name]}"
+        else:
+            seen[name] = 0
+        out.append(name)
+    return tuple(out)
+
+
+class _CappedFile(io.RawIOBase):
+    """Read-only view for pyarrow that refuses any single read above ``cap`` bytes.
+
+    NOTE: Parquet column chunks and Arrow IPC message bodies are read with one ``read(n)`` of
+    the declared length; refusing huge ``n`` before allocating keeps memory bounded whatever the
+    file declares. Closing it does not close the engine's stream.
+    """
+
+    def __init__(self, stream: BinaryIO, size: int, cap: int) -> None:
+        super().__init__()
+        self._stream = stream
+        self._size = size
+        self._cap = cap
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._stream.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._stream.tell()
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            size = self._size - self._stream.tell()
+        if size > self._cap:
+            raise LimitExceeded(
+                f"dataset block of {size} bytes is larger than the {self._cap}-byte cap",
+                self._stream.tell(),
+            )
+        return self._stream.read(size)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        """Leave the underlying stream open (the engine owns it)."""
+
+
+def _import_pyarrow() -> Any:
+    try:
+        import pyarrow as pa
+    except ImportError as exc:  # pragma: no cover - pyarrow is a hard dependency
+        raise MissingDependency("pyarrow is needed to read Parquet/Arrow datasets") from exc
+    return pa
+
+
+class _ColumnarReader(DatasetReader):
+    """Shared batch → record logic for Parquet and Arrow."""
+
+    def block_cap(self) -> int:
+        """Largest single read allowed: 64 records' worth, and never above max_read_bytes."""
+        return min(self.ctx.limits.max_read_bytes, 64 * self.ctx.limits.max_line_bytes)
+
+    def _plan_from(self, schema: pa.Schema, sample: pa.RecordBatch | None) -> None:
+        self.columns = tuple(schema.names)
+        rows: list[dict[str, object]] = []
+        if sample is not None:
+            rows = _batch_rows(sample.slice(0, DETECT_ROWS), self)
+        self.plan = plan_fields(self.columns, rows, self.options)
+
+    def _batch_records(self, batch: pa.RecordBatch, start: int) -> Iterator[Record]:
+        wanted = [c for c in self.plan.columns if c in batch.schema.names]
+        sub = batch.select(wanted) if wanted else None
+        if sub is None:
+            for i in range(batch.num_rows):
+                if self.plan.text:
+                    self.issues.no_text.add(start + i, f"no column {self.plan.text_name}")
+                yield Record(index=start + i, text="")
+            return
+        for i, row in enumerate(_batch_rows(sub, self, start)):
+            record = self.make_record(start + i, row)
+            if record is not None:
+                yield record
+
+
+def _batch_rows(
+    batch: pa.RecordBatch, reader: DatasetReader, start: int = -1
+) -> list[dict[str, object]]:
+    """Rows of a batch as dicts; invalid UTF-8 in string columns is replaced and counted."""
+    try:
+        rows: list[dict[str, object]] = batch.to_pylist()
+        return rows
+    except UnicodeDecodeError:
+        pass
+    pa = _import_pyarrow()
+    columns: dict[str, list[object]] = {}
+    for name, col in zip(batch.schema.names, batch.columns, strict=True):
+        if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+            raw = col.cast(pa.large_binary()).to_pylist()
+            values: list[object] = []
+            for i, b in enumerate(raw):
+                if b is None:
+                    values.append(None)
+                    continue
+                try:
+                    values.append(b.decode("utf-8"))
+                except UnicodeDecodeError:
+                    values.append(b.decode("utf-8", errors="replace"))
+                    if start >= 0:
+                        reader.issues.undecodable.add(start + i, f"invalid UTF-8 in {name}")
+            columns[name] = values
+        else:
+            try:
+                columns[name] = col.to_pylist()
+            except UnicodeDecodeError:
+                columns[name] = [None] * batch.num_rows
+                if start >= 0:
+                    reader.issues.undecodable.add(start, f"invalid UTF-8 inside {name}")
+    names = list(columns)
+    return [{n: columns[n][i] for n in names} for i in range(batch.num_rows)]
+
+
+class ParquetReader(_ColumnarReader):
+    """Parquet via ``ParquetFile.iter_batches`` over only the needed columns."""
+
+    format_name = "parquet"
+
+    def records(self) -> Generator[Record, None, None]:
+        pa = _import_pyarrow()
+        import pyarrow.parquet as pq
+
+        art = self.artifact
+        art.stream.seek(0)
+        source = _CappedFile(art.stream, art.size, self.block_cap())
+        try:
+            pf = pq.ParquetFile(source)
+            schema = pf.schema_arrow
+            meta = pf.metadata
+        except LimitExceeded:
+            raise
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise ArtifactError(f"unreadable Parquet footer: {exc}") from None
+        sample = None
+        strings = [
+            n
+            for n, t in zip(schema.names, schema.types, strict=True)
+            if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_list(t)
+        ]
+        try:
+            if meta.num_rows and strings and not self.options.text_field:
+                sample = next(pf.iter_batches(batch_size=DETECT_ROWS, columns=strings), None)
+            self._plan_from(schema, sample)
+            cols = [c for c in self.plan.columns if c in schema.names]
+            self._check_row_groups(meta, cols)
+            index = 0
+            if not cols:
+                for index in range(meta.num_rows):
+                    yield Record(index=index, text="")
+                return
+            for batch in pf.iter_batches(batch_size=PARQUET_BATCH, columns=cols):
+                yield from self._batch_records(batch, index)
+                index += batch.num_rows
+        except LimitExceeded:
+            raise
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise ArtifactError(f"Parquet data unreadable: {exc}") from None
+
+    def _check_row_groups(self, meta: Any, columns: Sequence[str]) -> None:
+        """Refuse row groups whose needed columns declare more decoded bytes than we allow.
+
+        NOTE: pyarrow decodes a whole column chunk at a time, so a small file declaring a huge
+        chunk (a decompression bomb) would otherwise be expanded in memory.
+        """
+        cap = 4 * self.block_cap()
+        wanted = set(columns)
+        for g in range(meta.num_row_groups):
+            rg = meta.row_group(g)
+            total = 0
+            for j in range(rg.num_columns):
+                col = rg.column(j)
+                if col.path_in_schema.split(".", 1)[0] in wanted:
+                    total += max(col.total_uncompressed_size, 0)
+            if total > cap:
+                raise LimitExceeded(
+                    f"Parquet row group {g} declares {total} decoded bytes in the columns read "
+                    f"(cap {cap})"
+                )
+
+
+class ArrowReader(_ColumnarReader):
+    """Arrow IPC, stream format (Hugging Face ``datasets`` ``data-*.arrow``) or file format."""
+
+    format_name = "arrow"
+
+    def records(self) -> Generator[Record, None, None]:
+        pa = _import_pyarrow()
+        import pyarrow.ipc as ipc
+
+        art = self.artifact
+        art.stream.seek(0)
+        is_file = art.stream.read(6) == b"ARROW1"
+        art.stream.seek(0)
+        source = _CappedFile(art.stream, art.size, self.block_cap())
+        index = 0
+        try:
+            batches: Iterable[Any]
+            if is_file:
+                file_reader = ipc.open_file(source)
+                schema = file_reader.schema
+                batches = (file_reader.get_batch(i) for i in range(file_reader.num_record_batches))
+            else:
+                stream_reader = ipc.open_stream(source)
+                schema = stream_reader.schema
+                batches = stream_reader
+            planned = False
+            for batch in batches:
+                if not planned:
+                    self._plan_from(schema, batch)
+                    planned = True
+                yield from self._batch_records(batch, index)
+                index += batch.num_rows
+            if not planned:
+                self._plan_from(schema, None)
+        except LimitExceeded:
+            raise
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise ArtifactError(f"Arrow data unreadable after row {index}: {exc}") from None
+
+
+READERS: dict[ArtifactKind, type[DatasetReader]] = {
+    ArtifactKind.DATASET_JSONL: JsonlReader,
+    ArtifactKind.DATASET_CSV: CsvReader,
+    ArtifactKind.DATASET_PARQUET: ParquetReader,
+    ArtifactKind.DATASET_ARROW: ArrowReader,
+}
+
+
+def open_reader(artifact: Artifact, ctx: ScanContext) -> DatasetReader:
+    """The reader for this artifact's kind."""
+    cls = READERS.get(artifact.kind)
+    if cls is None:
+        raise ArtifactError(f"not a dataset kind: {artifact.kind.value}")
+    return cls(artifact, ctx)
+
+
+# ---------------------------------------------------------------------------------------------
+# Findings
+# ---------------------------------------------------------------------------------------------
+
+
+def dataset_finding(
+    info: DatasetInfo,
+    rule: Rule,
+    message: str,
+    *,
+    rows: Sequence[int] = (),
+    evidence: str = "",
+    severity: Severity | None = None,
+    confidence: Confidence = Confidence.HIGH,
+    group: str | None = None,
+) -> Finding:
+    """A finding located at rows of the dataset that ``info`` describes (for checks' ``finish``)."""
+    return Finding(
+        rule=rule.id,
+        severity=rule.severity if severity is None else severity,
+        confidence=confidence,
+        message=message,
+        location=Location(path=info.path, member=info.member, rows=tuple(rows)),
+        evidence=evidence,
+        group=group,
+    )
+
+
+def _rows_text(issue: RowIssue) -> str:
+    shown = ",".join(str(r) for r in issue.rows)
+    more = f" (+{issue.count - len(issue.rows)} more)" if issue.count > len(issue.rows) else ""
+    return shown + more
+
+
+def reader_findings(info: DatasetInfo, reader: DatasetReader) -> Iterator[Finding]:
+    """DAT000–DAT005 for one file: the fields used, then one finding per kind of bad row."""
+    plan = reader.plan
+    yield dataset_finding(
+        info,
+        DAT000,
+        f"{reader.format_name} dataset: {info.rows} rows analysed",
+        evidence=(
+            f"text={plan.text_name}, label={plan.label}, id={plan.id}, source={plan.source}, "
+            f"rows={info.rows}"
+        ),
+    )
+    issues = reader.issues
+    table: tuple[tuple[RowIssue, Rule, str], ...] = (
+        (issues.bad, DAT001, "rows could not be parsed and were not analysed"),
+        (issues.oversized, DAT002, "records over the size limit were skipped unread"),
+        (issues.ragged, DAT003, "rows have a different number of fields than the header"),
+        (issues.undecodable, DAT004, "rows contain bytes that are not valid UTF-8"),
+        (issues.no_text, DAT005, "rows have no text to analyse"),
+    )
+    for issue, rule, what in table:
+        if issue.count:
+            yield dataset_finding(
+                info,
+                rule,
+                f"{issue.count} {what}",
+                rows=issue.rows,
+                evidence=f"rows {_rows_text(issue)}: {issue.reason}",
+                group=f"{rule.id}:{info.path}",
+            )
+    if issues.invalid_sequences and not issues.undecodable.count:
+        yield dataset_finding(
+            info,
+            DAT004,
+            f"{issues.invalid_sequences} invalid UTF-8 byte sequences were replaced",
+            evidence=f"{issues.invalid_sequences} replaced sequences (header or quoted text)",
+        )

@@ -1,0 +1,395 @@
+"""Outlier rows: foreign-script/junk characters, off-subspace content, and odd lengths.
+
+Outliers are review hints, not proof of poisoning: injected rows (gibberish DoS payloads after a
+``<SUDO>`` trigger, foreign-language instructions, encoded blobs) are often off-distribution, but
+so is plenty of harmless data. Severities stay low unless several signals agree.
+
+Content signal: hashed character 3-gram TF-IDF vectors, projected on the top-k SVD components of
+a calibration window; the score is the energy left outside that subspace, ‖x − VᵀVx‖² / ‖x‖².
+(IsolationForest *on the projection* finds nothing: foreign-script and junk rows have almost no
+energy in the subspace, so they sit near the origin among normal rows.) The subspace is fitted on
+the first ``WARMUP`` rows, then every later row is scored as it streams past, so every row gets a
+score in one pass with bounded memory (a dataset whose topic drifts after the first rows will show
+more content outliers; the threshold is robust, median + 5·MAD, and findings are capped).
+
+Memory: ~20 bytes/row (score, length, 10 script counters) plus the calibration window.
+Tabular (numeric) rows are not analysed: ``Record`` carries text only (LOF on numeric columns is a
+possible extension).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+from scanners._lazy import lazy_module
+from scanners.base import ATLAS_POISONING, POISONING, make_rule
+from scanners.dataset_base import DatasetInfo, Record
+from scanners.dataset_dups import codepoints, normalise, shingle_hashes
+from supplychain.model import Confidence, Finding, Location, Rule, Severity
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    F64 = npt.NDArray[np.float64]
+else:
+    np = lazy_module("numpy")
+
+
+DAT020 = make_rule(
+    "DAT020",
+    "Row in an unusual script or character set",
+    Severity.LOW,
+    "Most of the row's letters are in a script that the rest of the dataset hardly uses, or the "
+    "row is mostly symbols, control or private-use characters. Poisoned rows (gibberish payloads, "
+    "instructions in another language, encoded blobs) often look like this.",
+    "Look at the row; drop it if it does not belong in the dataset.",
+    owasp_llm=POISONING,
+    atlas=ATLAS_POISONING,
+)
+DAT021 = make_rule(
+    "DAT021",
+    "Content outlier",
+    Severity.INFO,
+    "The row's character n-gram profile lies far outside the subspace that describes the rest of "
+    "the data (robust z of the residual energy after projection on the top SVD components).",
+    "Review the row; an outlier is a hint, not proof of poisoning.",
+    owasp_llm=POISONING,
+    atlas=ATLAS_POISONING,
+)
+DAT022 = make_rule(
+    "DAT022",
+    "Length outlier",
+    Severity.INFO,
+    "The row is far longer or shorter than the rest (robust z of log length). Payload rows and "
+    "truncated/garbage rows show up here.",
+    "Review the row.",
+    owasp_llm=POISONING,
+    atlas=ATLAS_POISONING,
+)
+
+WARMUP = 20_000
+"""Rows in the calibration window the SVD subspace is fitted on."""
+FEATURE_BITS = 15
+N_FEATURES = 1 << FEATURE_BITS
+N_COMPONENTS = 32
+Z_CONTENT = 5.0
+Z_LENGTH = 4.0
+MIN_ROWS = 30
+"""Below this, robust statistics are meaningless: the check reports nothing."""
+MAX_ROW_FINDINGS = 50
+MAX_SUMMARY_ROWS = 10_000
+_BATCH = 4096
+_BATCH_CHARS = 4_000_000
+MAX_CHARS = 100_000
+"""Characters of a row that are analysed (length outliers still see the truncated length)."""
+WARMUP_CHARS = 20_000_000
+"""The calibration window also ends once it holds this many characters."""
+
+# Unicode blocks → coarse script buckets (start code point, bucket), sorted.
+LATIN, DIGIT, ASCII_OTHER, LATIN_EXT, GREEK, CYRILLIC, RTL, INDIC, CJK, SYMBOL, OTHER = range(11)
+N_BUCKETS = 11
+LETTER_BUCKETS = (LATIN, LATIN_EXT, GREEK, CYRILLIC, RTL, INDIC, CJK)
+BUCKET_NAMES = (
+    "Latin",
+    "digits",
+    "ASCII punctuation",
+    "Latin extended",
+    "Greek",
+    "Cyrillic",
+    "Hebrew/Arabic",
+    "Indic/SE Asian",
+    "CJK/Hangul/Kana",
+    "symbols/emoji",
+    "other (control/private-use/format)",
+)
+_RANGES = (
+    (0x00, ASCII_OTHER),
+    (0x30, DIGIT),
+    (0x3A, ASCII_OTHER),
+    (0x41, LATIN),
+    (0x5B, ASCII_OTHER),
+    (0x61, LATIN),
+    (0x7B, ASCII_OTHER),
+    (0x7F, OTHER),
+    (0xA0, SYMBOL),
+    (0xC0, LATIN_EXT),
+    (0x2B0, SYMBOL),
+    (0x370, GREEK),
+    (0x400, CYRILLIC),
+    (0x530, RTL),  # Armenian is lumped with Hebrew/Arabic/Syriac/Thaana here
+    (0x900, INDIC),
+    (0x1100, CJK),
+    (0x1200, OTHER),
+    (0x1E00, LATIN_EXT),
+    (0x1F00, GREEK),
+    (0x2000, SYMBOL),
+    (0x2E80, CJK),
+    (0xA000, OTHER),
+    (0xAC00, CJK),
+    (0xD7B0, OTHER),
+    (0xF900, CJK),
+    (0xFB00, OTHER),
+    (0xFE00, SYMBOL),
+    (0xFF00, OTHER),  # fullwidth forms: a homoglyph favourite, never a dataset's own script
+    (0x1F000, SYMBOL),
+    (0x1FB00, OTHER),
+    (0x20000, CJK),
+    (0x30000, OTHER),
+)
+
+
+@functools.cache
+def _script_tables() -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64]]:
+    """Range starts and their buckets as arrays (built on first use: NumPy loads lazily)."""
+    starts = np.array([r[0] for r in _RANGES], dtype=np.uint32)
+    buckets = np.array([r[1] for r in _RANGES], dtype=np.int64)
+    return starts, buckets
+
+
+def script_counts(texts: Sequence[str]) -> npt.NDArray[np.int64]:
+    """Characters per script bucket for each text (whitespace not counted), vectorised."""
+    cps, _starts = codepoints(texts, pad=0)
+    lens = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+    starts_tbl, bucket_of = _script_tables()
+    bucket = bucket_of[np.searchsorted(starts_tbl, cps, side="right") - 1]
+    space = (cps == 0x20) | (cps == 0x09) | (cps == 0x0A) | (cps == 0x0D)
+    rows = np.repeat(np.arange(len(texts), dtype=np.int64), lens)
+    keep = ~space
+    flat = np.bincount(rows[keep] * N_BUCKETS + bucket[keep], minlength=len(texts) * N_BUCKETS)
+    return flat.reshape(len(texts), N_BUCKETS)
+
+
+def _features(texts: Sequence[str]) -> object:
+    """Hashed char 3-gram counts (CSR, rows × N_FEATURES), sublinear TF."""
+    from scipy.sparse import csr_matrix
+
+    hashes, _first, lens = shingle_hashes(texts, k=3)
+    cols = (hashes >> np.uint32(32 - FEATURE_BITS)).astype(np.int64)
+    indptr = np.concatenate(([0], np.cumsum(lens))).astype(np.int64)
+    data = np.ones(len(cols), dtype=np.float32)
+    x = csr_matrix((data, cols, indptr), shape=(len(texts), N_FEATURES))
+    x.sum_duplicates()
+    x.data = np.log1p(x.data).astype(np.float32)
+    return x
+
+
+@dataclass(slots=True)
+class _Model:
+    idf: npt.NDArray[np.float32]
+    comps: npt.NDArray[np.float32]
+    """(k, N_FEATURES) orthonormal rows."""
+
+    def residual(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """Share of each row's (unit) TF-IDF energy outside the subspace; 1.0 for empty rows."""
+        from sklearn.preprocessing import normalize
+
+        x = normalize(_features(texts).multiply(self.idf).tocsr())  # type: ignore[attr-defined]
+        proj = np.asarray(x @ self.comps.T)
+        energy = np.asarray(x.multiply(x).sum(axis=1)).ravel()
+        res = np.where(energy > 0, 1.0 - (proj * proj).sum(axis=1), 1.0)
+        return np.clip(res, 0.0, 1.0).astype(np.float32)
+
+
+def _fit(texts: Sequence[str]) -> _Model:
+    from sklearn.preprocessing import normalize
+    from sklearn.utils.extmath import randomized_svd
+
+    x = _features(texts).tocsc()  # type: ignore[attr-defined]
+    df = np.diff(x.indptr).astype(np.float64)
+    idf = (np.log((1 + len(texts)) / (1 + df)) + 1).astype(np.float32)
+    xr = normalize(x.tocsr().multiply(idf).tocsr())
+    k = max(1, min(N_COMPONENTS, min(xr.shape) - 1))
+    # power iterations without re-orthonormalising the (features × k) block: its LU/QR would
+    # cost more than everything else here
+    _u, _s, vt = randomized_svd(
+        xr,
+        n_components=k,
+        n_oversamples=8,
+        n_iter=2,
+        power_iteration_normalizer="none",
+        random_state=0,
+    )
+    return _Model(idf=idf, comps=vt.astype(np.float32))
+
+
+def _robust_z(x: F64) -> F64:
+    med = float(np.median(x))
+    mad = float(np.median(np.abs(x - med))) * 1.4826
+    if mad <= 1e-9:
+        return np.zeros_like(x)
+    return (x - med) / mad
+
+
+class OutlierCheck:
+    """Script/charset, content-subspace and length outliers (DAT020–DAT022)."""
+
+    name: ClassVar[str] = "outliers"
+    rules: ClassVar[tuple[Rule, ...]] = (DAT020, DAT021, DAT022)
+
+    def __init__(self, warmup: int = WARMUP) -> None:
+        self._warmup = warmup
+        self._model: _Model | None = None
+        self._buf: list[str] = []
+        self._chars = 0
+        self._raw: list[str] = []
+        self._buf_rows: list[int] = []
+        self._rows: list[npt.NDArray[np.int64]] = []
+        self._res: list[npt.NDArray[np.float32]] = []
+        self._len: list[npt.NDArray[np.int64]] = []
+        self._scripts: list[npt.NDArray[np.uint16]] = []
+
+    def observe(self, record: Record) -> None:
+        """Buffer the row; batches are scored once the calibration window has been fitted."""
+        text = record.text[:MAX_CHARS]
+        self._raw.append(text)
+        self._buf.append(normalise(text))
+        self._buf_rows.append(record.index)
+        self._chars += len(text)
+        if self._model is None:
+            if len(self._buf) >= self._warmup or self._chars >= WARMUP_CHARS:
+                self._model = _fit(self._buf)
+                self._flush()
+        elif len(self._buf) >= _BATCH or self._chars >= _BATCH_CHARS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._buf:
+            return
+        assert self._model is not None
+        self._res.append(self._model.residual(self._buf))
+        self._len.append(np.fromiter((len(t) for t in self._raw), dtype=np.int64))
+        counts = script_counts(self._raw)
+        self._scripts.append(np.minimum(counts, 65535).astype(np.uint16))
+        self._rows.append(np.array(self._buf_rows, dtype=np.int64))
+        self._buf, self._raw, self._buf_rows = [], [], []
+        self._chars = 0
+
+    def finish(self, info: DatasetInfo) -> Iterator[Finding]:
+        """Score what is left, set robust thresholds and report the strongest outliers."""
+        if self._model is None:
+            if len(self._buf) < MIN_ROWS:
+                return
+            self._model = _fit(self._buf)
+        self._flush()
+        rows = np.concatenate(self._rows)
+        res = np.concatenate(self._res).astype(np.float64)
+        lengths = np.concatenate(self._len)
+        scripts = np.concatenate(self._scripts).astype(np.float64)
+        if len(rows) < MIN_ROWS:
+            return
+        letters_all = scripts[:, list(LETTER_BUCKETS)]
+        totals = letters_all.sum(axis=0)
+        dominant = totals >= 0.05 * max(1.0, totals.sum())
+        letters = letters_all.sum(axis=1)
+        foreign = np.where(
+            letters > 0, letters_all[:, ~dominant].sum(axis=1) / np.maximum(letters, 1), 0.0
+        )
+        chars = scripts.sum(axis=1)
+        other_share = scripts[:, OTHER] / np.maximum(chars, 1)
+        letter_share = letters / np.maximum(chars, 1)
+        med_letter = float(np.median(letter_share))
+        script_bad = ((letters >= 8) & (foreign >= 0.5)) | ((chars >= 8) & (other_share >= 0.3))
+        junk = (chars >= 16) & (letter_share < 0.3) & (med_letter >= 0.6)
+        z_len = _robust_z(np.log1p(lengths.astype(np.float64)))
+        z_res = _robust_z(res)
+        len_bad = np.abs(z_len) >= Z_LENGTH
+        res_bad = z_res >= Z_CONTENT
+        any_bad = script_bad | junk | len_bad | res_bad
+        idx = np.flatnonzero(any_bad)
+        if len(idx) == 0:
+            return
+        score = (
+            4.0 * (script_bad[idx] | junk[idx])
+            + 2.0 * foreign[idx]
+            + np.minimum(np.abs(z_len[idx]), 20) / 10
+            + np.minimum(np.maximum(z_res[idx], 0), 20) / 10
+            + 1.0 * res_bad[idx]
+            + 1.0 * len_bad[idx]
+        )
+        order = idx[np.lexsort((rows[idx], -score))]
+        dom_names = ", ".join(
+            BUCKET_NAMES[b] for b, d in zip(LETTER_BUCKETS, dominant, strict=True) if d
+        )
+        reported = 0
+        rest: list[int] = []
+        for i in order:
+            if reported >= MAX_ROW_FINDINGS:
+                rest.append(int(rows[i]))
+                continue
+            reported += 1
+            why = ""
+            if script_bad[i]:
+                top = BUCKET_NAMES[int(np.argmax(scripts[i]))]
+                why = (
+                    f"{foreign[i]:.0%} of letters outside the dataset's scripts "
+                    f"({dom_names or 'none'}); mostly {top}"
+                )
+            elif junk[i]:
+                why = f"only {letter_share[i]:.0%} letters (dataset median {med_letter:.0%})"
+            strong = bool(foreign[i] >= 0.8 or other_share[i] >= 0.3 or junk[i])
+            yield _row_finding(
+                info,
+                int(rows[i]),
+                why,
+                strong,
+                bool(len_bad[i]),
+                float(z_len[i]),
+                bool(res_bad[i]),
+                float(z_res[i]),
+                int(lengths[i]),
+            )
+        if rest:
+            yield Finding(
+                rule=DAT021.id,
+                severity=Severity.INFO,
+                confidence=Confidence.LOW,
+                message=f"{len(rest)} more outlier rows (of {len(rows)}) not listed one by one",
+                location=Location(
+                    path=info.path, member=info.member, rows=tuple(rest[:MAX_SUMMARY_ROWS])
+                ),
+                evidence="rows " + ", ".join(str(r) for r in rest[:20]),
+                group="outliers",
+            )
+
+
+def _row_finding(
+    info: DatasetInfo,
+    row: int,
+    script_reason: str,
+    strong_script: bool,
+    long_short: bool,
+    z_len: float,
+    content: bool,
+    z_res: float,
+    length: int,
+) -> Finding:
+    """One outlier row; MEDIUM only when a strong charset anomaly meets a length anomaly."""
+    reasons: list[str] = []
+    if script_reason:
+        reasons.append(script_reason)
+    if long_short:
+        reasons.append(f"length {length} (robust z {z_len:+.1f})")
+    if content:
+        reasons.append(f"character profile off the data's subspace (robust z {z_res:+.1f})")
+    if script_reason:
+        rule = DAT020
+        sev = Severity.MEDIUM if strong_script and long_short else Severity.LOW
+    elif content:
+        rule = DAT021
+        sev = Severity.LOW if long_short else Severity.INFO
+    else:
+        rule = DAT022
+        sev = Severity.INFO
+    return Finding(
+        rule=rule.id,
+        severity=sev,
+        confidence=Confidence.MEDIUM if len(reasons) >= 2 else Confidence.LOW,
+        message=f"row {row} is an outlier: " + "; ".join(reasons),
+        location=Location(path=info.path, member=info.member, rows=(row,)),
+        evidence="; ".join(reasons),
+        group="outliers",
+    )

