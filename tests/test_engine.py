@@ -174,3 +174,19 @@ def test_multiple_targets_keep_their_directory_names(tmp_path: Path) -> None:
     report = _scan(tmp_path / "one", tmp_path / "two")
     paths = sorted(f.location.path for f in report.findings)  # type: ignore[attr-defined]
     assert paths == ["one/a.txt", "two/a.txt"]
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "reason"),
+    [
+        ("model.tflite", b"\x1c\x00\x00\x00TFL3" + bytes(64), "TFLite recognised"),
+        ("model.llamafile", b"MZqFpD='\n" + bytes(64), "llamafile recognised"),
+    ],
+)
+def test_formats_not_analysed_yet_are_skipped_with_that_reason(
+    tmp_path: Path, name: str, data: bytes, reason: str
+) -> None:
+    (tmp_path / name).write_bytes(data)
+    report = scan_paths([tmp_path])
+    (result,) = report.results
+    assert result.status is Status.SKIPPED and reason in result.reason and not result.expected
