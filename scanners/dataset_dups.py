@@ -184,8 +184,6 @@ def _perm_params(num_perm: int, seed: int = 0x5C0FFEE) -> tuple[np.ndarray, np.n
     return a, b
 
 
-
-
 def minhash(
     hashes: npt.NDArray[np.uint32], first: I64, lens: I64, num_perm: int = NUM_PERM
 ) -> npt.NDArray[np.uint16]:
