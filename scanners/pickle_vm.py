@@ -13,6 +13,9 @@ Design constraints (see ``bench/README.md``, section "Pickle"):
   skipped with a prefix kept, and memo entries that only hold constants cost 8 bytes (an
   ``array('q')`` slot holding the file offset of the opcode that pushed the string, re-decoded on
   demand) instead of a Python object;
+* a batch of items for a list or dict whose preview is already full is skimmed: walked with
+  a small tag per item instead of its value, and replayed in full at the first opcode that
+  could matter (an import, a call, a memo fetch of a non-constant, anything malformed);
 * a malformed stream is an event (``StreamError``) reported after everything seen before it,
   never a traceback: attackers break the stream right after the payload (nullifAI).
 """
@@ -513,6 +516,28 @@ _NOTHING: Final = object()
 """Marks "no constant pushed" (``None`` is a real pickle value)."""
 _CONST_OPS: Final = frozenset({0x42, 0x8E, 0x96, 0x54, 0x8D, 0x55})
 """Rare opcodes that push a string/bytes constant re-decodable from its offset."""
+SKIM_MISSES: Final = 16
+"""Abandoned skims tolerated (plus one per four that succeeded) before skimming stops."""
+
+# Tags standing for stack items while skimming (``PickleMachine._skim``); the hashable ones are
+# the smallest, so ``max(tags) <= _T_HASHABLE`` says every item could be a dict key.
+_T_SCALAR: Final = 0
+"""str, bytes, int, float, bool, None or memoized plain data (``OPAQUE``)."""
+_T_TUPLE: Final = 1
+"""A tuple of scalars (plain, memoized as ``OPAQUE_CODE``)."""
+_T_NESTED_TUPLE: Final = 2
+"""A hashable tuple holding tuples."""
+_T_HASHABLE: Final = 2
+_T_EMPTY_DICT: Final = 3
+_T_DICT: Final = 4
+_T_EMPTY_LIST: Final = 5
+_T_LIST: Final = 6
+_T_OTHER: Final = 7
+"""A tuple holding a dict or list (unhashable)."""
+_SCALAR_WIDTH: Final = [0] * 256
+"""Size of the opcodes that push a hashable scalar from a fixed-size operand (0: others)."""
+for _op, _width in ((0x47, 9), (0x4D, 3), (0x4A, 5), (0x4B, 2), (0x88, 1), (0x89, 1), (0x4E, 1)):
+    _SCALAR_WIDTH[_op] = _width
 
 
 def _memo_code(value: object) -> int:
@@ -568,6 +593,12 @@ class PickleMachine:
         self._eof = False
         self._real = 0
         self._cache: dict[int, object] = {}
+        self._small: list[object] = []
+        self._skim_ok = self.keep >= 256
+        """Whether ``_skim`` may run: off once a memo constant could be a ``Blob`` or a
+        ``bytearray`` (not a hashable scalar), and after too many abandoned skims."""
+        self._skim_hits = 0
+        self._skim_misses = 0
         self.position = start
         """Absolute offset just after the last complete pickle walked."""
 
@@ -664,8 +695,10 @@ class PickleMachine:
             if kind == "str":
                 return raw.decode("utf-8", "surrogatepass"), i + size
             if kind == "bytearray":
+                self._skim_ok = False
                 return bytearray(raw), i + size
             return raw, i + size
+        self._skim_ok = False
         i = self._ensure(i, min(size, PREFIX))
         blob = Blob(kind, size, bytes(self._buf[i : i + PREFIX]), self._base + i)
         self.stats.bytes_skipped += size
@@ -819,6 +852,8 @@ class PickleMachine:
         else:
             new = 0 if idx in rich else 1
             rich[idx] = value
+        if idx < 256:
+            self._small[idx] = None
         cap = self.limits.max_pickle_memo
         if len(rich) > cap:
             raise LimitExceeded(f"pickle memo holds more than {cap} objects", at - self.start)
@@ -843,7 +878,12 @@ class PickleMachine:
         """Interpret one pickle from ``buf[i]`` to its STOP; return the index after STOP.
 
         NOTE: every name used in the hot branches is a plain local (no closure cells, no
-        attribute lookups); the branch order follows opcode frequency in data pickles.
+        attribute lookups); the branch order follows opcode frequency in data pickles. An
+        object the pickler memoizes (string, empty dict, plain tuple) is handled together with
+        the ``MEMOIZE``/``BINPUT`` written right after it (and a dict with its ``MARK``): one
+        dispatch instead of two or three. While the memo is dense (each put at the next index)
+        its size is ``len(memo)`` and ``mcount`` is unused. A batch into a container whose
+        preview is full is skimmed (``_skim``) instead of built.
         """
         limits = self.limits
         max_ops = limits.max_pickle_ops
@@ -873,6 +913,11 @@ class PickleMachine:
         last_const: object = _NOTHING
         last_pos = 0
         u4 = _U4.unpack_from
+        u2 = _U2.unpack_from
+        # ``BINGET`` results by index (``None``: not cached yet); ``_memo_put`` invalidates
+        # an index it overwrites, dense appends only ever add new indexes.
+        small: list[object] = [None] * 256
+        self._small = small
         i4 = _I4.unpack_from
         f8 = _F8.unpack_from
         plain_types = _PLAIN
@@ -887,6 +932,9 @@ class PickleMachine:
                         )
                     if nops > max_ops:
                         raise LimitExceeded(f"more than {max_ops} pickle opcodes", base + i - start)
+                    if len(marks) > max_stack:
+                        # MARK alone is a hot opcode: its count is capped here, per chunk.
+                        raise LimitExceeded(f"more than {max_stack} pickle marks", base + i - start)
                     if len(stack) > stats.max_stack:
                         stats.max_stack = len(stack)
                     if self._eof:
@@ -898,263 +946,391 @@ class PickleMachine:
                     continue
                 op = buf[i]
                 nops += 1
+                # NOTE: dispatch is a small decision tree (the three most frequent opcodes, then
+                # a split at 0x6A), every branch ending in ``continue``; what falls through is
+                # handled by the rare path at the bottom.
                 if op == 0x68:  # BINGET
-                    idx = buf[i + 1]
-                    try:
-                        code = memo[idx]
-                    except IndexError:
-                        code = UNSET
-                    if code >= 0:
-                        value = cache_get(code)
-                        if value is None:
-                            value = const_at(code)
-                        push(value)
-                    elif code == OPAQUE_CODE:
-                        push(OPAQUE)
-                    else:
-                        push(memo_get(memo, rich, idx, base + i))
-                    i += 2
-                elif op == 0x94:  # MEMOIZE
-                    top = stack[-1]
-                    if top is last_const:
-                        code = last_pos
-                    else:
-                        t = type(top)
-                        if t is dict or t is list or t is tuple:
-                            code = OPAQUE_CODE if (not top or is_plain(top)) else RICH_CODE
+                    value = small[buf[i + 1]]
+                    if value is None:
+                        idx = buf[i + 1]
+                        try:
+                            code = memo[idx]
+                        except IndexError:
+                            code = UNSET
+                        if code >= 0:
+                            value = cache_get(code)
+                            if value is None:
+                                value = const_at(code)
+                        elif code == OPAQUE_CODE:
+                            value = OPAQUE
                         else:
-                            code = RICH_CODE
-                    if dense:
-                        memo_append(code)
-                        if code == RICH_CODE:
-                            rich[mcount] = top
-                            if len(rich) > max_memo:
-                                raise LimitExceeded(
-                                    f"pickle memo holds more than {max_memo} objects",
-                                    base + i - start,
-                                )
-                        mcount += 1
-                    else:
-                        mcount += memo_put(memo, rich, mcount, top, code, base + i)
-                    i += 1
-                elif op == 0x8C:  # SHORT_BINUNICODE
-                    j = i + 2 + buf[i + 1]
-                    last_const = buf[i + 2 : j].decode("utf-8", "surrogatepass")
+                            value = memo_get(memo, rich, idx, base + i)
+                        small[idx] = value
+                    push(value)
+                    i += 2
+                    continue
+                if op == 0x8C:  # SHORT_BINUNICODE, fused with the MEMOIZE/BINPUT after it
+                    j = i + 2
+                    k = j + buf[i + 1]
+                    last_const = buf[j:k].decode("utf-8", "surrogatepass")
                     last_pos = base + i
                     push(last_const)
-                    i = j
-                elif op == 0x47:  # BINFLOAT
+                    i = k
+                    if dense:
+                        nx = buf[k]
+                        if nx == 0x94:
+                            memo_append(last_pos)
+                            nops += 1
+                            i = k + 1
+                        elif nx == 0x72:
+                            if u4(buf, k + 1)[0] == len(memo):
+                                memo_append(last_pos)
+                                nops += 1
+                                i = k + 5
+                        elif nx == 0x71 and buf[k + 1] == len(memo):
+                            memo_append(last_pos)
+                            nops += 1
+                            i = k + 2
+                    continue
+                if op == 0x58:  # BINUNICODE, fused with the MEMOIZE/BINPUT after it
+                    n = u4(buf, i + 1)[0]
+                    j = i + 5
+                    k = j + n
+                    last_pos = base + i
+                    if k <= limit and n <= keep:
+                        last_const = buf[j:k].decode("utf-8", "surrogatepass")
+                        push(last_const)
+                        i = k
+                        if dense:
+                            nx = buf[k]
+                            if nx == 0x72:
+                                if u4(buf, k + 1)[0] == len(memo):
+                                    memo_append(last_pos)
+                                    nops += 1
+                                    i = k + 5
+                            elif nx == 0x94:
+                                memo_append(last_pos)
+                                nops += 1
+                                i = k + 1
+                            elif nx == 0x71 and buf[k + 1] == len(memo):
+                                memo_append(last_pos)
+                                nops += 1
+                                i = k + 2
+                    else:
+                        last_const, i = self._text(j, n, "str")
+                        buf, base, limit = self._buf, self._base, self._limit()
+                        push(last_const)
+                    continue
+                if op == 0x47:  # BINFLOAT
                     push(f8(buf, i + 1)[0])
                     i += 9
-                elif op == 0x4B:  # BININT1
-                    push(buf[i + 1])
-                    i += 2
-                elif op == 0x4D:  # BININT2
-                    push(buf[i + 1] | (buf[i + 2] << 8))
-                    i += 3
-                elif op == 0x28:  # MARK
-                    mark(len(stack))
-                    i += 1
-                elif op == 0x7D:  # EMPTY_DICT
-                    push({})
-                    i += 1
-                elif op == 0x75:  # SETITEMS
-                    k = unmark()
-                    items = stack[k:]
-                    del stack[k:]
-                    target = stack[-1]
-                    n = len(items)
-                    if n & 1:
-                        raise _Broken("SETITEMS with an odd number of items", base + i)
-                    if type(target) is dict:
-                        if len(target) < PREVIEW:
-                            if n > 2 * PREVIEW:
-                                del items[2 * PREVIEW :]
-                            target.update(zip(items[::2], items[1::2], strict=True))
-                    else:
-                        yield Call(base + i - start, "SETITEMS", target, tuple(items[:PREVIEW]))
-                    i += 1
-                elif op == 0x87:  # TUPLE3
-                    top = pop()
-                    second = pop()
-                    stack[-1] = (stack[-1], second, top)
-                    i += 1
-                elif op == 0x88:  # NEWTRUE
-                    push(True)
-                    i += 1
-                elif op == 0x71 or op == 0x72:  # BINPUT / LONG_BINPUT
-                    top = stack[-1]
-                    if top is last_const:
-                        code = last_pos
-                    else:
-                        t = type(top)
-                        if t is dict or t is list or t is tuple:
-                            code = OPAQUE_CODE if (not top or is_plain(top)) else RICH_CODE
-                        else:
-                            code = RICH_CODE
-                    if op == 0x71:
-                        idx = buf[i + 1]
-                        i += 2
-                    else:
-                        idx = u4(buf, i + 1)[0]
-                        i += 5
-                    if dense and idx == mcount:
-                        memo_append(code)
-                        if code == RICH_CODE:
-                            rich[mcount] = top
-                            if len(rich) > max_memo:
-                                raise LimitExceeded(
-                                    f"pickle memo holds more than {max_memo} objects",
-                                    base + i - start,
-                                )
-                        mcount += 1
-                    else:
-                        if idx > mcount:
-                            dense = False
-                        mcount += memo_put(memo, rich, idx, top, code, base + i)
-                elif op == 0x4A:  # BININT
-                    push(i4(buf, i + 1)[0])
-                    i += 5
-                elif op == 0x86:  # TUPLE2
-                    top = pop()
-                    stack[-1] = (stack[-1], top)
-                    i += 1
-                elif op == 0x85:  # TUPLE1
-                    stack[-1] = (stack[-1],)
-                    i += 1
-                elif op == 0x58:  # BINUNICODE
-                    n = u4(buf, i + 1)[0]
-                    j = i + 5 + n
-                    last_pos = base + i
-                    if j <= limit and n <= keep:
-                        last_const = buf[i + 5 : j].decode("utf-8", "surrogatepass")
-                        i = j
-                    else:
-                        last_const, i = self._text(i + 5, n, "str")
-                        buf, base, limit = self._buf, self._base, self._limit()
-                    push(last_const)
-                elif op == 0x6A:  # LONG_BINGET
-                    idx = u4(buf, i + 1)[0]
-                    try:
-                        code = memo[idx]
-                    except IndexError:
-                        code = UNSET
-                    if code >= 0:
-                        value = cache_get(code)
-                        if value is None:
-                            value = const_at(code)
-                        push(value)
-                    elif code == OPAQUE_CODE:
-                        push(OPAQUE)
-                    else:
-                        push(memo_get(memo, rich, idx, base + i))
-                    i += 5
-                elif op == 0x65:  # APPENDS
-                    k = unmark()
-                    items = stack[k:]
-                    del stack[k:]
-                    target = stack[-1]
-                    if type(target) is list:
-                        if len(target) < PREVIEW:
-                            target.extend(items[: PREVIEW - len(target)])
-                    else:
-                        yield Call(base + i - start, "APPENDS", target, tuple(items[:PREVIEW]))
-                    i += 1
-                elif op == 0x4E:  # NONE
-                    push(None)
-                    i += 1
-                elif op == 0x89:  # NEWFALSE
-                    push(False)
-                    i += 1
-                elif op == 0x5D:  # EMPTY_LIST
-                    push([])
-                    i += 1
-                elif op == 0x29:  # EMPTY_TUPLE
-                    push(())
-                    i += 1
-                elif op == 0x61:  # APPEND
-                    value = pop()
-                    target = stack[-1]
-                    if type(target) is list:
-                        if len(target) < PREVIEW:
-                            target.append(value)
-                    else:
-                        yield Call(base + i - start, "APPENDS", target, (value,))
-                    i += 1
-                elif op == 0x73:  # SETITEM
-                    value = pop()
-                    key = pop()
-                    target = stack[-1]
-                    if type(target) is dict:
-                        if len(target) < PREVIEW:
-                            target[key] = value
-                    else:
-                        yield Call(base + i - start, "SETITEMS", target, (key, value))
-                    i += 1
-                elif op == 0x43:  # SHORT_BINBYTES
-                    j = i + 2 + buf[i + 1]
-                    last_const = buf[i + 2 : j]
-                    last_pos = base + i
-                    push(last_const)
-                    i = j
-                elif op == 0x95:  # FRAME
-                    i += 9
-                elif op == 0x74:  # TUPLE
-                    k = unmark()
-                    push(tuple(stack[k : k + PREVIEW]))
-                    del stack[k:-1]
-                    i += 1
-                elif op == 0x8A:  # LONG1
-                    n = buf[i + 1]
-                    push(int.from_bytes(buf[i + 2 : i + 2 + n], "little", signed=True))
-                    i += 2 + n
-                elif op == 0x2E:  # STOP
-                    if not stack:
-                        raise _Broken("STOP with an empty stack", base + i)
-                    if nops > max_ops or len(stack) > max_stack:
-                        # Caps are checked per chunk; a short pickle is checked here.
-                        raise LimitExceeded(
-                            f"pickle exceeds {max_ops} opcodes or {max_stack} stack items",
-                            base + i - start,
-                        )
-                    yield Stop(base + i - start, index, stack[-1])
-                    return i + 1
-                else:
-                    # Everything else (imports, calls, rare and protocol 0/1 forms) lives in
-                    # a second function so the hot loop above stays small.
-                    stats.opcodes = nops
-                    if op == 0x67 or op == 0x70:  # GET / PUT
-                        at = base + i
-                        line, i = self._line(i + 1)
-                        buf, base, limit = self._buf, self._base, self._limit()
-                        try:
-                            idx = int(line)
-                        except ValueError:
-                            raise _Broken("malformed memo index", at) from None
-                        if idx < 0:
-                            raise _Broken("negative memo index", at)
-                        if op == 0x67:
-                            push(memo_get(memo, rich, idx, at))
-                        else:
-                            top = stack[-1]
-                            if top is last_const:
-                                code = last_pos
-                            elif type(top) in plain_types:
-                                code = RICH_CODE
-                            else:
-                                code = _memo_code(top)
-                            if idx > mcount or not dense:
-                                dense = False
-                            mcount += memo_put(memo, rich, idx, top, code, at)
+                    continue
+                if op < 0x6A:
+                    if op == 0x4D:  # BININT2
+                        push(u2(buf, i + 1)[0])
+                        i += 3
                         continue
-                    if op in _CONST_OPS:
+                    if op == 0x4A:  # BININT
+                        push(i4(buf, i + 1)[0])
+                        i += 5
+                        continue
+                    if op == 0x28:  # MARK
+                        if stack and dense and self._skim_ok:
+                            target = stack[-1]
+                            t = type(target)
+                            if (t is list or t is dict) and len(target) >= PREVIEW:  # type: ignore[arg-type]
+                                # A batch into a full preview: its items are dropped.
+                                got = self._skim(i + 1, memo, t is dict)
+                                if got is not None:
+                                    i, n, value, j = got
+                                    nops += n
+                                    if value is not _NOTHING:
+                                        last_const = value
+                                        last_pos = j
+                                    continue
+                        mark(len(stack))
+                        i += 1
+                        continue
+                    if op == 0x4B:  # BININT1
+                        push(buf[i + 1])
+                        i += 2
+                        continue
+                    if op == 0x65:  # APPENDS
+                        k = unmark()
+                        items = stack[k:]
+                        del stack[k:]
+                        target = stack[-1]
+                        if type(target) is list:
+                            if len(target) < PREVIEW:
+                                target.extend(items[: PREVIEW - len(target)])
+                        else:
+                            yield Call(base + i - start, "APPENDS", target, tuple(items[:PREVIEW]))
+                        i += 1
+                        continue
+                    if op == 0x4E:  # NONE
+                        push(None)
+                        i += 1
+                        continue
+                    if op == 0x5D:  # EMPTY_LIST
+                        push([])
+                        i += 1
+                        continue
+                    if op == 0x29:  # EMPTY_TUPLE
+                        push(())
+                        i += 1
+                        continue
+                    if op == 0x61:  # APPEND
+                        value = pop()
+                        target = stack[-1]
+                        if type(target) is list:
+                            if len(target) < PREVIEW:
+                                target.append(value)
+                        else:
+                            yield Call(base + i - start, "APPENDS", target, (value,))
+                        i += 1
+                        continue
+                    if op == 0x43:  # SHORT_BINBYTES
+                        j = i + 2 + buf[i + 1]
+                        last_const = buf[i + 2 : j]
                         last_pos = base + i
-                    i, value = yield from self._rare(op, i, stack, marks, index)
+                        push(last_const)
+                        i = j
+                        continue
+                    if op == 0x2E:  # STOP
+                        if not stack:
+                            raise _Broken("STOP with an empty stack", base + i)
+                        if nops > max_ops or len(stack) > max_stack:
+                            # Caps are checked per chunk; a short pickle is checked here.
+                            raise LimitExceeded(
+                                f"pickle exceeds {max_ops} opcodes or {max_stack} stack items",
+                                base + i - start,
+                            )
+                        yield Stop(base + i - start, index, stack[-1])
+                        return i + 1
+                else:
+                    if op == 0x7D:  # EMPTY_DICT, fused with the MEMOIZE/BINPUT and MARK after it
+                        push({})
+                        i += 1
+                        if dense:
+                            nx = buf[i]
+                            if nx == 0x94:
+                                memo_append(OPAQUE_CODE)
+                                nops += 1
+                                i += 1
+                            elif nx == 0x72:
+                                if u4(buf, i + 1)[0] == len(memo):
+                                    memo_append(OPAQUE_CODE)
+                                    nops += 1
+                                    i += 5
+                            elif nx == 0x71 and buf[i + 1] == len(memo):
+                                memo_append(OPAQUE_CODE)
+                                nops += 1
+                                i += 2
+                        if buf[i] == 0x28:
+                            mark(len(stack))
+                            nops += 1
+                            i += 1
+                        continue
+                    if op == 0x75:  # SETITEMS
+                        k = unmark()
+                        items = stack[k:]
+                        del stack[k:]
+                        target = stack[-1]
+                        n = len(items)
+                        if n & 1:
+                            raise _Broken("SETITEMS with an odd number of items", base + i)
+                        if type(target) is dict:
+                            if len(target) < PREVIEW:
+                                if n > 2 * PREVIEW:
+                                    del items[2 * PREVIEW :]
+                                pairs = iter(items)
+                                target.update(zip(pairs, pairs, strict=False))
+                        else:
+                            yield Call(base + i - start, "SETITEMS", target, tuple(items[:PREVIEW]))
+                        i += 1
+                        continue
+                    if op == 0x87:  # TUPLE3, fused with a MEMOIZE/BINPUT of a plain tuple
+                        third = pop()
+                        second = pop()
+                        first = stack[-1]
+                        triple = (first, second, third)
+                        stack[-1] = triple
+                        i += 1
+                        if dense:
+                            nx = buf[i]
+                            if (nx == 0x94 or nx == 0x72 or nx == 0x71) and (
+                                (
+                                    type(first) in plain_types
+                                    and type(second) in plain_types
+                                    and type(third) in plain_types
+                                )
+                                or is_plain(triple)
+                            ):
+                                if nx == 0x94:
+                                    memo_append(OPAQUE_CODE)
+                                    nops += 1
+                                    i += 1
+                                elif nx == 0x72:
+                                    if u4(buf, i + 1)[0] == len(memo):
+                                        memo_append(OPAQUE_CODE)
+                                        nops += 1
+                                        i += 5
+                                elif buf[i + 1] == len(memo):
+                                    memo_append(OPAQUE_CODE)
+                                    nops += 1
+                                    i += 2
+                        continue
+                    if op == 0x88:  # NEWTRUE
+                        push(True)
+                        i += 1
+                        continue
+                    if op == 0x94:  # MEMOIZE
+                        top = stack[-1]
+                        if top is last_const:
+                            code = last_pos
+                        else:
+                            t = type(top)
+                            if t is dict or t is list or t is tuple:
+                                code = OPAQUE_CODE if (not top or is_plain(top)) else RICH_CODE
+                            else:
+                                code = RICH_CODE
+                        if dense:
+                            if code == RICH_CODE:
+                                rich[len(memo)] = top
+                                if len(rich) > max_memo:
+                                    raise LimitExceeded(
+                                        f"pickle memo holds more than {max_memo} objects",
+                                        base + i - start,
+                                    )
+                            memo_append(code)
+                        else:
+                            mcount += memo_put(memo, rich, mcount, top, code, base + i)
+                        i += 1
+                        continue
+                    if op == 0x71 or op == 0x72:  # BINPUT / LONG_BINPUT
+                        top = stack[-1]
+                        if top is last_const:
+                            code = last_pos
+                        else:
+                            t = type(top)
+                            if t is dict or t is list or t is tuple:
+                                code = OPAQUE_CODE if (not top or is_plain(top)) else RICH_CODE
+                            else:
+                                code = RICH_CODE
+                        if op == 0x71:
+                            idx = buf[i + 1]
+                            i += 2
+                        else:
+                            idx = u4(buf, i + 1)[0]
+                            i += 5
+                        if dense and idx == len(memo):
+                            if code == RICH_CODE:
+                                rich[idx] = top
+                                if len(rich) > max_memo:
+                                    raise LimitExceeded(
+                                        f"pickle memo holds more than {max_memo} objects",
+                                        base + i - start,
+                                    )
+                            memo_append(code)
+                        else:
+                            if dense:
+                                mcount = len(memo)
+                                dense = idx <= mcount
+                            mcount += memo_put(memo, rich, idx, top, code, base + i)
+                        continue
+                    if op == 0x86:  # TUPLE2
+                        top = pop()
+                        stack[-1] = (stack[-1], top)
+                        i += 1
+                        continue
+                    if op == 0x85:  # TUPLE1
+                        stack[-1] = (stack[-1],)
+                        i += 1
+                        continue
+                    if op == 0x6A:  # LONG_BINGET
+                        idx = u4(buf, i + 1)[0]
+                        try:
+                            code = memo[idx]
+                        except IndexError:
+                            code = UNSET
+                        if code >= 0:
+                            value = cache_get(code)
+                            if value is None:
+                                value = const_at(code)
+                            push(value)
+                        elif code == OPAQUE_CODE:
+                            push(OPAQUE)
+                        else:
+                            push(memo_get(memo, rich, idx, base + i))
+                        i += 5
+                        continue
+                    if op == 0x89:  # NEWFALSE
+                        push(False)
+                        i += 1
+                        continue
+                    if op == 0x73:  # SETITEM
+                        value = pop()
+                        key = pop()
+                        target = stack[-1]
+                        if type(target) is dict:
+                            if len(target) < PREVIEW:
+                                target[key] = value
+                        else:
+                            yield Call(base + i - start, "SETITEMS", target, (key, value))
+                        i += 1
+                        continue
+                    if op == 0x95:  # FRAME
+                        i += 9
+                        continue
+                    if op == 0x74:  # TUPLE
+                        k = unmark()
+                        push(tuple(stack[k : k + PREVIEW]))
+                        del stack[k:-1]
+                        i += 1
+                        continue
+                    if op == 0x8A:  # LONG1
+                        n = buf[i + 1]
+                        push(int.from_bytes(buf[i + 2 : i + 2 + n], "little", signed=True))
+                        i += 2 + n
+                        continue
+                # Everything else (imports, calls, rare and protocol 0/1 forms) lives in a
+                # second function so the hot loop above stays small.
+                stats.opcodes = nops
+                if op == 0x67 or op == 0x70:  # GET / PUT
+                    at = base + i
+                    line, i = self._line(i + 1)
                     buf, base, limit = self._buf, self._base, self._limit()
-                    if value is not _NOTHING:
-                        last_const = value
-                    if len(marks) > max_stack:
-                        raise LimitExceeded(f"more than {max_stack} pickle marks", base + i - start)
+                    try:
+                        idx = int(line)
+                    except ValueError:
+                        raise _Broken("malformed memo index", at) from None
+                    if idx < 0:
+                        raise _Broken("negative memo index", at)
+                    if op == 0x67:
+                        push(memo_get(memo, rich, idx, at))
+                    else:
+                        top = stack[-1]
+                        if top is last_const:
+                            code = last_pos
+                        elif type(top) in plain_types:
+                            code = RICH_CODE
+                        else:
+                            code = _memo_code(top)
+                        if dense:
+                            # Protocol 0/1 memo: always through ``memo_put`` (and ``mcount``),
+                            # never the dense fast paths.
+                            mcount = len(memo)
+                            dense = False
+                        mcount += memo_put(memo, rich, idx, top, code, at)
+                    continue
+                if op in _CONST_OPS:
+                    last_pos = base + i
+                i, value = yield from self._rare(op, i, stack, marks, index)
+                buf, base, limit = self._buf, self._base, self._limit()
+                if value is not _NOTHING:
+                    last_const = value
+                if len(marks) > max_stack:
+                    raise LimitExceeded(f"more than {max_stack} pickle marks", base + i - start)
         except IndexError:
             if self._eof and i + 1 >= self._real:
                 raise _Broken("pickle data was truncated", base + min(i, self._real)) from None
@@ -1167,7 +1343,223 @@ class PickleMachine:
             raise _Broken(f"malformed operand of opcode 0x{op:02x}", base + i) from None
         finally:
             stats.opcodes = nops
-            stats.memo = max(stats.memo, mcount)
+            stats.memo = max(stats.memo, len(memo) if dense else mcount)
+
+    # ---- skimming discarded data -------------------------------------------------------
+
+    def _skim(
+        self, i: int, memo: array[int], into_dict: bool
+    ) -> tuple[int, int, object, int] | None:
+        """Walk a ``MARK … APPENDS/SETITEMS`` batch whose items the loader would discard.
+
+        Called right after a ``MARK`` whose target (the list or dict below it) already holds a
+        full preview: the items of the batch are dropped when the batch ends, so their values
+        need not be built. The batch is walked with one small tag per stack item instead
+        (``_T_*``: just enough to know hashability and plainness), appending memo codes exactly
+        as the full walk would. Anything that could emit an event, fetch a non-constant from
+        the memo, raise, or depend on a value (REDUCE, a global, a ``BINGET`` of a call
+        result, an odd ``SETITEMS``, a malformed string, the end of the buffer…) abandons the
+        skim: the memo is restored and ``None`` returned, so the full walk replays the batch.
+
+        Returns (index after the batch, opcodes walked, last string constant, its offset).
+        """
+        buf = self._buf
+        base = self._base
+        limit = self._limit()
+        keep = self.keep
+        m0 = len(memo)
+        memo_append = memo.append
+        u4 = _U4.unpack_from
+        widths = _SCALAR_WIDTH
+        tags: list[int] = []
+        push = tags.append
+        frames: list[int] = []
+        floor = 0
+        ops = 0
+        last_const: object = _NOTHING
+        last_pos = 0
+        try:
+            while i < limit:
+                op = buf[i]
+                ops += 1
+                if op == 0x68:  # BINGET: a constant or plain data only
+                    code = memo[buf[i + 1]]
+                    if code < 0 and code != OPAQUE_CODE:
+                        break
+                    push(_T_SCALAR)
+                    i += 2
+                    continue
+                width = widths[op]
+                if width:  # BINFLOAT, BININT*, NONE, NEWTRUE, NEWFALSE
+                    push(_T_SCALAR)
+                    i += width
+                    continue
+                if op == 0x8C or op == 0x58 or op == 0x43:
+                    # SHORT_BINUNICODE / BINUNICODE / SHORT_BINBYTES (+ MEMOIZE/BINPUT)
+                    if op == 0x8C:
+                        j = i + 2
+                        k = j + buf[i + 1]
+                        # Decoded only to reject what the full walk would reject.
+                        last_const = buf[j:k].decode("utf-8", "surrogatepass")
+                    elif op == 0x58:
+                        n = u4(buf, i + 1)[0]
+                        j = i + 5
+                        k = j + n
+                        if n > keep or k > limit:
+                            break
+                        last_const = buf[j:k].decode("utf-8", "surrogatepass")
+                    else:
+                        j = i + 2
+                        k = j + buf[i + 1]
+                        last_const = buf[j:k]
+                    last_pos = base + i
+                    push(_T_SCALAR)
+                    i = k
+                    nx = buf[k]
+                    if nx == 0x94:
+                        memo_append(last_pos)
+                        ops += 1
+                        i = k + 1
+                    elif nx == 0x72:
+                        if u4(buf, k + 1)[0] == len(memo):
+                            memo_append(last_pos)
+                            ops += 1
+                            i = k + 5
+                    elif nx == 0x71 and buf[k + 1] == len(memo):
+                        memo_append(last_pos)
+                        ops += 1
+                        i = k + 2
+                    continue
+                if op == 0x7D or op == 0x5D:  # EMPTY_DICT / EMPTY_LIST (+ MEMOIZE/BINPUT, MARK)
+                    push(_T_EMPTY_DICT if op == 0x7D else _T_EMPTY_LIST)
+                    i += 1
+                    nx = buf[i]
+                    if nx == 0x94:
+                        memo_append(OPAQUE_CODE)
+                        ops += 1
+                        i += 1
+                    elif nx == 0x72:
+                        if u4(buf, i + 1)[0] == len(memo):
+                            memo_append(OPAQUE_CODE)
+                            ops += 1
+                            i += 5
+                    elif nx == 0x71 and buf[i + 1] == len(memo):
+                        memo_append(OPAQUE_CODE)
+                        ops += 1
+                        i += 2
+                    if buf[i] == 0x28:
+                        frames.append(floor)
+                        floor = len(tags)
+                        ops += 1
+                        i += 1
+                    continue
+                if op == 0x75 or op == 0x65:  # SETITEMS / APPENDS
+                    n = len(tags) - floor
+                    if not frames:
+                        # The end of the batch: its items go nowhere.
+                        if (op == 0x75) != into_dict or n & 1:
+                            break
+                        self._skim_hits += 1
+                        return i + 1, ops, last_const, last_pos
+                    if floor == 0:
+                        break
+                    target = tags[floor - 1]
+                    if op == 0x75:
+                        if target != _T_EMPTY_DICT or n & 1:
+                            break
+                        if n and max(tags[floor : floor + 2 * PREVIEW : 2]) > _T_HASHABLE:
+                            break
+                        done = _T_DICT if n else _T_EMPTY_DICT
+                    else:
+                        if target != _T_EMPTY_LIST and target != _T_LIST:
+                            break
+                        done = _T_LIST if n else target
+                    del tags[floor:]
+                    tags[-1] = done
+                    floor = frames.pop()
+                    i += 1
+                    continue
+                if 0x85 <= op <= 0x87 or op == 0x74:  # TUPLE1/2/3 / TUPLE (+ MEMOIZE/BINPUT)
+                    if op == 0x74:
+                        if not frames:
+                            break
+                        items = tags[floor : floor + PREVIEW]
+                        del tags[floor:]
+                        floor = frames.pop()
+                    else:
+                        n = op - 0x84
+                        if len(tags) - floor < n:
+                            break
+                        items = tags[-n:]
+                        del tags[-n:]
+                    top = max(items) if items else _T_SCALAR
+                    i += 1
+                    if top != _T_SCALAR:
+                        push(_T_NESTED_TUPLE if top <= _T_HASHABLE else _T_OTHER)
+                        continue
+                    push(_T_TUPLE)
+                    nx = buf[i]
+                    if nx == 0x94:
+                        memo_append(OPAQUE_CODE)
+                        ops += 1
+                        i += 1
+                    elif nx == 0x72:
+                        if u4(buf, i + 1)[0] == len(memo):
+                            memo_append(OPAQUE_CODE)
+                            ops += 1
+                            i += 5
+                    elif nx == 0x71 and buf[i + 1] == len(memo):
+                        memo_append(OPAQUE_CODE)
+                        ops += 1
+                        i += 2
+                    continue
+                if op == 0x28:  # MARK
+                    frames.append(floor)
+                    floor = len(tags)
+                    i += 1
+                    continue
+                if op == 0x6A:  # LONG_BINGET
+                    code = memo[u4(buf, i + 1)[0]]
+                    if code < 0 and code != OPAQUE_CODE:
+                        break
+                    push(_T_SCALAR)
+                    i += 5
+                    continue
+                if op == 0x94 or op == 0x71 or op == 0x72:  # MEMOIZE / BINPUT / LONG_BINPUT
+                    top = tags[-1]
+                    if top != _T_TUPLE and top != _T_EMPTY_DICT and top != _T_EMPTY_LIST:
+                        break
+                    if op == 0x94:
+                        i += 1
+                    elif op == 0x71:
+                        if buf[i + 1] != len(memo):
+                            break
+                        i += 2
+                    else:
+                        if u4(buf, i + 1)[0] != len(memo):
+                            break
+                        i += 5
+                    memo_append(OPAQUE_CODE)
+                    continue
+                if op == 0x29:  # EMPTY_TUPLE
+                    push(_T_TUPLE)
+                    i += 1
+                    continue
+                if op == 0x95:  # FRAME
+                    i += 9
+                    continue
+                if op == 0x8A:  # LONG1
+                    push(_T_SCALAR)
+                    i += 2 + buf[i + 1]
+                    continue
+                break
+        except (IndexError, ValueError, struct.error):
+            pass
+        del memo[m0:]
+        self._skim_misses += 1
+        if self._skim_misses > SKIM_MISSES + self._skim_hits // 4:
+            self._skim_ok = False
+        return None
 
     def _rare(
         self, op: int, i: int, stack: list[object], marks: list[int], index: int
