@@ -142,6 +142,8 @@ class _Progress:
         self.bar.update(TaskID(self.task), completed=done, description=path[-40:])
 
     def close(self) -> None:
+        if self.bar is None:
+            return
         from rich.progress import Progress
 
         if isinstance(self.bar, Progress):
