@@ -222,6 +222,15 @@ ALLOW_EXACT: Final[frozenset[str]] = frozenset(
         "sklearn.externals.joblib.numpy_pickle.NumpyArrayWrapper",
         "sklearn.externals.joblib.numpy_pickle_compat.NDArrayWrapper",
         # --- PyTorch tensors, storages, parameters, dtypes (what weights_only=True allows).
+        # --- TorchScript archives: the list/tag helpers the TorchScript unpickler resolves
+        # (torch/jit/_pickle.py: identity functions over plain data). ``torch.jit`` itself
+        # stays denied (``torch.jit.load`` loads archives).
+        "torch.jit._pickle.build_intlist",
+        "torch.jit._pickle.build_tensorlist",
+        "torch.jit._pickle.build_doublelist",
+        "torch.jit._pickle.build_boollist",
+        "torch.jit._pickle.build_tensor_from_id",
+        "torch.jit._pickle.restore_type_tag",
         "torch._utils._rebuild_tensor",
         "torch._utils._rebuild_tensor_v2",
         "torch._utils._rebuild_tensor_v3",
@@ -427,6 +436,9 @@ ALLOW_MODULES: Final[tuple[str, ...]] = (
     "pandas._libs",
     "pandas.arrays",
     "torch.nn.modules",
+    # TorchScript class types (``__torch__.<qualname>``): resolved against the compiled classes
+    # in the archive's ``code/`` (which the code scanner reads), never imported from Python.
+    "__torch__",
     "torch.optim",
     "xgboost.core",
     "xgboost.sklearn",

@@ -386,3 +386,17 @@ def test_rules_are_documented() -> None:
 )
 def test_classify_table(module: str, name: str, severity: Severity | None) -> None:
     assert classify(module, name).severity == severity
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["build_intlist", "build_tensorlist", "build_doublelist", "build_boollist", "restore_type_tag"],
+)
+def test_torchscript_list_helpers_are_benign(name: str) -> None:
+    # torch.jit.save writes these into every code/*.debug_pkl; found by tests/test_framework_torch
+    assert scan(call_pickle("torch.jit._pickle", name, (1, 2))) == []
+
+
+def test_torchscript_class_types_are_benign_but_torch_jit_load_is_not() -> None:
+    assert scan(call_pickle("__torch__.torch.nn.modules.linear", "Linear")) == []
+    assert worst(scan(call_pickle("torch.jit", "load", "x.pt"))) is Severity.CRITICAL
