@@ -236,7 +236,12 @@ def resolve(stream: BinaryIO, entry: ZipEntry, file_size: int) -> None:
 
 
 def iter_member(
-    stream: BinaryIO, entry: ZipEntry, max_bytes: int, max_ratio: int, chunk: int = 1 << 20
+    stream: BinaryIO,
+    entry: ZipEntry,
+    max_bytes: int,
+    max_ratio: int,
+    chunk: int = 1 << 20,
+    min_bomb_bytes: int = 64 * 2**20,
 ) -> Generator[bytes, None, None]:
     """Yield a member's uncompressed bytes in chunks, ignoring the CRC as PyTorch does.
 
@@ -285,7 +290,7 @@ def iter_member(
         produced += len(out)
         if produced > max_bytes:
             raise LimitExceeded(f"zip member {entry.name!r} over {max_bytes} bytes")
-        if produced > max(consumed, 1024) * max_ratio:
+        if produced > max(consumed, 1024) * max_ratio and produced > min_bomb_bytes:
             raise LimitExceeded(
                 f"zip member {entry.name!r} expands more than {max_ratio}x (zip bomb)"
             )

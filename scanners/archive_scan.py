@@ -386,7 +386,10 @@ def walk_zip(
     for e, w in plan:
         if w is Want.SKIP or e.flags & 0x1 or (e.size == 0 and e.compressed_size == 0):
             continue
-        if e.size > max(e.compressed_size, 1024) * limits.max_archive_ratio:
+        if (
+            e.size > max(e.compressed_size, 1024) * limits.max_archive_ratio
+            and e.size > limits.min_bomb_bytes
+        ):
             yield loc(e).finding(
                 GEN002,
                 f"zip member declares {e.size} bytes from {e.compressed_size} "
@@ -407,7 +410,11 @@ def walk_zip(
         spool = Spool()
         error = spool.fill(
             _zip.iter_member(
-                stream, e, min(limits.max_read_bytes, budget), limits.max_archive_ratio
+                stream,
+                e,
+                min(limits.max_read_bytes, budget),
+                limits.max_archive_ratio,
+                min_bomb_bytes=limits.min_bomb_bytes,
             )
         )
         budget -= spool.size
@@ -769,7 +776,10 @@ def decompressed(
                 produced += len(out)
                 if produced > cap:
                     raise LimitExceeded(f"{kind.value} stream expands past {cap} bytes")
-                if produced > max(consumed, 1024) * limits.max_archive_ratio:
+                if (
+                    produced > max(consumed, 1024) * limits.max_archive_ratio
+                    and produced > limits.min_bomb_bytes
+                ):
                     raise LimitExceeded(
                         f"{kind.value} stream expands more than {limits.max_archive_ratio}x "
                         "(decompression bomb)",
@@ -916,7 +926,10 @@ def walk_7z(
         declared = sum(i.uncompressed for i in infos)
         if declared > limits.max_archive_total_bytes:
             raise LimitExceeded(f"7z declares {declared} uncompressed bytes")
-        if declared > max(artifact.size, 1024) * limits.max_archive_ratio:
+        if (
+            declared > max(artifact.size, 1024) * limits.max_archive_ratio
+            and declared > limits.min_bomb_bytes
+        ):
             raise LimitExceeded(
                 f"7z expands {declared} bytes from {artifact.size} "
                 f"(ratio over {limits.max_archive_ratio}: decompression bomb)"

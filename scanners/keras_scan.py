@@ -795,7 +795,11 @@ class KerasScanner:
         _zip.resolve(artifact.stream, entry, artifact.size)
         data = b"".join(
             _zip.iter_member(
-                artifact.stream, entry, limits.max_header_bytes, limits.max_archive_ratio
+                artifact.stream,
+                entry,
+                limits.max_header_bytes,
+                limits.max_archive_ratio,
+                min_bomb_bytes=limits.min_bomb_bytes,
             )
         )
         config = parse_json_config(data, "config.json", limits)
@@ -829,7 +833,11 @@ class KerasScanner:
                 KER006, f"member {name!r}: {problem}", evidence=f"{name}: {problem}"
             )
         chunks = _zip.iter_member(
-            artifact.stream, entry, ctx.limits.max_read_bytes, ctx.limits.max_archive_ratio
+            artifact.stream,
+            entry,
+            ctx.limits.max_read_bytes,
+            ctx.limits.max_archive_ratio,
+            min_bomb_bytes=ctx.limits.min_bomb_bytes,
         )
         member_stream, size = spool(chunks, ctx.limits.max_read_bytes, f"member {name!r}")
         try:

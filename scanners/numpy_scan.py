@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import math
+import re
 import struct
 from collections.abc import Iterator
 from typing import Any, ClassVar
@@ -22,6 +23,7 @@ from supplychain.errors import ArtifactError
 from supplychain.model import ArtifactKind, Confidence, Finding, Rule, Severity
 
 MAGIC = b"\x93NUMPY"
+_PY2_LONG = re.compile(r"(\b\d+)L\b")
 MAX_HEADER = 1 << 20
 """numpy refuses headers over 10 000 bytes by default; 1 MiB leaves room and bounds parsing."""
 MAX_BYTES = 2**63 - 1
@@ -98,6 +100,9 @@ def parse_header(stream: Any, size: int) -> tuple[dict[str, Any], int]:
     raw = read_exact(stream, hlen, "npy header")
     try:
         text = raw.decode(encoding)
+        if major == 1 and "L" in text:
+            # Python 2 numpy wrote longs as ``2L``; numpy's own loader strips the suffix too.
+            text = _PY2_LONG.sub(r"\1", text)
         # literal_eval builds literals only (no names, calls or attributes); input is capped.
         header = ast.literal_eval(text)
     except (UnicodeDecodeError, ValueError, SyntaxError, TypeError, MemoryError, RecursionError):

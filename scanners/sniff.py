@@ -116,13 +116,26 @@ def _is_zlib(head: bytes) -> bool:
 
 
 def _is_lzma_alone(head: bytes) -> bool:
-    if len(head) < 14 or head[0] >= 225 or head[13] != 0:
+    """The legacy ``.lzma`` header is weak magic: demand a liblzma-style dictionary size, a sane
+    size field and a clean trial decode, or Fortran/MATLAB data would pass for it."""
+    # 0x5D: lc=3, lp=0, pb=2, what liblzma presets (and so joblib) always write.
+    if len(head) < 14 or head[0] != 0x5D or head[13] != 0:
+        return False
+    dict_size = int.from_bytes(head[1:5], "little")
+    usize = int.from_bytes(head[5:13], "little")
+    third = dict_size // 3
+    preset_like = (dict_size & (dict_size - 1)) == 0 or (
+        dict_size % 3 == 0 and (third & (third - 1)) == 0
+    )
+    if not (4096 <= dict_size <= 1 << 30 and preset_like):
+        return False
+    if usize != 2**64 - 1 and usize >= 1 << 48:
         return False
     try:
-        lzma.LZMADecompressor(lzma.FORMAT_ALONE).decompress(head[:4096], 64)
+        out = lzma.LZMADecompressor(lzma.FORMAT_ALONE).decompress(head, 256)
     except lzma.LZMAError:
         return False
-    return True
+    return len(out) >= min(usize, 16)
 
 
 def _sniff_zip(stream: BinaryIO, size: int) -> ArtifactKind | None:
@@ -216,7 +229,7 @@ def _walk_pickle(data: bytes, start: int, lname: str) -> tuple[bool | None, int,
 
 EXTENSION_KINDS: dict[str, ArtifactKind] = {
     **dict.fromkeys(
-        (".pkl", ".pickle", ".joblib", ".dill", ".pt", ".pth", ".ckpt", ".sav"),
+        (".pkl", ".pickle", ".joblib", ".dill", ".pt", ".pth", ".ckpt"),
         ArtifactKind.PICKLE,
     ),
     ".safetensors": ArtifactKind.SAFETENSORS,

@@ -17,6 +17,9 @@ class Limits:
     max_archive_total_bytes: int = 64 * 2**30
     max_archive_ratio: int = 200
     """Largest uncompressed/compressed ratio of one archive member (zip bomb)."""
+    min_bomb_bytes: int = 64 * 2**20
+    """The ratio check applies only past this many expanded bytes: small, very compressible
+    data (sparse arrays, zero-filled buffers) is common in real archives and is no bomb."""
     max_nesting: int = 4
     """Deepest archive-in-archive (or pickle-in-pickle) recursion."""
     max_pickle_ops: int = 500_000_000

@@ -167,13 +167,18 @@ def test_saferpickle_41_lzma_alone_joblib_with_forced_kind(tmp_path: Path) -> No
 
 def test_zip_bomb_is_a_finding_not_a_hang(tmp_path: Path) -> None:
     bomb = make_zip([(f"{i}.bin", b"\x00" * (4 << 20)) for i in range(4)], zipfile.ZIP_DEFLATED)
-    report = scan_file(tmp_path, "bomb.zip", bomb, Limits(max_archive_ratio=100))
+    report = scan_file(
+        tmp_path, "bomb.zip", bomb, Limits(max_archive_ratio=100, min_bomb_bytes=1 << 20)
+    )
     assert sum(f.rule == "GEN002" for f in report.findings) == 4
 
 
 def test_gzip_bomb_is_a_finding(tmp_path: Path) -> None:
     report = scan_file(
-        tmp_path, "x.gz", gzip.compress(b"\x00" * (32 << 20)), Limits(max_archive_ratio=100)
+        tmp_path,
+        "x.gz",
+        gzip.compress(b"\x00" * (32 << 20)),
+        Limits(max_archive_ratio=100, min_bomb_bytes=1 << 20),
     )
     assert "GEN002" in rules(report)
 

@@ -210,7 +210,9 @@ def test_zip_bomb_member_is_a_limit_finding_and_siblings_still_scanned(tmp_path:
     bomb = make_zip(
         [("zeros.bin", b"\x00" * (8 << 20)), ("evil.pkl", PAYLOAD)], method=zipfile.ZIP_DEFLATED
     )
-    report = scan_file(tmp_path, "bomb.zip", bomb, Limits(max_archive_ratio=50))
+    report = scan_file(
+        tmp_path, "bomb.zip", bomb, Limits(max_archive_ratio=50, min_bomb_bytes=1 << 20)
+    )
     gen2 = [f for f in report.findings if f.rule == "GEN002"]
     assert gen2 and gen2[0].location.member == ("zeros.bin",)
     assert flagged(report) == {("evil.pkl",)}
@@ -221,7 +223,9 @@ def test_zip_bomb_that_lies_about_its_size_is_stopped_while_decompressing(tmp_pa
     (cd,) = central_offsets(data, "zeros.bin")
     buf = bytearray(data)
     struct.pack_into("<I", buf, cd + 24, 10)  # declared uncompressed size: 10 bytes
-    report = scan_file(tmp_path, "liar.zip", bytes(buf), Limits(max_archive_ratio=50))
+    report = scan_file(
+        tmp_path, "liar.zip", bytes(buf), Limits(max_archive_ratio=50, min_bomb_bytes=1 << 20)
+    )
     assert any(
         f.rule == "GEN002" and "zip bomb" in f.message and f.location.member == ("zeros.bin",)
         for f in report.findings
@@ -380,7 +384,9 @@ def test_concatenated_gzip_members_are_all_read() -> None:
 
 def test_gzip_bomb_is_a_limit_and_payload_before_it_is_still_dispatched(tmp_path: Path) -> None:
     data = gzip.compress(PAYLOAD + b"\x00" * (16 << 20))
-    report = scan_file(tmp_path, "bomb.pkl.gz", data, Limits(max_archive_ratio=100))
+    report = scan_file(
+        tmp_path, "bomb.pkl.gz", data, Limits(max_archive_ratio=100, min_bomb_bytes=1 << 20)
+    )
     assert "GEN002" in rules(report)
     assert flagged(report) == {("bomb.pkl",)}
 
@@ -499,6 +505,10 @@ def test_mutated_containers_only_raise_artifact_errors(
         if pos < len(data):
             data[pos] = value
     try:
-        direct_scan(kind, bytes(data[: max(len(data) - cut, 0)]), Limits(max_archive_ratio=50))
+        direct_scan(
+            kind,
+            bytes(data[: max(len(data) - cut, 0)]),
+            Limits(max_archive_ratio=50, min_bomb_bytes=1 << 20),
+        )
     except ArtifactError:
         pass
