@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import codecs
 import csv
+import heapq
 import io
+import itertools
 import json
+import math
 import threading
+from collections import Counter
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -34,10 +38,28 @@ DETECT_ROWS = 64
 DETECT_BYTES = 8 * 2**20
 """JSONL rows buffered to detect fields (whichever cap comes first)."""
 PARQUET_BATCH = 1024
+DELIMITER_PROBE_LINES = 8
+"""Leading ``#`` lines skipped to find the line the CSV delimiter is guessed on."""
 OVERSIZED_MARK = "\x00\x00supplychain:oversized-line\x00"
 """Stands in for a CSV line too long to read (never produced by real text)."""
 MAX_LABEL_ITEMS = 8
 """A list-valued label longer than this (token tags) is not a class label."""
+TEXT_MIN_MEAN_CHARS = 20
+"""A column found by content (no known text name) must average at least this many characters,"""
+TEXT_SHORT_MIN_CHARS = 12
+TEXT_SHORT_MIN_WORDS = 3.0
+"""...or at least 12 characters and 3 words (short utterances, tweets, intents),"""
+TEXT_MAX_NON_TEXT = 0.2
+"""...and at most this share of its sampled values may be numbers, codes or single tokens."""
+TEXT_MIN_LETTERS = 0.3
+TEXT_CANDIDATES = 256
+"""Longest string columns tested for text (bounds the cost on very wide tables)."""
+"""Share of letters among the non-space characters for a value to read as text."""
+REGRESSION_MIN_DISTINCT = 5
+REGRESSION_MANY_DISTINCT = 50
+REGRESSION_DISTINCT_SHARE = 0.2
+"""A label column of non-integer numbers with more than 50 distinct values, or more than 20 % of
+its sampled values distinct (at least 5), is a regression target, not a class label."""
 
 # ---------------------------------------------------------------------------------------------
 # Rules (DAT000–DAT009 belong to the readers)
@@ -81,9 +103,9 @@ DAT003 = make_rule(
     "DAT003",
     "Ragged CSV rows",
     Severity.MEDIUM,
-    "Rows with more or fewer fields than the header. Loaders disagree on such rows (error, "
-    "skip, pad, or shift columns), so the label a model trains on may not be the one a reviewer "
-    "sees.",
+    "Rows with more or fewer fields than most rows of the file. Loaders disagree on such rows "
+    "(error, skip, pad, or shift columns), so the label a model trains on may not be the one a "
+    "reviewer sees.",
     "Fix the quoting or drop the listed rows.",
     cwe=20,
     owasp_llm=POISONING,
@@ -135,6 +157,11 @@ TEXT_GROUPS: tuple[tuple[str, ...], ...] = (
     ("body",),
     ("abstract",),
     ("article",),
+    ("tweet",),
+    ("utterance",),
+    ("comment",),
+    ("caption",),
+    ("headline",),
 )
 """Known text layouts, best first. A layout matches when its first field is present; every other
 field of the layout that is present is joined to it (``instruction+input+output``)."""
@@ -159,6 +186,8 @@ class FieldPlan:
     label: str | None = None
     id: str | None = None
     source: str | None = None
+    notes: tuple[str, ...] = ()
+    """Why a field was not used (reported in DAT000's evidence)."""
 
     @property
     def text_name(self) -> str | None:
@@ -193,17 +222,22 @@ def _is_chat(value: object) -> bool:
 def plan_fields(
     columns: Sequence[str], samples: Sequence[Mapping[str, object]], options: DatasetOptions
 ) -> FieldPlan:
-    """Pick text/label/id/source columns: the user's choice, else known names, else the longest
-    string column measured on ``samples``."""
+    """Pick text/label/id/source columns: the user's choice, else known names, else a string
+    column whose sampled values read as natural-language text. Numbers, hex codes and short
+    categorical values are not text: a tabular file gets no text field and no text checks,
+    instead of duplicate/label findings about its numbers."""
+    notes: list[str] = []
     text: tuple[str, ...] = ()
     if options.text_field:
         text = tuple(p.strip() for p in options.text_field.split("+") if p.strip())
     else:
         text = _detect_text(columns, samples)
-    label = options.label_field or _first(columns, LABEL_FIELDS, exclude=text)
+    label = options.label_field
+    if not label:
+        label = _detect_label(columns, samples, text, notes)
     ident = options.id_field or _first(columns, ID_FIELDS, exclude=text)
     source = _first(columns, SOURCE_FIELDS, exclude=(*text, label or "", ident or ""))
-    return FieldPlan(text=text, label=label, id=ident, source=source)
+    return FieldPlan(text=text, label=label, id=ident, source=source, notes=tuple(notes))
 
 
 def _first(columns: Sequence[str], names: Sequence[str], exclude: Sequence[str]) -> str | None:
@@ -212,6 +246,107 @@ def _first(columns: Sequence[str], names: Sequence[str], exclude: Sequence[str])
         if col is not None and col not in exclude:
             return col
     return None
+
+
+def _detect_label(
+    columns: Sequence[str],
+    samples: Sequence[Mapping[str, object]],
+    text: Sequence[str],
+    notes: list[str],
+) -> str | None:
+    """The first known label name whose sampled values are not a continuous (regression) target."""
+    for name in LABEL_FIELDS:
+        col = _lookup(columns, name)
+        if col is None or col in text:
+            continue
+        why = continuous_values([s.get(col) for s in samples])
+        if why is None:
+            return col
+        notes.append(f"{col} is a regression target ({why}), not used as a label")
+    return None
+
+
+def _as_number(value: object) -> float | None:
+    """``value`` as a finite-or-not float when it is a number or a numeric string, else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        s = value.strip()
+        if not s or len(s) > 64:
+            return None
+        try:
+            return float(s)
+        except ValueError:
+            pass
+        if s.lstrip("+-")[:2].lower() == "0x":
+            try:
+                return float.fromhex(s)
+            except (ValueError, OverflowError):
+                return None
+    return None
+
+
+def continuous_values(values: Sequence[object]) -> str | None:
+    """Why these label values look like a regression target, or None for class labels.
+
+    Every non-empty value must be numeric; integers count only when many and spread out (dense
+    small integers are class ids, e.g. 150 intents)."""
+    nums: list[float] = []
+    for v in values:
+        if v is None or (isinstance(v, str) and not v.strip()):
+            continue
+        x = _as_number(v)
+        if x is None:
+            return None
+        if math.isfinite(x):
+            nums.append(x)
+    distinct = set(nums)
+    if len(distinct) < REGRESSION_MIN_DISTINCT:
+        return None
+    what = f"{len(distinct)} distinct numeric values in {len(nums)} sampled rows"
+    if any(not x.is_integer() for x in distinct):
+        many = len(distinct) > REGRESSION_MANY_DISTINCT
+        if many or len(distinct) > REGRESSION_DISTINCT_SHARE * len(nums):
+            return what
+        return None
+    spread = max(distinct) - min(distinct) + 1
+    if len(distinct) > REGRESSION_MANY_DISTINCT and spread > 4 * len(distinct):
+        return what
+    return None
+
+
+def _reads_as_text(value: str) -> bool:
+    """Natural-language-ish: not a number, mostly letters, and several words (or a script
+    written without spaces). Only the first 1 000 characters are looked at."""
+    s = value[:1000].strip()
+    if not s or _as_number(s) is not None:
+        return False
+    non_space = [c for c in s if not c.isspace()]
+    # Invisible non-ASCII characters (tags, variation selectors, zero-width) count as letters:
+    # text that is mostly hidden payload is exactly what the text checks must see.
+    letters = sum(1 for c in non_space if c.isalpha() or not (c.isascii() or c.isprintable()))
+    if letters < TEXT_MIN_LETTERS * len(non_space):
+        return False
+    return len(non_space) < len(s) or any(not c.isascii() for c in non_space)
+
+
+def _text_column_score(values: Sequence[str]) -> float | None:
+    """Mean length of a string column that reads as text, or None when it does not."""
+    if not values:
+        return None
+    mean = sum(len(v) for v in values) / len(values)
+    if mean < TEXT_SHORT_MIN_CHARS:
+        return None
+    if mean < TEXT_MIN_MEAN_CHARS:
+        words = sum(len(v[:1000].split()) for v in values) / len(values)
+        if words < TEXT_SHORT_MIN_WORDS:
+            return None
+    non_text = sum(1 for v in values if not _reads_as_text(v))
+    if non_text > TEXT_MAX_NON_TEXT * len(values):
+        return None
+    return mean
 
 
 def _detect_text(
@@ -226,15 +361,17 @@ def _detect_text(
         if any(_lookup(columns, a) is None for a in anchors):
             continue
         return tuple(c for c in (_lookup(columns, n) for n in group) if c is not None)
-    # Fall back to the string column with the longest mean value in the sample.
-    best: tuple[float, str] | None = None
-    for col in columns:
+    # Fall back to the text-like string column with the longest mean value in the sample.
+    # Longest first, so the (costlier) text test stops at the first column that passes.
+    means: list[tuple[float, int, str]] = []
+    for i, col in enumerate(columns):
         lengths = [len(v) for s in samples if isinstance(v := s.get(col), str)]
-        if lengths:
-            mean = sum(lengths) / len(lengths)
-            if best is None or mean > best[0]:
-                best = (mean, col)
-    return (best[1],) if best is not None else ()
+        if lengths and (mean := sum(lengths) / len(lengths)) >= TEXT_SHORT_MIN_CHARS:
+            means.append((-mean, i, col))
+    for _, _, col in heapq.nsmallest(TEXT_CANDIDATES, means):
+        if _text_column_score([v for s in samples if isinstance(v := s.get(col), str)]):
+            return (col,)
+    return ()
 
 
 def render_text(value: object) -> str | None:
@@ -320,6 +457,8 @@ class ReadIssues:
     no_text: RowIssue = field(default_factory=RowIssue)
     invalid_sequences: int = 0
     """Invalid byte sequences replaced while decoding (CSV)."""
+    header_mismatch: str = ""
+    """CSV header whose field count differs from most rows' (reported once, LOW)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -340,6 +479,8 @@ class DatasetReader:
         self.issues = ReadIssues()
         self.plan = FieldPlan()
         self.columns: tuple[str, ...] = ()
+        self.notes: list[str] = []
+        """How the file's layout was read (metadata line, comment lines), for DAT000."""
 
     def records(self) -> Generator[Record, None, None]:
         """Yield every analysable row; raise ``ArtifactError`` when the file itself breaks."""
@@ -490,9 +631,15 @@ def _ensure_handler() -> None:
 
 
 class CsvReader(DatasetReader):
-    """CSV/TSV with a header row; the row index counts records after the header."""
+    """CSV/TSV; the row index counts records after the header (or metadata line).
+
+    The header is the first line unless it is all numbers (no header), a metadata line shorter
+    than the rows (scikit-learn), or a ``#`` comment; rows are compared with the modal field
+    count, so only rows that differ from the majority are ragged."""
 
     format_name = "csv"
+    _comments = 0
+    """``#`` comment lines seen among the rows."""
 
     def _encoding(self) -> str:
         stream = self.artifact.stream
@@ -540,65 +687,181 @@ class CsvReader(DatasetReader):
         csv.field_size_limit(self.max_chars)
         lines = self._lines(text)
         first: list[str] = []
+        probe = ""
         for line in lines:
-            if line.strip():
-                first = [line]
+            if not first and not line.strip():
+                continue
+            first.append(line)
+            if line.strip() and not line.lstrip().startswith("#"):
+                probe = line  # the delimiter is guessed on the first line that is not a comment
+                break
+            if len(first) >= DELIMITER_PROBE_LINES:
                 break
         if not first:
             return
-        delimiter = "\t" if tsv else _guess_delimiter(first[0])
-        reader = csv.reader(_chain(first, lines), delimiter=delimiter)
-        try:
-            header = next(reader)
-        except (csv.Error, StopIteration) as exc:
-            raise ArtifactError(f"unreadable CSV header: {exc}") from None
-        self.columns = _unique_names(header)
+        delimiter = "\t" if tsv else _guess_delimiter(probe or first[0])
+        items = self._items(csv.reader(_chain(first, lines), delimiter=delimiter))
+        head = list(itertools.islice(items, DETECT_ROWS + 2))
+        if not head:
+            return
+        pos, modal = self._layout(head)
         index = 0
-        head: list[tuple[int, dict[str, str]]] = []
+        pending: list[tuple[int, dict[str, str], str | None]] = []
         planned = False
+        try:
+            for kind, row, reason in itertools.chain(head[pos:], items):
+                if row is None:
+                    issue = self.issues.oversized if kind == "oversized" else self.issues.bad
+                    issue.add(index, reason)
+                    index += 1
+                    continue
+                comment: str | None = None
+                if _is_comment(row, modal):
+                    # A "# ..." line is not a ragged row, but loaders without comment handling
+                    # still read it as one: its content is analysed as text (below).
+                    comment = delimiter.join(row)
+                    self._comments += 1
+                elif len(row) != modal:
+                    self.issues.ragged.add(index, f"{len(row)} fields, most rows have {modal}")
+                values = dict(zip(self.columns, row, strict=False))
+                if any("\ufffd" in v for v in row):
+                    self.issues.undecodable.add(index, "replacement character in row")
+                if planned:
+                    record = self._record(index, values, comment)
+                    if record is not None:
+                        yield record
+                else:
+                    pending.append((index, values, comment))
+                    if len(pending) >= DETECT_ROWS:
+                        yield from self._flush_head(pending)
+                        planned = True
+                index += 1
+            if not planned:
+                yield from self._flush_head(pending)
+        finally:
+            if self._comments:
+                done = "analysed as text" if self.plan.text else "not analysed"
+                self.notes.append(f"{self._comments} comment lines (#), {done}")
+
+    def _record(self, index: int, values: dict[str, str], comment: str | None) -> Record | None:
+        """A data row's record; a comment line's whole text when the file has a text field."""
+        if comment is None:
+            return self.make_record(index, values)
+        if not self.plan.text or len(comment) > self.max_chars:
+            return None
+        return Record(index=index, text=comment)
+
+    def _items(self, reader: Iterator[list[str]]) -> Iterator[tuple[str, list[str] | None, str]]:
+        """Parsed records as ``(kind, fields, reason)``: kind ``row`` (fields set), ``bad`` or
+        ``oversized`` (fields ``None``). Blank lines are dropped."""
         while True:
             try:
                 row = next(reader)
             except StopIteration:
-                break
+                return
             except csv.Error as exc:
                 if "field larger" in str(exc):
-                    self.issues.oversized.add(index, f"field longer than {self.max_chars}")
+                    yield "oversized", None, f"field longer than {self.max_chars}"
                 else:
-                    self.issues.bad.add(index, f"CSV error: {exc}")
-                index += 1
+                    yield "bad", None, f"CSV error: {exc}"
                 continue
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue
             if any(OVERSIZED_MARK in v for v in row):
-                self.issues.oversized.add(index, f"line longer than {self.max_chars} characters")
-                index += 1
+                yield "oversized", None, f"line longer than {self.max_chars} characters"
                 continue
-            if len(row) != len(self.columns):
-                self.issues.ragged.add(index, f"{len(row)} fields, header has {len(self.columns)}")
-            values = dict(zip(self.columns, row, strict=False))
-            if any("\ufffd" in v for v in row):
-                self.issues.undecodable.add(index, "replacement character in row")
-            if planned:
-                record = self.make_record(index, values)
-                if record is not None:
-                    yield record
-            else:
-                head.append((index, values))
-                if len(head) >= DETECT_ROWS:
-                    yield from self._flush_head(head)
-                    planned = True
-            index += 1
-        if not planned:
-            yield from self._flush_head(head)
+            yield "row", row, ""
 
-    def _flush_head(self, head: list[tuple[int, dict[str, str]]]) -> Iterator[Record]:
-        self.plan = plan_fields(self.columns, [r for _, r in head], self.options)
-        for index, values in head:
-            record = self.make_record(index, values)
+    def _layout(self, head: list[tuple[str, list[str] | None, str]]) -> tuple[int, int]:
+        """Read the file's shape from its first records; set ``columns``; return how many head
+        items are not data (leading comments, a metadata line, the header) and the modal
+        field count that rows are compared against.
+
+        NOTE: scikit-learn's bundled CSVs start with a metadata line (``569,30,malignant,
+        benign``) and have no header; R's ``write.csv`` omits the row-name column's header;
+        numpy's test CSVs carry ``## ... ##`` comment lines. None of these is a ragged file.
+        """
+        rows = [r for _, r, _ in head if r is not None]
+        body = [r for r in rows[1:] if not r[0].lstrip().startswith("#")] or rows[1:]
+        counts = Counter(len(r) for r in body)
+        lead = len(rows[0]) if rows else 0
+        modal = max(counts, key=lambda n: (counts[n], -abs(n - lead))) if counts else lead
+        pos = 0
+        while pos < len(head) and (r := head[pos][1]) is not None and _is_comment(r, modal):
+            pos += 1
+        if pos == len(head):
+            pos = 0  # nothing but "#" lines: read them as an ordinary file
+        first = head[pos][1]
+        if first is None:
+            raise ArtifactError(f"unreadable CSV header: {head[pos][2]}")
+        pos += 1
+        if pos > 1:
+            self.notes.append(f"{pos - 1} comment lines (#) before the header")
+        later = [r for _, r, _ in head[pos:] if r is not None]
+        regular = counts[modal] >= 2 and counts[modal] >= 0.8 * len(body)
+        header: Sequence[str] | None = first
+        numbers = any(_as_number(c) is not None for c in first)
+        if regular and len(first) < modal and numbers:
+            self.notes.append(f"line 1 is metadata ({len(first)} fields; rows have {modal})")
+            nxt = head[pos][1] if pos < len(head) else None
+            if nxt is not None and len(nxt) == modal and _looks_like_header(nxt, later[1:]):
+                header = nxt
+                pos += 1
+            else:
+                header = None
+        elif regular and len(first) == modal - 1 and not numbers:
+            header = ["", *first]
+            self.notes.append("header has no name for the first (row-name) column")
+        elif _all_numeric(first):
+            header = None
+            pos -= 1  # the first line is data
+        if header is None:
+            self.columns = tuple(f"col{i}" for i in range(modal))
+            names = "col0" if modal == 1 else f"col0..col{modal - 1}"
+            self.notes.append(f"no header: columns named {names}")
+        else:
+            self.columns = _unique_names(header)
+            if len(self.columns) != modal and body:
+                self.issues.header_mismatch = (
+                    f"header has {len(self.columns)} fields, most rows have {modal}"
+                )
+        return pos, modal
+
+    def _flush_head(self, head: list[tuple[int, dict[str, str], str | None]]) -> Iterator[Record]:
+        rows = [values for _, values, comment in head if comment is None]
+        self.plan = plan_fields(self.columns, rows, self.options)
+        for index, values, comment in head:
+            record = self._record(index, values, comment)
             if record is not None:
                 yield record
         head.clear()
+
+
+def _is_comment(row: Sequence[str], modal: int) -> bool:
+    """A ``# ...`` line whose field count differs from the data rows'."""
+    return bool(row) and row[0].lstrip().startswith("#") and len(row) != modal
+
+
+def _all_numeric(row: Sequence[str]) -> bool:
+    """Every non-empty field is a number (a data line, not a header), and one is non-empty."""
+    cells = [c for c in row if c.strip()]
+    return bool(cells) and all(_as_number(c) is not None for c in cells)
+
+
+def _looks_like_header(row: Sequence[str], later: Sequence[Sequence[str]]) -> bool:
+    """Column names: no numbers, distinct, short; and, when the rows below have a numeric
+    column, not numeric there."""
+    cells = [c.strip() for c in row]
+    if any(c and _as_number(c) is not None for c in cells):
+        return False
+    if len(set(cells)) != len(cells) or any(len(c) > 64 for c in cells):
+        return False
+    numeric_below = any(
+        all(_as_number(r[j]) is not None for r in later if j < len(r) and r[j].strip())
+        and any(j < len(r) and r[j].strip() for r in later)
+        for j in range(min(len(row), TEXT_CANDIDATES))
+    )
+    return numeric_below or all(cells)
 
 
 def _chain(first: list[str], rest: Iterator[str]) -> Iterator[str]:
@@ -767,14 +1030,20 @@ class ParquetReader(_ColumnarReader):
         except (pa.ArrowException, OSError, ValueError) as exc:
             raise ArtifactError(f"unreadable Parquet footer: {exc}") from None
         sample = None
-        strings = [
-            n
-            for n, t in zip(schema.names, schema.types, strict=True)
-            if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_list(t)
-        ]
+        wanted: list[str] = []
+        if not self.options.text_field:
+            wanted += [
+                n
+                for n, t in zip(schema.names, schema.types, strict=True)
+                if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_list(t)
+            ]
+        if not self.options.label_field:
+            # Label candidates are sampled too: a float "target" is a regression target.
+            wanted += [c for c in (_lookup(schema.names, n) for n in LABEL_FIELDS) if c]
+        wanted = list(dict.fromkeys(wanted))
         try:
-            if meta.num_rows and strings and not self.options.text_field:
-                sample = next(pf.iter_batches(batch_size=DETECT_ROWS, columns=strings), None)
+            if meta.num_rows and wanted:
+                sample = next(pf.iter_batches(batch_size=DETECT_ROWS, columns=wanted), None)
             self._plan_from(schema, sample)
             cols = [c for c in self.plan.columns if c in schema.names]
             self._check_row_groups(meta, cols)
@@ -906,20 +1175,24 @@ def _rows_text(issue: RowIssue) -> str:
 def reader_findings(info: DatasetInfo, reader: DatasetReader) -> Iterator[Finding]:
     """DAT000–DAT005 for one file: the fields used, then one finding per kind of bad row."""
     plan = reader.plan
+    message = f"{reader.format_name} dataset: {info.rows} rows analysed"
+    if not plan.text and info.rows:
+        message += "; no text field found: text checks not run (--text-field to choose one)"
+    notes = "".join(f"; {n}" for n in (*reader.notes, *plan.notes))
     yield dataset_finding(
         info,
         DAT000,
-        f"{reader.format_name} dataset: {info.rows} rows analysed",
+        message,
         evidence=(
             f"text={plan.text_name}, label={plan.label}, id={plan.id}, source={plan.source}, "
-            f"rows={info.rows}"
+            f"rows={info.rows}{notes}"
         ),
     )
     issues = reader.issues
     table: tuple[tuple[RowIssue, Rule, str], ...] = (
         (issues.bad, DAT001, "rows could not be parsed and were not analysed"),
         (issues.oversized, DAT002, "records over the size limit were skipped unread"),
-        (issues.ragged, DAT003, "rows have a different number of fields than the header"),
+        (issues.ragged, DAT003, "rows have a different number of fields than most rows"),
         (issues.undecodable, DAT004, "rows contain bytes that are not valid UTF-8"),
         (issues.no_text, DAT005, "rows have no text to analyse"),
     )
@@ -933,6 +1206,15 @@ def reader_findings(info: DatasetInfo, reader: DatasetReader) -> Iterator[Findin
                 evidence=f"rows {_rows_text(issue)}: {issue.reason}",
                 group=f"{rule.id}:{info.path}",
             )
+    if issues.header_mismatch:
+        yield dataset_finding(
+            info,
+            DAT003,
+            "the CSV header and the rows have different field counts",
+            evidence=issues.header_mismatch,
+            severity=Severity.LOW,
+            confidence=Confidence.MEDIUM,
+        )
     if issues.invalid_sequences and not issues.undecodable.count:
         yield dataset_finding(
             info,

@@ -54,6 +54,10 @@ class DatasetScanner:
                 if rows >= cap:
                     capped = True
                     break
+                if not rows and not reader.plan.text:
+                    # No text field (a numeric/tabular file): text checks would report its
+                    # numbers and category codes as duplicated or conflicting "texts".
+                    checks = [c for c in checks if not getattr(c, "needs_text", True)]
                 rows += 1
                 for check in list(checks):
                     try:

@@ -170,3 +170,41 @@ def test_empty_dataset_is_described_not_silently_clean(tmp_path):
     assert [f for f in report.findings if f.severity > Severity.INFO] == []
     dat000 = [f for f in report.findings if f.rule == "DAT000"]
     assert len(dat000) == 1 and "rows=0" in dat000[0].evidence
+
+
+class _Counting:
+    name: ClassVar[str] = "counting"
+    rules: ClassVar[tuple[Rule, ...]] = ()
+    needs_text: ClassVar[bool] = False
+    seen: ClassVar[list[int]] = []
+
+    def observe(self, record: Record) -> None:
+        self.seen.append(record.index)
+
+    def finish(self, info: DatasetInfo) -> Iterator[Finding]:
+        return iter(())
+
+
+def test_text_checks_are_skipped_without_a_text_field(tmp_path, monkeypatch):
+    monkeypatch.setattr(dataset_scan, "DATASET_CHECKS", (*DATASET_CHECKS, _Counting))
+    _Counting.seen = []
+    p = tmp_path / "numbers.csv"
+    p.write_text("a,b,target\n" + "1.5,0x3f800000,2\n" * 500)
+    report = run(p)
+    assert [f.rule for f in report.findings] == ["DAT000"]
+    assert "no text field found: text checks not run" in report.findings[0].message
+    assert _Counting.seen == list(range(500))  # a check that needs no text still sees every row
+    assert report.results[0].status is Status.SCANNED
+
+
+def test_text_found_by_content_under_an_unknown_name_is_still_checked(tmp_path):
+    rows = [
+        {"uid": i, "notes_en": r["text"] + " This row has a few more ordinary words.", "y": i % 2}
+        for i, r in enumerate(POISONED)
+    ]
+    p = tmp_path / "d.jsonl"
+    write_jsonl(p, rows)
+    report = run(p)
+    rules = {f.rule for f in report.findings}
+    assert {"DAT030", "DAT035"} <= rules
+    assert "text=notes_en" in next(f for f in report.findings if f.rule == "DAT000").evidence
