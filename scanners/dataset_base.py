@@ -32,6 +32,10 @@ class Record:
     id: str | None = None
     source: str | None = None
     """Where a RAG passage came from (url/source/title field), for cross-source checks."""
+    values: tuple[float, ...] = ()
+    """The row's numeric columns as floats, in one fixed column order for the whole file
+    (``NaN`` for a cell that is not a number); empty unless the file has at least two numeric
+    columns besides the label and id. For tabular checks (LOF outliers)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +48,8 @@ class DatasetInfo:
     label_field: str | None
     id_field: str | None
     rows: int
+    numeric_fields: tuple[str, ...] = ()
+    """Names of the numeric columns, in the order of ``Record.values``."""
 
 
 class DatasetCheck(Protocol):

@@ -21,6 +21,7 @@ import threading
 from collections import Counter
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from scanners.base import ATLAS_POISONING, POISONING, Artifact, ScanContext, make_rule
@@ -60,6 +61,16 @@ REGRESSION_MANY_DISTINCT = 50
 REGRESSION_DISTINCT_SHARE = 0.2
 """A label column of non-integer numbers with more than 50 distinct values, or more than 20 % of
 its sampled values distinct (at least 5), is a regression target, not a class label."""
+NUMERIC_MIN_SHARE = 0.95
+"""A column is numeric when at least this share of its sampled values are finite numbers."""
+MAX_NUMERIC_COLUMNS = 256
+"""Numeric columns carried in ``Record.values`` (the first ones in file order)."""
+NUMERIC_CANDIDATES = 2048
+"""Columns tested for being numeric (bounds the detection cost on very wide tables)."""
+NON_FEATURE_COLUMNS = frozenset(
+    {"id", "_id", "uid", "idx", "guid", "example_id", "index", "unnamed: 0", "row", "row_id"}
+)
+"""Row identifiers and index columns written by pandas: numbers, but not features."""
 
 # ---------------------------------------------------------------------------------------------
 # Rules (DAT000–DAT009 belong to the readers)
@@ -188,6 +199,8 @@ class FieldPlan:
     source: str | None = None
     notes: tuple[str, ...] = ()
     """Why a field was not used (reported in DAT000's evidence)."""
+    numeric: tuple[str, ...] = ()
+    """Numeric feature columns, in file order, read into ``Record.values`` (empty unless >= 2)."""
 
     @property
     def text_name(self) -> str | None:
@@ -197,7 +210,7 @@ class FieldPlan:
     @property
     def columns(self) -> tuple[str, ...]:
         """Every column the plan reads, without duplicates."""
-        cols = [*self.text, self.label, self.id, self.source]
+        cols = [*self.text, self.label, self.id, self.source, *self.numeric]
         return tuple(dict.fromkeys(c for c in cols if c is not None))
 
 
@@ -237,7 +250,62 @@ def plan_fields(
         label = _detect_label(columns, samples, text, notes)
     ident = options.id_field or _first(columns, ID_FIELDS, exclude=text)
     source = _first(columns, SOURCE_FIELDS, exclude=(*text, label or "", ident or ""))
-    return FieldPlan(text=text, label=label, id=ident, source=source, notes=tuple(notes))
+    used = {*text, label, ident, source}
+    numeric = numeric_columns([c for c in columns if c not in used], samples)
+    return FieldPlan(
+        text=text, label=label, id=ident, source=source, notes=tuple(notes), numeric=numeric
+    )
+
+
+def numeric_columns(
+    columns: Sequence[str], samples: Sequence[Mapping[str, object]]
+) -> tuple[str, ...]:
+    """Columns whose sampled values are finite numbers in at least 95 % of the sampled rows
+    (at most ``MAX_NUMERIC_COLUMNS``, in file order); ``()`` when fewer than two qualify, so
+    text files with one numeric column pay nothing for tabular checks."""
+    if not samples:
+        return ()
+    need = NUMERIC_MIN_SHARE * len(samples)
+    found: list[str] = []
+    for col in columns[:NUMERIC_CANDIDATES]:
+        if col.strip().lower() in NON_FEATURE_COLUMNS:
+            continue
+        finite = 0
+        for s in samples:
+            x = _as_number(s.get(col))
+            if x is not None and math.isfinite(x):
+                finite += 1
+        if finite >= need:
+            found.append(col)
+            if len(found) >= MAX_NUMERIC_COLUMNS:
+                break
+    return tuple(found) if len(found) >= 2 else ()
+
+
+def cell_float(value: object) -> float:
+    """One cell as a float for ``Record.values``: numbers and numeric strings as such (huge
+    integers as +-inf), anything else (empty, text, bool, null, nested) as NaN."""
+    if isinstance(value, float):
+        return value
+    if isinstance(value, bool) or value is None:
+        return math.nan
+    if isinstance(value, int):
+        try:
+            return float(value)
+        except OverflowError:
+            return math.inf if value > 0 else -math.inf
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            x = _as_number(value)
+            return math.nan if x is None else x
+    if isinstance(value, Decimal):  # Parquet/Arrow decimal columns
+        try:
+            return float(value)
+        except (ValueError, OverflowError):
+            return math.nan
+    return math.nan
 
 
 def _first(columns: Sequence[str], names: Sequence[str], exclude: Sequence[str]) -> str | None:
@@ -509,6 +577,7 @@ class DatasetReader:
             label=_scalar(row.get(plan.label)) if plan.label else None,
             id=_scalar(row.get(plan.id)) if plan.id else None,
             source=_scalar(row.get(plan.source)) if plan.source else None,
+            values=tuple(map(cell_float, map(row.get, plan.numeric))) if plan.numeric else (),
         )
 
 
@@ -1040,6 +1109,12 @@ class ParquetReader(_ColumnarReader):
         if not self.options.label_field:
             # Label candidates are sampled too: a float "target" is a regression target.
             wanted += [c for c in (_lookup(schema.names, n) for n in LABEL_FIELDS) if c]
+        # Numeric-typed columns are sampled to pick the tabular features (Record.values).
+        wanted += [
+            n
+            for n, t in zip(schema.names, schema.types, strict=True)
+            if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
+        ][:NUMERIC_CANDIDATES]
         wanted = list(dict.fromkeys(wanted))
         try:
             if meta.num_rows and wanted:
@@ -1179,6 +1254,9 @@ def reader_findings(info: DatasetInfo, reader: DatasetReader) -> Iterator[Findin
     if not plan.text and info.rows:
         message += "; no text field found: text checks not run (--text-field to choose one)"
     notes = "".join(f"; {n}" for n in (*reader.notes, *plan.notes))
+    if plan.numeric:
+        shown = ", ".join(plan.numeric[:6]) + (", ..." if len(plan.numeric) > 6 else "")
+        notes += f"; {len(plan.numeric)} numeric columns ({shown})"
     yield dataset_finding(
         info,
         DAT000,

@@ -78,6 +78,7 @@ class DatasetScanner:
             label_field=reader.plan.label,
             id_field=reader.plan.id,
             rows=rows,
+            numeric_fields=tuple(reader.plan.numeric),
         )
         yield from reader_findings(info, reader)
         if capped:
@@ -105,6 +106,7 @@ class DatasetScanner:
 from scanners.dataset_dups import NearDuplicateCheck  # noqa: E402
 from scanners.dataset_labels import BackdoorTriggerCheck, LabelFlipCheck  # noqa: E402
 from scanners.dataset_outliers import OutlierCheck  # noqa: E402
+from scanners.dataset_tabular import TabularOutlierCheck  # noqa: E402
 from scanners.dataset_text import (  # noqa: E402
     HiddenUnicodeCheck,
     PromptInjectionCheck,
@@ -119,6 +121,7 @@ DATASET_CHECKS: tuple[type[DatasetCheck], ...] = (
     LabelFlipCheck,
     BackdoorTriggerCheck,
     OutlierCheck,
+    TabularOutlierCheck,
 )
 """Every dataset check, selectable by ``DatasetCheck.name`` (``--checks``)."""
 
