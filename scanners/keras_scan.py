@@ -16,6 +16,9 @@ import io
 import json
 import re
 import struct
+import subprocess
+import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -26,8 +29,6 @@ from scanners.base import Artifact, ScanContext, make_rule
 from supplychain.errors import (
     ArtifactError,
     LimitExceeded,
-    MissingDependency,
-    SupplyChainError,
 )
 from supplychain.model import ArtifactKind, Confidence, Finding, Rule, Severity
 
@@ -848,29 +849,17 @@ class KerasScanner:
     # ---- HDF5 -------------------------------------------------------------------------------
 
     def _scan_hdf5(self, artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
-        try:
-            import h5py
-        except ImportError as exc:  # pragma: no cover - h5py is a hard dependency
-            raise MissingDependency("h5py is needed to read HDF5 files") from exc
-        try:
-            handle = h5py.File(artifact.stream, "r")
-        except Exception as exc:  # h5py raises many exception types on a bad file
-            raise ArtifactError(f"HDF5: cannot open ({exc})") from exc
-        with handle:
-            configs: list[tuple[str, object]] = []
-            try:
-                for key in ("model_config", "training_config"):
-                    if key in handle.attrs:
-                        text = _attr_text(handle.attrs[key])
-                        if text is None:
-                            raise ArtifactError(f"HDF5 attribute {key} is not text")
-                        data = text.encode("utf-8")
-                        configs.append((key, parse_json_config(data, key, ctx.limits)))
-                links = list(_h5_links(handle, h5py))
-            except SupplyChainError:
-                raise
-            except Exception as exc:  # h5py raises many exception types on a bad file
-                raise ArtifactError(f"HDF5: cannot read ({exc})") from exc
+        result = _read_hdf5_in_child(artifact, ctx)
+        if result.get("error"):
+            raise ArtifactError(f"HDF5: cannot read ({result['error']})")
+        configs: list[tuple[str, object]] = []
+        for key, text in result.get("configs", []):
+            if not isinstance(text, str):
+                raise ArtifactError(f"HDF5 attribute {key} is not text")
+            configs.append((key, parse_json_config(text.encode("utf-8"), key, ctx.limits)))
+        links = [tuple(map(str, link)) for link in result.get("links", [])]
+        if result.get("limit"):
+            raise LimitExceeded(str(result["limit"]))
         for key, config in configs:
             yield from hits_to_findings(artifact, ctx, analyze_config(config, key))
         for what, where, target in links:
@@ -882,6 +871,57 @@ class KerasScanner:
                 evidence=f"{where} -> {target}",
                 severity=Severity.HIGH if outside else None,
             )
+
+
+H5_CHILD_SECONDS = 30
+"""Wall-clock cap for the sandboxed HDF5 read (real Keras files take well under a second)."""
+
+
+def _read_hdf5_in_child(artifact: Artifact, ctx: ScanContext) -> dict[str, Any]:
+    """Run ``scanners._h5_child`` on the artifact with a timeout; never h5py in this process.
+
+    NOTE: a file on disk is read by path, so the child sees the file as it is now; the engine's
+    changed-during-scan check (GEN003) covers a swap. Archive members are copied to a temporary
+    file first (bounded by ``max_read_bytes``).
+    """
+    tmp: Any = None
+    try:
+        if artifact.fs_path is not None:
+            path = str(artifact.fs_path)
+        else:
+            tmp = tempfile.NamedTemporaryFile(suffix=".h5")  # noqa: SIM115 - closed below
+            artifact.stream.seek(0)
+            copied = 0
+            while block := artifact.stream.read(1 << 20):
+                copied += len(block)
+                if copied > ctx.limits.max_read_bytes:
+                    raise LimitExceeded(f"HDF5 member over {ctx.limits.max_read_bytes} bytes")
+                tmp.write(block)
+            tmp.flush()
+            path = tmp.name
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "scanners._h5_child", path],
+                capture_output=True,
+                timeout=H5_CHILD_SECONDS,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise LimitExceeded(
+                f"HDF5 parser did not finish within {H5_CHILD_SECONDS} s (hostile or corrupt file)"
+            ) from None
+        if proc.returncode != 0:
+            raise ArtifactError(f"HDF5 parser died (exit status {proc.returncode})")
+        try:
+            result = json.loads(proc.stdout)
+        except ValueError:
+            raise ArtifactError("HDF5 parser gave no result") from None
+        if not isinstance(result, dict):
+            raise ArtifactError("HDF5 parser gave no result")
+        return result
+    finally:
+        if tmp is not None:
+            tmp.close()
 
 
 def _attr_text(value: object) -> str | None:

@@ -401,3 +401,23 @@ def test_fuzzed_keras_zips_only_raise_artifact_errors(
         _direct(bytes(data[: max(1, len(data) - cut)]))
     except (ArtifactError, LimitExceeded):
         pass
+
+
+# A 6 KB HDF5 file found by mutation fuzzing (tests/test_robustness.py-style) on which h5py
+# spins forever inside the HDF5 C library. h5py therefore runs in a child process with a
+# wall-clock cap; the hang becomes a GEN002 finding and the scan goes on.
+HANGING_H5 = Path(__file__).resolve().parent.parent / "data" / "hdf5_spins_h5py.h5"
+
+
+def test_hdf5_that_hangs_h5py_becomes_a_limit_finding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import scanners.keras_scan as ks
+
+    monkeypatch.setattr(ks, "H5_CHILD_SECONDS", 2)
+    (tmp_path / "model.h5").write_bytes(HANGING_H5.read_bytes())
+    (tmp_path / "other.h5").write_bytes(HANGING_H5.read_bytes()[:100])
+    report = scan_paths([tmp_path], ScanOptions(scanners=(ks.KerasScanner,)))
+    by_path = {f.location.path: f.rule for f in report.findings}
+    assert by_path == {"model.h5": "GEN002", "other.h5": "GEN001"}
+    assert not report.failed
