@@ -186,3 +186,16 @@ def test_policy_allow_imports_reaches_the_pickle_scanner(tmp_path: Path) -> None
     assert (
         main(["scan", str(model), "-q", "-f", "json", "-o", str(out), "--fail-on", "medium"]) == 0
     )
+
+
+def test_explain_traces_pickles_inside_checkpoints_and_npy(
+    sample: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    get = sample  # the conftest factory
+    assert main(["explain", str(get("malicious/pytorch_model.bin"))]) == 0  # type: ignore[operator]
+    out = capsys.readouterr().out
+    assert "# member archive/data.pkl" in out and "os.system(b'echo supplychain-sample')" in out
+    assert main(["explain", str(get("malicious/object_array.npy"))]) == 0  # type: ignore[operator]
+    assert "os.system(" in capsys.readouterr().out
+    assert main(["explain", str(get("malicious/reduce_os_system.pkl"))]) == 0  # type: ignore[operator]
+    assert "_var0 = os.system(" in capsys.readouterr().out
