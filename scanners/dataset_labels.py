@@ -227,6 +227,10 @@ class LabelFlipCheck:
                 pred_probs=probs,
                 filter_by="prune_by_noise_rate",
                 return_indices_ranked_by="self_confidence",
+                # NOTE: never let cleanlab fork a multiprocessing pool: scans run in threads,
+                # and a fork from a threaded process deadlocked on an import lock (found by
+                # fuzzing a directory of datasets with --jobs 2).
+                n_jobs=1,
             )
         except (ValueError, ZeroDivisionError):  # degenerate probabilities: fall back to ranking
             issues = np.flatnonzero(self_conf < 0.5)
