@@ -856,7 +856,8 @@ class KerasScanner:
         for key, text in result.get("configs", []):
             if not isinstance(text, str):
                 raise ArtifactError(f"HDF5 attribute {key} is not text")
-            configs.append((key, parse_json_config(text.encode("utf-8"), key, ctx.limits)))
+            raw = text.encode("utf-8", "replace")  # lone surrogates from a hostile attribute
+            configs.append((key, parse_json_config(raw, key, ctx.limits)))
         links = [tuple(map(str, link)) for link in result.get("links", [])]
         if result.get("limit"):
             raise LimitExceeded(str(result["limit"]))

@@ -421,3 +421,12 @@ def test_hdf5_that_hangs_h5py_becomes_a_limit_finding(
     by_path = {f.location.path: f.rule for f in report.findings}
     assert by_path == {"model.h5": "GEN002", "other.h5": "GEN001"}
     assert not report.failed
+
+
+def test_hdf5_config_with_lone_surrogates_is_a_finding_not_a_crash(tmp_path: Path) -> None:
+    # Found by mutation fuzzing: a model_config attribute that decodes to lone surrogates.
+    data = Path(__file__).resolve().parent.parent / "data" / "hdf5_surrogate_config.h5"
+    (tmp_path / "model.h5").write_bytes(data.read_bytes())
+    report = scan_paths([tmp_path], ScanOptions(scanners=(KerasScanner,)))
+    assert not report.failed
+    assert {f.rule for f in report.findings} <= {"GEN001", "KER001", "KER002", "KER003", "KER004"}
