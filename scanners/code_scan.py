@@ -30,7 +30,7 @@ MAX_SOURCE_BYTES = 16 * 2**20
 MAX_FOLD_CHARS = 100_000
 """Longest string the constant folder builds (``"a" * 10**9`` must not allocate)."""
 MAX_EXEC_DEPTH = 3
-"""How many levels of ``exec("...")`` string payloads are parsed and analysed in turn."""
+"""How many levels of nested exec string payloads are parsed and analysed in turn."""
 
 _REFS = ("https://huggingface.co/docs/transformers/custom_models",)
 

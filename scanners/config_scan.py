@@ -34,9 +34,9 @@ CFG001 = make_rule(
     "Config requires remote code (auto_map)",
     Severity.HIGH,
     "auto_map names a Python module and class that transformers imports when the model is "
-    "loaded with trust_remote_code=True. Importing runs the module's top-level code, so the model "
-    "is code, not data. A referenced file missing beside the config is downloaded from the hub at "
-    "load time and has not been reviewed.",
+    "loaded with trust_remote_code enabled. Importing runs the module's top-level code, so the "
+    "model is code, not data. A referenced file missing beside the config is downloaded from the "
+    "hub at load time and has not been reviewed.",
     "Review the referenced files (see COD findings) or use a model whose architecture is built "
     "into the library; never set trust_remote_code for unreviewed repositories, and pin the "
     "revision (commit) you reviewed.",

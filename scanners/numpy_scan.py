@@ -34,10 +34,10 @@ NPY001 = make_rule(
     "Object array (pickle payload)",
     Severity.MEDIUM,
     "The array's dtype holds Python objects, so its data is a pickle that np.load executes when "
-    "allow_pickle=True. Many pipelines pass that flag without thinking. The payload is analysed "
-    "as a pickle member.",
-    "Store numeric arrays only (or safetensors); never load this file with allow_pickle=True "
-    "unless its pickle findings are clean.",
+    "allow_pickle is set to True. Many pipelines pass that flag without thinking. The payload is "
+    "analysed as a pickle member.",
+    "Store numeric arrays only (or safetensors); never load this file with allow_pickle set to "
+    "True unless its pickle findings are clean.",
     cwe=502,
 )
 NPY002 = make_rule(

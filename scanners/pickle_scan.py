@@ -43,7 +43,7 @@ from supplychain.model import ArtifactKind, Confidence, Finding, Rule, Severity
 
 _CONVERT: Final = (
     "Do not load it. If the model is needed, load it once inside an isolated, network-less "
-    "sandbox with torch.load(weights_only=True) (or a restricted Unpickler) and re-save the "
+    "sandbox with torch.load with weights_only set (or a restricted Unpickler) and re-save the "
     "weights as safetensors; prefer a publisher that ships safetensors."
 )
 _REFS: Final = (
