@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from scanners.dataset_base import DatasetInfo, Record
 from scanners.dataset_labels import BackdoorTriggerCheck, LabelFlipCheck
 from supplychain.model import Finding, Severity
@@ -227,3 +229,24 @@ def test_trigger_deterministic() -> None:
     assert [(f.rule, f.location.rows, f.message) for f in a] == [
         (f.rule, f.location.rows, f.message) for f in b
     ]
+
+
+def test_cleanlab_never_forks_a_process_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Scans run in threads; cleanlab's default multiprocessing pool forked from a threaded
+    # process and deadlocked on an import lock (found by fuzzing a directory with --jobs 2).
+    import cleanlab.filter
+
+    seen: dict[str, object] = {}
+    real = cleanlab.filter.find_label_issues
+
+    def spy(*args: object, **kwargs: object) -> object:
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cleanlab.filter, "find_label_issues", spy)
+    rows = _dataset(400, seed=3)
+    for i in range(0, 400, 20):  # 5% flipped labels
+        text, label = rows[i]
+        rows[i] = (text, "neg" if label == "pos" else "pos")
+    _run(LabelFlipCheck(), rows)
+    assert seen.get("n_jobs") == 1
