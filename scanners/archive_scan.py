@@ -746,6 +746,15 @@ def _drain(d: Any, data: bytes) -> Iterator[bytes]:
             yield out
 
 
+def _strip_joblib_zf(data: bytes) -> bytes:
+    """joblib < 0.10 wrote each zlib block behind ``ZF`` and a space-padded hex length."""
+    if data.startswith(b"ZF0x"):
+        start = data.find(b"\x78", 4, 48)
+        if start > 0 and not data[4:start].strip(b"0123456789abcdefABCDEF L"):
+            return data[start:]
+    return data
+
+
 def decompressed(
     stream: BinaryIO, kind: ArtifactKind, ctx: ScanContext, trailing: list[int]
 ) -> Iterator[bytes]:
@@ -765,12 +774,16 @@ def decompressed(
         errors = (*errors, RuntimeError)
     stream.seek(0)
     data = b""
+    first = True
     while True:
         if not data:
             data = stream.read(CHUNK)
             if not data:
                 break
             consumed += len(data)
+        if first and kind is ArtifactKind.ZLIB:
+            data = _strip_joblib_zf(data)
+        first = False
         try:
             for out in _drain(d, data):
                 produced += len(out)
@@ -796,6 +809,8 @@ def decompressed(
                 consumed += len(rest)
             if not rest:
                 return
+            if kind is ArtifactKind.ZLIB:
+                rest = _strip_joblib_zf(rest)
             if rest.startswith(magic):
                 d = make()
                 data = rest

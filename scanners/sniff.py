@@ -93,6 +93,11 @@ def _sniff_magic(stream: BinaryIO, head: bytes, size: int, lname: str) -> Artifa
         return ArtifactKind.TORCH_TAR if head[:9] == b"sys_info\x00" else ArtifactKind.TAR
     if _is_zlib(head):
         return ArtifactKind.ZLIB
+    if head.startswith(b"ZF0x"):
+        # joblib < 0.10 compressed pickles: "ZF" + padded hex length, then a zlib stream.
+        zstart = head.find(b"\x78", 4, 48)
+        if zstart > 0 and _is_zlib(head[zstart:]):
+            return ArtifactKind.ZLIB
     if _is_lzma_alone(head):
         # joblib's compress="lzma" writes the legacy .lzma ("alone") container.
         return ArtifactKind.XZ

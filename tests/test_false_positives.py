@@ -51,3 +51,15 @@ def test_small_highly_compressible_npz_member_is_no_bomb(tmp_path: Path) -> None
         zf.writestr("B.npy", npy)
     report = _scan(tmp_path, "data.npz", buf.getvalue())
     assert [f for f in report.findings if f.severity >= Severity.MEDIUM] == []  # type: ignore[attr-defined]
+
+
+def test_joblib_legacy_zf_compressed_pickle_is_unwrapped(tmp_path: Path) -> None:
+    # joblib < 0.10 (joblib/test/data/*_compressed_pickle_*.gz): "ZF" + padded hex length +
+    # zlib. Once reported as a corrupt gzip; the pickle inside must reach the pickle scanner.
+    import zlib
+
+    payload = b"\x80\x02cos\nsystem\nq\x00U\x04truq\x01\x85q\x02Rq\x03."  # inert: never loaded
+    blob = b"ZF" + hex(len(payload)).encode().ljust(18) + zlib.compress(payload)
+    report = _scan(tmp_path, "model_compressed_pickle.gz", blob)
+    rules = {f.rule for f in report.findings}  # type: ignore[attr-defined]
+    assert "PKL001" in rules and "GEN001" not in rules
