@@ -23,15 +23,29 @@ Design constraints (see ``bench/README.md``, section "Pickle"):
 from __future__ import annotations
 
 import codecs
+import os
 import re
 import struct
 from array import array
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
+from types import ModuleType
 from typing import BinaryIO, Final
 
 from supplychain.errors import LimitExceeded
 from supplychain.limits import Limits
+
+_accel_module: ModuleType | None
+try:
+    from scanners import _pickle_accel
+
+    _accel_module = _pickle_accel
+except ImportError:  # not built (no compiler): the pure-Python walk is complete on its own
+    _accel_module = None
+
+_accel = None if os.environ.get("SUPPLYCHAIN_PURE_PYTHON") == "1" else _accel_module
+"""The compiled skimmer in use (``None``: pure Python). ``SUPPLYCHAIN_PURE_PYTHON=1`` turns it
+off; ``PickleMachine._skim_py`` is the reference it is tested against."""
 
 CHUNK: Final = 1 << 20
 """Bytes read from the stream at a time."""
@@ -1350,6 +1364,30 @@ class PickleMachine:
     def _skim(
         self, i: int, memo: array[int], into_dict: bool
     ) -> tuple[int, int, object, int] | None:
+        """``_skim_py``, through the compiled ``_pickle_accel.skim`` when it is available."""
+        accel = _accel
+        if accel is None:
+            return self._skim_py(i, memo, into_dict)
+        base = self._base
+        got = accel.skim(self._buf, i, self._limit(), base, self.keep, memo, into_dict, PREVIEW)
+        if got is None:
+            self._skim_missed()
+            return None
+        j, ops, value, at, codes = got
+        memo.frombytes(codes)
+        self._skim_hits += 1
+        if value is None:
+            return j, ops, _NOTHING, 0
+        return j, ops, value, base + at
+
+    def _skim_missed(self) -> None:
+        self._skim_misses += 1
+        if self._skim_misses > SKIM_MISSES + self._skim_hits // 4:
+            self._skim_ok = False
+
+    def _skim_py(
+        self, i: int, memo: array[int], into_dict: bool
+    ) -> tuple[int, int, object, int] | None:
         """Walk a ``MARK … APPENDS/SETITEMS`` batch whose items the loader would discard.
 
         Called right after a ``MARK`` whose target (the list or dict below it) already holds a
@@ -1556,9 +1594,7 @@ class PickleMachine:
         except (IndexError, ValueError, struct.error):
             pass
         del memo[m0:]
-        self._skim_misses += 1
-        if self._skim_misses > SKIM_MISSES + self._skim_hits // 4:
-            self._skim_ok = False
+        self._skim_missed()
         return None
 
     def _rare(
