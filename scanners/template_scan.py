@@ -278,6 +278,9 @@ _SIMPLE_STRING_FILTERS: dict[str, Callable[[str], str]] = {
 }
 """Argument-free string filters our folder applies to constants."""
 _DUNDER = re.compile(r"__[A-Za-z][A-Za-z0-9_]*__")
+_PY_DUNDER = re.compile(r"__[a-z][a-z0-9_]*__")
+"""Python's own special names are lower case; ``'__NOT_A_NUMBER__'`` in a code template (torch
+inductor's Triton templates) is a marker string, not an attribute a gadget chain can reach."""
 _FORMAT_FIELD = re.compile(r"\{([^{}:!]*)[^{}]*\}")
 _PERCENT_C = re.compile(r"%[-#0 +]*\d*c")
 
@@ -647,7 +650,7 @@ class _Walker:
         value = node.value
         if not isinstance(value, str) or id(node) in self.reported:
             return
-        match = _DUNDER.search(value)
+        match = _PY_DUNDER.search(value)
         if match:
             self._add(
                 TPL001,

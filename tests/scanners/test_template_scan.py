@@ -758,3 +758,10 @@ def test_through_engine_sniffed_by_name_and_content(tmp_path: Path) -> None:
     assert "TPL001" in by_path["chat_template.jinja"]
     assert "tokenizer_config.json" not in by_path
     assert by_path["sub/tokenizer_config.json"] == {"TPL005"}
+
+
+def test_upper_case_marker_strings_are_not_dunders() -> None:
+    # torch/_inductor/kernel/templates/triton_mm_grouped.py.jinja: a marker string, found by
+    # scanning site-packages; Python's special names are lower case.
+    assert analyze_template("{% set nan = '__NOT_A_NUMBER__' %}{{ nan }}") == []
+    assert {i.rule.id for i in analyze_template("{{ x|attr('__class__') }}")} >= {"TPL001"}
