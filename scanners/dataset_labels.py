@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, ClassVar
 from scanners._lazy import lazy_module
 from scanners.base import ATLAS_POISONING, POISONING, make_rule
 from scanners.dataset_base import DatasetInfo, Record
-from scanners.dataset_dups import mix64
+from scanners.dataset_dups import _runs, mix64
 from supplychain.model import Confidence, Finding, Location, Rule, Severity
 
 if TYPE_CHECKING:
@@ -776,16 +776,6 @@ def _find_triggers(
 
 def _word(words: list[str], t: int) -> str:
     return words[t] if t < len(words) else f"<token#{t}>"
-
-
-def _runs(sorted_keys: np.ndarray) -> tuple[I64, I64]:
-    if len(sorted_keys) == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    brk = np.flatnonzero(sorted_keys[1:] != sorted_keys[:-1]) + 1
-    return (
-        np.concatenate(([0], brk)).astype(np.int64),
-        np.concatenate((brk, [len(sorted_keys)])).astype(np.int64),
-    )
 
 
 class _Context:
