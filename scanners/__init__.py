@@ -9,6 +9,7 @@ from scanners.archive_scan import ArchiveScanner
 from scanners.base import Artifact, ScanContext, Scanner
 from scanners.code_scan import CodeScanner
 from scanners.config_scan import ConfigScanner
+from scanners.dataformats import DataFormatScanner
 from scanners.dataset_scan import DatasetScanner
 from scanners.gguf_scan import GgufScanner
 from scanners.keras_scan import KerasScanner
@@ -34,6 +35,7 @@ BUILTIN_SCANNERS: tuple[type[Scanner], ...] = (
     SavedModelScanner,
     OnnxScanner,
     DatasetScanner,
+    DataFormatScanner,
 )
 
 

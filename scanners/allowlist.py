@@ -30,6 +30,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
+from scanners.denylist_derived import DERIVED_DENY
 from scanners.pickle_vm import canonical_module
 from supplychain.model import Severity
 
@@ -458,7 +459,7 @@ ALLOW_MODULES: Final[tuple[str, ...]] = (
 # Denylist: a match makes an import CRITICAL. Entries are qualified names; an entry denies itself
 # and everything below it (``os`` denies ``os.system`` and ``os.path.join``).
 
-DENY: Final[frozenset[str]] = frozenset(
+_HAND_DENY: Final[frozenset[str]] = frozenset(
     {
         # Process and shell.
         "os",
@@ -727,6 +728,9 @@ DENY: Final[frozenset[str]] = frozenset(
         "xgboost.core.Booster.load_model",
     }
 )
+
+DENY: Final[frozenset[str]] = _HAND_DENY | DERIVED_DENY
+"""Reviewed entries from ``scanners.denylist_derived`` join the hand-kept list."""
 
 STRONG_MODULES: Final[frozenset[str]] = frozenset(
     {

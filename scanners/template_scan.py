@@ -322,6 +322,11 @@ def _environment() -> Environment:
     )
 
 
+def looks_like_template(head: bytes) -> bool:
+    """Whether text (the first bytes of a file) reads as a Jinja template; called by ``sniff``."""
+    return False
+
+
 def analyze_template(text: str) -> list[TemplateIssue]:
     """Parse ``text`` as Jinja and return the injection shapes it contains (empty means clean).
 
