@@ -48,6 +48,16 @@ class ZipEntry:
     """Position in the central directory (names can repeat; the index never does)."""
     unix_mode: int = 0
     """``st_mode`` from the external attributes when written on Unix (symlinks live here)."""
+    extra: bytes = b""
+    """The central-directory extra field (zip64 sizes, AES encryption records)."""
+    local_extra: bytes = b""
+    """The local header's extra field; empty until ``resolve`` has run."""
+    local_method: int = -1
+    local_crc: int = -1
+    local_compressed_size: int = -1
+    local_size: int = -1
+    """What the local header declares; -1 until ``resolve`` has run. Streaming readers (which
+    never see the central directory) go by these."""
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -173,6 +183,7 @@ def read_directory(stream: BinaryIO, file_size: int, max_entries: int) -> ZipDir
                 size=usize,
                 header_offset=hoff + shift,
                 unix_mode=(eattr >> 16) if vmade >> 8 == 3 else 0,
+                extra=bytes(extra),
                 index=len(entries),
             )
         )
@@ -214,12 +225,19 @@ def resolve(stream: BinaryIO, entry: ZipEntry, file_size: int) -> None:
     lfh = _read_at(stream, entry.header_offset, 30)
     if len(lfh) < 30 or lfh[:4] != LFH_SIG:
         raise ArtifactError(f"zip member {entry.name!r}: no local header", entry.header_offset)
-    (_sig, _v, lflags, lmethod, _t, _d, _crc, _cs, _us, nlen, xlen) = struct.unpack(
+    (_sig, _v, lflags, lmethod, _t, _d, lcrc, lcs, lus, nlen, xlen) = struct.unpack(
         "<4sHHHHHIIIHH", lfh
     )
     local_name = _read_at(stream, entry.header_offset + 30, nlen).decode("utf-8", "replace")
     entry.local_name = local_name
     entry.local_flags = lflags
+    entry.local_extra = _read_at(stream, entry.header_offset + 30 + nlen, xlen)
+    if 0xFFFFFFFF in (lcs, lus):
+        lus, lcs, _ = _zip64_sizes(entry.local_extra, lus, lcs, 0)
+    entry.local_method = lmethod
+    entry.local_crc = lcrc
+    entry.local_compressed_size = lcs
+    entry.local_size = lus
     entry.data_offset = entry.header_offset + 30 + nlen + xlen
     if local_name != entry.name:
         entry.problems.append(f"local header name {local_name!r} differs from central directory")
@@ -229,10 +247,34 @@ def resolve(stream: BinaryIO, entry: ZipEntry, file_size: int) -> None:
         entry.problems.append(
             f"local header flags {lflags:#06x} differ from central {entry.flags:#06x}"
         )
+    if not lflags & 0x8 and (lcrc, lcs, lus) != (entry.crc, entry.compressed_size, entry.size):
+        # With bit 3 (data descriptor) the local fields are zero by design; without it they
+        # must agree, or a streaming reader reads other bytes than torch/zipfile do.
+        entry.problems.append(
+            f"local header sizes/CRC (csize={lcs} size={lus} crc={lcrc:08x}) differ from "
+            f"central (csize={entry.compressed_size} size={entry.size} crc={entry.crc:08x})"
+        )
     if entry.flags & 0x1:
         entry.problems.append("encrypted flag set")
     if entry.data_offset + entry.compressed_size > file_size:
         entry.problems.append("member data extends past end of file")
+
+
+AES_EXTRA = 0x9901
+"""WinZip AES encryption record in an extra field."""
+AES_METHOD = 99
+"""Compression method that stands for "AES-encrypted; real method in the 0x9901 record"."""
+
+
+def extra_tags(extra: bytes) -> set[int]:
+    """Header ids present in a zip extra field (malformed tails are ignored)."""
+    tags: set[int] = set()
+    pos = 0
+    while pos + 4 <= len(extra):
+        tag, length = struct.unpack("<HH", extra[pos : pos + 4])
+        tags.add(tag)
+        pos += 4 + length
+    return tags
 
 
 def iter_member(
@@ -278,8 +320,11 @@ def iter_member(
         (psize,) = struct.unpack("<H", header[2:4])
         props = stream.read(psize)
         remaining -= psize
-        filt = lzma._decode_filter_properties(lzma.FILTER_LZMA1, props)  # type: ignore[attr-defined]
-        decomp = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[filt])
+        try:
+            filt = lzma._decode_filter_properties(lzma.FILTER_LZMA1, props)  # type: ignore[attr-defined]
+            decomp = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[filt])
+        except (lzma.LZMAError, ValueError) as exc:
+            raise ArtifactError(f"zip member {entry.name!r}: bad LZMA properties ({exc})") from exc
     else:
         raise ArtifactError(f"zip member {entry.name!r}: unsupported compression {entry.method}")
     produced = 0
