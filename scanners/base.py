@@ -195,10 +195,13 @@ GEN003 = make_rule(
 GEN004 = make_rule(
     "GEN004",
     "Symlink leaves the scan root",
-    Severity.MEDIUM,
-    "A symbolic link points outside the scanned directory. Loaders follow links, so a model "
-    "directory can pull in files that were never reviewed, or read secrets from the host.",
-    "Replace the link by the file it should contain, or remove it.",
+    Severity.HIGH,
+    "A symbolic link points outside the scanned directory, so its target was not scanned. "
+    "Loaders follow links, so a model directory can pull in files that were never reviewed, or "
+    "read secrets from the host. (Links from a Hugging Face cache snapshot into the same repo's "
+    "blobs/ are followed and scanned, wherever the scan starts.)",
+    "Replace the link by the file it should contain, or remove it; or scan the directory that "
+    "holds both the link and its target.",
     cwe=59,
 )
 GEN005 = make_rule(
@@ -208,5 +211,32 @@ GEN005 = make_rule(
     "The file could not be read, so it could not be analysed.",
     "Check permissions and that the file is complete, then scan again.",
 )
-GENERIC_RULES: tuple[Rule, ...] = (GEN001, GEN002, GEN003, GEN004, GEN005)
+GEN006 = make_rule(
+    "GEN006",
+    "Broken symbolic link",
+    Severity.HIGH,
+    "A symbolic link is dangling or loops. Nothing was scanned under its name, yet a loader "
+    "opens that name: whoever can later create the missing target decides what gets loaded.",
+    "Replace the link by the file it should contain, or remove it (re-download an incomplete "
+    "Hugging Face cache entry).",
+    cwe=59,
+)
+GEN007 = make_rule(
+    "GEN007",
+    "Unreadable directory",
+    Severity.HIGH,
+    "A directory inside the scan could not be listed, so none of its files were analysed. "
+    "A loader running with other permissions may still read them.",
+    "Check permissions, then scan again.",
+)
+GEN008 = make_rule(
+    "GEN008",
+    "Special file (FIFO, socket or device)",
+    Severity.HIGH,
+    "A FIFO, socket or device sits where a loader may open it. It is never opened by the scan "
+    "(a read could block forever), and its content is whatever a writer feeds the reader at load "
+    "time, so no scan can vouch for it. Model directories hold regular files only.",
+    "Replace it with the regular file it should be, or remove it.",
+)
+GENERIC_RULES: tuple[Rule, ...] = (GEN001, GEN002, GEN003, GEN004, GEN005, GEN006, GEN007, GEN008)
 """Rules the engine itself emits."""

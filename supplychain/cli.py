@@ -17,11 +17,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import BinaryIO, NoReturn, TextIO, cast
+from typing import TYPE_CHECKING, BinaryIO, NoReturn, TextIO, cast
 
 from supplychain import __version__
 from supplychain.errors import ConfigError, SupplyChainError
 from supplychain.model import Report, Rule, Severity
+
+if TYPE_CHECKING:
+    from supplychain.formats.base import Format
 
 log = logging.getLogger("supplychain")
 
@@ -32,9 +35,11 @@ class ExitCode(enum.IntEnum):
     CLEAN = 0
     """The policy is satisfied."""
     VIOLATION = 1
-    """A finding at or above fail-on (not suppressed), or an expired ignore."""
+    """The policy failed: a finding at or above fail-on (not suppressed), an expired ignore, a
+    file inside a scanned directory that could not be analysed, or (--strict) a skipped file."""
     ERROR = 2
-    """Usage or configuration error, a file that failed to scan, or (--strict) a skipped file."""
+    """Operational: usage or configuration error, a target or output path that cannot be used,
+    or a run that analysed nothing."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -151,47 +156,92 @@ class _Progress:
             self.bar.stop()
 
 
-def _emit(report: Report, args: argparse.Namespace) -> int:
-    from supplychain.formats import FORMATS
-    from supplychain.formats.text import summary_line
+def _check_output(target: Path | None) -> None:
+    """Refuse a report path we could not write *before* scanning (exit 2, one line)."""
+    if target is None:
+        return
+    directory = target.parent if str(target.parent) else Path()
+    if not directory.is_dir():
+        raise ConfigError(f"cannot write report to {target}: {directory} is not a directory")
+    if target.is_dir():
+        raise ConfigError(f"cannot write report to {target}: it is a directory")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot write report to {target}: {directory} is not writable")
 
-    fmt = FORMATS[args.format]
-    if args.output is not None:
-        target: Path = args.output
-        directory = target.parent if str(target.parent) else Path()
+
+def _write_report(report: Report, fmt: Format, target: Path) -> None:
+    directory = target.parent if str(target.parent) else Path()
+    tmp_name: str | None = None
+    try:
         # Written to a temp file then renamed: a failed run never leaves half a report behind.
         with tempfile.NamedTemporaryFile(
             "w", encoding="utf-8", dir=directory, delete=False, suffix=".tmp"
         ) as tmp:
+            tmp_name = tmp.name
             fmt.render(report, cast(TextIO, tmp))
         Path(tmp.name).replace(target)
+    except OSError as exc:
+        if tmp_name is not None:
+            Path(tmp_name).unlink(missing_ok=True)
+        raise ConfigError(f"cannot write report to {target}: {exc.strerror or exc}") from None
+
+
+def _emit(report: Report, args: argparse.Namespace) -> int:
+    from supplychain.formats import FORMATS
+    from supplychain.formats.text import summary_line
+    from supplychain.policy import analysed_files
+
+    fmt = FORMATS[args.format]
+    if args.output is not None:
+        _write_report(report, fmt, args.output)
     else:
         fmt.render(report, sys.stdout)
         sys.stdout.flush()
     if not args.quiet and (args.output is not None or args.format != "table"):
         print(summary_line(report), file=sys.stderr)
-    return int(exit_code(report))
+    code = exit_code(report)
+    if analysed_files(report) == 0:
+        targets = " ".join(args.paths)
+        print(
+            f"supplychain: error: nothing was analysed in {targets}: empty, or no file in a "
+            "format any scanner handles (not a pass)",
+            file=sys.stderr,
+        )
+    return int(code)
 
 
 def exit_code(report: Report) -> ExitCode:
-    """Map the verdict to an exit code: violations first, then operational failures."""
+    """Map the verdict to an exit code: 1 is only ever "the policy failed".
+
+    A run that analysed nothing (and found nothing at the gate) is an operational error (2):
+    there was nothing to judge, which must never read as a pass.
+    """
+    from supplychain.policy import analysed_files
+
     verdict = report.verdict
-    if verdict is None or verdict.passed:
-        return ExitCode.CLEAN if verdict is not None else ExitCode.ERROR
-    if verdict.violations:
-        return ExitCode.VIOLATION
-    return ExitCode.ERROR
+    if verdict is None:
+        return ExitCode.ERROR
+    if verdict.passed:
+        return ExitCode.CLEAN
+    if analysed_files(report) == 0 and verdict.violations == 0:
+        return ExitCode.ERROR
+    return ExitCode.VIOLATION
 
 
 def _run(args: argparse.Namespace, command: str, scanners: object = None) -> int:
     from scanners.dataset_base import DatasetOptions
     from supplychain import policy as pol
-    from supplychain.engine import ScanOptions, scan_paths
+    from supplychain.engine import ScanOptions, rules_for, scan_paths
 
     policy = _load_policy(args)
     assert isinstance(policy, pol.Policy)
     if args.jobs < 1:
         raise ConfigError("--jobs must be at least 1")
+    known = {r.id for r in all_rules()}
+    if scanners is not None:
+        known |= {r.id for r in rules_for(scanners)}  # type: ignore[arg-type]
+    pol.check_rule_ids(policy, known)
+    _check_output(args.output)
     dataset = DatasetOptions()
     if command == "data":
         dataset = DatasetOptions(
@@ -414,6 +464,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         # NOTE: `supplychain scan … | head` must not print a traceback.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
+        return ExitCode.ERROR
+    except OSError as exc:
+        # Operational trouble we did not foresee (disk full, I/O error): one line, exit 2.
+        if verbose >= 2:
+            raise
+        name = f" {exc.filename}" if exc.filename else ""
+        print(f"supplychain: error:{name} {exc.strerror or exc}", file=sys.stderr)
         return ExitCode.ERROR
     except KeyboardInterrupt:
         print("supplychain: interrupted", file=sys.stderr)

@@ -6,6 +6,8 @@ prints nothing and decides no verdict (that is ``policy.apply``).
 
 from __future__ import annotations
 
+import copy
+import errno
 import logging
 import os
 import stat
@@ -22,8 +24,8 @@ from scanners.base import (
     GEN001,
     GEN002,
     GEN003,
-    GEN004,
     GEN005,
+    GEN008,
     GENERIC_RULES,
     Artifact,
     ScanContext,
@@ -32,9 +34,11 @@ from scanners.base import (
 from scanners.dataset_base import DatasetOptions
 from scanners.sniff import sniff
 from supplychain import __version__
-from supplychain.errors import ArtifactError, ConfigError, LimitExceeded, MissingDependency
+from supplychain.discover import Item, Name, TargetError, discover, special_kind
+from supplychain.errors import ArtifactError, LimitExceeded, MissingDependency
 from supplychain.limits import Limits
 from supplychain.model import (
+    EVIDENCE_LIMIT,
     ArtifactKind,
     ArtifactRecord,
     Confidence,
@@ -45,6 +49,7 @@ from supplychain.model import (
     ScanResult,
     Severity,
     Status,
+    escape_evidence,
 )
 
 log = logging.getLogger("supplychain")
@@ -76,15 +81,6 @@ class ScanOptions:
     dataset: DatasetOptions = field(default_factory=DatasetOptions)
 
 
-@dataclass(frozen=True, slots=True)
-class _Item:
-    """One file to scan, with the path the report will show."""
-
-    fs_path: Path
-    rel: str
-    root: Path
-
-
 @dataclass(slots=True)
 class _Collector:
     """Everything one file produced (a file and its members are handled by one worker)."""
@@ -94,83 +90,38 @@ class _Collector:
     results: list[ScanResult] = field(default_factory=list)
 
 
-def discover(paths: Sequence[str | Path]) -> tuple[list[_Item], list[Finding], list[ScanResult]]:
-    """Walk the targets in a stable order; never follow a symlink out of its root.
+def _renamed(finding: Finding, name: Name) -> Finding:
+    """The same finding reported under another name of the file (link target in the evidence).
 
-    Raises ``ConfigError`` for a target that does not exist (exit code 2).
+    Built with ``copy`` + ``object.__setattr__`` so already-escaped text is not escaped twice.
     """
-    items: list[_Item] = []
-    findings: list[Finding] = []
-    results: list[ScanResult] = []
-    single_dir = len(paths) == 1
-    for raw in paths:
-        target = Path(raw)
-        if not target.exists() and not target.is_symlink():
-            raise ConfigError(f"no such file or directory: {raw}")
-        if target.is_dir():
-            root = target.resolve()
-            prefix = "" if single_dir else target.name + "/"
-            for dirpath, dirnames, filenames in os.walk(target, followlinks=False):
-                dirnames.sort()
-                here = Path(dirpath)
-                for name in sorted(filenames) + [d for d in dirnames if (here / d).is_symlink()]:
-                    fs_path = here / name
-                    rel = prefix + fs_path.relative_to(target).as_posix()
-                    _classify(fs_path, rel, root, items, findings, results)
-        else:
-            root = target.resolve().parent
-            _classify(target, target.name, root, items, findings, results)
-    return items, findings, results
+    out = copy.copy(finding)
+    object.__setattr__(out, "location", replace(finding.location, path=name.rel))
+    if name.link is not None:
+        via = escape_evidence(f" [symlink -> {name.link}]")
+        object.__setattr__(out, "message", finding.message + via)
+        if len(finding.evidence) + len(via) <= EVIDENCE_LIMIT:
+            object.__setattr__(out, "evidence", finding.evidence + via)
+    return out
 
 
-def _classify(
-    fs_path: Path,
-    rel: str,
-    root: Path,
-    items: list[_Item],
-    findings: list[Finding],
-    results: list[ScanResult],
-) -> None:
-    if fs_path.is_symlink():
-        try:
-            resolved = fs_path.resolve(strict=True)
-        except (OSError, RuntimeError):
-            results.append(ScanResult("engine", rel, Status.SKIPPED, "dangling symlink"))
-            return
-        if not resolved.is_relative_to(root):
-            findings.append(
-                Finding(
-                    rule=GEN004.id,
-                    severity=GEN004.severity,
-                    confidence=Confidence.HIGH,
-                    message=f"symlink points outside the scan root to {resolved}",
-                    location=Location(path=rel),
-                    evidence=str(fs_path.readlink()),
-                )
-            )
-            results.append(ScanResult("engine", rel, Status.SKIPPED, "symlink out of root"))
-            return
-        target_rel = resolved.relative_to(root).as_posix()
-        results.append(
-            ScanResult(
-                "engine",
-                rel,
-                Status.SKIPPED,
-                f"symlink to {target_rel} (scanned there)",
-                expected=True,
-            )
+def _attribute(got: _Collector, item: Item) -> _Collector:
+    """Report what one scan of a file found under every name of that file (see discover)."""
+    if len(item.names) == 1 and item.names[0].link is None:
+        return got
+    primary = item.rel
+    out = _Collector()
+    for name in item.names:
+        out.findings.extend(
+            _renamed(f, name) if f.location.path == primary else f for f in got.findings
         )
-        return
-    try:
-        mode = fs_path.stat().st_mode
-    except OSError as exc:
-        results.append(ScanResult("engine", rel, Status.FAILED, f"cannot stat: {exc.strerror}"))
-        return
-    if not stat.S_ISREG(mode):
-        # NOTE: never open FIFOs or devices: a read would block or never end.
-        results.append(ScanResult("engine", rel, Status.SKIPPED, "not a regular file"))
-        return
-    items.append(_Item(fs_path=fs_path, rel=rel, root=root))
+        out.records.extend(
+            replace(r, path=name.rel) if r.path == primary else r for r in got.records
+        )
+        out.results.extend(
+            replace(r, path=name.rel) if r.path == primary else r for r in got.results
+        )
+    return out
 
 
 class _FileScan:
@@ -187,51 +138,60 @@ class _FileScan:
             dataset=options.dataset,
         )
 
-    def run(self, item: _Item) -> _Collector:
+    def _unreadable(self, item: Item, rule: Rule, what: str) -> _Collector:
+        """A file that cannot be analysed: operational for a named target, else a finding."""
+        if item.top_level:
+            raise TargetError(f"cannot scan {item.fs_path}: {what}")
+        self.out.findings.append(
+            Finding(
+                rule=rule.id,
+                severity=rule.severity,
+                confidence=Confidence.HIGH,
+                message=what,
+                location=Location(path=item.rel),
+            )
+        )
+        self.out.results.append(ScanResult("engine", item.rel, Status.FAILED, what))
+        return self.out
+
+    def run(self, item: Item) -> _Collector:
+        """Open the discovered file once (never blocking, never through a swapped-in link)."""
         try:
-            fh = item.fs_path.open("rb")
+            # NOTE: O_NONBLOCK so a FIFO swapped in after discovery cannot hang the open;
+            # O_NOFOLLOW so a link swapped in for the resolved path is refused (TOCTOU).
+            fd = os.open(item.real, _OPEN_FLAGS)
         except OSError as exc:
-            self.out.findings.append(
-                Finding(
-                    rule=GEN005.id,
-                    severity=GEN005.severity,
-                    confidence=Confidence.HIGH,
-                    message=f"cannot open file: {exc.strerror}",
-                    location=Location(path=item.rel),
-                )
-            )
-            self.out.results.append(
-                ScanResult("engine", item.rel, Status.FAILED, f"cannot open: {exc.strerror}")
-            )
-            return self.out
+            reason = "vanished before it was opened" if exc.errno == errno.ENOENT else None
+            return self._unreadable(item, GEN005, f"cannot open file: {reason or exc.strerror}")
+        fh = os.fdopen(fd, "rb")
         with fh:
+            before = os.fstat(fd)
+            if not stat.S_ISREG(before.st_mode):
+                what = special_kind(before.st_mode)
+                return self._unreadable(item, GEN008, f"replaced by a {what} during the scan")
+            if (before.st_dev, before.st_ino) != (item.device, item.inode):
+                return self._unreadable(item, GEN003, "replaced between discovery and open")
             try:
-                before = os.fstat(fh.fileno())
                 digest, size = sha256_stream(fh)
                 kind = sniff(fh, size, item.rel)
                 fh.seek(0)
             except OSError as exc:
-                self.out.results.append(
-                    ScanResult("engine", item.rel, Status.FAILED, f"read error: {exc}")
-                )
-                return self.out
+                return self._unreadable(item, GEN005, f"read error: {exc.strerror or exc}")
             self.out.records.append(ArtifactRecord(item.rel, kind, size, digest))
             artifact = Artifact(
                 path=item.rel, kind=kind, size=size, stream=fh, fs_path=item.fs_path, root=item.root
             )
             self.out.findings.extend(self._run_scanners(artifact))
-            try:
-                after = item.fs_path.stat()
-                changed = (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns)
-            except OSError:
-                changed = True
-            if changed:
+            change = _changed(item, before)
+            if change is not None:
+                if item.top_level and change.startswith("vanished"):
+                    raise TargetError(f"{item.fs_path} {change}")
                 self.out.findings.append(
                     Finding(
                         rule=GEN003.id,
                         severity=GEN003.severity,
                         confidence=Confidence.HIGH,
-                        message="file changed or vanished while it was being scanned",
+                        message=f"file {change}",
                         location=Location(path=item.rel),
                     )
                 )
@@ -320,6 +280,30 @@ class _FileScan:
             )
 
 
+_OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | os.O_CLOEXEC
+
+
+def _changed(item: Item, before: os.stat_result) -> str | None:
+    """Why the file on disk no longer matches what was scanned, or ``None``."""
+    try:
+        after = item.real.lstat()
+    except FileNotFoundError:
+        return "vanished while it was being scanned"
+    except OSError as exc:
+        return f"could no longer be read after the scan ({exc.strerror})"
+    if (after.st_dev, after.st_ino) != (before.st_dev, before.st_ino):
+        return "was replaced while it was being scanned"
+    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+        return "changed while it was being scanned"
+    if item.fs_path != item.real and not item.top_level:
+        try:
+            if item.fs_path.resolve(strict=True) != item.real:
+                return "link was retargeted while it was being scanned"
+        except (OSError, RuntimeError):
+            return "link vanished while it was being scanned"
+    return None
+
+
 def rules_for(scanner_classes: Sequence[type[Scanner]]) -> tuple[Rule, ...]:
     """Every rule the engine and these scanners can emit, sorted by id, without duplicates."""
     seen: dict[str, Rule] = {r.id: r for r in GENERIC_RULES}
@@ -339,12 +323,13 @@ def scan_paths(
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     t0 = time.perf_counter()
     classes = options.scanners if options.scanners is not None else BUILTIN_SCANNERS
-    items, findings, results = discover(paths)
+    found = discover(paths)
+    items, findings, results = found.items, found.findings, found.results
     records: list[ArtifactRecord] = []
 
-    def work(item: _Item) -> _Collector:
+    def work(item: Item) -> _Collector:
         # Scanners hold no state between calls, but each worker gets its own instances anyway.
-        return _FileScan([cls() for cls in classes], options).run(item)
+        return _attribute(_FileScan([cls() for cls in classes], options).run(item), item)
 
     done = 0
     jobs = max(1, options.jobs)

@@ -7,6 +7,7 @@ in a security policy must never silently weaken it.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import fnmatch
 import tomllib
@@ -21,7 +22,11 @@ from supplychain.model import Finding, Report, Severity, Status, Verdict
 
 POLICY_FILE = "supplychain.toml"
 PYPROJECT = "pyproject.toml"
-_TOP_KEYS = frozenset({"fail_on", "strict", "allow_imports", "ignore", "limits"})
+_TOP_KEYS = frozenset(
+    {"fail_on", "strict", "allow_imports", "extra_allowed_imports", "ignore", "limits"}
+)
+"""``extra_allowed_imports`` is an alias of ``allow_imports`` (the engine's own name for it, and
+the name rule PKL002's remediation gives); both lists are merged."""
 _IGNORE_KEYS = frozenset({"rule", "path", "fingerprint", "reason", "expires"})
 
 
@@ -108,9 +113,14 @@ def _parse_ignore(raw: object, where: str) -> Ignore:
         expires = expires.date()
     _require(expires is None or isinstance(expires, dt.date), where, "expires must be a date")
     assert isinstance(reason, str)
+    rule = selectors["rule"]
+    if rule is not None:
+        _require(bool(rule.strip()), where, "ignore rule must not be empty")
     return Ignore(
         reason=reason.strip(),
-        rule=selectors["rule"],
+        # Rule ids are matched case-insensitively ("pkl002" means PKL002); unknown ids are
+        # rejected by ``check_rule_ids`` once the rule catalogue is known.
+        rule=rule.strip().upper() if rule is not None else None,
         path=selectors["path"],
         fingerprint=selectors["fingerprint"],
         expires=expires,
@@ -143,14 +153,16 @@ def parse_policy(data: Mapping[str, Any], where: str) -> Policy:
     if "strict" in data:
         _require(isinstance(data["strict"], bool), where, "strict must be true or false")
         policy = replace(policy, strict=data["strict"])
-    if "allow_imports" in data:
-        allow = data["allow_imports"]
+    for key in ("allow_imports", "extra_allowed_imports"):
+        if key not in data:
+            continue
+        allow = data[key]
         _require(
             isinstance(allow, list) and all(isinstance(a, str) and a for a in allow),
             where,
-            "allow_imports must be a list of 'module.name' strings",
+            f"{key} must be a list of 'module.name' strings",
         )
-        policy = replace(policy, allow_imports=frozenset(allow))
+        policy = replace(policy, allow_imports=policy.allow_imports | frozenset(allow))
     if "ignore" in data:
         _require(isinstance(data["ignore"], list), where, "ignore must be an array of tables")
         policy = replace(policy, ignores=tuple(_parse_ignore(raw, where) for raw in data["ignore"]))
@@ -198,11 +210,48 @@ def find_policy(targets: Sequence[str | Path]) -> Path | None:
     return None
 
 
+def check_rule_ids(policy: Policy, known: Iterable[str]) -> None:
+    """Reject an ignore naming a rule that does not exist: it would silently match nothing."""
+    ids = frozenset(r.upper() for r in known)
+    for waiver in policy.ignores:
+        if waiver.rule is not None and waiver.rule not in ids:
+            close = sorted(i for i in ids if i[:3] == waiver.rule[:3])[:5]
+            hint = f" (known {waiver.rule[:3]} rules: {', '.join(close)})" if close else ""
+            raise ConfigError(
+                f"{policy.source or 'policy'}: [[ignore]] names unknown rule {waiver.rule!r}"
+                f"{hint}; run `supplychain rules` for the list"
+            )
+
+
+def analysed_files(report: Report) -> int:
+    """Files on disk that were read, identified and handled: scanned, or a benign skip (text).
+
+    A run where this is 0 judged nothing (empty directory, only unknown formats, only links out
+    of the root…), so it can never pass: fail closed.
+    """
+    on_disk = {r.path for r in report.files if not r.member}
+    handled = {
+        r.path
+        for r in report.results
+        if not r.member
+        and r.path in on_disk
+        and (r.status is Status.SCANNED or (r.status is Status.SKIPPED and r.expected))
+    }
+    return len(handled)
+
+
 def _suppress(findings: Iterable[Finding], ignores: Sequence[Ignore]) -> list[Finding]:
     out: list[Finding] = []
     for finding in findings:
         waiver = next((w for w in ignores if w.matches(finding)), None)
-        out.append(finding if waiver is None else replace(finding, suppressed=waiver.reason))
+        if waiver is None:
+            out.append(finding)
+            continue
+        # NOTE: not ``replace``: that re-runs __post_init__, escaping the already-escaped
+        # evidence a second time (and so changing the fingerprint of a suppressed finding).
+        marked = copy.copy(finding)
+        object.__setattr__(marked, "suppressed", waiver.reason)
+        out.append(marked)
     return out
 
 
@@ -219,6 +268,8 @@ def apply(report: Report, policy: Policy, today: dt.date | None = None) -> Repor
     reasons.extend(
         f"ignore ({w.describe()}) expired on {w.expires}: renew or remove it" for w in expired
     )
+    if analysed_files(report) == 0:
+        reasons.append("nothing was analysed: no file in a format any scanner handles")
     failed = [r for r in report.results if r.status is Status.FAILED]
     if failed:
         reasons.append(f"{len(failed)} file(s) could not be analysed (failed)")

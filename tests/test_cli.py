@@ -29,10 +29,8 @@ def test_finding_at_fail_on_exits_1(tmp_path: Path, capsys: pytest.CaptureFixtur
     model = _model_dir(tmp_path)
     (tmp_path / "secret").write_text("s")
     (model / "link").symlink_to(tmp_path / "secret")
-    assert main(["scan", str(model), "-f", "json"]) == 0  # GEN004 is medium; default fail-on high
-    assert main(["scan", str(model), "-f", "json", "--fail-on", "medium"]) == 1
-    out = capsys.readouterr().out.strip().split("\n{")[-1]
-    report = json.loads("{" + out)
+    assert main(["scan", str(model), "-f", "json"]) == 1  # GEN004 fails the default gate
+    report = json.loads(capsys.readouterr().out)
     assert report["verdict"] == "fail" and report["findings"][0]["rule"] == "GEN004"
 
 
@@ -72,7 +70,7 @@ def test_unknown_file_fails_only_with_strict(tmp_path: Path) -> None:
     model = _model_dir(tmp_path)
     (model / "blob.dat").write_bytes(bytes(range(256)) * 8)
     assert main(["scan", str(model), "-q"]) == 0
-    assert main(["scan", str(model), "-q", "--strict"]) == 2
+    assert main(["scan", str(model), "-q", "--strict"]) == 1  # the (strict) policy failed
 
 
 def test_output_file_is_written_after_the_run(tmp_path: Path) -> None:
@@ -109,10 +107,10 @@ def test_table_output_when_piped_is_plain(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
     )
-    assert proc.returncode == 0
+    assert proc.returncode == 1
     assert "\x1b[" not in proc.stdout
-    assert "MEDIUM   GEN004" in proc.stdout
-    assert proc.stdout.strip().splitlines()[-1].startswith("PASS: 1 finding(s) (1 medium)")
+    assert "HIGH     GEN004" in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1].startswith("FAIL: 1 finding(s) (1 high)")
 
 
 def test_rules_doc_is_generated_from_the_catalogue() -> None:

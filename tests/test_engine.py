@@ -14,7 +14,7 @@ from scanners.base import Artifact, ScanContext
 from supplychain.engine import ScanOptions, scan_paths
 from supplychain.errors import ConfigError
 from supplychain.limits import Limits
-from supplychain.model import ArtifactKind, Finding, Rule, Status
+from supplychain.model import ArtifactKind, Finding, Rule, Severity, Status
 from tests.fakes import TST001, MarkerScanner
 
 
@@ -74,16 +74,18 @@ def test_unreadable_file_fails_even_as_root(
 ) -> None:
     path = tmp_path / "a.txt"
     path.write_text("x")
-    real_open = Path.open
+    (tmp_path / "b.txt").write_text("clean")
+    real_open = os.open
 
-    def deny(self: Path, *a: object, **k: object) -> object:
-        if self.name == "a.txt":
+    def deny(file: object, *a: object, **k: object) -> int:
+        if str(file).endswith("a.txt"):
             raise PermissionError(13, "Permission denied")
-        return real_open(self, *a, **k)  # type: ignore[arg-type]
+        return real_open(file, *a, **k)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(Path, "open", deny)
+    monkeypatch.setattr(os, "open", deny)
     report = scan_paths([tmp_path], ScanOptions(scanners=(MarkerScanner,)))
-    assert [r.status for r in report.results] == [Status.FAILED]
+    failed = [r for r in report.results if r.status is Status.FAILED]
+    assert [r.path for r in failed] == ["a.txt"]
     assert [f.rule for f in report.findings] == ["GEN005"]
 
 
@@ -94,19 +96,42 @@ def test_symlink_out_of_root_is_reported_not_followed(tmp_path: Path) -> None:
     root.mkdir()
     (root / "link.txt").symlink_to(outside)
     (root / "inner.txt").write_text("clean")
-    (root / "inner_link.txt").symlink_to(root / "inner.txt")
     report = scan_paths([root], ScanOptions(scanners=(MarkerScanner,)))
     assert [f.rule for f in report.findings] == ["GEN004"]
-    assert report.findings[0].location.path == "link.txt"
+    finding = report.findings[0]
+    assert finding.location.path == "link.txt" and finding.severity >= Severity.HIGH
+    assert str(outside) in finding.message and finding.evidence == str(outside)
     assert {r.path for r in report.files} == {"inner.txt"}
-    inner = next(r for r in report.results if r.path == "inner_link.txt")
-    assert inner.expected and "inner.txt" in inner.reason
 
 
-def test_fifo_is_skipped_without_blocking(tmp_path: Path) -> None:
+def test_symlink_inside_root_is_scanned_once_and_reported_under_each_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "real.txt").write_text("MARKER")
+    (tmp_path / "alias.txt").symlink_to("real.txt")
+    opened: list[str] = []
+    real_open = os.open
+
+    def count(file: object, *a: object, **k: object) -> int:
+        opened.append(str(file))
+        return real_open(file, *a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", count)
+    report = scan_paths([tmp_path], ScanOptions(scanners=(MarkerScanner,)))
+    assert [p for p in opened if p.endswith("real.txt")] == [str(tmp_path / "real.txt")]
+    by_path = {f.location.path: f for f in report.findings}
+    assert set(by_path) == {"alias.txt", "real.txt"}
+    assert "real.txt" in by_path["alias.txt"].evidence  # the link target is in the evidence
+    assert {r.path for r in report.files} == {"alias.txt", "real.txt"}
+
+
+def test_fifo_is_a_high_finding_and_never_opened(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "pipe")
     report = scan_paths([tmp_path], ScanOptions(scanners=(MarkerScanner,)))
     assert [(r.path, r.status) for r in report.results] == [("pipe", Status.SKIPPED)]
+    (finding,) = report.findings
+    assert finding.rule == "GEN008" and finding.severity >= Severity.HIGH
+    assert "FIFO" in finding.message
 
 
 def test_bad_path_is_config_error(tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ def _report(*findings: Finding, results: tuple[ScanResult, ...] = ()) -> Report:
         seconds=0.0,
         files=(ArtifactRecord("m/a.pkl", ArtifactKind.PICKLE, 1, "0" * 64),),
         findings=findings,
-        results=results,
+        results=(ScanResult("pickle", "m/a.pkl", Status.SCANNED), *results),
     )
 
 
