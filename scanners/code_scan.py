@@ -534,6 +534,41 @@ def _is_main_guard(node: ast.If) -> bool:
     return False
 
 
+@dataclass(slots=True, eq=False)
+class _Scope:
+    """One Python namespace (module, class, function, comprehension) and what binds names in it.
+
+    Resolution follows Python's rules closely enough for a scanner: a name bound in a function
+    is local to it, class bodies are not visible from their methods, ``global``/``nonlocal``
+    move the binding. Flow-insensitive: a name bound both by an import and by anything else in
+    one scope resolves to the import (the dangerous reading wins).
+    """
+
+    kind: str
+    parent: _Scope | None
+    symbols: dict[str, str] = field(default_factory=dict)
+    """Names bound to a module or callable we track (imports and aliases of them)."""
+    plain: set[str] = field(default_factory=set)
+    """Names bound to anything else: ordinary variables, parameters, loop targets, defs."""
+    params: set[str] = field(default_factory=set)
+    assigns: list[tuple[str, ast.expr]] = field(default_factory=list)
+    globals: set[str] = field(default_factory=set)
+    nonlocals: set[str] = field(default_factory=set)
+
+
+def _target_names(target: ast.AST) -> Iterator[str]:
+    """Names a target binds (``a``, ``a, (b, *c)``); attributes and subscripts bind none."""
+    stack = [target]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Name):
+            yield node.id
+        elif isinstance(node, ast.Tuple | ast.List):
+            stack.extend(node.elts)
+        elif isinstance(node, ast.Starred):
+            stack.append(node.value)
+
+
 class _Analyzer:
     """Two passes over one AST: a symbol table, then an iterative walk that records hits."""
 
@@ -543,6 +578,12 @@ class _Analyzer:
         self.a = _Analysis()
         self.exec_depth = exec_depth
         self.nested: list[tuple[_Hit, str]] = []
+        self.module_scope = _Scope("module", None, symbols=self.a.symbols)
+        self.scopes: list[_Scope] = [self.module_scope]
+        self.scope_of: dict[int, _Scope] = {}
+        """Scope of every ``Name`` that is read, by node id."""
+        self.imported: dict[str, str] = {}
+        """Every name any import in the file binds (for parameters named after a module)."""
 
     # -- pass 1: symbols -------------------------------------------------------------------
     def collect_symbols(self) -> None:
@@ -563,39 +604,174 @@ class _Analyzer:
                 and any(x.name == "annotations" for x in top.names)
             ):
                 a.future_annotations = True
-        assigns: list[tuple[str, ast.expr]] = []
-        for node in ast.walk(self.tree):
-            if isinstance(node, ast.Import):
-                for alias in node.names:
-                    if alias.asname:
-                        a.symbols[alias.asname] = alias.name
-                    else:
-                        head = alias.name.split(".", 1)[0]
-                        a.symbols[head] = head
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                for alias in node.names:
-                    if alias.name == "*":
-                        a.star_modules.append(node.module)
-                    else:
-                        a.symbols[alias.asname or alias.name] = f"{node.module}.{alias.name}"
-            elif isinstance(node, ast.Assign) and len(node.targets) == 1:
-                target = node.targets[0]
-                if isinstance(target, ast.Name):
-                    assigns.append((target.id, node.value))
-            elif isinstance(node, ast.NamedExpr):
-                assigns.append((node.target.id, node.value))
+        self._build_scopes()
         # Aliases of aliases (``s = os; f = s.system``): a few rounds reach a fixed point.
         for _ in range(3):
             changed = False
-            for name, value in assigns:
-                qual = self.qualname(value)
-                if qual is None or qual == name or not self._interesting(qual):
-                    continue
-                if a.symbols.get(name) != qual:
-                    a.symbols[name] = qual
-                    changed = True
+            for scope in self.scopes:
+                for name, value in scope.assigns:
+                    qual = self.qualname(value)
+                    if qual is None or not self._interesting(qual):
+                        continue
+                    if scope.symbols.get(name) != qual:
+                        scope.symbols[name] = qual
+                        changed = True
             if not changed:
                 break
+        for scope in self.scopes:
+            scope.plain.update(n for n, _ in scope.assigns if n not in scope.symbols)
+
+    def _build_scopes(self) -> None:
+        """Record every binding in the scope Python would put it in, and the scope of each
+        name that is read (iterative: deeply nested code must not recurse here)."""
+        a = self.a
+        stack: list[tuple[ast.AST, _Scope]] = [(n, self.module_scope) for n in self.tree.body]
+        while stack:
+            node, scope = stack.pop()
+            if isinstance(node, ast.Name):
+                if isinstance(node.ctx, ast.Load):
+                    self.scope_of[id(node)] = scope
+                continue
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+                if not isinstance(node, ast.Lambda):
+                    self._bind(scope, node.name)
+                    stack.extend((d, scope) for d in node.decorator_list)
+                    if node.returns is not None:
+                        stack.append((node.returns, scope))
+                inner = self._new_scope("function", self._enclosing(scope))
+                args = node.args
+                positional = [*args.posonlyargs, *args.args]
+                defaults: list[ast.expr | None] = [None] * (
+                    len(positional) - len(args.defaults)
+                ) + list(args.defaults)
+                pairs = [*zip(positional, defaults, strict=True)]
+                pairs += [*zip(args.kwonlyargs, args.kw_defaults, strict=True)]
+                pairs += [(x, None) for x in (args.vararg, args.kwarg) if x is not None]
+                for arg, default in pairs:
+                    if arg.annotation is not None:
+                        stack.append((arg.annotation, scope))
+                    if default is not None:
+                        stack.append((default, scope))
+                        inner.assigns.append((arg.arg, default))
+                    else:
+                        inner.params.add(arg.arg)
+                if isinstance(node, ast.Lambda):
+                    stack.append((node.body, inner))
+                else:
+                    stack.extend((s, inner) for s in node.body)
+                continue
+            if isinstance(node, ast.ClassDef):
+                self._bind(scope, node.name)
+                heads = (*node.decorator_list, *node.bases, *(k.value for k in node.keywords))
+                stack.extend((expr, scope) for expr in heads)
+                body = self._new_scope("class", scope)
+                stack.extend((s, body) for s in node.body)
+                continue
+            if isinstance(node, ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp):
+                comp = self._new_scope("comprehension", scope)
+                for gen in node.generators:
+                    for name in _target_names(gen.target):
+                        comp.plain.add(name)
+                    stack.append((gen.iter, comp))
+                    stack.extend((cond, comp) for cond in gen.ifs)
+                elts = [node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt]
+                stack.extend((e, comp) for e in elts)
+                continue
+            if isinstance(node, ast.Global | ast.Nonlocal):
+                (scope.globals if isinstance(node, ast.Global) else scope.nonlocals).update(
+                    node.names
+                )
+                continue
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    name = alias.asname or alias.name.split(".", 1)[0]
+                    qual = alias.name if alias.asname else name
+                    self._binding_scope(scope, name).symbols[name] = qual
+                    self.imported.setdefault(name, qual)
+            elif isinstance(node, ast.ImportFrom):
+                for alias in node.names:
+                    if alias.name == "*":
+                        if node.level == 0 and node.module:
+                            a.star_modules.append(node.module)
+                        continue
+                    name = alias.asname or alias.name
+                    if node.level == 0 and node.module:
+                        qual = f"{node.module}.{alias.name}"
+                        self._binding_scope(scope, name).symbols[name] = qual
+                        self.imported.setdefault(name, qual)
+                    else:
+                        self._bind(scope, name)  # a relative import: this package's own code
+            elif isinstance(node, ast.Assign | ast.AnnAssign):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                value = node.value
+                for target in targets:
+                    if isinstance(target, ast.Name) and value is not None:
+                        self._binding_scope(scope, target.id).assigns.append((target.id, value))
+                    else:
+                        for name in _target_names(target):
+                            self._bind(scope, name)
+            elif isinstance(node, ast.NamedExpr):
+                owner = scope
+                while owner.kind == "comprehension" and owner.parent is not None:
+                    owner = owner.parent
+                owner.assigns.append((node.target.id, node.value))
+                stack.append((node.value, scope))
+                continue
+            elif isinstance(node, ast.AugAssign | ast.For | ast.AsyncFor):
+                for name in _target_names(node.target):
+                    self._bind(scope, name)
+            elif isinstance(node, ast.withitem) and node.optional_vars is not None:
+                for name in _target_names(node.optional_vars):
+                    self._bind(scope, name)
+            elif isinstance(node, ast.ExceptHandler | ast.MatchAs | ast.MatchStar) and node.name:
+                self._bind(scope, node.name)
+            elif isinstance(node, ast.MatchMapping) and node.rest:
+                self._bind(scope, node.rest)
+            stack.extend((child, scope) for child in ast.iter_child_nodes(node))
+
+    def _new_scope(self, kind: str, parent: _Scope | None) -> _Scope:
+        scope = _Scope(kind, parent)
+        self.scopes.append(scope)
+        return scope
+
+    @staticmethod
+    def _enclosing(scope: _Scope) -> _Scope:
+        """Functions see enclosing functions and the module, never a class body."""
+        while scope.kind == "class" and scope.parent is not None:
+            scope = scope.parent
+        return scope
+
+    def _binding_scope(self, scope: _Scope, name: str) -> _Scope:
+        if name in scope.globals:
+            return self.module_scope
+        if name in scope.nonlocals:
+            outer = scope.parent
+            while outer is not None and (outer.kind != "function" or name in outer.nonlocals):
+                outer = outer.parent
+            return outer or self.module_scope
+        return scope
+
+    def _bind(self, scope: _Scope, name: str) -> None:
+        self._binding_scope(scope, name).plain.add(name)
+
+    def _lookup(self, name: str, scope: _Scope) -> str | None:
+        """What ``name`` refers to from ``scope``: a tracked qualname, ``<var>.name`` for an
+        ordinary variable, or ``None`` when nothing in the file binds it (a builtin or global)."""
+        s: _Scope | None = scope
+        while s is not None:
+            if name in s.symbols:
+                return _normalise(s.symbols[name])
+            if s is not self.module_scope and name in s.plain:
+                return f"<var>.{name}"
+            if name in s.params:
+                # A parameter is whatever the caller passes; one named after a module this file
+                # imports is read as that module (``def run(subprocess): subprocess.run(…)``).
+                imported = self.imported.get(name)
+                return _normalise(imported) if imported is not None else f"<var>.{name}"
+            if s is self.module_scope and name in s.plain and name not in self.a.local_defs:
+                return f"<var>.{name}"
+            s = s.parent
+        return None
 
     @staticmethod
     def _interesting(qual: str) -> bool:
@@ -637,8 +813,9 @@ class _Analyzer:
         a = self.a
         if isinstance(node, ast.Name):
             name: str = node.id
-            if name in a.symbols:
-                return _normalise(a.symbols[name])
+            found = self._lookup(name, self.scope_of.get(id(node), self.module_scope))
+            if found is not None:
+                return found
             if name in a.local_defs:
                 return f"<local>.{name}"
             for mod in a.star_modules:

@@ -113,6 +113,28 @@ CFG008 = make_rule(
     "Inspect the config by hand.",
     cwe=20,
 )
+CFG009 = make_rule(
+    "CFG009",
+    "YAML config constructs Python objects",
+    Severity.CRITICAL,
+    "The YAML carries ``!!python/...`` tags (``python/object/apply``, ``python/name``…). "
+    "``yaml.load`` with the unsafe or full loader (older PyYAML, some training frameworks and "
+    "config tools) builds those objects, which runs code while the config is read. A config has "
+    "no reason to name Python callables this way.",
+    "Do not load this file; replace the tagged values with plain YAML and load configs only with "
+    "yaml.safe_load.",
+    cwe=502,
+)
+CFG010 = make_rule(
+    "CFG010",
+    "YAML config could not be analysed",
+    Severity.HIGH,
+    "The file was identified as YAML but does not parse as YAML (or is not UTF-8), so it could "
+    "not be checked for remote-code switches, Python object tags or chat templates. Loaders more "
+    "lenient than PyYAML may still read it; an unanalysed config fails closed.",
+    "Fix the YAML, or inspect the file by hand and remove it from the model directory.",
+    cwe=20,
+)
 CONFIG_RULES: tuple[Rule, ...] = (
     CFG001,
     CFG002,
@@ -122,7 +144,11 @@ CONFIG_RULES: tuple[Rule, ...] = (
     CFG006,
     CFG007,
     CFG008,
+    CFG009,
+    CFG010,
 )
+MAX_YAML_BYTES = 8 * 2**20
+"""Largest YAML parsed (pure-Python parser): real configs and model cards are KiB."""
 
 LOADER_CONFIGS = frozenset(
     {
@@ -215,11 +241,16 @@ class ConfigScanner:
     """auto_map / custom_pipelines / trust_remote_code in JSON configs beside weights."""
 
     name: ClassVar[str] = "model-config"
-    kinds: ClassVar[frozenset[ArtifactKind]] = frozenset({ArtifactKind.MODEL_CONFIG})
+    kinds: ClassVar[frozenset[ArtifactKind]] = frozenset(
+        {ArtifactKind.MODEL_CONFIG, ArtifactKind.YAML_CONFIG}
+    )
     rules: ClassVar[tuple[Rule, ...]] = CONFIG_RULES
 
     def scan(self, artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
         """See ``Scanner.scan``. Chat templates in the same files are left to TemplateScanner."""
+        if artifact.kind is ArtifactKind.YAML_CONFIG:
+            yield from self._yaml(artifact, ctx)
+            return
         cap = ctx.limits.max_header_bytes
         config_name = is_config_name(artifact.name)
         if artifact.size > cap:
@@ -258,6 +289,41 @@ class ConfigScanner:
         if artifact.name.lower() == "model_index.json":
             yield from self._diffusers(artifact, doc)
         yield from _trust_flags(artifact, doc)
+
+    def _yaml(self, artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
+        """YAML beside weights: parsed safely; broken or oversized YAML fails closed."""
+        text = read_yaml_text(artifact, ctx)
+        if text is None:
+            yield artifact.finding(
+                CFG010,
+                f"{artifact.name} is not UTF-8 text, so it could not be analysed as YAML; "
+                "this fails closed",
+            )
+            return
+        try:
+            parsed = load_yaml_bounded(text)
+        except YamlError as exc:
+            if looks_like_go_template(text):
+                return  # a Helm/Go template: not YAML until its tool renders it, never loaded
+            yield artifact.finding(
+                CFG010,
+                f"{artifact.name} does not parse as YAML ({exc}); it could not be analysed, "
+                "so this fails closed",
+                evidence=text[:120],
+            )
+            return
+        for tag in sorted(set(parsed.python_tags)):
+            yield artifact.finding(
+                CFG009,
+                f"YAML tag {tag.removeprefix('tag:yaml.org,2002:')!r} makes an unsafe "
+                "yaml.load construct a Python object (code runs while the config is read)",
+                evidence=tag,
+            )
+        for doc in parsed.documents:
+            if isinstance(doc, dict):
+                yield from self._auto_map(artifact, doc.get("auto_map"), loader=False)
+                yield from self._custom_pipelines(artifact, doc.get("custom_pipelines"))
+            yield from _trust_flags(artifact, doc)
 
     def _auto_map(self, artifact: Artifact, auto_map: object, loader: bool) -> Iterator[Finding]:
         if auto_map is None:
@@ -449,9 +515,132 @@ def _stream_has_markers(artifact: Artifact, max_bytes: int) -> bool:
     return True  # could not look at all of it: do not call it clean
 
 
+# ---------------------------------------------------------------------------------------------
+# YAML, parsed safely and with bounds
+# ---------------------------------------------------------------------------------------------
+
+MAX_YAML_NODES = 200_000
+"""Nodes built from a YAML document, counting every alias expansion (billion-laughs bound)."""
+MAX_YAML_DEPTH = 256
+"""Nesting depth of YAML collections; deeper documents are a limit finding, not a crash."""
+_PY_TAG = "tag:yaml.org,2002:python/"
+_GO_TEMPLATE = re.compile(r"\{\{-?\s*(?:\.|\$|end\b|range\b|if\s+\.|include\s+\"|toYaml\b)")
+
+
+class YamlError(ValueError):
+    """The text is not YAML (syntax error, or a parser that gave up)."""
+
+
+@dataclass(slots=True)
+class YamlDoc:
+    """Plain values of every document in a YAML stream, and what the parse saw on the way."""
+
+    documents: list[object]
+    python_tags: list[str]
+    """``!!python/...`` tags: objects an unsafe ``yaml.load`` would construct (and run)."""
+
+
+def load_yaml_bounded(text: str, *, max_nodes: int = MAX_YAML_NODES) -> YamlDoc:
+    """Compose YAML with the safe loader and turn the node graph into plain values ourselves.
+
+    Never constructs tagged objects (tags are only read as strings). Aliases are expanded under a
+    node budget, so an alias bomb raises ``LimitExceeded`` after ``max_nodes`` instead of
+    exhausting memory; deep nesting raises ``LimitExceeded`` too. Syntax errors raise
+    ``YamlError``.
+    """
+    import yaml  # type: ignore[import-untyped]
+
+    try:
+        roots = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+    except RecursionError:
+        raise LimitExceeded("YAML nested too deeply to parse") from None
+    except yaml.YAMLError as exc:
+        raise YamlError(" ".join(str(exc).split())[:160]) from None
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise YamlError(_short(exc)) from None
+    budget = [max_nodes]
+    tags: list[str] = []
+    docs = [_plain(root, 0, budget, tags) for root in roots if root is not None]
+    return YamlDoc(documents=docs, python_tags=tags)
+
+
+def _plain(node: object, depth: int, budget: list[int], tags: list[str]) -> object:
+    """One composed node as a plain value (str/bool/int/float/None, list, dict with str keys)."""
+    import yaml
+
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise LimitExceeded(
+            "YAML expands to more than the node budget (alias bomb or huge document)"
+        )
+    if depth > MAX_YAML_DEPTH:
+        raise LimitExceeded(f"YAML nested deeper than {MAX_YAML_DEPTH} levels")
+    tag = getattr(node, "tag", "") or ""
+    if tag.startswith(_PY_TAG) and len(tags) < 20:
+        tags.append(tag)
+    if isinstance(node, yaml.ScalarNode):
+        return _scalar(node.value, tag)
+    if isinstance(node, yaml.SequenceNode):
+        return [_plain(item, depth + 1, budget, tags) for item in node.value]
+    if isinstance(node, yaml.MappingNode):
+        out: dict[str, object] = {}
+        for key_node, value_node in node.value:
+            key = _plain(key_node, depth + 1, budget, tags)
+            out[key if isinstance(key, str) else repr(key)] = _plain(
+                value_node, depth + 1, budget, tags
+            )
+        return out
+    return None
+
+
+def _scalar(value: str, tag: str) -> object:
+    """Resolved YAML 1.1 core scalars; everything else stays the source text."""
+    if tag == "tag:yaml.org,2002:bool":
+        return value.lower() in ("true", "yes", "on", "y")
+    if tag == "tag:yaml.org,2002:null":
+        return None
+    if tag == "tag:yaml.org,2002:int" and len(value) < 40:
+        try:
+            return int(value.replace("_", ""), 0)
+        except ValueError:
+            return value
+    return value
+
+
+def read_yaml_text(artifact: Artifact, ctx: ScanContext) -> str | None:
+    """The YAML text (``None`` when not UTF-8); over ``MAX_YAML_BYTES`` is a limit finding."""
+    cap = min(ctx.limits.max_header_bytes, MAX_YAML_BYTES)
+    if artifact.size > cap:
+        raise LimitExceeded(f"YAML of {artifact.size} bytes is over the {cap}-byte analysis cap")
+    artifact.stream.seek(0)
+    data = artifact.stream.read(cap + 1)
+    if len(data) > cap:
+        raise LimitExceeded(f"YAML is over the {cap}-byte analysis cap")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None
+
+
+def looks_like_go_template(text: str) -> bool:
+    """Helm/Go-templated YAML (``{{ .Values.x }}``) is not YAML until rendered by its tool."""
+    return _GO_TEMPLATE.search(text) is not None
+
+
 def _short(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text[:160]
 
 
-__all__ = ["CONFIG_RULES", "CodeRef", "ConfigScanner", "is_config_name", "parse_ref"]
+__all__ = [
+    "CONFIG_RULES",
+    "CodeRef",
+    "ConfigScanner",
+    "YamlDoc",
+    "YamlError",
+    "is_config_name",
+    "load_yaml_bounded",
+    "looks_like_go_template",
+    "parse_ref",
+    "read_yaml_text",
+]

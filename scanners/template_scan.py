@@ -322,9 +322,101 @@ def _environment() -> Environment:
     )
 
 
+_JINJA_KEYWORDS = frozenset(
+    {
+        "if",
+        "elif",
+        "else",
+        "endif",
+        "for",
+        "endfor",
+        "set",
+        "endset",
+        "macro",
+        "endmacro",
+        "call",
+        "endcall",
+        "filter",
+        "endfilter",
+        "raw",
+        "endraw",
+        "with",
+        "endwith",
+        "block",
+        "endblock",
+        "extends",
+        "include",
+        "import",
+        "from",
+        "do",
+        "break",
+        "continue",
+        "generation",
+        "endgeneration",
+        "autoescape",
+        "endautoescape",
+    }
+)
+"""Statement names Jinja (with the extensions chat templates use) knows; Django's ``load``/``url``,
+Liquid's ``assign``/``capture`` and friends are other languages."""
+_SPAN = re.compile(
+    r"\{%.{0,4000}?%\}|\{\{(?!\{)[^\n]{0,1000}?(?:\n[^\n]{0,1000}?){0,2}\}\}|\{#.{0,4000}?#\}",
+    re.DOTALL,
+)
+"""Jinja tags. An expression spans at most three lines: ``{{`` opening a block of C or Python
+format text (``{{\n    PyObject *tmp;…}}``) or a Vim fold marker (``{{{``) is not one."""
+_STMT_WORD = re.compile(r"\{%[-+]?\s*([A-Za-z_]\w*)")
+_GO_OR_MUSTACHE = re.compile(
+    r"\{\{-?\s*(?:\.|\$|end\b|range\b|define\b|template\b|include\s+\"|toYaml\b|[#/^>&!]|"
+    r"(?:py:|for\b|if\b|endfor\b|endif\b|else\b|elif\b|def\b|enddef\b|default\b|inherit\b))"
+)
+"""Go/Helm (``{{ .Values.x }}``, ``{{ end }}``), Handlebars/Mustache (``{{#each}}``) and Tempita
+(``{{py:``, ``{{for x in y}}``): statements inside ``{{ }}`` are never Jinja."""
+_PROSE_MARKERS = re.compile(
+    r"^(?:```|~~~|#{1,6} \S|---\s*$|\s*(?:def|class|import|from)\s+\w[\w.]*[\s:(]|\s*<(?:!doctype|"
+    r"html|head|body|div|script)\b)",
+    re.IGNORECASE | re.MULTILINE,
+)
+"""Outside the Jinja tags: Markdown fences/headings/front matter, Python statements, HTML pages."""
+MIN_TEMPLATE_DENSITY = 0.25
+"""Share of non-blank characters inside Jinja tags: chat templates are mostly tags (Llama-3,
+ChatML: 60-100%), a README or a source file with one ``{{ }}`` example is not."""
+
+
 def looks_like_template(head: bytes) -> bool:
-    """Whether text (the first bytes of a file) reads as a Jinja template; called by ``sniff``."""
-    return False
+    """Whether text (the first bytes of a file) reads as a Jinja template; called by ``sniff``.
+
+    Precise rather than eager: anything routed here that does not parse is a TPL006 finding that
+    fails the gate, so a README with a ``{{ }}`` example, a Helm chart or a Python file must not
+    come here. Needs Jinja statements with Jinja keywords (or several expressions), no Go/Mustache
+    syntax, no Markdown/Python/HTML structure outside the tags, and tags making up a large share
+    of the text. JSON documents are configs, even when they carry a template string.
+    """
+    if b"\x00" in head:
+        return False
+    text = head.decode("utf-8", "replace").lstrip("\ufeff \t\r\n")
+    if not text or (text[0] in "{[" and text[:2] not in ("{%", "{{", "{#")):
+        return False
+    if text.count("\ufffd") > 8 or _GO_OR_MUSTACHE.search(text):
+        return False
+    spans = [m.group(0) for m in _SPAN.finditer(text)]
+    statements = [w for s in spans if (w := _stmt_word(s)) is not None]
+    if any(word not in _JINJA_KEYWORDS for word in statements):
+        return False
+    expressions = sum(1 for s in spans if s.startswith("{{"))
+    if not statements and expressions < 2:
+        return False
+    outside = _SPAN.sub(" ", text)
+    if _PROSE_MARKERS.search(outside):
+        return False
+    inside = sum(len("".join(s.split())) for s in spans)
+    total = inside + len("".join(outside.split()))
+    return total > 0 and inside / total >= MIN_TEMPLATE_DENSITY
+
+
+def _stmt_word(span: str) -> str | None:
+    match = _STMT_WORD.match(span)
+    return match.group(1) if match else None
 
 
 def analyze_template(text: str) -> list[TemplateIssue]:
@@ -923,7 +1015,7 @@ def _pairs_keep_all(pairs: Sequence[tuple[str, Any]]) -> dict[str, Any]:
     """
     out: dict[str, Any] = {}
     for key, value in pairs:
-        if key == "chat_template" and key in out:
+        if key in TEMPLATE_KEYS and key in out:
             prior = out[key]
             merged = prior if isinstance(prior, _Duplicates) else _Duplicates([prior])
             merged.append(value)
@@ -943,17 +1035,92 @@ def _may_name_chat_template(text: str) -> bool:
     return '"chat_template"' in text or "\\u" in text
 
 
+TEMPLATE_KEYS = frozenset({"chat_template", "default_chat_template"})
+"""Keys whose value is a chat template (string, or a list of ``{name, template}``) wherever they
+sit in a config document."""
+MAX_DOC_NODES = 200_000
+"""Nodes of a parsed config visited when looking for template keys (bounded time)."""
+
+
+def _may_name_template(text: str) -> bool:
+    """Could a YAML text hold a template? Keys are plain words there (no JSON escapes), but a
+    ``*_template`` key or Jinja tags in a value are worth the parse."""
+    return "template" in text or "{%" in text or "{{" in text
+
+
+def _document_templates(artifact: Artifact, doc: object) -> Iterator[Finding]:
+    """Analyse every template a parsed JSON/YAML document carries, at any depth.
+
+    ``chat_template``/``default_chat_template`` values are always analysed (a string that does not
+    parse is TPL006). Other string values under a key naming a template (``prompt_template``,
+    ``tool_template``…) are analysed when they read as Jinja, so Python ``str.format`` prompts
+    are not mistaken for broken templates.
+    """
+    stack: list[tuple[object, str]] = [(doc, "")]
+    seen = 0
+    while stack:
+        node, where = stack.pop()
+        seen += 1
+        if seen > MAX_DOC_NODES:
+            yield artifact.finding(
+                TPL006,
+                f"document has more than {MAX_DOC_NODES} values; the search for chat templates "
+                "stopped there, so this fails closed",
+            )
+            return
+        if isinstance(node, list):
+            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(node) if _container(v))
+            continue
+        if not isinstance(node, dict):
+            continue
+        for key, value in node.items():
+            path = f"{where}.{key}" if where else str(key)
+            if key in TEMPLATE_KEYS:
+                yield from _key_templates(artifact, key, value, where)
+            elif (
+                isinstance(value, str)
+                and "template" in str(key).lower()
+                and looks_like_template(value.encode("utf-8", "surrogatepass"))
+            ):
+                yield from template_findings(artifact, value, path)
+            elif _container(value):
+                stack.append((value, path))
+
+
+def _container(value: object) -> bool:
+    return isinstance(value, dict | list)
+
+
+def _key_templates(artifact: Artifact, key: str, value: object, where: str) -> Iterator[Finding]:
+    """Templates under one ``chat_template`` key (duplicates in JSON are all analysed)."""
+    candidates = list(value) if isinstance(value, _Duplicates) else [value]
+    if len(candidates) > 1:
+        yield artifact.finding(
+            TPL007,
+            f"{key!r} key appears {len(candidates)} times; parsers disagree on which one is used",
+            evidence=key,
+        )
+    for candidate in candidates:
+        for label, template in templates_in_json(candidate):
+            if key != "chat_template":
+                label = label.replace("chat_template", key, 1)
+            yield from template_findings(artifact, template, f"{where}.{label}" if where else label)
+
+
 class TemplateScanner:
     """Chat templates in ``*.jinja`` / ``chat_template.json`` files and JSON model configs."""
 
     name: ClassVar[str] = "template"
     kinds: ClassVar[frozenset[ArtifactKind]] = frozenset(
-        {ArtifactKind.CHAT_TEMPLATE, ArtifactKind.MODEL_CONFIG}
+        {ArtifactKind.CHAT_TEMPLATE, ArtifactKind.MODEL_CONFIG, ArtifactKind.YAML_CONFIG}
     )
     rules: ClassVar[tuple[Rule, ...]] = TEMPLATE_RULES
 
     def scan(self, artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
         """See ``Scanner.scan``. Configs are read up to ``max_header_bytes``; larger ones fail."""
+        if artifact.kind is ArtifactKind.YAML_CONFIG:
+            yield from self._yaml(artifact, ctx)
+            return
         cap = ctx.limits.max_header_bytes
         if artifact.size > cap:
             raise LimitExceeded(f"{artifact.kind.value} file of {artifact.size} bytes over {cap}")
@@ -990,20 +1157,31 @@ class TemplateScanner:
                     offset=getattr(exc, "pos", None),
                 )
             return
-        if not isinstance(doc, dict) or "chat_template" not in doc:
+        yield from _document_templates(artifact, doc)
+
+    def _yaml(self, artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
+        """``chat_template`` (and other template keys) at any depth of a YAML file.
+
+        The config scanner reports YAML that does not parse or hits a limit; here we speak up only
+        when such a file names a chat template, which then goes unanalysed.
+        """
+        from scanners.config_scan import YamlError, load_yaml_bounded, read_yaml_text
+
+        text = read_yaml_text(artifact, ctx)
+        if text is None or not _may_name_template(text):
             return
-        values = doc["chat_template"]
-        candidates = list(values) if isinstance(values, _Duplicates) else [values]
-        if len(candidates) > 1:
+        try:
+            parsed = load_yaml_bounded(text)
+        except (YamlError, LimitExceeded) as exc:
             yield artifact.finding(
-                TPL007,
-                f"'chat_template' key appears {len(candidates)} times; parsers disagree on "
-                "which one is used",
-                evidence="chat_template",
+                TPL006,
+                f"file names a chat_template but could not be parsed as YAML ({str(exc)[:120]}); "
+                "the template was not analysed, so this fails closed",
+                evidence=text[:80],
             )
-        for value in candidates:
-            for label, template in templates_in_json(value):
-                yield from template_findings(artifact, template, label)
+            return
+        for doc in parsed.documents:
+            yield from _document_templates(artifact, doc)
 
 
 __all__ = [
@@ -1019,6 +1197,7 @@ __all__ = [
     "TemplateIssue",
     "TemplateScanner",
     "analyze_template",
+    "looks_like_template",
     "template_findings",
     "templates_in_json",
 ]

@@ -627,3 +627,113 @@ def test_engine_benign_dir_is_quiet(tmp_path: Path) -> None:
     report = scan_paths([model], ScanOptions(scanners=(CodeScanner, ConfigScanner)))
     assert all(f.severity <= Severity.LOW for f in report.findings)
     assert not report.failed
+
+
+# --------------------------------------------------------------------------------------------
+# Names are resolved through imports and assignments, scope by scope (issue #10).
+# --------------------------------------------------------------------------------------------
+
+VARIABLE_NAMED_LIKE_A_MODULE = {
+    "module_level_handler": """\
+        import logging
+        sh = logging.StreamHandler()
+        sh.setLevel(logging.INFO)
+        """,
+    "function_local": """\
+        import logging
+        def setup():
+            sh = logging.StreamHandler()
+            sh.run = None
+            sh.setFormatter(None)
+            return sh
+        """,
+    "local_shadows_imported_module": """\
+        import socket
+        def probe(host):
+            socket = {"host": host}
+            socket.get("host")
+        """,
+    "attribute_of_self": """\
+        class Pipeline:
+            sh = None
+            def __init__(self, sh):
+                self.sh = sh
+            def go(self):
+                self.sh.run("x")
+        """,
+    "loop_and_with_targets": """\
+        def f(items, ctx):
+            for requests in items:
+                requests.get("k")
+            with ctx() as subprocess:
+                subprocess.run()
+        """,
+    "class_attribute_not_seen_from_method": """\
+        import logging
+        class A:
+            sh = logging.getLogger()
+            def f(self):
+                return self.sh.info("x")
+        """,
+    "relative_import": """\
+        from .sh import run
+        from . import requests
+        run()
+        requests.get("x")
+        """,
+}
+
+
+@pytest.mark.parametrize("name", sorted(VARIABLE_NAMED_LIKE_A_MODULE))
+def test_variable_named_like_a_module_is_not_that_module(name: str) -> None:
+    got = scan_source(textwrap.dedent(VARIABLE_NAMED_LIKE_A_MODULE[name]))
+    assert [f for f in got if f.rule in ("COD001", "COD006", "COD007")] == []
+
+
+PROCESS_EXECUTION_KEPT = {
+    "plain_import": ("import os\nos.system('echo supplychain-sample')\n", "os.system"),
+    "import_sh": ("import sh\nsh.ls('-l')\n", "sh.ls"),
+    "from_import_alias": (
+        "from subprocess import run as sh\nsh(['echo', 'supplychain-sample'])\n",
+        "subprocess.run",
+    ),
+    "dunder_import_getattr": (
+        "getattr(__import__('os'), 'system')('echo supplychain-sample')\n",
+        "os.system",
+    ),
+    "alias_of_alias_across_scopes": (
+        "import subprocess as sp\ns = sp\ndef g():\n    s.Popen('x')\ng()\n",
+        "subprocess.Popen",
+    ),
+    "local_rebinding_to_a_module": (
+        "def f():\n    os = __import__('os')\n    os.system('x')\nf()\n",
+        "os.system",
+    ),
+    "parameter_default_is_a_module": (
+        "def f(m=__import__('subprocess')):\n    m.run('x')\nf()\n",
+        "subprocess.run",
+    ),
+    "parameter_named_after_imported_module": (
+        "import subprocess\ndef f(subprocess):\n    subprocess.run('x')\nf(subprocess)\n",
+        "subprocess.run",
+    ),
+    "global_declared_import": (
+        "def g():\n    global sh\n    import sh\ndef h():\n    sh.ls()\ng()\nh()\n",
+        "sh.ls",
+    ),
+    "import_and_fallback_assignment": (
+        "try:\n    import subprocess\nexcept ImportError:\n    subprocess = None\n"
+        "subprocess.run('x')\n",
+        "subprocess.run",
+    ),
+    "function_local_import": ("def f():\n    import os\n    os.popen('x')\nf()\n", "os.popen"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PROCESS_EXECUTION_KEPT))
+def test_process_execution_through_imports_is_still_found(name: str) -> None:
+    source, qual = PROCESS_EXECUTION_KEPT[name]
+    got = scan_source(source)
+    hits = [f for f in got if f.rule == "COD001" and qual in f.message]
+    assert hits, [(f.rule, f.message) for f in got]
+    assert max(f.severity for f in hits) >= Severity.HIGH
