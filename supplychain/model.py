@@ -70,6 +70,9 @@ class ArtifactKind(enum.Enum):
     PICKLE = "pickle"
     TORCH_ZIP = "torch-zip"
     TORCH_TAR = "torch-tar"
+    TORCH_LEGACY = "torch-legacy"
+    """Pre-1.6 ``torch.save`` stream: five pickles (magic, protocol, sys info, object, storage
+    keys) followed by raw storage records that are never unpickled."""
     NUMPY_NPY = "numpy-npy"
     NUMPY_NPZ = "numpy-npz"
     KERAS_ZIP = "keras-zip"
