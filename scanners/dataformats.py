@@ -1,21 +1,677 @@
 """Data-only model formats: identified by structure and checked, holding no code path.
 
-SentencePiece, ONNX external data, torch.export archives, xgboost, catboost, msgpack (spaCy),
-word2vec/fastText, Hugging Face ``datasets`` metadata. ``identify`` is called by ``sniff``.
+SentencePiece, ONNX external data, torch.export archives, xgboost, catboost, msgpack (spaCy,
+Flax), word2vec/fastText, Hugging Face ``datasets`` metadata and raw array side files.
+``identify`` is called by ``sniff`` after the strong magics; ``DataFormatScanner`` validates
+each format with bounded, streaming parsers of our own (no library loads anything), so a file
+that claims one of these formats and does not parse is a GEN001 finding (fail closed), and one
+that does is "scanned", not "skipped".
+
+The few places where a data format reaches a deserializer (msgpack-numpy object arrays, which
+the reader unpickles; ``torch.export`` members saved with ``torch.save``) are handed back to the
+engine as children, so the pickle and torch scanners judge them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import BinaryIO, ClassVar
+import io
+import json
+import os
+import pickletools
+import re
+import struct
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, BinaryIO, ClassVar
 
-from scanners.base import Artifact, ScanContext
-from supplychain.model import ArtifactKind, Finding, Rule
+from scanners import _zip
+from scanners._protobuf import I32, LEN, VARINT, ProtoReader
+from scanners.archive_scan import Spool as _Spool
+from scanners.archive_scan import Want, handoff, walk_zip
+from scanners.base import Artifact, ScanContext, make_rule
+from supplychain.errors import ArtifactError, LimitExceeded
+from supplychain.model import ArtifactKind, Confidence, Finding, Rule, Severity
+
+DAT001 = make_rule(
+    "DAT001",
+    "ONNX external data not referenced by any model",
+    Severity.MEDIUM,
+    "The file is named like ONNX external data but no .onnx file in its directory lists it as an "
+    "external_data location. Nothing attributes its bytes to a model, so nothing says what "
+    "reads it or why it is there.",
+    "Keep external data next to the .onnx that references it; remove stray files.",
+    cwe=912,
+)
+DAT002 = make_rule(
+    "DAT002",
+    "ONNX external data attributed to a model",
+    Severity.INFO,
+    "Raw tensor bytes referenced by an ONNX model in the same directory. They are never "
+    "interpreted as code by onnx or ONNX Runtime; the model itself is checked by the ONNX scanner.",
+    "None needed.",
+)
+DAT003 = make_rule(
+    "DAT003",
+    "Pickled object array inside msgpack",
+    Severity.LOW,
+    "A msgpack-numpy array is marked as an object array: msgpack_numpy (srsly, thinc, spaCy) "
+    "unpickles its bytes when the file is read. The pickle is handed to the pickle scanner; this "
+    "notes that a data file carries a deserialization path at all.",
+    "Prefer numeric arrays; object arrays in a model file should be justified.",
+    cwe=502,
+)
+DAT004 = make_rule(
+    "DAT004",
+    "torch.export graph calls a target outside torch operators",
+    Severity.HIGH,
+    "torch.export's deserializer resolves a node target such as 'torch.x.y' by walking getattr "
+    "from the torch module (which reaches os, subprocess and more), and runs it when the graph "
+    "runs. Exported graphs call torch.ops.* operators, a few _operator/math functions and "
+    "symbolic-shape helpers; anything else is a callable chosen by the file.",
+    "Do not load the program. Re-export it from source you trust.",
+    cwe=94,
+)
+DAT005 = make_rule(
+    "DAT005",
+    "Custom operator namespace in a torch.export graph",
+    Severity.MEDIUM,
+    "Nodes call operators outside PyTorch's own namespaces. Running the program needs a "
+    "library (native code or Python) that registers them.",
+    "Make sure the operator library comes from a source you trust and is pinned.",
+    cwe=829,
+)
+DAT006 = make_rule(
+    "DAT006",
+    "Dataset metadata names a file outside the dataset directory",
+    Severity.HIGH,
+    "A datasets state.json / dataset_dict.json names a data file or split that is absolute or "
+    "contains '..'. load_from_disk joins it to the dataset path and reads whatever it points at.",
+    "Do not load the dataset; data files must be plain names inside its directory.",
+    cwe=22,
+)
+
+MAX_DEPTH = 256
+"""Deepest container nesting accepted in msgpack/UBJSON (real files use fewer than 20)."""
+MAX_ITEMS = 50_000_000
+"""Most values walked in one msgpack/UBJSON file: a CPU-time bound."""
+MAX_WORD = 1 << 16
+"""Longest word in word2vec/fastText vocabularies (real ones are under a few hundred bytes)."""
+HEAD_WINDOW = 64 * 1024
+MSGPACK_NAMES = frozenset({"tokenizer", "model", "moves", "key2row", "lookups.bin"})
+"""spaCy pipeline files written with srsly.msgpack (no extension)."""
+FLAX_EXTS = (".msgpack", ".flax", ".mpk")
+SENTENCEPIECE_EXTS = (".model", ".spm")
+ONNX_DATA_SUFFIXES = (".onnx.data", ".onnx_data", ".onnx.bin", ".onnx.weights")
+DATASET_META = frozenset({"state.json", "dataset_info.json", "dataset_dict.json"})
+FASTTEXT_MAGIC = 793712314
+JOBLIB_SIDE = re.compile(r"_\d{2,}\.npy(?:\.z)?$")
+"""joblib < 0.10 side files: ``<pickle>_01.npy`` (``.z`` when compressed)."""
+W2V_HEADER = re.compile(rb"\A[ \t]*(\d{1,12})[ \t]+(\d{1,7})[ \t]*\r?\n")
+MAX_SIBLINGS = 64
+"""Most .onnx files read to attribute one external-data file."""
+
+
+# --------------------------------------------------------------------------------------------
+# identification
 
 
 def identify(stream: BinaryIO, head: bytes, size: int, lname: str) -> ArtifactKind | None:
-    """The data-only format ``stream`` holds, decided from its structure, or ``None``."""
+    """The data-only format ``stream`` holds, decided from its structure, or ``None``.
+
+    The name narrows which structures are tried for weak-magic formats (msgpack, raw data);
+    content always has to agree. Leaves the stream position undefined.
+    """
+    if not head:
+        return None
+    checks: tuple[Callable[[BinaryIO, bytes, int, str], ArtifactKind | None], ...] = (
+        _id_magic,
+        _id_sentencepiece,
+        _id_json,
+        _id_ubjson,
+        _id_word2vec,
+        _id_msgpack,
+        _id_raw,
+    )
+    for check in checks:
+        try:
+            kind = check(stream, head, size, lname)
+        except (ArtifactError, ValueError, OSError, struct.error):
+            kind = None
+        if kind is not None:
+            return kind
     return None
+
+
+def _id_magic(stream: BinaryIO, head: bytes, size: int, lname: str) -> ArtifactKind | None:
+    if head.startswith(b"CBM1") and len(head) >= 8:
+        return ArtifactKind.CATBOOST
+    if len(head) >= 8 and struct.unpack_from("<i", head)[0] == FASTTEXT_MAGIC:
+        version = struct.unpack_from("<i", head, 4)[0]
+        if 10 <= version <= 12:
+            return ArtifactKind.FASTTEXT
+    if head.startswith(b"binf") and lname.endswith((".model", ".bin", ".xgb", ".ubj")):
+        return ArtifactKind.XGBOOST
+    return None
+
+
+def _id_sentencepiece(stream: BinaryIO, head: bytes, size: int, lname: str) -> ArtifactKind | None:
+    """ModelProto: the first field is a ``pieces`` entry (1: LEN) whose own first fields are a
+    UTF-8 piece (1: LEN) and a float score (2: I32); ONNX and TF start with a varint instead."""
+    if head[:1] != b"\x0a":
+        return None
+    reader = ProtoReader(io.BytesIO(head), len(head))
+    first = next(reader.fields(0, len(head)), None) if size <= len(head) else None
+    if first is None:
+        # Parse the first field only: the file is longer than the head.
+        length, at = _varint(head, 1)
+        if at + length > len(head):
+            return None
+        reader = ProtoReader(io.BytesIO(head[: at + length]), at + length)
+        first = next(reader.fields(0, at + length), None)
+    if first is None or first.number != 1 or first.wire != LEN:
+        return None
+    inner = [(f.number, f.wire) for f in reader.fields(first.offset, first.end)]
+    if not inner or inner[0] != (1, LEN) or (2, I32) not in inner:
+        return None
+    if any(n not in (1, 2, 3) for n, _ in inner):
+        return None
+    return ArtifactKind.SENTENCEPIECE
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    result = 0
+    for i in range(10):
+        if pos + i >= len(buf):
+            raise ValueError("truncated varint")
+        b = buf[pos + i]
+        result |= (b & 0x7F) << (7 * i)
+        if not b & 0x80:
+            return result, pos + i + 1
+    raise ValueError("varint too long")
+
+
+_XGB_JSON = re.compile(rb'\A\s*\{\s*"(?:learner|version)"\s*:')
+_DATASET_KEYS = {
+    "state.json": (b'"_data_files"', b'"_fingerprint"'),
+    "dataset_info.json": (b'"features"', b'"builder_name"', b'"citation"', b'"splits"'),
+    "dataset_dict.json": (b'"splits"',),
+}
+
+
+def _id_json(stream: BinaryIO, head: bytes, size: int, lname: str) -> ArtifactKind | None:
+    if _XGB_JSON.match(head) and b'"learner"' in head[:4096]:
+        return ArtifactKind.XGBOOST
+    keys = _DATASET_KEYS.get(lname)
+    if keys and head.lstrip()[:1] == b"{" and any(k in head for k in keys):
+        return ArtifactKind.HF_DATASET_META
+    return None
+
+
+_UBJ_KEY = re.compile(rb"\A\{(?:[iU].|I..|l....|L........)(?:learner|version)", re.DOTALL)
+
+
+def _id_ubjson(stream: BinaryIO, head: bytes, size: int, lname: str) -> ArtifactKind | None:
+    if _UBJ_KEY.match(head):
+        return ArtifactKind.XGBOOST
+    return None
+
+
+def _id_word2vec(stream: BinaryIO, head: bytes, size: int, lname: str) -> ArtifactKind | None:
+    """``<vocab> <dim>\\n`` then either ``word`` + dim float32 (binary) or ``word f1 … fdim``."""
+    m = W2V_HEADER.match(head)
+    if m is None:
+        return None
+    vocab, dim = int(m.group(1)), int(m.group(2))
+    if vocab <= 0 or dim <= 0:
+        return None
+    pos = m.end()
+    if head[pos : pos + 1] == b"\n":
+        pos += 1
+    space = head.find(b" ", pos, pos + 4096)
+    if space <= pos:
+        return None
+    if _w2v_text_line(head, pos, dim):
+        return ArtifactKind.WORD2VEC
+    # Binary: ``word `` then dim float32 values; text read as floats is huge or not finite.
+    end = space + 1 + dim * 4
+    if end > size or size < vocab * (dim * 4 + 2):
+        return None
+    sample = head[space + 1 : min(end, space + 1 + 256, len(head))]
+    sample = sample[: len(sample) // 4 * 4]
+    if not sample:
+        return None
+    values = struct.unpack(f"<{len(sample) // 4}f", sample)
+    if all(abs(v) < 1e4 for v in values):  # NaN compares False: rejected too
+        return ArtifactKind.WORD2VEC
+    return None
+
+
+def _w2v_text_line(data: bytes, pos: int, dim: int) -> bool:
+    """The line at ``pos`` is a word followed by ``dim`` decimal numbers."""
+    nl = data.find(b"\n", pos)
+    line = data[pos:] if nl < 0 else data[pos:nl]
+    try:
+        parts = line.decode("utf-8").split()
+    except UnicodeDecodeError:
+        return False
+    if len(parts) != dim + 1:
+        return False
+    try:
+        for p in parts[1:]:
+            float(p)
+    except ValueError:
+        return False
+    return True
+
+
+def _id_msgpack(stream: BinaryIO, head: bytes, size: int, lname: str) -> ArtifactKind | None:
+    """msgpack is weak magic: a map/array start, a clean parse of what we hold, and either a
+    spaCy/Flax file name or a whole small file that is one map with string keys."""
+    first = head[0]
+    is_container = 0x80 <= first <= 0x9F or first in (0xDC, 0xDD, 0xDE, 0xDF)
+    if not is_container:
+        return None
+    named = lname in MSGPACK_NAMES or lname.endswith(FLAX_EXTS)
+    whole = size <= len(head)
+    if not named and not whole:
+        return None
+    walk = _Msgpack(io.BytesIO(head), len(head))
+    try:
+        top = walk.document()
+    except _Truncated:
+        if whole or not named:
+            return None
+        top = None
+    if not named and not (isinstance(top, _Map) and top.count and top.str_keys):
+        return None
+    return ArtifactKind.FLAX_MSGPACK if lname.endswith(FLAX_EXTS) else ArtifactKind.MSGPACK
+
+
+def _id_raw(stream: BinaryIO, head: bytes, size: int, lname: str) -> ArtifactKind | None:
+    """Headerless bytes named as ONNX external data or a joblib side array, never a pickle."""
+    if _pickle_like(head):
+        return None
+    on_disk = _disk_path(stream, lname)
+    if JOBLIB_SIDE.search(lname) and (lname.endswith(".z") or on_disk is None):
+        # Once unwrapped from its ZF wrapper the member is raw array bytes; a headerless
+        # "x_01.npy" on disk is a broken .npy and stays with the numpy scanner.
+        return ArtifactKind.NUMPY_RAW
+    if lname.endswith(ONNX_DATA_SUFFIXES):
+        return ArtifactKind.ONNX_EXTERNAL_DATA
+    if on_disk is not None and not lname.endswith(".onnx") and referencing_models(on_disk):
+        return ArtifactKind.ONNX_EXTERNAL_DATA
+    return None
+
+
+def _disk_path(stream: BinaryIO, lname: str) -> Path | None:
+    """The file ``stream`` reads, when it is a real file named ``lname`` (siblings are hints)."""
+    name = getattr(stream, "name", None)
+    if not isinstance(name, str):
+        return None
+    path = Path(name)
+    return path if path.name.lower() == lname else None
+
+
+def _pickle_like(head: bytes) -> bool:
+    """A bounded opcode walk reaches an import: the bytes are a (protocol 0/1) pickle."""
+    ops = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            for op, _arg, _pos in pickletools.genops(io.BytesIO(head[:HEAD_WINDOW])):
+                ops += 1
+                if op.name in ("GLOBAL", "INST", "STACK_GLOBAL"):
+                    return True
+                if op.name == "STOP" or ops > 10_000:
+                    return False
+        except Exception:
+            return False
+    return False
+
+
+def referencing_models(path: Path) -> tuple[str, ...]:
+    """Names of the .onnx files beside ``path`` whose external_data locations name it."""
+    try:
+        directory = path.parent
+        siblings = sorted(p for p in directory.iterdir() if p.name.lower().endswith(".onnx"))
+    except OSError:
+        return ()
+    found: list[str] = []
+    for model in siblings[:MAX_SIBLINGS]:
+        try:
+            st = model.stat()
+        except OSError:
+            continue
+        locations = _onnx_locations(str(model), st.st_size, st.st_mtime_ns)
+        for loc in locations:
+            if os.path.normpath(loc) == path.name:
+                found.append(model.name)
+                break
+    return tuple(found)
+
+
+@lru_cache(maxsize=256)
+def _onnx_locations(model: str, size: int, mtime_ns: int) -> frozenset[str]:
+    """external_data locations of one ONNX file (cached per size/mtime: many shards, one model)."""
+    from scanners.onnx_scan import _OnnxWalk
+
+    try:
+        with open(model, "rb") as fh:  # noqa: PTH123 - a sibling named by the user's directory
+            walk = _OnnxWalk(ProtoReader(fh, size))
+            walk.model(size)
+    except (ArtifactError, OSError, RecursionError):
+        return frozenset()
+    return frozenset(walk.locations)
+
+
+# --------------------------------------------------------------------------------------------
+# msgpack
+
+
+class _Truncated(ArtifactError):
+    """The data ended inside a value (for identification: a prefix, not a malformed file)."""
+
+
+@dataclass(slots=True)
+class _Map:
+    """A small view of a map: its size, whether all keys are strings, its short entries."""
+
+    count: int
+    str_keys: bool = True
+    small: dict[Any, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Blob:
+    """A bin/str payload too long to keep: where it is."""
+
+    offset: int
+    length: int
+    head: bytes
+
+
+class _Window:
+    """Sequential reads through a bounded buffer; long payloads are skipped by seeking."""
+
+    def __init__(self, stream: BinaryIO, size: int) -> None:
+        self.stream = stream
+        self.size = size
+        self.pos = 0
+        self._buf = b""
+        self._start = 0
+
+    def take(self, n: int) -> bytes:
+        if self.pos + n > self.size:
+            raise _Truncated(f"value runs past the end ({self.pos + n} > {self.size})", self.pos)
+        rel = self.pos - self._start
+        if rel < 0 or rel + n > len(self._buf):
+            self.stream.seek(self.pos)
+            self._buf = self.stream.read(max(n, 1 << 20))
+            self._start = self.pos
+            rel = 0
+        out = self._buf[rel : rel + n]
+        if len(out) != n:
+            raise _Truncated("short read", self.pos)
+        self.pos += n
+        return out
+
+    def skip(self, n: int) -> None:
+        if self.pos + n > self.size:
+            raise _Truncated(f"value runs past the end ({self.pos + n} > {self.size})", self.pos)
+        self.pos += n
+
+
+_FIXED = {0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8, 0xD0: 1, 0xD1: 2, 0xD2: 4, 0xD3: 8}
+_INT_FMT = {0xCC: ">B", 0xCD: ">H", 0xCE: ">I", 0xCF: ">Q", 0xD0: ">b", 0xD1: ">h", 0xD2: ">i"}
+_INT_FMT[0xD3] = ">q"
+KEEP = 256
+"""str/bin payloads up to this size are read (keys, dtype names); longer ones are skipped."""
+
+
+class _Msgpack:
+    """A bounded msgpack walker that builds nothing: ext payloads stay opaque bytes."""
+
+    def __init__(self, stream: BinaryIO, size: int) -> None:
+        self.w = _Window(stream, size)
+        self.items = 0
+        self.object_arrays: list[tuple[int, int]] = []
+        """(offset, length) of msgpack-numpy object-array payloads (pickles)."""
+        self.pickles: list[tuple[int, int]] = []
+        """(offset, length) of other bin payloads that start like a pickle."""
+        self.last = (0, 0)
+        """(offset, length) of the last str/bin payload read."""
+
+    def document(self) -> object:
+        """Walk exactly one top-level value; trailing bytes are malformed (unpackb refuses them)."""
+        top = self.value(0)
+        if self.w.pos != self.w.size:
+            raise ArtifactError(
+                f"msgpack: {self.w.size - self.w.pos} bytes after the top-level value", self.w.pos
+            )
+        return top
+
+    def _len(self, n: int) -> int:
+        fmt = {1: ">B", 2: ">H", 4: ">I"}[n]
+        value: int = struct.unpack(fmt, self.w.take(n))[0]
+        return value
+
+    def _payload(self, length: int) -> bytes | _Blob:
+        at = self.w.pos
+        self.last = (at, length)
+        if length <= KEEP:
+            return self.w.take(length)
+        head = self.w.take(8)
+        self.w.skip(length - 8)
+        return _Blob(self.last[0], length, head)
+
+    def value(self, depth: int) -> object:
+        self.items += 1
+        if self.items > MAX_ITEMS:
+            raise LimitExceeded(f"msgpack: more than {MAX_ITEMS} values")
+        if depth > MAX_DEPTH:
+            raise LimitExceeded(f"msgpack: containers nested deeper than {MAX_DEPTH}")
+        at = self.w.pos
+        b = self.w.take(1)[0]
+        if b <= 0x7F:
+            return b
+        if b >= 0xE0:
+            return b - 0x100
+        if 0x80 <= b <= 0x8F:
+            return self._map(b & 0x0F, depth)
+        if 0x90 <= b <= 0x9F:
+            return self._array(b & 0x0F, depth)
+        if 0xA0 <= b <= 0xBF:
+            return self._str(b & 0x1F)
+        match b:
+            case 0xC0:
+                return None
+            case 0xC2:
+                return False
+            case 0xC3:
+                return True
+            case 0xC4 | 0xC5 | 0xC6:
+                return self._bin(self._len(1 << (b - 0xC4)))
+            case 0xC7 | 0xC8 | 0xC9:
+                length = self._len(1 << (b - 0xC7))
+                self.w.take(1)  # ext type code: never interpreted
+                self.w.skip(length)
+                return _Blob(at, length, b"")
+            case 0xCA:
+                return struct.unpack(">f", self.w.take(4))[0]
+            case 0xCB:
+                return struct.unpack(">d", self.w.take(8))[0]
+            case _ if b in _FIXED:
+                return struct.unpack(_INT_FMT[b], self.w.take(_FIXED[b]))[0]
+            case 0xD4 | 0xD5 | 0xD6 | 0xD7 | 0xD8:
+                self.w.take(1)
+                self.w.skip(1 << (b - 0xD4))
+                return _Blob(at, 1 << (b - 0xD4), b"")
+            case 0xD9 | 0xDA | 0xDB:
+                return self._str(self._len(1 << (b - 0xD9)))
+            case 0xDC | 0xDD:
+                return self._array(self._len(2 if b == 0xDC else 4), depth)
+            case 0xDE | 0xDF:
+                return self._map(self._len(2 if b == 0xDE else 4), depth)
+        raise ArtifactError(f"msgpack: invalid type byte 0x{b:02x}", at)
+
+    def _str(self, length: int) -> str | _Blob:
+        raw = self._payload(length)
+        if isinstance(raw, _Blob):
+            return raw
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            # msgpack (raw=False, what srsly and flax use) refuses invalid UTF-8 in str.
+            raise ArtifactError("msgpack: str value is not UTF-8", self.w.pos - length) from None
+
+    def _bin(self, length: int) -> bytes | _Blob:
+        raw = self._payload(length)
+        start = raw[:2] if isinstance(raw, bytes) else raw.head[:2]
+        if len(start) == 2 and start[0] == 0x80 and 2 <= start[1] <= 5:
+            self.pickles.append(self.last)
+        return raw
+
+    def _array(self, count: int, depth: int) -> object:
+        if count > self.w.size - self.w.pos:
+            raise _Truncated(f"msgpack: array of {count} items in a shorter file", self.w.pos)
+        for _ in range(count):
+            self.value(depth + 1)
+        return []
+
+    def _map(self, count: int, depth: int) -> _Map:
+        if 2 * count > self.w.size - self.w.pos:
+            raise _Truncated(f"msgpack: map of {count} entries in a shorter file", self.w.pos)
+        view = _Map(count)
+        for _ in range(count):
+            key = self.value(depth + 1)
+            value = self.value(depth + 1)
+            if not isinstance(key, (str, bytes)):
+                view.str_keys = False
+            if count <= 16 and isinstance(key, (str, bytes)):
+                k = key.encode() if isinstance(key, str) else key
+                view.small[k] = value
+                if k == b"data" and isinstance(value, (bytes, _Blob)):
+                    view.small[b"@data"] = self.last
+        self._msgpack_numpy(view)
+        return view
+
+    def _msgpack_numpy(self, view: _Map) -> None:
+        """msgpack_numpy: ``{nd: True, type, kind, shape, data}``; kind ``O`` means pickled."""
+        small = view.small
+        if b"nd" not in small or b"@data" not in small:
+            return
+        kind = small.get(b"kind")
+        dtype = small.get(b"type")
+        if kind in (b"O", "O") or dtype in (b"|O", "|O", "O", b"O"):
+            self.object_arrays.append(small[b"@data"])
+
+
+# --------------------------------------------------------------------------------------------
+# UBJSON (xgboost)
+
+
+class _Ubjson:
+    """Bounded walker of UBJSON as xgboost writes it (big-endian, optimized typed containers)."""
+
+    INTS: ClassVar[dict[bytes, int]] = {b"i": 1, b"U": 1, b"I": 2, b"l": 4, b"L": 8}
+    FMT: ClassVar[dict[bytes, str]] = {b"i": ">b", b"U": ">B", b"I": ">h", b"l": ">i", b"L": ">q"}
+    FIXED: ClassVar[dict[bytes, int]] = {
+        **INTS,
+        b"d": 4,
+        b"D": 8,
+        b"C": 1,
+        b"Z": 0,
+        b"T": 0,
+        b"F": 0,
+        b"N": 0,
+    }
+
+    def __init__(self, stream: BinaryIO, size: int) -> None:
+        self.w = _Window(stream, size)
+        self.items = 0
+        self.top_keys: list[str] = []
+
+    def _int(self, marker: bytes) -> int:
+        if marker not in self.INTS:
+            raise ArtifactError(f"ubjson: length marker {marker!r} is not an integer", self.w.pos)
+        value: int = struct.unpack(self.FMT[marker], self.w.take(self.INTS[marker]))[0]
+        if value < 0:
+            raise ArtifactError("ubjson: negative length", self.w.pos)
+        return value
+
+    def document(self) -> None:
+        marker = self.w.take(1)
+        if marker != b"{":
+            raise ArtifactError("ubjson: xgboost model must be an object", 0)
+        self.value(marker, 0, top=True)
+        if self.w.pos != self.w.size:
+            raise ArtifactError(
+                f"ubjson: {self.w.size - self.w.pos} bytes after the model", self.w.pos
+            )
+
+    def value(self, marker: bytes, depth: int, top: bool = False) -> None:
+        self.items += 1
+        if self.items > MAX_ITEMS:
+            raise LimitExceeded(f"ubjson: more than {MAX_ITEMS} values")
+        if depth > MAX_DEPTH:
+            raise LimitExceeded(f"ubjson: containers nested deeper than {MAX_DEPTH}")
+        if marker in self.FIXED:
+            self.w.skip(self.FIXED[marker])
+        elif marker in (b"S", b"H"):
+            self.w.skip(self._int(self.w.take(1)))
+        elif marker in (b"[", b"{"):
+            self._container(marker == b"{", depth, top)
+        else:
+            raise ArtifactError(f"ubjson: invalid type marker {marker!r}", self.w.pos - 1)
+
+    def _container(self, is_object: bool, depth: int, top: bool) -> None:
+        kind: bytes | None = None
+        count: int | None = None
+        nxt = self.w.take(1)
+        if nxt == b"$":
+            kind = self.w.take(1)
+            nxt = self.w.take(1)
+            if nxt != b"#":
+                raise ArtifactError("ubjson: typed container without a count", self.w.pos)
+        if nxt == b"#":
+            count = self._int(self.w.take(1))
+            nxt = b""
+        if count is not None:
+            if kind is not None and kind in self.FIXED and not is_object:
+                self.w.skip(count * self.FIXED[kind])  # packed numbers: one seek
+                return
+            if count > self.w.size - self.w.pos:
+                raise _Truncated(f"ubjson: {count} items claimed in a shorter file", self.w.pos)
+            for _ in range(count):
+                if is_object:
+                    self._key(self.w.take(1), top)
+                self.value(kind or self.w.take(1), depth + 1)
+            return
+        end = b"}" if is_object else b"]"
+        marker = nxt
+        while marker != end:
+            if marker == b"N":
+                marker = self.w.take(1)
+                continue
+            if is_object:
+                self._key(marker, top)
+                marker = self.w.take(1)
+            self.value(marker, depth + 1)
+            marker = self.w.take(1)
+
+    def _key(self, marker: bytes, top: bool) -> None:
+        length = self._int(marker)
+        raw = self.w.take(min(length, KEEP))
+        self.w.skip(length - len(raw))
+        if top and len(self.top_keys) < 64:
+            self.top_keys.append(raw.decode("utf-8", "replace"))
+
+
+# --------------------------------------------------------------------------------------------
+# the scanner
 
 
 class DataFormatScanner:
@@ -30,17 +686,548 @@ class DataFormatScanner:
             ArtifactKind.XGBOOST,
             ArtifactKind.CATBOOST,
             ArtifactKind.MSGPACK,
+            ArtifactKind.FLAX_MSGPACK,
             ArtifactKind.WORD2VEC,
             ArtifactKind.FASTTEXT,
             ArtifactKind.HF_DATASET_META,
             ArtifactKind.NUMPY_RAW,
+            ArtifactKind.TFLITE,
         }
     )
-    rules: ClassVar[tuple[Rule, ...]] = ()
+    rules: ClassVar[tuple[Rule, ...]] = (DAT001, DAT002, DAT003, DAT004, DAT005, DAT006)
 
     def scan(self, artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
         """Validate the structure of one data-only artifact."""
-        return iter(())
+        if artifact.size > ctx.limits.max_read_bytes:
+            raise LimitExceeded(
+                f"{artifact.kind.value} of {artifact.size} bytes over the read limit"
+            )
+        match artifact.kind:
+            case ArtifactKind.SENTENCEPIECE:
+                _check_sentencepiece(artifact)
+            case ArtifactKind.ONNX_EXTERNAL_DATA:
+                yield from _check_onnx_data(artifact)
+            case ArtifactKind.TORCH_EXPORT:
+                yield from _check_torch_export(artifact, ctx)
+            case ArtifactKind.XGBOOST:
+                _check_xgboost(artifact, ctx)
+            case ArtifactKind.CATBOOST:
+                _check_catboost(artifact)
+            case ArtifactKind.MSGPACK | ArtifactKind.FLAX_MSGPACK:
+                yield from _check_msgpack(artifact, ctx)
+            case ArtifactKind.WORD2VEC:
+                _check_word2vec(artifact, ctx)
+            case ArtifactKind.FASTTEXT:
+                _check_fasttext(artifact)
+            case ArtifactKind.HF_DATASET_META:
+                yield from _check_dataset_meta(artifact, ctx)
+            case ArtifactKind.TFLITE:
+                _check_tflite(artifact)
+            case ArtifactKind.NUMPY_RAW:
+                pass  # headerless array bytes: nothing to parse, nothing that runs
+            case _:
+                raise ArtifactError(f"no structural check for {artifact.kind.value}")
 
 
-__all__ = ["DataFormatScanner", "identify"]
+# SentencePiece ------------------------------------------------------------------------------
+
+SP_TOP_FIELDS = frozenset({1, 2, 3, 4, 5})
+"""ModelProto: pieces, trainer_spec, normalizer_spec, self_test_data, denormalizer_spec."""
+SP_MAX_PIECES = 10_000_000
+
+
+def _check_sentencepiece(artifact: Artifact) -> None:
+    """Walk every top-level field and every piece; nothing is decoded into objects."""
+    reader = ProtoReader(artifact.stream, artifact.size)
+    pieces = 0
+    for f in reader.fields(0, artifact.size):
+        if f.number not in SP_TOP_FIELDS and f.number < 200:  # 200+: declared extensions
+            raise ArtifactError(f"sentencepiece: unexpected field {f.number}", f.offset)
+        if f.wire != LEN:
+            raise ArtifactError(f"sentencepiece: field {f.number} is not a message", f.offset)
+        if f.number == 1:
+            pieces += 1
+            if pieces > SP_MAX_PIECES:
+                raise LimitExceeded(f"sentencepiece: more than {SP_MAX_PIECES} pieces")
+            _check_piece(reader, f.offset, f.end)
+        elif f.number in (2, 3, 5):
+            for _ in reader.fields(f.offset, f.end):
+                pass  # a well-formed nested message is all we need
+    if pieces == 0:
+        raise ArtifactError("sentencepiece: model has no pieces")
+
+
+def _check_piece(reader: ProtoReader, start: int, end: int) -> None:
+    """SentencePiece: piece = 1 (string), score = 2 (float), type = 3 (enum 1..6)."""
+    for g in reader.fields(start, end):
+        if g.number == 1:
+            if g.wire != LEN:
+                raise ArtifactError("sentencepiece: piece is not a string", g.offset)
+            try:
+                reader.head(g, 4096).decode("utf-8")
+            except UnicodeDecodeError:
+                raise ArtifactError("sentencepiece: piece is not UTF-8", g.offset) from None
+        elif g.number == 2 and g.wire != I32:
+            raise ArtifactError("sentencepiece: score is not a float", g.offset)
+        elif g.number == 3 and (g.wire != VARINT or not 1 <= g.value <= 6):
+            raise ArtifactError(f"sentencepiece: piece type {g.value} out of range", g.offset)
+
+
+# ONNX external data -------------------------------------------------------------------------
+
+
+def _check_onnx_data(artifact: Artifact) -> Iterator[Finding]:
+    if artifact.fs_path is None or artifact.member:
+        yield artifact.finding(
+            DAT001,
+            "ONNX external data inside a container: no model in its directory to attribute it to",
+            severity=Severity.LOW,
+            confidence=Confidence.MEDIUM,
+        )
+        return
+    models = referencing_models(artifact.fs_path)
+    if models:
+        yield artifact.finding(
+            DAT002,
+            f"external data attributed to {', '.join(models[:4])}",
+            evidence=", ".join(models[:8]),
+        )
+        return
+    yield artifact.finding(
+        DAT001,
+        "named like ONNX external data but not referenced by any .onnx in this directory",
+        evidence=artifact.name,
+        confidence=Confidence.MEDIUM,
+    )
+
+
+# torch.export ---------------------------------------------------------------------------------
+
+_PT2_RAW = re.compile(r"(?:^|/)data/(?:weights|constants)/[^/]+$")
+"""Raw tensor payloads of a .pt2 archive (unless the config marks them pickled)."""
+_PT2_GRAPH = re.compile(r"(?:^|/)models/[^/]+\.json$")
+TORCH_NAMESPACES = frozenset(
+    {
+        "aten", "prims", "higher_order", "_c10d_functional", "c10d_functional", "c10d",
+        "quantized_decomposed", "quantized", "_quantized", "profiler", "_higher_order_ops",
+        "torchvision", "image", "fbgemm", "_export", "export",
+    }
+)  # fmt: skip
+"""torch.ops namespaces PyTorch (and torchvision's own ops) register."""
+OPERATOR_FUNCS = frozenset(
+    {
+        "getitem", "add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "neg", "pos",
+        "abs", "eq", "ne", "lt", "le", "gt", "ge", "and_", "or_", "xor", "not_", "invert",
+        "lshift", "rshift", "matmul", "truth", "index", "contains",
+    }
+)  # fmt: skip
+SYM_HELPER = re.compile(r"torch\.(?:_?sym_[a-z_]+|_assert(?:_async|_scalar)?|_check[a-z_]*)$")
+MATH_FUNC = re.compile(r"math\.[a-z_0-9]+$")
+MAX_PT2_JSON = 256 * 2**20
+
+
+def _check_torch_export(artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
+    """Walk the zip like torch does, dispatch everything that can hold code, check graphs."""
+    stream = artifact.stream
+    ratio = ctx.limits.max_archive_ratio
+
+    def want(e: _zip.ZipEntry) -> Want:
+        if not _PT2_RAW.search(e.name) or e.name.endswith(".json"):
+            return Want.READ
+        # Raw tensor bytes are never unpickled; a member saved with torch.save (zip) or a
+        # pickle is, so those are read and handed on like any other member.
+        try:
+            chunks = _zip.iter_member(stream, e, 8, ratio, chunk=8)
+            start = next(chunks, b"")
+            chunks.close()
+        except ArtifactError:
+            return Want.READ
+        if start.startswith(b"PK") or (start[:1] == b"\x80" and start[1:2] <= b"\x05"):
+            return Want.READ
+        return Want.SKIP
+
+    def handle(member: Artifact) -> Iterator[Finding]:
+        if _PT2_GRAPH.search(member.member[-1]):
+            yield from _check_pt2_graph(member, ctx)
+            return
+        yield from ctx.dispatch(member)
+
+    yield from walk_zip(artifact, ctx, want=want, handler=handle)
+
+
+def _check_pt2_graph(member: Artifact, ctx: ScanContext) -> Iterator[Finding]:
+    """``models/*.json``: every node target must be a torch operator or a known helper."""
+    limit = min(ctx.limits.max_header_bytes, MAX_PT2_JSON)
+    if member.size > limit:
+        raise LimitExceeded(f"torch.export graph of {member.size} bytes over {limit}")
+    member.stream.seek(0)
+    try:
+        doc = json.loads(member.stream.read(member.size))
+    except (ValueError, RecursionError) as exc:
+        raise ArtifactError(f"torch.export graph is not JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ArtifactError("torch.export graph is not a JSON object")
+    bad: list[str] = []
+    custom: dict[str, int] = {}
+    for target in _graph_targets(doc):
+        verdict = _target_verdict(target)
+        if verdict == "bad" and len(bad) < 16:
+            bad.append(target)
+        elif verdict.startswith("ns:"):
+            custom[verdict[3:]] = custom.get(verdict[3:], 0) + 1
+    if bad:
+        yield member.finding(
+            DAT004,
+            f"graph node target(s) resolve outside torch operators: {', '.join(bad[:4])}",
+            evidence=", ".join(bad),
+        )
+    for ns, count in sorted(custom.items()):
+        yield member.finding(
+            DAT005,
+            f"{count} node(s) call operators in namespace {ns!r}",
+            evidence=f"torch.ops.{ns}",
+        )
+
+
+def _graph_targets(doc: Any) -> Iterator[str]:
+    """Every ``target`` string of every graph node, wherever graphs nest (submodules, cond)."""
+    todo: list[tuple[Any, int]] = [(doc, 0)]
+    while todo:
+        node, depth = todo.pop()
+        if depth > MAX_DEPTH:
+            raise LimitExceeded("torch.export graph nested too deeply")
+        if isinstance(node, dict):
+            target = node.get("target")
+            if isinstance(target, str) and "inputs" in node:
+                yield target
+            todo.extend((v, depth + 1) for v in node.values() if isinstance(v, (dict, list)))
+        elif isinstance(node, list):
+            todo.extend((v, depth + 1) for v in node if isinstance(v, (dict, list)))
+
+
+def _target_verdict(target: str) -> str:
+    """``ok``, ``bad`` or ``ns:<namespace>`` for one serialized call target."""
+    if target.startswith("torch.ops."):
+        parts = target.split(".")
+        if len(parts) < 4 or not all(p.isidentifier() for p in parts[2:]):
+            return "bad"
+        ns = parts[2]
+        return "ok" if ns in TORCH_NAMESPACES else f"ns:{ns}"
+    if target.startswith("_operator."):
+        return "ok" if target[len("_operator.") :] in OPERATOR_FUNCS else "bad"
+    if MATH_FUNC.match(target) or SYM_HELPER.match(target):
+        return "ok"
+    if target.startswith(("torch", "_operator", "math")):
+        return "bad"  # resolved by getattr walks from these modules
+    return "ok"  # left as a string by the deserializer: never called
+
+
+# xgboost / catboost --------------------------------------------------------------------------
+
+
+def _check_xgboost(artifact: Artifact, ctx: ScanContext) -> None:
+    stream = artifact.stream
+    stream.seek(0)
+    first = stream.read(4)
+    if first.startswith(b"binf"):
+        if artifact.size < 4 + 136:
+            raise ArtifactError("xgboost binary model shorter than its parameter block")
+        return
+    if first[:1] == b"{" and first[1:2] in (b"i", b"U", b"I", b"l", b"L"):
+        walk = _Ubjson(stream, artifact.size)
+        walk.document()
+        keys = set(walk.top_keys)
+    else:
+        limit = ctx.limits.max_header_bytes
+        if artifact.size > limit:
+            raise LimitExceeded(f"xgboost JSON of {artifact.size} bytes over {limit}")
+        stream.seek(0)
+        try:
+            doc = json.loads(stream.read(artifact.size))
+        except (ValueError, RecursionError) as exc:
+            raise ArtifactError(f"xgboost JSON does not parse: {exc}") from None
+        if not isinstance(doc, dict):
+            raise ArtifactError("xgboost JSON model is not an object")
+        if not isinstance(doc.get("learner"), dict) or not isinstance(doc.get("version"), list):
+            raise ArtifactError("xgboost JSON model without a learner object or version list")
+        keys = set(doc)
+    if "learner" not in keys:
+        raise ArtifactError("xgboost model has no learner")
+
+
+def _check_catboost(artifact: Artifact) -> None:
+    """``CBM1``, a uint32 core size, a flatbuffers TModelCore; the root table must lie inside."""
+    stream = artifact.stream
+    stream.seek(0)
+    head = stream.read(16)
+    if len(head) < 12 or not head.startswith(b"CBM1"):
+        raise ArtifactError("catboost: truncated header")
+    (core,) = struct.unpack_from("<I", head, 4)
+    if core < 8 or 8 + core > artifact.size:
+        raise ArtifactError(f"catboost: model core of {core} bytes past the end of the file", 4)
+    (root,) = struct.unpack_from("<I", head, 8)
+    if root + 4 > core:
+        raise ArtifactError(f"catboost: flatbuffer root offset {root} outside the core", 8)
+    stream.seek(8 + root)
+    (soffset,) = struct.unpack("<i", stream.read(4))
+    vtable = root - soffset
+    if vtable < 0 or vtable + 4 > core:
+        raise ArtifactError("catboost: flatbuffer vtable outside the core", 8 + root)
+    stream.seek(8 + vtable)
+    vsize, osize = struct.unpack("<HH", stream.read(4))
+    if vsize < 4 or vsize % 2 or vtable + vsize > core or root + osize > core:
+        raise ArtifactError("catboost: flatbuffer vtable is malformed", 8 + vtable)
+
+
+# msgpack (spaCy, Flax) -----------------------------------------------------------------------
+
+
+def _check_msgpack(artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
+    walk = _Msgpack(artifact.stream, artifact.size)
+    try:
+        walk.document()
+    except _Truncated as exc:
+        raise ArtifactError(f"msgpack: truncated ({exc})", exc.offset) from None
+    for offset, length in walk.object_arrays[:16]:
+        yield artifact.finding(
+            DAT003,
+            f"object-dtype array pickled in msgpack ({length} bytes at {offset})",
+            offset=offset,
+        )
+    # msgpack_numpy unpickles object arrays; other bins that start like a pickle are handed on
+    # too (a loader's ext hook may unpickle them). The pickle scanner judges both.
+    slices = dict.fromkeys([*walk.object_arrays[:64], *walk.pickles[:64]])
+    for offset, length in slices:
+        yield from _dispatch_slice(artifact, ctx, offset, length)
+
+
+def _dispatch_slice(
+    artifact: Artifact, ctx: ScanContext, offset: int, length: int
+) -> Iterator[Finding]:
+    """Hand ``length`` bytes at ``offset`` to the engine as a pickle member."""
+    spool = _Spool()
+    stream = artifact.stream
+    stream.seek(offset)
+    left = min(length, ctx.limits.max_read_bytes)
+    while left:
+        block = stream.read(min(left, 1 << 20))
+        if not block:
+            break
+        spool.write(block)
+        left -= len(block)
+
+    def as_pickle(child: Artifact) -> Iterator[Finding]:
+        return ctx.dispatch(replace(child, kind=ArtifactKind.PICKLE))
+
+    yield from handoff(artifact, f"@{offset}", spool, as_pickle, None)
+
+
+# word2vec / fastText ---------------------------------------------------------------------------
+
+
+def _check_word2vec(artifact: Artifact, ctx: ScanContext) -> None:
+    w = _Window(artifact.stream, artifact.size)
+    header = b""
+    while not header.endswith(b"\n"):
+        if len(header) > 64:
+            raise ArtifactError("word2vec: header line too long")
+        header += w.take(1)
+    m = W2V_HEADER.match(header)
+    if m is None:
+        raise ArtifactError("word2vec: header is not '<vocab> <dim>'")
+    vocab, dim = int(m.group(1)), int(m.group(2))
+    artifact.stream.seek(w.pos)
+    probe = artifact.stream.read(HEAD_WINDOW)
+    binary = not _w2v_text_line(probe, 1 if probe[:1] == b"\n" else 0, dim)
+    try:
+        if binary:
+            _word2vec_binary(w, vocab, dim)
+        else:
+            _word2vec_text(w, vocab, dim, ctx)
+    except _Truncated as exc:
+        raise ArtifactError(f"word2vec: truncated ({exc})", exc.offset) from None
+
+
+def _word2vec_binary(w: _Window, vocab: int, dim: int) -> None:
+    for i in range(vocab):
+        start = w.pos
+        word = b""
+        while True:
+            ch = w.take(1)
+            if ch == b" ":
+                break
+            if ch == b"\n" and not word:
+                continue  # the C tool ends each vector with a newline
+            word += ch
+            if len(word) > MAX_WORD:
+                raise ArtifactError(f"word2vec: word {i} longer than {MAX_WORD} bytes", start)
+        w.skip(dim * 4)
+    rest = w.size - w.pos
+    if rest > 1 or (rest == 1 and w.take(1) != b"\n"):
+        raise ArtifactError(f"word2vec: {rest} bytes after the last of {vocab} vectors", w.pos)
+
+
+def _word2vec_text(w: _Window, vocab: int, dim: int, ctx: ScanContext) -> None:
+    lines = 0
+    while w.pos < w.size:
+        start = w.pos
+        line = bytearray()
+        while w.pos < w.size:
+            ch = w.take(1)
+            if ch == b"\n":
+                break
+            line += ch
+            if len(line) > ctx.limits.max_line_bytes:
+                raise LimitExceeded("word2vec: text line over the line limit", start)
+        if not line.strip():
+            continue
+        lines += 1
+        parts = bytes(line).split()
+        if len(parts) != dim + 1:
+            raise ArtifactError(
+                f"word2vec: line {lines} has {len(parts) - 1} of {dim} values", start
+            )
+        if lines <= 1000:
+            try:
+                [float(p) for p in parts[1:]]
+            except ValueError:
+                raise ArtifactError(f"word2vec: line {lines} holds a non-number", start) from None
+    if lines != vocab:
+        raise ArtifactError(f"word2vec: header says {vocab} words, file has {lines}")
+
+
+def _check_fasttext(artifact: Artifact) -> None:
+    """Facebook fastText ``.bin``/``.ftz``: args, dictionary, then the input/output matrices."""
+    w = _Window(artifact.stream, artifact.size)
+    try:
+        _fasttext(w)
+    except _Truncated as exc:
+        raise ArtifactError(f"fasttext: truncated ({exc})", exc.offset) from None
+    if w.pos != w.size:
+        raise ArtifactError(f"fasttext: {w.size - w.pos} bytes after the model", w.pos)
+
+
+def _fasttext(w: _Window) -> None:
+    magic, version = struct.unpack("<ii", w.take(8))
+    if magic != FASTTEXT_MAGIC or not 10 <= version <= 12:
+        raise ArtifactError(f"fasttext: bad magic or version {version}", 0)
+    args = struct.unpack("<12id", w.take(56))
+    dim, loss, model = args[0], args[6], args[7]
+    if not 0 < dim <= 1 << 16 or not 1 <= loss <= 4 or not 1 <= model <= 3:
+        raise ArtifactError(
+            f"fasttext: implausible arguments dim={dim} loss={loss} model={model}", 8
+        )
+    size, nwords, nlabels = struct.unpack("<iii", w.take(12))
+    _ntokens, prune = struct.unpack("<qq", w.take(16))
+    if size < 0 or nwords < 0 or nlabels < 0 or nwords + nlabels != size or prune < -1:
+        raise ArtifactError("fasttext: inconsistent dictionary counts", w.pos)
+    if size > w.size - w.pos:
+        raise ArtifactError(f"fasttext: {size} words claimed in a shorter file", w.pos)
+    for i in range(size):
+        start = w.pos
+        n = 0
+        while w.take(1) != b"\x00":
+            n += 1
+            if n > MAX_WORD:
+                raise ArtifactError(f"fasttext: word {i} longer than {MAX_WORD} bytes", start)
+        _count, kind = struct.unpack("<qb", w.take(9))
+        if kind not in (0, 1):
+            raise ArtifactError(f"fasttext: word {i} has entry type {kind}", start)
+    if prune > 0:
+        w.skip(prune * 8)
+    for what in ("input", "output"):
+        quant = w.take(1)[0]
+        if quant:
+            _fasttext_quant(w, what)
+        else:
+            m, n = struct.unpack("<qq", w.take(16))
+            if m < 0 or n < 0 or m * n * 4 > w.size - w.pos:
+                raise ArtifactError(f"fasttext: {what} matrix {m}x{n} past the end", w.pos)
+            w.skip(m * n * 4)
+
+
+def _fasttext_quant(w: _Window, what: str) -> None:
+    qnorm = w.take(1)[0]
+    m, n = struct.unpack("<qq", w.take(16))
+    (codesize,) = struct.unpack("<i", w.take(4))
+    if m < 0 or n < 0 or codesize < 0:
+        raise ArtifactError(f"fasttext: quantized {what} matrix has negative sizes", w.pos)
+    w.skip(codesize)
+    _product_quantizer(w)
+    if qnorm:
+        w.skip(m)
+        _product_quantizer(w)
+
+
+def _product_quantizer(w: _Window) -> None:
+    dim, nsubq, dsub, lastdsub = struct.unpack("<iiii", w.take(16))
+    if dim < 0 or nsubq < 0 or dsub < 0 or lastdsub < 0:
+        raise ArtifactError("fasttext: product quantizer has negative sizes", w.pos)
+    w.skip(dim * 256 * 4)
+
+
+# Hugging Face datasets metadata ---------------------------------------------------------------
+
+
+def _check_dataset_meta(artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
+    limit = ctx.limits.max_header_bytes
+    if artifact.size > limit:
+        raise LimitExceeded(f"dataset metadata of {artifact.size} bytes over {limit}")
+    artifact.stream.seek(0)
+    try:
+        doc = json.loads(artifact.stream.read(artifact.size))
+    except (ValueError, RecursionError) as exc:
+        raise ArtifactError(f"dataset metadata is not JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ArtifactError("dataset metadata is not a JSON object")
+    names: list[str] = []
+    files = doc.get("_data_files", [])
+    if not isinstance(files, list):
+        raise ArtifactError("state.json: _data_files is not a list")
+    for entry in files:
+        if not isinstance(entry, dict) or not isinstance(entry.get("filename"), str):
+            raise ArtifactError("state.json: a _data_files entry has no filename")
+        names.append(entry["filename"])
+    splits = doc.get("splits") if artifact.name.lower() == "dataset_dict.json" else None
+    if isinstance(splits, list):
+        names.extend(s for s in splits if isinstance(s, str))
+    features = doc.get("features")
+    if features is not None and not isinstance(features, (dict, list)):
+        raise ArtifactError("dataset_info.json: features is not an object")
+    from scanners.archive_scan import name_problem
+
+    for name in names:
+        problem = name_problem(name) or ("URL" if "://" in name else None)
+        if problem:
+            yield artifact.finding(
+                DAT006,
+                f"data file or split {name!r}: {problem}",
+                evidence=name,
+            )
+
+
+# TFLite ------------------------------------------------------------------------------------------
+
+
+def _check_tflite(artifact: Artifact) -> None:
+    """A flatbuffer with identifier ``TFL3``: the root table and its vtable must lie inside."""
+    stream = artifact.stream
+    stream.seek(0)
+    head = stream.read(8)
+    if len(head) < 8 or head[4:8] != b"TFL3":
+        raise ArtifactError("tflite: no TFL3 identifier")
+    (root,) = struct.unpack_from("<I", head)
+    if root + 4 > artifact.size:
+        raise ArtifactError(f"tflite: root offset {root} past the end", 0)
+    stream.seek(root)
+    (soffset,) = struct.unpack("<i", stream.read(4))
+    vtable = root - soffset
+    if vtable < 0 or vtable + 4 > artifact.size:
+        raise ArtifactError("tflite: vtable outside the file", root)
+    stream.seek(vtable)
+    vsize, osize = struct.unpack("<HH", stream.read(4))
+    if vsize < 4 or vsize % 2 or vtable + vsize > artifact.size or root + osize > artifact.size:
+        raise ArtifactError("tflite: malformed vtable", vtable)
+
+
+__all__ = ["DataFormatScanner", "identify", "referencing_models"]
