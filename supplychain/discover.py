@@ -334,7 +334,7 @@ class _Walker:
                 path = Path(entry.path)
                 rel = prefix + sub + entry.name
                 try:
-                    st = entry.stat(follow_symlinks=False)
+                    st = _entry_stat(entry)
                 except OSError as exc:
                     self.finding(GEN005, rel, f"file vanished or cannot be read: {exc.strerror}")
                     self.outcome(rel, Status.FAILED, f"cannot stat: {exc.strerror}")
@@ -410,6 +410,11 @@ class _Walker:
             )
         items.sort(key=lambda i: i.rel)
         return items
+
+
+def _entry_stat(entry: os.DirEntry[str]) -> os.stat_result:
+    """``lstat`` of a directory entry (a separate seam so tests can race a vanishing entry)."""
+    return entry.stat(follow_symlinks=False)
 
 
 def _is_hf_repo(directory: Path) -> bool:

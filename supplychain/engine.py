@@ -99,9 +99,10 @@ def _renamed(finding: Finding, name: Name) -> Finding:
     object.__setattr__(out, "location", replace(finding.location, path=name.rel))
     if name.link is not None:
         via = escape_evidence(f" [symlink -> {name.link}]")
-        object.__setattr__(out, "message", finding.message + via)
         if len(finding.evidence) + len(via) <= EVIDENCE_LIMIT:
-            object.__setattr__(out, "evidence", finding.evidence + via)
+            object.__setattr__(out, "evidence", (finding.evidence + via).lstrip())
+        else:  # long payload evidence is kept whole; the message carries the link instead
+            object.__setattr__(out, "message", finding.message + via)
     return out
 
 

@@ -204,7 +204,6 @@ def test_multiple_targets_keep_their_directory_names(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "data", "reason"),
     [
-        ("model.tflite", b"\x1c\x00\x00\x00TFL3" + bytes(64), "TFLite recognised"),
         ("model.llamafile", b"MZqFpD='\n" + bytes(64), "llamafile recognised"),
     ],
 )
