@@ -1,0 +1,7 @@
+
+(
+readReadFile*
+value
+/etc/passwd
+
+pyPyFunc

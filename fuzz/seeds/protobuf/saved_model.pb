@@ -1,0 +1,11 @@
+J
+
+
+
+ReadFile8
+(
+readReadFile*
+value
+/etc/passwd
+
+pyPyFunc

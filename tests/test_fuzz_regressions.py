@@ -1,0 +1,106 @@
+"""Every crash or hang the fuzzers found (``fuzz/``), kept as a regression test.
+
+Two layers per bug: the raw input the fuzzer saved (``tests/data/fuzz/<harness>/``), replayed
+through the harness and the engine; and a named test that builds the class of input in code, so
+the fix is checked beyond the one example. The required behaviour is always the same: the scan
+returns findings (GEN001/GEN002 for malformed or oversized input) and never a FAILED outcome,
+never raises past the scanner seam, and finishes within ``TIME_BOUND`` (the fuzzer's -timeout).
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import struct
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from fuzz._common import Target, run_target
+from fuzz.fuzz_engine import scan_bytes
+from fuzz.fuzz_zip import TARGETS as ZIP_TARGETS
+from scanners.archive_scan import ArchiveScanner
+from scanners.base import Artifact, ScanContext
+from supplychain.model import ArtifactKind, Severity
+
+ROOT = Path(__file__).resolve().parent.parent
+CASES = ROOT / "tests" / "data" / "fuzz"
+TIME_BOUND = 10.0
+"""Seconds per input, the same bound ``fuzz/run.sh`` gives libFuzzer (-timeout=10)."""
+
+EXPECTED_RULES: dict[str, frozenset[str]] = {
+    "zip/lzma-filter-properties.bin": frozenset({"GEN001"}),
+}
+"""Rules the engine must report for a saved input, keyed by ``<harness>/<file>``."""
+
+SAVED = sorted(p for p in CASES.rglob("*") if p.is_file())
+
+
+def _key(path: Path) -> str:
+    return path.relative_to(CASES).as_posix()
+
+
+def _targets(harness: str) -> tuple[Target, ...]:
+    module = importlib.import_module(f"fuzz.fuzz_{harness}")
+    targets: tuple[Target, ...] = getattr(module, "TARGETS", ())
+    return targets
+
+
+def test_every_saved_input_has_an_expectation() -> None:
+    assert {_key(p) for p in SAVED} == set(EXPECTED_RULES)
+
+
+@pytest.mark.parametrize("path", SAVED, ids=_key)
+def test_saved_fuzzer_input_is_handled(path: Path) -> None:
+    harness = path.parent.name
+    data = path.read_bytes()
+    module = importlib.import_module(f"fuzz.fuzz_{harness}")
+    started = time.perf_counter()
+    module.TestOneInput(data)  # raises on anything but the product's own errors
+    rules: set[str] = set()
+    for target in _targets(harness) or (Target(ArchiveScanner, ArtifactKind.UNKNOWN, ""),):
+        kind, name = target.kind, target.name or None
+        findings, _ = scan_bytes(data, kind, name)  # raises HarnessFailure on a FAILED outcome
+        rules.update(f.rule for f in findings)
+    assert time.perf_counter() - started < TIME_BOUND
+    assert EXPECTED_RULES[_key(path)] <= rules
+
+
+# --- zip: LZMA members whose properties liblzma rejects ---------------------------------------
+
+
+def _lzma_zip(props: bytes | None = None, psize: int | None = None) -> bytes:
+    """A zip with one LZMA member, its 5 properties bytes or their declared size overwritten."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_LZMA) as zf:
+        zf.writestr("data.pkl", b"\x80\x04K\x01." * 20)
+    raw = bytearray(buf.getvalue())
+    name_len, extra_len = struct.unpack("<HH", raw[26:30])
+    data_at = 30 + name_len + extra_len  # 2-byte version, 2-byte size, then the properties
+    if psize is not None:
+        raw[data_at + 2 : data_at + 4] = struct.pack("<H", psize)
+    if props is not None:
+        raw[data_at + 4 : data_at + 9] = props
+    return bytes(raw)
+
+
+BAD_LZMA = {
+    "lc-lp-pb-out-of-range": _lzma_zip(props=b"\xff\x00\x00\x01\x00"),
+    "no-properties": _lzma_zip(psize=0),
+    "properties-cut-short": _lzma_zip(psize=2),
+}
+
+
+@pytest.mark.parametrize("data", BAD_LZMA.values(), ids=BAD_LZMA.keys())
+def test_zip_lzma_member_with_bad_properties_is_malformed_not_a_crash(data: bytes) -> None:
+    artifact = Artifact(
+        path="a.zip", kind=ArtifactKind.ZIP, size=len(data), stream=io.BytesIO(data)
+    )
+    findings = list(ArchiveScanner().scan(artifact, ScanContext()))  # raised LZMAError before
+    assert any(f.rule == "GEN001" and "LZMA" in f.message for f in findings)
+    for target in ZIP_TARGETS:
+        run_target(target, data)  # no exception but the product's own
+        findings, _ = scan_bytes(data, target.kind, target.name)
+        assert any(f.severity >= Severity.HIGH for f in findings), target.name
