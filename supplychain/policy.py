@@ -192,7 +192,10 @@ def find_policy(targets: Sequence[str | Path]) -> Path | None:
     """The nearest ``supplychain.toml`` or ``pyproject.toml`` with ``[tool.supplychain]``."""
     if not targets:
         return None
-    start = Path(targets[0]).resolve()
+    try:
+        start = Path(targets[0]).resolve()
+    except (OSError, RuntimeError):  # a link loop: discovery reports it, never crash here
+        start = Path(targets[0]).absolute()
     here = start if start.is_dir() else start.parent
     for directory in (here, *here.parents):
         candidate = directory / POLICY_FILE

@@ -139,3 +139,104 @@ def test_policy_found_by_walking_up_and_in_pyproject(tmp_path: Path) -> None:
     assert load_policy(found).fail_on is Severity.LOW
     (tmp_path / "repo" / "models" / "supplychain.toml").write_text("fail_on='critical'\n")
     assert find_policy([model]) == tmp_path / "repo" / "models" / "supplychain.toml"
+
+
+def test_ignore_rule_ids_are_case_insensitive(today: dt.date, tmp_path: Path) -> None:
+    path = tmp_path / "supplychain.toml"
+    path.write_text('[[ignore]]\nrule = " pkl001 "\nreason = "reviewed"\n')
+    policy = load_policy(path)
+    assert policy.ignores[0].rule == "PKL001"
+    out = apply(_report(_f("PKL001", Severity.CRITICAL)), policy, today)
+    assert out.verdict is not None and out.verdict.passed
+    assert out.findings[0].suppressed == "reviewed"
+
+
+@pytest.mark.parametrize("rule", ["PKL999", "pk1001", "GEN04", ""])
+def test_ignore_naming_an_unknown_rule_is_rejected(tmp_path: Path, rule: str) -> None:
+    from scanners import BUILTIN_SCANNERS
+    from supplychain.engine import rules_for
+    from supplychain.policy import check_rule_ids
+
+    path = tmp_path / "supplychain.toml"
+    path.write_text(f'[[ignore]]\nrule = "{rule}"\nreason = "typo"\n')
+    with pytest.raises(ConfigError, match="rule"):
+        check_rule_ids(load_policy(path), (r.id for r in rules_for(BUILTIN_SCANNERS)))
+
+
+def _accepted_policy_keys() -> frozenset[str]:
+    from dataclasses import fields
+
+    from supplychain.limits import Limits
+    from supplychain.policy import _IGNORE_KEYS, _TOP_KEYS
+
+    return _TOP_KEYS | _IGNORE_KEYS | {f.name for f in fields(Limits)}
+
+
+def test_every_policy_key_a_rule_text_names_is_accepted(tmp_path: Path) -> None:
+    """Remediation advice must work when followed: a named policy key must parse.
+
+    A snake_case word in a sentence about the policy or a limit, or any ``max_``/``min_`` word,
+    is taken as a policy key; each one must load from a real policy file.
+    """
+    import re
+
+    from scanners import BUILTIN_SCANNERS
+    from supplychain.engine import rules_for
+
+    accepted = _accepted_policy_keys()
+    named: dict[str, set[str]] = {}
+    for rule in rules_for(BUILTIN_SCANNERS):
+        for text in (rule.remediation, rule.explanation):
+            for sentence in re.split(r"(?<=[.;])\s+", text):
+                policyish = re.search(r"\bpolic|\blimit|\[limits\]|\braise\b", sentence, re.I)
+                for word in re.findall(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b", sentence):
+                    if policyish or word.startswith(("max_", "min_")):
+                        named.setdefault(word, set()).add(rule.id)
+    assert "max_line_bytes" in named  # the scan above does see policy keys in rule texts
+    unknown = {w: sorted(ids) for w, ids in named.items() if w not in accepted}
+    assert not unknown, f"rule texts name policy keys the policy rejects: {unknown}"
+    # …and each one really loads (a list-valued top key, an int-valued limit).
+    from supplychain.limits import Limits
+
+    limit_names = {f for f in Limits.__dataclass_fields__}
+    for word in named:
+        path = tmp_path / f"{word}.toml"
+        if word in limit_names:
+            path.write_text(f"[limits]\n{word} = {getattr(Limits(), word) + 1}\n")
+        elif word.endswith("imports"):
+            path.write_text(f'{word} = ["mylab.models.TinyNet"]\n')
+        else:
+            continue
+        load_policy(path)
+
+
+def test_extra_allowed_imports_is_an_alias_of_allow_imports(tmp_path: Path) -> None:
+    path = tmp_path / "supplychain.toml"
+    path.write_text('allow_imports = ["a.b"]\nextra_allowed_imports = ["c.*"]\n')
+    assert load_policy(path).allow_imports == frozenset({"a.b", "c.*"})
+
+
+def test_suppression_keeps_evidence_and_fingerprint_unchanged(today: dt.date) -> None:
+    finding = Finding(
+        rule=RuleId("PKL001"),
+        severity=Severity.CRITICAL,
+        confidence=Confidence.HIGH,
+        message="m \x1b[31m",
+        location=Location(path="m/a.pkl"),
+        evidence="os.system('\x1b]0;x\x07')",
+    )
+    policy = Policy(ignores=(Ignore(reason="ok", rule="PKL001"),))
+    (out,) = apply(_report(finding), policy, today).findings
+    assert out.suppressed == "ok"
+    assert (out.evidence, out.message, out.fingerprint) == (
+        finding.evidence,
+        finding.message,
+        finding.fingerprint,
+    )
+
+
+def test_a_report_that_analysed_nothing_never_passes(today: dt.date) -> None:
+    empty = Report(tool_version="0", target=("t",), started_at="x", seconds=0.0)
+    verdict = apply(empty, Policy(), today).verdict
+    assert verdict is not None and not verdict.passed
+    assert any("nothing was analysed" in r for r in verdict.reasons)
