@@ -198,7 +198,7 @@ def test_every_policy_key_a_rule_text_names_is_accepted(tmp_path: Path) -> None:
     # …and each one really loads (a list-valued top key, an int-valued limit).
     from supplychain.limits import Limits
 
-    limit_names = {f for f in Limits.__dataclass_fields__}
+    limit_names = set(Limits.__dataclass_fields__)
     for word in named:
         path = tmp_path / f"{word}.toml"
         if word in limit_names:
