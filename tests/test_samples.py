@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 import tomllib
 from pathlib import Path
 
@@ -20,19 +21,32 @@ def _generator() -> object:
     spec = importlib.util.spec_from_file_location("make_samples", SAMPLES / "make_samples.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    # NOTE: importing the generator would write samples/__pycache__/ (Python's default); that
+    # directory is not a sample, and a scan of samples/ must not meet it either.
+    before = sys.dont_write_bytecode
+    sys.dont_write_bytecode = True
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.dont_write_bytecode = before
     return module
+
+
+def _is_sample(path: Path) -> bool:
+    """A committed sample: not the generator, its docs, or interpreter/tool caches."""
+    rel = path.relative_to(SAMPLES)
+    return (
+        path.is_file()
+        and len(rel.parts) > 1
+        and not any(part == "__pycache__" or part.startswith(".") for part in rel.parts)
+    )
 
 
 def test_committed_samples_match_the_generator() -> None:
     built: dict[str, bytes] = _generator().build()  # type: ignore[attr-defined]
     for rel, data in built.items():
         assert (SAMPLES / rel).read_bytes() == data, f"{rel} is stale: run make_samples.py"
-    on_disk = {
-        p.relative_to(SAMPLES).as_posix()
-        for p in SAMPLES.rglob("*")
-        if p.is_file() and p.parent != SAMPLES
-    }
+    on_disk = {p.relative_to(SAMPLES).as_posix() for p in SAMPLES.rglob("*") if _is_sample(p)}
     assert on_disk == set(built), "samples/ holds files the generator does not make"
     assert set(EXPECTED) == set(built), "expected.toml must list every sample"
 
@@ -61,3 +75,15 @@ def test_demo_exit_codes(tmp_path: Path) -> None:
     out = str(tmp_path / "report.json")
     assert main(["scan", str(SAMPLES), "-q", "-f", "json", "-o", out]) == 1
     assert main(["scan", str(SAMPLES / "benign"), "-q", "-f", "json", "-o", out]) == 0
+
+
+def test_python_caches_beside_the_samples_are_not_samples() -> None:
+    """Regression: with bytecode writing on (the default), samples/__pycache__/ broke the suite."""
+    cache = SAMPLES / "__pycache__" / "make_samples.cpython-311.pyc"
+    assert not _is_sample(cache)
+    assert not _is_sample(SAMPLES / "malicious" / "__pycache__" / "x.pyc")
+    assert not _is_sample(SAMPLES / "make_samples.py")
+    assert _is_sample(SAMPLES / "benign" / "config.json")
+    existed = (SAMPLES / "__pycache__").exists()
+    _generator()
+    assert existed or not (SAMPLES / "__pycache__").exists(), "importing the generator wrote .pyc"
