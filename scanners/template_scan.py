@@ -381,6 +381,8 @@ _PROSE_MARKERS = re.compile(
 MIN_TEMPLATE_DENSITY = 0.25
 """Share of non-blank characters inside Jinja tags: chat templates are mostly tags (Llama-3,
 ChatML: 60-100%), a README or a source file with one ``{{ }}`` example is not."""
+SINGLE_EXPRESSION_DENSITY = 0.6
+"""A file holding a single ``{{ … }}`` must be mostly that expression."""
 
 
 def looks_like_template(head: bytes) -> bool:
@@ -404,14 +406,18 @@ def looks_like_template(head: bytes) -> bool:
     if any(word not in _JINJA_KEYWORDS for word in statements):
         return False
     expressions = sum(1 for s in spans if s.startswith("{{"))
-    if not statements and expressions < 2:
+    if not statements and not expressions:
         return False
     outside = _SPAN.sub(" ", text)
     if _PROSE_MARKERS.search(outside):
         return False
     inside = sum(len("".join(s.split())) for s in spans)
     total = inside + len("".join(outside.split()))
-    return total > 0 and inside / total >= MIN_TEMPLATE_DENSITY
+    density = inside / total if total else 0.0
+    if not statements and expressions == 1:
+        # One expression and little else (a bare payload file); prose with one example is not.
+        return density >= SINGLE_EXPRESSION_DENSITY
+    return density >= MIN_TEMPLATE_DENSITY
 
 
 def _stmt_word(span: str) -> str | None:
@@ -1173,6 +1179,8 @@ class TemplateScanner:
         try:
             parsed = load_yaml_bounded(text)
         except (YamlError, LimitExceeded) as exc:
+            if "chat_template" not in text:
+                return  # the config scanner reports the broken or oversized YAML itself
             yield artifact.finding(
                 TPL006,
                 f"file names a chat_template but could not be parsed as YAML ({str(exc)[:120]}); "
