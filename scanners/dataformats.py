@@ -309,9 +309,16 @@ def _id_raw(stream: BinaryIO, head: bytes, size: int, lname: str) -> ArtifactKin
 def _disk_path(stream: BinaryIO, lname: str) -> Path | None:
     """The file ``stream`` reads, when it is a real file named ``lname`` (siblings are hints)."""
     name = getattr(stream, "name", None)
+    if isinstance(name, int):
+        # The engine opens with os.open + fdopen (O_NOFOLLOW): ask the kernel for the path.
+        try:
+            name = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:
+            return None
     if not isinstance(name, str):
         return None
     path = Path(name)
+    # A symlink (HF cache blobs) resolves under another name: no sibling hints then.
     return path if path.name.lower() == lname else None
 
 
