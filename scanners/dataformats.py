@@ -312,7 +312,7 @@ def _disk_path(stream: BinaryIO, lname: str) -> Path | None:
     if isinstance(name, int):
         # The engine opens with os.open + fdopen (O_NOFOLLOW): ask the kernel for the path.
         try:
-            name = os.readlink(f"/proc/self/fd/{name}")
+            name = str(Path(f"/proc/self/fd/{name}").readlink())
         except OSError:
             return None
     if not isinstance(name, str):

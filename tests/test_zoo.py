@@ -10,7 +10,6 @@ or above, and pass ``--strict`` (nothing skipped except plain text).
 
 from __future__ import annotations
 
-import io
 import json
 import pickle
 import struct
@@ -472,13 +471,13 @@ def test_spacy_like_files_are_msgpack(tmp_path: Path) -> None:
 
 
 def test_hostile_object_array_in_spacy_model_reaches_the_pickle_scanner(tmp_path: Path) -> None:
-    payload = b"\x80\x02cposix\nsystem\nq\x00X\x17\x00\x00\x00echo supplychain-sampleq\x01\x85q\x02Rq\x03."
+    payload = (
+        b"\x80\x02cposix\nsystem\nq\x00X\x17\x00\x00\x00"
+        b"echo supplychain-sampleq\x01\x85q\x02Rq\x03."
+    )
     (tmp_path / "model").write_bytes(thinc_model([nd(payload, dtype="|O")]))
     report = apply(scan_paths([tmp_path], ScanOptions(jobs=1)), Policy())
     assert report.verdict is not None and not report.verdict.passed
     assert any(f.severity >= Severity.HIGH and f.location.member for f in report.findings), (
         describe(report)
     )
-
-
-_ = io  # keep the import list stable for builders that spool in memory
