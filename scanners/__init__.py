@@ -16,6 +16,7 @@ from scanners.keras_scan import KerasScanner
 from scanners.numpy_scan import NumpyScanner
 from scanners.onnx_scan import OnnxScanner
 from scanners.pickle_scan import PickleScanner
+from scanners.placeholder_scan import PlaceholderScanner
 from scanners.safetensors_scan import SafetensorsScanner
 from scanners.template_scan import TemplateScanner
 from scanners.tf_scan import SavedModelScanner
@@ -36,6 +37,7 @@ BUILTIN_SCANNERS: tuple[type[Scanner], ...] = (
     OnnxScanner,
     DatasetScanner,
     DataFormatScanner,
+    PlaceholderScanner,
 )
 
 

@@ -1,8 +1,12 @@
-"""Decide what an artifact is from its bytes; the file name only breaks ties.
+"""Decide what an artifact is from its bytes the way the real loaders do; the name breaks ties.
 
 A pickle named ``.json`` is a pickle (CVE-2025-1889, CVE-2025-10155): routing by extension is how
-other scanners were bypassed. Calling something a pickle needs a high bar, since ``.`` is the STOP
-opcode: a ``PROTO`` prefix, or a bounded walk that is stack-consistent up to ``STOP``.
+other scanners were bypassed. Where our view and a loader's could differ, the loader's wins:
+torch.load tests only ``PK\\x03\\x04`` at byte 0 and otherwise unpickles from byte 0, CPython's
+unpickler needs no PROTO opcode, joblib picks a decompressor from a few prefix bytes. Calling
+something a pickle still needs a bar, since ``.`` is the STOP opcode: a stack-consistent walk to
+STOP, or a break only after the loader already imported and called something. See
+``docs/identification.md``.
 """
 
 from __future__ import annotations
@@ -11,23 +15,33 @@ import io
 import json
 import lzma
 import pickletools
+import re
 import struct
 import zlib
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
-from scanners import _zip
-from supplychain.model import ArtifactKind
+from scanners import _zip, allowlist, dataformats, template_scan
+from supplychain.model import ArtifactKind, Severity
 
 HEAD = 64 * 1024
 PICKLE_WALK_BYTES = 1 << 20
-ZIP_HINT_EXTS = (".zip", ".pt", ".pth", ".keras", ".npz", ".ckpt", ".bin")
+ZIP_HINT_EXTS = (".zip", ".pt", ".pth", ".keras", ".npz", ".ckpt", ".bin", ".pt2")
 PICKLE_EXTS = (".pkl", ".pickle", ".pt", ".pth", ".bin", ".ckpt", ".joblib", ".dill", ".sav")
 TEXT_DATASET_EXTS = {".csv": ArtifactKind.DATASET_CSV, ".tsv": ArtifactKind.DATASET_CSV}
 JSONL_EXTS = (".jsonl", ".ndjson")
 TEMPLATE_NAMES = ("chat_template.jinja", "chat_template.json")
+TEMPLATE_EXTS = (".jinja", ".jinja2", ".j2")
+YAML_EXTS = (".yaml", ".yml")
+NOT_TEMPLATE_EXTS = (".md", ".markdown", ".rst", ".html", ".htm", ".json", ".py")
+"""Documents that may quote Jinja in examples; only a template's own name makes them templates."""
+YAML_CHAT_TEMPLATE = re.compile(rb"(?m)^chat_template\s*:")
 PROTO_FIELDS_ONNX = frozenset({1, 2, 3, 4, 5, 6, 7, 8, 14, 20, 25})
 CONFIG_NAMES = ("config.json", "tokenizer_config.json", "generation_config.json")
 SAVEDMODEL_NAMES = ("saved_model.pb", "keras_metadata.pb", "fingerprint.pb")
+SAFETENSORS_MAX_HEADER = 100_000_000
+"""The safetensors library refuses headers above 100 MB; so do we."""
+SAFETENSORS_VALIDATE_BYTES = 64 * 2**20
+"""Longest header parsed in full when the length bytes are ambiguous (``80 0X`` = PROTO X)."""
 
 
 def _lower_name(name: str) -> str:
@@ -35,31 +49,111 @@ def _lower_name(name: str) -> str:
 
 
 def sniff(stream: BinaryIO, size: int, name: str) -> ArtifactKind:
-    """Classify ``stream`` (seekable) by content; leaves the position undefined."""
+    """Classify ``stream`` (seekable) by content; leaves the position undefined.
+
+    Order (docs/identification.md): placeholders (empty file, Git LFS pointer); what torch.load
+    sees at byte 0 (``PK\\x03\\x04``); a validated safetensors header before the pickle PROTO
+    test; other strong magics and media; a pickle walk from byte 0 (the unpickler's view wins over
+    a zip found further on); a zip behind a prefix; data-only formats; protobuf; text.
+    """
     stream.seek(0)
     head = stream.read(HEAD)
     lname = _lower_name(name)
+    if size == 0 or not head:
+        return ArtifactKind.EMPTY
+    if is_lfs_pointer(head, size):
+        return ArtifactKind.LFS_POINTER
     kind = _sniff_magic(stream, head, size, lname)
     if kind is not None:
         return kind
-    if _looks_like_pickle(stream, head, lname):
+    if _looks_like_pickle(stream, lname, size):
+        # NOTE: torch.load (legacy path), numpy and joblib unpickle from byte 0 whatever the
+        # name says: a pickle placed before an embedded zip is a pickle to them, so it is to us.
         return ArtifactKind.PICKLE
+    if size >= 22 and lname.endswith(ZIP_HINT_EXTS):
+        kind = _sniff_zip(stream, size)
+        if kind is not None:
+            return kind
+    kind = dataformats.identify(stream, head, size, lname)
+    if kind is not None:
+        return kind
     kind = _sniff_protobuf(stream, head, size, lname)
     if kind is not None:
         return kind
     return _sniff_text(head, lname)
 
 
-def _sniff_magic(stream: BinaryIO, head: bytes, size: int, lname: str) -> ArtifactKind | None:
-    is_proto = len(head) >= 2 and head[0] == 0x80 and head[1] <= 5
-    # NOTE: torch.load only checks for PK\x03\x04 at offset 0: a pickle with a fake zip end
-    # record in its tail is a pickle to the loader, so it must be one to us too.
-    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")) or (
-        not is_proto and size >= 22 and lname.endswith(ZIP_HINT_EXTS)
+LFS_PREFIXES = (
+    b"version https://git-lfs.github.com/spec/",
+    b"version https://hawser.github.com/spec/",
+)
+LFS_MAX_BYTES = 1024
+"""The LFS spec keeps pointer files below 1024 bytes; git-lfs never reads a bigger one."""
+
+
+def is_lfs_pointer(head: bytes, size: int) -> bool:
+    """A Git LFS pointer: the text ``git clone`` leaves when git-lfs did not fetch the object."""
+    if size >= LFS_MAX_BYTES or not head.startswith(LFS_PREFIXES):
+        return False
+    return b"\noid " in head and b"\nsize " in head
+
+
+MEDIA_MAGICS: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"\x89PNG\r\n\x1a\n", "PNG image"),
+    (0, b"\xff\xd8\xff", "JPEG image"),
+    (0, b"GIF87a", "GIF image"),
+    (0, b"GIF89a", "GIF image"),
+    (0, b"%PDF-", "PDF document"),
+    (0, b"II*\x00", "TIFF image"),
+    (0, b"MM\x00*", "TIFF image"),
+    (0, b"8BPS", "Photoshop image"),
+    (0, b"\x00\x00\x00\x0cjP  \r\n\x87\n", "JPEG 2000 image"),
+    (0, b"ID3", "MP3 audio"),
+    (0, b"OggS\x00", "Ogg media"),
+    (0, b"fLaC", "FLAC audio"),
+    (0, b"MThd\x00\x00\x00\x06", "MIDI audio"),
+    (0, b"\x1aE\xdf\xa3", "Matroska/WebM video"),
+    (0, b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "OLE2 (legacy Office) document"),
+    (0, b"wOFF", "WOFF font"),
+    (0, b"wOF2", "WOFF2 font"),
+)
+"""Leading magics of files that hold no model (ZIP-based Office documents stay zips)."""
+RIFF_MEDIA = {b"WEBP": "WebP image", b"WAVE": "WAV audio", b"AVI ": "AVI video"}
+FTYP_BRANDS_IMAGE = (b"avif", b"avis", b"heic", b"heix", b"mif1", b"msf1")
+
+
+def media_label(head: bytes, size: int) -> str | None:
+    """What image, audio, video or document format ``head`` starts with, or ``None``."""
+    for off, magic, label in MEDIA_MAGICS:
+        if head[off : off + len(magic)] == magic:
+            return label
+    if head[:4] == b"RIFF" and head[8:12] in RIFF_MEDIA:
+        return RIFF_MEDIA[head[8:12]]
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        return "AIFF audio"
+    if head[4:8] == b"ftyp" and 8 <= int.from_bytes(head[:4], "big") <= 4096:
+        return "HEIF/AVIF image" if head[8:12] in FTYP_BRANDS_IMAGE else "MP4/QuickTime media"
+    if len(head) >= 3 and head[0] == 0xFF and head[1] in (0xFB, 0xF3, 0xF2) and head[2] < 0xF0:
+        return "MP3 audio"
+    if (
+        head[:2] == b"BM"
+        and len(head) >= 26
+        and int.from_bytes(head[2:6], "little") == size
+        and head[6:10] == b"\x00\x00\x00\x00"
     ):
+        return "BMP image"
+    return None
+
+
+def _sniff_magic(stream: BinaryIO, head: bytes, size: int, lname: str) -> ArtifactKind | None:
+    # NOTE: torch.load's _is_zipfile only checks for PK\x03\x04 at offset 0; anything else it
+    # unpickles from byte 0 (see sniff). numpy's npz test also accepts an empty zip's EOCD.
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         kind = _sniff_zip(stream, size)
         if kind is not None:
             return kind
+    if _is_safetensors(stream, head, size):
+        return ArtifactKind.SAFETENSORS
     if len(head) >= 2 and head[0] == 0x80 and 0 <= head[1] <= 5:
         return ArtifactKind.PICKLE
     if head.startswith(b"\x93NUMPY"):
@@ -93,14 +187,13 @@ def _sniff_magic(stream: BinaryIO, head: bytes, size: int, lname: str) -> Artifa
         return ArtifactKind.TORCH_TAR if head[:9] == b"sys_info\x00" else ArtifactKind.TAR
     if _is_zlib(head):
         return ArtifactKind.ZLIB
-    if head.startswith(b"ZF0x"):
-        # joblib < 0.10 compressed pickles: "ZF" + padded hex length, then a zlib stream.
-        zstart = head.find(b"\x78", 4, 48)
-        if zstart > 0 and _is_zlib(head[zstart:]):
-            return ArtifactKind.ZLIB
+    if _is_joblib_zfile(head):
+        return ArtifactKind.ZLIB
     if _is_lzma_alone(head):
         # joblib's compress="lzma" writes the legacy .lzma ("alone") container.
         return ArtifactKind.XZ
+    if media_label(head, size) is not None and not _looks_like_pickle_head(head, lname):
+        return ArtifactKind.MEDIA
     if len(head) >= 9 and head[8:9] == b"{":
         (n,) = struct.unpack("<Q", head[:8])
         if n <= size - 8 or lname.endswith(".safetensors"):
@@ -108,6 +201,42 @@ def _sniff_magic(stream: BinaryIO, head: bytes, size: int, lname: str) -> Artifa
     if len(head) >= 8 and lname.endswith(".safetensors") and head[8:9] in (b"", b" ", b"\x00"):
         return ArtifactKind.SAFETENSORS
     return None
+
+
+def _looks_like_pickle_head(head: bytes, lname: str) -> bool:
+    """Media with text magic (``GIF8``…) that also walks as a pickle is one: the loader wins."""
+    return pickle_at_start(head, lname, whole=False)
+
+
+def _is_safetensors(stream: BinaryIO, head: bytes, size: int) -> bool:
+    """A safetensors header whose length bytes also read as ``PROTO 0..5`` (a header length
+    0x080..0x5FF modulo 64 KiB begins ``80 0X``): decide by parsing the header, not by opcode.
+
+    Only the ambiguous case is parsed in full; otherwise the weaker test below (``{`` at byte 8,
+    length inside the file) routes to the safetensors scanner, which validates everything.
+    """
+    if len(head) < 10 or head[0] != 0x80 or head[1] > 5 or head[8:9] != b"{":
+        return False
+    (n,) = struct.unpack("<Q", head[:8])
+    if n < 2 or n > size - 8 or n > min(SAFETENSORS_MAX_HEADER, SAFETENSORS_VALIDATE_BYTES):
+        return False
+    stream.seek(8)
+    raw = stream.read(n)
+    try:
+        header = json.loads(raw)
+    except ValueError:
+        return False
+    if not isinstance(header, dict):
+        return False
+    for key, value in header.items():
+        if key == "__metadata__":
+            continue
+        if not isinstance(value, dict) or not {"dtype", "shape", "data_offsets"} <= set(value):
+            return False
+    # NOTE: loader wins. A polyglot whose header sits inside a pickle string argument is still
+    # run by torch.load's legacy path; real files fail the walk at byte 2 (opcode 0x00).
+    stream.seek(0)
+    return not pickle_at_start(stream.read(PICKLE_WALK_BYTES), "", whole=size <= PICKLE_WALK_BYTES)
 
 
 def _is_zlib(head: bytes) -> bool:
@@ -120,21 +249,44 @@ def _is_zlib(head: bytes) -> bool:
     return True
 
 
+JOBLIB_ZF_LEN = 19
+"""joblib's ``_MAX_LEN``: the hex length field after ``ZF`` (``len(hex(2**64))``)."""
+
+
+def _is_joblib_zfile(head: bytes) -> bool:
+    """joblib's compat reader: ``ZF``, then ``int(field, 16)`` of 19 bytes, then zlib (after an
+    optional space). Any field ``int`` accepts counts, not only the ``0x`` form joblib wrote."""
+    if not head.startswith(b"ZF"):
+        return False
+    if head.startswith(b"ZF0x"):
+        # Other writers' widths: the zlib stream starts at the first 0x78 after the digits.
+        zstart = head.find(b"\x78", 4, 48)
+        if zstart > 0 and _is_zlib(head[zstart:]):
+            return True
+    try:
+        int(head[2 : 2 + JOBLIB_ZF_LEN], 16)
+    except ValueError:
+        return False
+    body = 2 + JOBLIB_ZF_LEN
+    if head[body : body + 1] == b" ":
+        body += 1
+    return _is_zlib(head[body:])
+
+
 def _is_lzma_alone(head: bytes) -> bool:
-    """The legacy ``.lzma`` header is weak magic: demand a liblzma-style dictionary size, a sane
-    size field and a clean trial decode, or Fortran/MATLAB data would pass for it."""
-    # 0x5D: lc=3, lp=0, pb=2, what liblzma presets (and so joblib) always write.
-    if len(head) < 14 or head[0] != 0x5D or head[13] != 0:
+    """joblib's ``lzma`` prefix is only ``]\\x00`` (props 0x5D, low dictionary byte 0); then
+    ``LZMAFile`` (liblzma's picky "alone" check) decides. Mirror that check and demand a clean
+    trial decode, or Fortran/MATLAB data would pass for it."""
+    if len(head) < 14 or head[:2] != b"]\x00" or head[13] != 0:
         return False
     dict_size = int.from_bytes(head[1:5], "little")
     usize = int.from_bytes(head[5:13], "little")
-    third = dict_size // 3
-    preset_like = (dict_size & (dict_size - 1)) == 0 or (
-        dict_size % 3 == 0 and (third & (third - 1)) == 0
-    )
-    if not (4096 <= dict_size <= 1 << 30 and preset_like):
-        return False
-    if usize != 2**64 - 1 and usize >= 1 << 48:
+    # liblzma (alone_decoder.c, picky): 2^n or 2^n + 2^(n-1), size unknown or below 2^38.
+    d = dict_size - 1
+    for shift in (2, 3, 4, 8, 16):
+        d |= d >> shift
+    d += 1
+    if d != dict_size or (usize != 2**64 - 1 and usize >= 1 << 38):
         return False
     try:
         out = lzma.LZMADecompressor(lzma.FORMAT_ALONE).decompress(head, 256)
@@ -151,6 +303,8 @@ def _sniff_zip(stream: BinaryIO, size: int) -> ArtifactKind | None:
         return ArtifactKind.ZIP if stream.read(4) == b"PK\x03\x04" else None
     names = [e.name for e in directory.entries]
     base = {n.rsplit("/", 1)[-1] for n in names}
+    if _is_torch_export(names, base):
+        return ArtifactKind.TORCH_EXPORT
     if (
         "data.pkl" in base
         or "constants.pkl" in base
@@ -166,70 +320,186 @@ def _sniff_zip(stream: BinaryIO, size: int) -> ArtifactKind | None:
     return ArtifactKind.ZIP
 
 
-MAX_STACKED_PICKLES = 64
+TORCH_EXPORT_MARKERS = frozenset({"archive_format", "serialized_exported_program.json"})
+"""What ``torch.export.save`` writes: ``archive_format`` (``pt2``, torch >= 2.6, with
+``models/*.json``) or ``serialized_exported_program.json`` (the older layout)."""
 
 
-def _looks_like_pickle(stream: BinaryIO, head: bytes, lname: str) -> bool:
-    """Protocol 0/1 pickles have no magic: accept a stack-consistent walk up to STOP.
-
-    Prose such as "N.B. read me" walks as NONE, STOP; a global-free pickle followed by more
-    bytes is only a pickle when those bytes are pickles too (stacked pickles), or when the name
-    says so.
-    """
-    if not head or head[0] > 0x7F:
+def _is_torch_export(names: list[str], base: set[str]) -> bool:
+    """A ``torch.export`` archive (``.pt2``): the loader is ``torch.export.load``, not the
+    zip path of ``torch.load``, though it also carries ``.data/version`` and pickles."""
+    if not base & TORCH_EXPORT_MARKERS:
         return False
-    stream.seek(0)
-    data = stream.read(PICKLE_WALK_BYTES)
+    return any(n.rsplit("/", 1)[-1] in TORCH_EXPORT_MARKERS and n.count("/") <= 1 for n in names)
+
+
+MAX_STACKED_PICKLES = 64
+MIN_OPS_UNDER_PICKLE_NAME = 2
+"""Under a pickle name, a stream that walks this many opcodes before it breaks is a broken
+pickle (the pickle scanner reports it), not text that merely happens to start with an opcode."""
+MIN_OPS_AT_CAP = 1000
+"""A global-free stream still valid when the walk buffer runs out is a pickle past this many ops."""
+CALL_OPS = frozenset({"REDUCE", "BUILD", "INST", "OBJ", "NEWOBJ", "NEWOBJ_EX"})
+"""Opcodes with which the unpickler calls into what an import returned."""
+IMPORT_OPS = frozenset({"GLOBAL", "INST", "STACK_GLOBAL", "EXT1", "EXT2", "EXT4"})
+STRING_OPS = frozenset(
+    {
+        "STRING",
+        "BINSTRING",
+        "SHORT_BINSTRING",
+        "UNICODE",
+        "BINUNICODE",
+        "SHORT_BINUNICODE",
+        "BINUNICODE8",
+    }
+)
+DOTTED_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
+"""``module.name`` as an import can resolve it (one dot at least: module and attribute)."""
+OPCODE_BYTES = frozenset(ord(op.code) for op in pickletools.opcodes)
+_EOF_MESSAGES = ("not enough data", "exhausted", "no newline found", "truncated", "eof")
+
+
+class PickleWalk(NamedTuple):
+    """What a bounded walk of one pickle saw, mirroring CPython's unpickler stack discipline."""
+
+    complete: bool
+    """Reached STOP with a consistent stack."""
+    stop: int
+    """Offset of that STOP (absolute), or of the break."""
+    ops: int
+    """Opcodes that executed cleanly before STOP or the break."""
+    imports: tuple[str, ...]
+    """``module.name`` of every import reached (``?`` when a STACK_GLOBAL operand is unknown)."""
+    called: bool
+    """A call opcode ran after an import: the loader executed code before any break."""
+    truncated: bool
+    """The walk broke because the bytes ran out (end of file or of the walk buffer)."""
+
+
+def walk_pickle(data: bytes, start: int = 0) -> PickleWalk:
+    """Walk one pickle from ``start`` the way CPython's unpickler would, without running it.
+
+    The C unpickler keeps MARKs out of the stack as fences: ordinary opcodes cannot pop below
+    the latest mark, mark-consuming opcodes need one, and POP right after MARK pops the mark.
+    Any opcode is accepted at byte 0 (no PROTO needed) because CPython accepts it.
+    """
+    depth = 0
+    marks: list[int] = []
+    values: list[str | None] = []
+    imports: list[str] = []
+    called = False
+    ops = 0
+    pos = start
+    try:
+        for op, arg, rel in pickletools.genops(io.BytesIO(data[start:])):
+            pos = start + (rel or 0)
+            name = op.name
+            before = op.stack_before
+            if name == "MARK":
+                marks.append(depth)
+                ops += 1
+                continue
+            if name == "POP" and marks and depth == marks[-1]:
+                marks.pop()
+                ops += 1
+                continue
+            operands = values[-2:]
+            if pickletools.markobject in before:
+                at = before.index(pickletools.markobject)
+                need_above = sum(1 for s in before[at + 1 :] if s is not pickletools.stackslice)
+                if not marks or depth - marks[-1] < need_above:
+                    return PickleWalk(False, pos, ops, tuple(imports), called, False)
+                depth = marks.pop()
+                fence = marks[-1] if marks else 0
+                if depth - fence < at:
+                    return PickleWalk(False, pos, ops, tuple(imports), called, False)
+                depth -= at
+            else:
+                fence = marks[-1] if marks else 0
+                if len(before) > depth - fence:
+                    return PickleWalk(False, pos, ops, tuple(imports), called, False)
+                depth -= len(before)
+            del values[depth:]
+            if name in ("GLOBAL", "INST"):
+                qualname = ".".join(str(arg).split(" ", 1))
+                if not DOTTED_NAME.fullmatch(qualname):
+                    # find_class cannot import it: the real loader stops right here.
+                    return PickleWalk(False, pos, ops, tuple(imports), called, False)
+                imports.append(qualname)
+            elif name == "STACK_GLOBAL":
+                mod, qual = operands if len(operands) == 2 else (None, None)
+                imports.append(f"{mod}.{qual}" if mod and qual else "?")
+            elif name in ("EXT1", "EXT2", "EXT4"):
+                imports.append(f"copyreg.extension[{arg}]")
+            if name in CALL_OPS and imports:
+                called = True
+            depth += len(op.stack_after)
+            pushed: str | None = str(arg) if name in STRING_OPS else None
+            values.extend([pushed] * len(op.stack_after))
+            ops += 1
+            if name == "STOP":
+                return PickleWalk(True, pos, ops, tuple(imports), called, False)
+    except ValueError as exc:
+        text = str(exc).lower()
+        eof = any(m in text for m in _EOF_MESSAGES)
+        return PickleWalk(False, pos, ops, tuple(imports), called, eof)
+    except Exception:
+        # Undecodable string arguments and the like: the unpickler fails there too.
+        return PickleWalk(False, pos, ops, tuple(imports), called, False)
+    return PickleWalk(False, pos, ops, tuple(imports), called, True)
+
+
+def _dangerous(imports: tuple[str, ...]) -> bool:
+    """An import the allowlist rates HIGH or worse (``os.system``, ``builtins.eval``…)."""
+    for qual in imports:
+        mod, _, name = qual.rpartition(".")
+        if not mod or qual == "?":
+            continue
+        verdict = allowlist.classify(mod, name)
+        if verdict.severity is not None and verdict.severity >= Severity.HIGH:
+            return True
+    return False
+
+
+def pickle_at_start(data: bytes, lname: str, whole: bool) -> bool:
+    """Whether an unpickler handed these bytes would treat them as a pickle (and run it).
+
+    ``whole`` says ``data`` is the entire file (otherwise the walk buffer ran out first).
+    The bar, so prose, JSON, CSV, source and vocab files stay text: a stack-consistent walk to
+    STOP (stacked pickles must all walk), or a break only after the loader already imported and
+    called something, imported something the allowlist rates HIGH, or ran out of bytes after an
+    import (a truncated pickle, nullifAI). Under a pickle name a shorter valid run is enough.
+    """
+    if not data or data[0] not in OPCODE_BYTES:
+        return False
     start = 0
     for _ in range(MAX_STACKED_PICKLES):
-        verdict, stop, saw_global = _walk_pickle(data, start, lname)
-        if verdict is not None:
-            return verdict
-        rest = data[stop + 1 :]
-        if saw_global or lname.endswith(PICKLE_EXTS) or not rest.strip():
+        walk = walk_pickle(data, start)
+        if not walk.complete:
+            if walk.called or _dangerous(walk.imports):
+                return True
+            if walk.truncated and walk.imports:
+                return True
+            if walk.truncated and not whole and walk.ops >= MIN_OPS_AT_CAP:
+                return True
+            if lname.endswith(PICKLE_EXTS) and (
+                walk.imports or walk.ops >= MIN_OPS_UNDER_PICKLE_NAME
+            ):
+                return True
+            return start > 0
+        rest = data[walk.stop + 1 :]
+        if walk.imports or lname.endswith(PICKLE_EXTS) or not rest.strip():
             return True
-        if rest[0] > 0x7F and not (rest[0] == 0x80 and rest[1:2] and rest[1] <= 5):
+        if rest[0] not in OPCODE_BYTES:
             return False
-        start = stop + 1
+        start = walk.stop + 1
     return True
 
 
-def _walk_pickle(data: bytes, start: int, lname: str) -> tuple[bool | None, int, bool]:
-    """Walk one pickle from ``start``: (verdict, or None at STOP; STOP position; saw globals)."""
-    depth = 0
-    marks: list[int] = []
-    saw_global = False
-    try:
-        for op, _arg, pos in pickletools.genops(io.BytesIO(data[start:])):
-            if op.name in ("GLOBAL", "INST", "STACK_GLOBAL"):
-                saw_global = True
-            before = op.stack_before
-            if op.name == "MARK":
-                marks.append(depth)
-                continue
-            if pickletools.markobject in before:
-                # Items listed before the mark sit below it; the rest is the popped slice.
-                below = before.index(pickletools.markobject)
-                if not marks:
-                    return False, 0, saw_global
-                depth = marks.pop()
-                if depth < below:
-                    return False, 0, saw_global
-                depth -= below
-            else:
-                if len(before) > depth:
-                    return False, 0, saw_global
-                depth -= len(before)
-            depth += len(op.stack_after)
-            if op.name == "STOP":
-                return None, start + (pos or 0), saw_global
-    except ValueError as exc:
-        # Cut short mid-opcode after an import: a broken pickle (nullifAI) is still a pickle.
-        truncated = "EOF" in str(exc) or "truncated" in str(exc).lower()
-        return saw_global and (truncated or lname.endswith(PICKLE_EXTS)), 0, saw_global
-    except Exception:
-        return False, 0, saw_global
-    return saw_global or lname.endswith(PICKLE_EXTS), 0, saw_global
+def _looks_like_pickle(stream: BinaryIO, lname: str, size: int) -> bool:
+    stream.seek(0)
+    data = stream.read(PICKLE_WALK_BYTES)
+    return pickle_at_start(data, lname, whole=len(data) >= size)
 
 
 EXTENSION_KINDS: dict[str, ArtifactKind] = {
@@ -351,8 +621,10 @@ def _sniff_text(head: bytes, lname: str) -> ArtifactKind:
         text = head[: exc.start].decode("utf-8")
     if lname.endswith(".py") or (text.startswith("#!") and "python" in text.split("\n", 1)[0]):
         return ArtifactKind.PYTHON_SOURCE
-    if lname in TEMPLATE_NAMES or lname.endswith(".jinja") or lname.endswith(".jinja2"):
+    if lname in TEMPLATE_NAMES or lname.endswith(TEMPLATE_EXTS):
         return ArtifactKind.CHAT_TEMPLATE
+    if lname.endswith(YAML_EXTS):
+        return ArtifactKind.YAML_CONFIG
     for ext, kind in TEXT_DATASET_EXTS.items():
         if lname.endswith(ext):
             return kind
@@ -374,6 +646,10 @@ def _sniff_text(head: bytes, lname: str) -> ArtifactKind:
             return ArtifactKind.MODEL_CONFIG
     if lname.endswith(".msgpack"):
         return ArtifactKind.FLAX_MSGPACK
+    if not stripped.startswith(("{", "[")) and YAML_CHAT_TEMPLATE.search(head):
+        return ArtifactKind.YAML_CONFIG
+    if not lname.endswith(NOT_TEMPLATE_EXTS) and template_scan.looks_like_template(head):
+        return ArtifactKind.CHAT_TEMPLATE
     return ArtifactKind.TEXT
 
 
