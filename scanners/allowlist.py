@@ -34,7 +34,7 @@ from scanners.denylist_derived import DERIVED_DENY
 from scanners.pickle_vm import canonical_module
 from supplychain.model import Severity
 
-ALLOWLIST_VERSION: Final = "2026.1"
+ALLOWLIST_VERSION: Final = "2026.2"
 
 # ---------------------------------------------------------------------------------------------
 # Allowlist: exact qualified names (after alias resolution).
@@ -212,6 +212,160 @@ ALLOW_EXACT: Final[frozenset[str]] = frozenset(
                 "Half",
                 "Float",
                 "Double",
+            ]
+        ),
+        # --- NumPy ufuncs (``FunctionTransformer(np.log1p)``, ``np.frompyfunc``-free pipelines):
+        # element-wise arithmetic implemented in C; calling one computes on arrays, no I/O,
+        # no imports. Listed from ``numpy`` 2.4 (``isinstance(x, np.ufunc)``).
+        *(
+            f"numpy.{u}"
+            for u in [
+                "abs",
+                "absolute",
+                "acos",
+                "acosh",
+                "add",
+                "arccos",
+                "arccosh",
+                "arcsin",
+                "arcsinh",
+                "arctan",
+                "arctan2",
+                "arctanh",
+                "asin",
+                "asinh",
+                "atan",
+                "atan2",
+                "atanh",
+                "bitwise_and",
+                "bitwise_count",
+                "bitwise_invert",
+                "bitwise_left_shift",
+                "bitwise_not",
+                "bitwise_or",
+                "bitwise_right_shift",
+                "bitwise_xor",
+                "cbrt",
+                "ceil",
+                "conj",
+                "conjugate",
+                "copysign",
+                "cos",
+                "cosh",
+                "deg2rad",
+                "degrees",
+                "divide",
+                "divmod",
+                "equal",
+                "exp",
+                "exp2",
+                "expm1",
+                "fabs",
+                "float_power",
+                "floor",
+                "floor_divide",
+                "fmax",
+                "fmin",
+                "fmod",
+                "frexp",
+                "gcd",
+                "greater",
+                "greater_equal",
+                "heaviside",
+                "hypot",
+                "invert",
+                "isfinite",
+                "isinf",
+                "isnan",
+                "isnat",
+                "lcm",
+                "ldexp",
+                "left_shift",
+                "less",
+                "less_equal",
+                "log",
+                "log10",
+                "log1p",
+                "log2",
+                "logaddexp",
+                "logaddexp2",
+                "logical_and",
+                "logical_not",
+                "logical_or",
+                "logical_xor",
+                "matmul",
+                "matvec",
+                "maximum",
+                "minimum",
+                "mod",
+                "modf",
+                "multiply",
+                "negative",
+                "nextafter",
+                "not_equal",
+                "positive",
+                "pow",
+                "power",
+                "rad2deg",
+                "radians",
+                "reciprocal",
+                "remainder",
+                "right_shift",
+                "rint",
+                "sign",
+                "signbit",
+                "sin",
+                "sinh",
+                "spacing",
+                "sqrt",
+                "square",
+                "subtract",
+                "tan",
+                "tanh",
+                "true_divide",
+                "trunc",
+                "vecdot",
+                "vecmat",
+            ]
+        ),
+        # ``numpy.core._ufunc_reconstruct(module, name)`` is how older NumPy pickles a ufunc. It
+        # imports ``module`` by name, so the scanner resolves it and judges ``module.name``
+        # instead (a non-constant argument is a finding of its own).
+        "numpy.core._ufunc_reconstruct",
+        # --- Callable wrappers judged by what they wrap (``scanners.pickle_scan`` follows the
+        # wrapped callable through arguments and BUILD state; see ``WRAPPERS``/``CALLERS``).
+        # ``partial(nn.LayerNorm, eps=1e-6)`` in a saved module, gensim's TF-IDF weighting
+        # functions: the partial itself runs nothing, the callable it binds is judged.
+        "functools.partial",
+        "functools.partialmethod",
+        # ``reduce(f, items)`` calls ``f`` at load time: judged as a call of ``f``.
+        "functools.reduce",
+        # ``itemgetter(k)(obj)`` is ``obj[k]``: subscription only, no attribute walk (unlike
+        # ``attrgetter``/``methodcaller``, which stay denied with the rest of ``operator``).
+        "operator.itemgetter",
+        # --- Hugging Face Trainer: every run writes ``training_args.bin`` (``torch.save`` of
+        # ``TrainingArguments``). Enums are rebuilt by calling the class with the value (a
+        # lookup); ``AcceleratorConfig`` is a plain dataclass without ``__post_init__``.
+        "transformers.trainer_pt_utils.AcceleratorConfig",
+        "transformers.debug_utils.DebugOption",
+        "transformers.utils.generic.ExplicitEnum",
+        "transformers.utils.generic.PaddingStrategy",
+        "transformers.utils.generic.TensorType",
+        # accelerate enums referenced by ``TrainingArguments`` (distributed type, precision,
+        # dynamo backend…): ``str``/``Enum`` subclasses without custom constructors.
+        *(
+            f"accelerate.utils.dataclasses.{e}"
+            for e in [
+                "DistributedType",
+                "SageMakerDistributedType",
+                "DDPCommunicationHookType",
+                "FP8BackendType",
+                "ComputeEnvironment",
+                "DynamoBackend",
+                "LoggerType",
+                "PrecisionType",
+                "RNGType",
+                "CustomDtype",
             ]
         ),
         # --- joblib: the wrappers its own pickler writes (raw array bytes follow inline).
@@ -562,10 +716,10 @@ _HAND_DENY: Final[frozenset[str]] = frozenset(
         "builtins.reload",
         "builtins.apply",
         "builtins.file",
-        "operator",  # attrgetter / methodcaller / itemgetter (picklescan GHSAs)
-        "functools.partial",
-        "functools.partialmethod",
-        "functools.reduce",
+        # attrgetter / methodcaller walk attributes or call methods by name (picklescan GHSAs);
+        # itemgetter is allowlisted above.
+        "operator",
+        # functools.partial / partialmethod / reduce are wrappers judged by what they wrap.
         "functools.singledispatch",
         "itertools.starmap",
         "contextlib",
@@ -709,7 +863,39 @@ _HAND_DENY: Final[frozenset[str]] = frozenset(
         "transformers.utils.hub",
         "huggingface_hub",
         "datasets.load",
-        "sklearn.datasets",  # fetch_* download, load_svmlight_file reads paths
+        # sklearn.datasets: the modules that download or read files. The loaders and fetchers
+        # of the other modules are denied by name in ``DENY_NAME_PREFIXES``; the ``Bunch``
+        # class (old dataset caches pickle ``sklearn.datasets.base.Bunch``) and the
+        # ``make_*`` generators are ordinary sklearn code.
+        *(
+            f"sklearn.datasets.{m}"
+            for m in [
+                "_arff_parser",
+                "_california_housing",
+                "_covtype",
+                "_kddcup99",
+                "_lfw",
+                "_olivetti_faces",
+                "_openml",
+                "_rcv1",
+                "_species_distributions",
+                "_svmlight_format_fast",
+                "_svmlight_format_io",
+                "_twenty_newsgroups",
+                "tests",
+                "california_housing",
+                "covtype",
+                "kddcup99",
+                "lfw",
+                "olivetti_faces",
+                "openml",
+                "rcv1",
+                "species_distributions",
+                "svmlight_format",
+                "twenty_newsgroups",
+                "mldata",
+            ]
+        ),
         "sklearn.utils._testing",
         "sklearn.utils._show_versions",
         "sklearn.externals._packaging",
@@ -721,6 +907,7 @@ _HAND_DENY: Final[frozenset[str]] = frozenset(
         "nltk.downloader",
         "yaml",
         "jinja2",
+        "jsonpickle",  # decodes JSON into arbitrary objects (a deserialiser)
         "mako",
         "sympy.parsing",
         "sympy.core.sympify",
@@ -728,6 +915,25 @@ _HAND_DENY: Final[frozenset[str]] = frozenset(
         "xgboost.core.Booster.load_model",
     }
 )
+
+DENY_NAME_PREFIXES: Final[dict[str, tuple[str, ...]]] = {
+    # Module (and its submodules) -> name prefixes that do I/O there. Narrower than denying
+    # the module: ``sklearn.datasets.base.Bunch`` (a dict subclass in old dataset caches) is
+    # harmless, ``fetch_openml`` downloads and ``load_files``/``load_svmlight_file`` read paths.
+    "sklearn.datasets": (
+        "fetch_",
+        "load_",
+        "dump_",
+        "get_data_home",
+        "clear_data_home",
+        "_fetch",
+        "_load",
+        "_open",
+        "_download",
+        "_pkl_filepath",
+        "_get_local_path",
+    ),
+}
 
 DENY: Final[frozenset[str]] = _HAND_DENY | DERIVED_DENY
 """Reviewed entries from ``scanners.denylist_derived`` join the hand-kept list."""
@@ -834,19 +1040,172 @@ SAFE_DUNDERS: Final[frozenset[str]] = frozenset({"__newobj__", "__newobj_ex__", 
 
 _DUNDER = re.compile(r"__\w+__")
 
-NESTED_LOADERS: Final[frozenset[str]] = frozenset(
+LOADERS: Final[dict[str, str]] = {
+    # Callables that deserialise their argument, and how that argument is read:
+    # ``pickle`` - bytes of a pickle stream, walked inline as a nested pickle (modelscan#267);
+    # ``file``   - bytes (or a ``BytesIO`` of them) in any format the loader sniffs (a torch zip,
+    #              an npy/npz, a joblib file…): handed to the engine as a child artifact;
+    # ``code``   - a marshalled code object: the import is CRITICAL on its own, nothing to walk.
+    # Every one of them but ``torch.storage._load_from_bytes`` is also denylisted (CRITICAL):
+    # that one is how ``pickle.dumps``/``joblib.dump`` store every torch storage, so it is
+    # judged by the checkpoint it carries (scanned as a child artifact; unreadable: PKL005).
+    "pickle.loads": "pickle",
+    "pickle._loads": "pickle",
+    "pickle.load": "pickle",
+    "pickle._load": "pickle",
+    "pickle.Unpickler": "pickle",
+    "pickle._Unpickler": "pickle",
+    "dill.loads": "pickle",
+    "dill.load": "pickle",
+    "dill._dill.loads": "pickle",
+    "dill._dill.load": "pickle",
+    "cloudpickle.loads": "pickle",
+    "cloudpickle.load": "pickle",
+    "cloudpickle.cloudpickle.loads": "pickle",
+    "numpy.loads": "pickle",
+    "numpy.core.numeric.loads": "pickle",
+    "joblib.numpy_pickle.loads": "pickle",
+    "joblib.load": "file",
+    "joblib.numpy_pickle.load": "file",
+    "sklearn.externals.joblib.load": "file",
+    "numpy.load": "file",
+    "numpy.lib.npyio.load": "file",
+    "numpy.lib._npyio_impl.load": "file",
+    "numpy.lib.format.read_array": "file",
+    "torch.load": "file",
+    "torch.serialization.load": "file",
+    "torch.storage._load_from_bytes": "file",
+    "torch.jit.load": "file",
+    "pandas.read_pickle": "file",
+    "pandas.io.pickle.read_pickle": "file",
+    "jsonpickle.decode": "file",
+    "jsonpickle.unpickler.decode": "file",
+    "yaml.load": "file",
+    "yaml.unsafe_load": "file",
+    "yaml.full_load": "file",
+    "yaml.load_all": "file",
+    "yaml.unsafe_load_all": "file",
+    "marshal.loads": "code",
+    "marshal.load": "code",
+}
+
+NESTED_LOADERS: Final[frozenset[str]] = frozenset(LOADERS)
+"""Names of every deserialising callable (``LOADERS`` keys)."""
+
+WRAPPERS: Final[dict[str, str]] = {
+    # Callable wrappers: the object they build is as dangerous as the callable it binds, and
+    # calling the object calls that callable (with the bound arguments first). The scanner
+    # finds the bound callable in the constructor arguments or in the BUILD state that
+    # ``partial.__setstate__`` applies (``(func, args, kwds, dict)``; ``partialmethod`` is
+    # rebuilt with a ``{'func': …}`` dict).
+    "functools.partial": "func",
+    "functools.partialmethod": "func",
+}
+
+CALLERS: Final[dict[str, int]] = {
+    # Callables that call one of their arguments at load time (index of that argument):
+    # ``functools.reduce(f, items)`` runs ``f(a, b)``; judged as a call of ``f``.
+    "functools.reduce": 0,
+}
+
+IMPORT_HELPERS: Final[dict[str, str]] = {
+    # Callables that return a module or attribute named by their (string) arguments. Their
+    # results are resolved to that module/attribute, and whatever is then called or passed on
+    # is judged under its real name. ``module``: import_module(name); ``resolve``:
+    # resolve_name('pkg.mod:attr'); ``pair``: (module, name); ``getattr``: getattr(obj, name).
+    # All but ``numpy.core._ufunc_reconstruct`` are denylisted as well.
+    "importlib.import_module": "module",
+    "builtins.__import__": "module",
+    "importlib.__import__": "module",
+    "pkgutil.resolve_name": "resolve",
+    "numpy.core._ufunc_reconstruct": "pair",
+    "builtins.getattr": "getattr",
+    "operator.attrgetter": "attrgetter",
+    "operator.methodcaller": "methodcaller",
+}
+
+ALLOW_REBUILD: Final[frozenset[str]] = frozenset(
     {
-        # Callables that deserialise their (bytes) argument: the argument is walked as a
-        # nested pickle (modelscan#267), or handed to the engine when it is another format.
-        "pickle.loads",
-        "pickle._loads",
-        "dill.loads",
-        "dill._dill.loads",
-        "cloudpickle.loads",
-        "joblib.numpy_pickle.loads",
-        "torch.storage._load_from_bytes",
-        "numpy.loads",
-        "marshal.loads",
+        # Classes that real artifacts rebuild (NEWOBJ + BUILD, copyreg) but that must not be
+        # *called*: their ``__init__`` does real work. Referencing or rebuilding them is quiet;
+        # a REDUCE/INST/OBJ call with arguments is judged like a call outside the allowlist.
+        # accelerate's process-state singletons in ``training_args.bin``: ``__init__`` sets up
+        # torch.distributed (network), a rebuild only restores the attribute dict.
+        "accelerate.state.PartialState",
+        "accelerate.state.AcceleratorState",
+        "accelerate.state.GradientState",
+    }
+)
+
+ATTRIBUTE_ALIASES: Final[dict[str, str]] = {
+    # Names under which modules are commonly imported inside other modules, so that an
+    # attribute walk ``somepkg.utils.np.load`` is judged as ``numpy.load``.
+    "np": "numpy",
+    "pd": "pandas",
+    "osp": "os.path",
+    "_os": "os",
+    "_sys": "sys",
+    "_subprocess": "subprocess",
+    "_shutil": "shutil",
+    "pkl": "pickle",
+    "sp": "subprocess",
+}
+
+WALK_HEADS: Final[frozenset[str]] = frozenset(
+    {
+        # Denied top-level modules an attribute walk may reach as a module attribute
+        # (``somepkg.utils.subprocess.run``). Generic words that are also common attribute or
+        # nested-class names (``test``, ``code``, ``profile``, ``signal``…) count only through
+        # a specific denied callable (``numpy.load``), not as a bare module head.
+        "os",
+        "subprocess",
+        "shutil",
+        "tempfile",
+        "socket",
+        "urllib",
+        "http",
+        "requests",
+        "pickle",
+        "marshal",
+        "importlib",
+        "pkgutil",
+        "runpy",
+        "ctypes",
+        "pty",
+        "multiprocessing",
+        "webbrowser",
+        "glob",
+        "zipfile",
+        "tarfile",
+        "sys",
+        "builtins",
+        "dill",
+        "cloudpickle",
+        "joblib",
+        "yaml",
+        "operator",
+        "asyncio",
+        "pip",
+    }
+)
+
+BENIGN_STATE_DUNDERS: Final[frozenset[str]] = frozenset(
+    {
+        # Special names an instance ``__dict__`` legitimately holds (``functools.wraps`` on
+        # callable objects, generic aliases): data, never invoked by the loader.
+        "__wrapped__",
+        "__doc__",
+        "__name__",
+        "__qualname__",
+        "__module__",
+        "__annotations__",
+        "__dict__",
+        "__weakref__",
+        "__slots__",
+        "__version__",
+        "__orig_class__",
+        "__orig_bases__",
+        "__type_params__",
     }
 )
 
@@ -857,6 +1216,8 @@ class Classification:
 
     severity: Severity | None
     reason: str
+    rebuild_only: bool = False
+    """Allowlisted for rebuilding (NEWOBJ/BUILD/copyreg) and references, not for calls."""
 
     @property
     def allowed(self) -> bool:
@@ -865,6 +1226,7 @@ class Classification:
 
 
 ALLOWED: Final = Classification(None, "allowlisted")
+REBUILD_ONLY: Final = Classification(None, "allowlisted for rebuilding only", rebuild_only=True)
 
 
 def _denied(qualname: str) -> str | None:
@@ -875,8 +1237,19 @@ def _denied(qualname: str) -> str | None:
             return probe
         cut = probe.rfind(".")
         if cut < 0:
-            return None
+            break
         probe = probe[:cut]
+    probe = qualname.rpartition(".")[0]
+    while probe:
+        prefixes = DENY_NAME_PREFIXES.get(probe)
+        if prefixes is not None:
+            head = qualname[len(probe) + 1 :]
+            for part in head.split("."):
+                if part.startswith(prefixes):
+                    return f"{probe}.{part}"
+        cut = probe.rfind(".")
+        probe = probe[:cut] if cut > 0 else ""
+    return None
 
 
 def _policy_allows(qualname: str, module: str, extra: frozenset[str]) -> bool:
@@ -893,19 +1266,34 @@ def _policy_allows(qualname: str, module: str, extra: frozenset[str]) -> bool:
     return False
 
 
+def _walked_to(parts: list[str], first: int) -> tuple[str, str] | None:
+    """A denied target reached by an attribute walk ``parts[first:]`` (``np.load``), if any.
+
+    Each attribute of the walk may be a module the walked module imported (``shutil.os``,
+    ``somepkg.utils.np``), so every suffix is judged as a name of its own.
+    """
+    for k in range(max(first, 1), len(parts)):
+        head = ATTRIBUTE_ALIASES.get(parts[k], parts[k])
+        suffix = canonical_module(".".join((head, *parts[k + 1 :])))
+        hit = _denied(suffix)
+        if hit is not None and "." in suffix and ("." in hit or hit in WALK_HEADS):
+            return suffix, hit
+    return None
+
+
 def classify(module: str, name: str, extra: frozenset[str] = frozenset()) -> Classification:
     """Judge the import of ``name`` from ``module`` (``module`` already alias-resolved).
 
-    Order: exact allowlist; denylist by prefix; attribute walks through dunders or through a
-    module that is denied wherever it appears; dangerous final names; namespace allowlist (for
-    un-dotted names); policy additions; otherwise MEDIUM.
+    Order: exact allowlist; denylist by prefix (and I/O name prefixes); attribute walks through
+    dunders, through a module that is denied wherever it appears, or to a denied target
+    (``sklearn.utils.os.system``); dangerous final names; rebuild-only and namespace allowlist
+    (for un-dotted names); policy additions; otherwise MEDIUM.
     """
     qualname = f"{module}.{name}"
     if qualname in ALLOW_EXACT:
         return ALLOWED
-    hit = _denied(qualname)
-    if hit is not None:
-        return Classification(Severity.CRITICAL, f"denylisted ({hit})")
+    # Walks first, so that the reason names what actually runs (``os.system``), not the
+    # harmless-looking module it was reached through.
     parts = qualname.split(".")
     for part in parts[1:]:
         if _DUNDER.fullmatch(part) and part not in SAFE_DUNDERS:
@@ -913,12 +1301,23 @@ def classify(module: str, name: str, extra: frozenset[str] = frozenset()) -> Cla
     for k, part in enumerate(parts[1:-1], start=1):
         if part in STRONG_MODULES:
             inner = canonical_module(".".join(parts[k:]))
-            hit = _denied(inner) or (part if part in STRONG_MODULES else None)
+            hit = _denied(inner) or part
             return Classification(Severity.CRITICAL, f"reaches {inner} through {part} ({hit})")
+    if "." in name:
+        walked = _walked_to(parts, module.count(".") + 1)
+        if walked is not None:
+            return Classification(
+                Severity.CRITICAL, f"attribute walk reaches {walked[0]} (denylisted {walked[1]})"
+            )
+    entry = _denied(qualname)
+    if entry is not None:
+        return Classification(Severity.CRITICAL, f"denylisted ({entry})")
     if parts[-1] in DANGEROUS_NAMES:
         return Classification(
             Severity.HIGH, f"not allowlisted and named like a dangerous callable ({parts[-1]})"
         )
+    if qualname in ALLOW_REBUILD:
+        return REBUILD_ONLY
     if "." not in name:
         probe = module
         while True:
@@ -939,9 +1338,16 @@ __all__ = [
     "ALLOWLIST_VERSION",
     "ALLOW_EXACT",
     "ALLOW_MODULES",
+    "ALLOW_REBUILD",
+    "BENIGN_STATE_DUNDERS",
+    "CALLERS",
     "DANGEROUS_NAMES",
     "DENY",
+    "DENY_NAME_PREFIXES",
+    "IMPORT_HELPERS",
+    "LOADERS",
     "NESTED_LOADERS",
+    "WRAPPERS",
     "Classification",
     "classify",
 ]

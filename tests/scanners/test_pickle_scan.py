@@ -195,7 +195,7 @@ def test_one_finding_per_distinct_import() -> None:
         b.stack_global("mylab", "Thing").empty_tuple().newobj()
     found = scan(bytes(b.raw(b"l").stop()))
     assert len([f for f in found if f.rule == "PKL002"]) == 1
-    assert "called 50×" in found[0].message
+    assert "rebuilt 50×" in found[0].message
 
 
 def test_allowlisted_helper_with_dangerous_argument_flags_at_the_call() -> None:
