@@ -40,6 +40,7 @@ while :; do
     break
   fi
   segment=$((segment + 1))
+  seg_start=$(date +%s)
   echo "=== segment $segment: $left s left" >>"$log"
   nice -n 19 "$python" -m fuzz "fuzz_$harness" \
     -max_total_time="$left" \
@@ -54,6 +55,9 @@ while :; do
   echo "=== segment $segment exited rc=$rc" >>"$log"
   if [ "$rc" -eq 0 ]; then
     break
+  fi
+  if [ $(($(date +%s) - seg_start)) -lt 15 ]; then
+    sleep 10 # crashing at once (e.g. a half-saved product file in the shared tree): don't spin
   fi
 done
 echo "=== finished $(date -u +%FT%TZ) wall $(($(date +%s) - start)) s" >>"$log"

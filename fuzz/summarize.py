@@ -16,6 +16,7 @@ HERE = Path(__file__).resolve().parent
 STATUS = re.compile(r"^#(\d+)\s+(?:INITED|NEW|REDUCE|pulse|DONE|RELOAD)\s+cov: (\d+) ft: (\d+)")
 EXECS = re.compile(r"^stat::number_of_executed_units: (\d+)")
 WALL = re.compile(r"^=== finished .* wall (\d+) s")
+DONE = re.compile(r"^Done \d+ runs in (\d+) second")
 
 
 @dataclass
@@ -24,6 +25,8 @@ class Summary:
 
     wall: int = 0
     execs: int = 0
+    seed_cov: int = 0
+    """``cov`` once the seed corpus was loaded (first INITED line): the fuzzing gain is the rest."""
     cov: int = 0
     ft: int = 0
     segments: int = 0
@@ -44,11 +47,15 @@ def summarize(log: Path) -> Summary:
             out.execs += seg_final if seg_final is not None else seg_execs
         elif m := STATUS.match(line):
             seg_execs = int(m.group(1))
+            if not out.seed_cov and "INITED" in line:
+                out.seed_cov = int(m.group(2))
             out.cov, out.ft = max(out.cov, int(m.group(2))), max(out.ft, int(m.group(3)))
         elif m := EXECS.match(line):
             seg_final = int(m.group(1))
         elif m := WALL.match(line):
             out.wall = int(m.group(1))
+        elif (m := DONE.match(line)) and not out.wall:
+            out.wall = int(m.group(1))  # a bare libFuzzer log (no run.sh markers)
         elif "Uncaught Python exception" in line and i + 1 < len(lines):
             out.stops.append(lines[i + 1].strip()[:120])
         elif "ALARM: working on the last Unit for" in line:
@@ -57,6 +64,9 @@ def summarize(log: Path) -> Summary:
             out.stops.append("out of memory")
         elif "deadly signal" in line:
             out.stops.append("deadly signal")
+    if not out.segments:  # a bare libFuzzer log: one segment
+        out.segments = 1
+        out.execs = seg_final if seg_final is not None else seg_execs
     return out
 
 
@@ -70,7 +80,8 @@ def row(harness: str) -> str:
     rate = s.execs / s.wall if s.wall else 0.0
     stops = "; ".join(dict.fromkeys(s.stops)) or "none"
     return (
-        f"| {harness} | {s.wall} | {s.execs} | {rate:.0f} | {s.cov} / {s.ft} | {n_corpus} "
+        f"| {harness} | {s.wall} | {s.execs} | {rate:.0f} | {s.seed_cov} | {s.cov} / {s.ft} "
+        f"| {n_corpus} "
         f"| {s.segments} | {n_crash} | {stops} |"
     )
 
@@ -78,8 +89,8 @@ def row(harness: str) -> str:
 def main(argv: list[str]) -> int:
     """Print the table rows for the harnesses named on the command line."""
     print(  # noqa: T201
-        "| harness | wall s | execs | execs/s | cov / ft | corpus | segments | crash files "
-        "| stopped by |\n|---|---|---|---|---|---|---|---|---|"
+        "| harness | wall s | execs | execs/s | seed cov | final cov / ft | corpus | segments "
+        "| crash files | stopped by |\n|---|---|---|---|---|---|---|---|---|---|"
     )
     for harness in argv or [p.stem for p in sorted((HERE / "logs").glob("*.log"))]:
         print(row(harness.removeprefix("fuzz_")))  # noqa: T201
