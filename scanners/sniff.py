@@ -192,7 +192,7 @@ def _sniff_magic(stream: BinaryIO, head: bytes, size: int, lname: str) -> Artifa
     if _is_lzma_alone(head):
         # joblib's compress="lzma" writes the legacy .lzma ("alone") container.
         return ArtifactKind.XZ
-    if media_label(head, size) is not None and not _looks_like_pickle_head(head, lname):
+    if media_label(head, size) is not None and not _looks_like_pickle_head(head):
         return ArtifactKind.MEDIA
     if len(head) >= 9 and head[8:9] == b"{":
         (n,) = struct.unpack("<Q", head[:8])
@@ -203,9 +203,10 @@ def _sniff_magic(stream: BinaryIO, head: bytes, size: int, lname: str) -> Artifa
     return None
 
 
-def _looks_like_pickle_head(head: bytes, lname: str) -> bool:
+def _looks_like_pickle_head(head: bytes) -> bool:
     """Media with text magic (``GIF8``…) that also walks as a pickle is one: the loader wins."""
-    return pickle_at_start(head, lname, whole=False)
+    # The name's leniency does not apply here: PNG's 0x89 is NEWFALSE, "GIF8" is BINFLOAT.
+    return pickle_at_start(head, "", whole=False)
 
 
 def _is_safetensors(stream: BinaryIO, head: bytes, size: int) -> bool:
@@ -335,8 +336,9 @@ def _is_torch_export(names: list[str], base: set[str]) -> bool:
 
 MAX_STACKED_PICKLES = 64
 MIN_OPS_UNDER_PICKLE_NAME = 2
-"""Under a pickle name, a stream that walks this many opcodes before it breaks is a broken
-pickle (the pickle scanner reports it), not text that merely happens to start with an opcode."""
+"""Under a pickle name, a global-free stream that walks this many opcodes and then runs out of
+bytes is a truncated pickle (the pickle scanner reports it); one that breaks on a bad opcode is
+left to the text/extension fallbacks (text under a model name is reported as text)."""
 MIN_OPS_AT_CAP = 1000
 """A global-free stream still valid when the walk buffer runs out is a pickle past this many ops."""
 CALL_OPS = frozenset({"REDUCE", "BUILD", "INST", "OBJ", "NEWOBJ", "NEWOBJ_EX"})
@@ -483,7 +485,7 @@ def pickle_at_start(data: bytes, lname: str, whole: bool) -> bool:
             if walk.truncated and not whole and walk.ops >= MIN_OPS_AT_CAP:
                 return True
             if lname.endswith(PICKLE_EXTS) and (
-                walk.imports or walk.ops >= MIN_OPS_UNDER_PICKLE_NAME
+                walk.imports or (walk.truncated and walk.ops >= MIN_OPS_UNDER_PICKLE_NAME)
             ):
                 return True
             return start > 0

@@ -91,7 +91,7 @@ def _safetensors(_tmp: Path) -> bytes:
 def _lz4(_tmp: Path) -> bytes:
     import lz4.frame
 
-    return lz4.frame.compress(b"payload " * 100)
+    return bytes(lz4.frame.compress(b"payload " * 100))
 
 
 def _7z(tmp: Path) -> bytes:
@@ -163,6 +163,15 @@ KERAS_ZIP = {
     "metadata.json": b'{"keras_version": "3.3.3"}',
     "model.weights.h5": b"\x89HDF\r\n\x1a\n" + b"\x00" * 64,
 }
+TORCH_EXPORT = {
+    "archive/archive_format": b"pt2",
+    "archive/.data/version": b"6\n",
+    "archive/models/model.json": b"{}",
+}
+LFS = "version https://git-lfs.github.com/spec/v1\noid sha256:" + "ab" * 32 + "\nsize 4404019\n"
+PNG_HEAD = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + b"\x00" * 17
+P0 = b"cos\nsystem\n(S'echo supplychain-sample'\ntR."
+"""Protocol-0 pickle without PROTO (inert payload; only ever sniffed)."""
 CSS = "body { color: red; }\n.a > .b { margin: 0 auto; }\n/* end. */\n"
 MARKDOWN = "# Model card\n\nThis model is **great**.\n\n- item one.\n- item two.\n"
 PY = 'import os\n\n\ndef f(x):\n    """Double."""\n    return x * 2\n'
@@ -233,6 +242,21 @@ CASES: list[tuple[str, str, Callable[[Path], bytes], K]] = [
         _text("{% for m in messages %}{% endfor %}"),
         K.CHAT_TEMPLATE,
     ),
+    # placeholders and media (what the file really is, whatever its name claims)
+    ("empty-weights", "pytorch_model.bin", _bytes(b""), K.EMPTY),
+    ("empty-init", "__init__.py", _bytes(b""), K.EMPTY),
+    ("lfs-pointer", "model.safetensors", _text(LFS), K.LFS_POINTER),
+    ("lfs-pointer-txt", "notes.txt", _text(LFS), K.LFS_POINTER),
+    ("png-as-pt", "model.pt", _bytes(PNG_HEAD), K.MEDIA),
+    ("pdf", "paper.pdf", _bytes(b"%PDF-1.4\n%\xe2\xe3\n"), K.MEDIA),
+    # loader-decided pickles: no PROTO, any first opcode, pickle before an embedded zip
+    ("pickle-no-proto-mark", "notes.txt", _bytes(b"(0" + P0), K.PICKLE),
+    ("pickle-no-proto-sbu", "data", _bytes(b"\x8c\x01a0" + P0), K.PICKLE),
+    ("pickle-before-zip", "model.pt", lambda t: P0 + _zip(TORCH_ZIP)(t), K.PICKLE),
+    # routed to other scanners
+    ("yaml", "config.yaml", _text("a: 1\n"), K.YAML_CONFIG),
+    ("yaml-chat-template", "recipe", _text("chat_template: |\n  {{ x }}\n"), K.YAML_CONFIG),
+    ("torch-export", "model.pt2", _zip(TORCH_EXPORT), K.TORCH_EXPORT),
 ]
 
 
@@ -253,7 +277,7 @@ def test_sniff_reads_from_start_whatever_the_position() -> None:
 
 
 def test_sniff_empty_and_tiny_files_do_not_crash() -> None:
-    for data in (b"", b"\x80", b"PK", b"GG", b"\x93NUM"):
+    for data in (b"", b"\x80", b"PK", b"GG", b"\x93NUM", b"\x89PNG", b"(", b"c", b"]\x00"):
         kind = sniff(io.BytesIO(data), len(data), "x.bin")
         assert isinstance(kind, K)
 
