@@ -342,22 +342,36 @@ def _pickle_like(head: bytes) -> bool:
 def referencing_models(path: Path) -> tuple[str, ...]:
     """Names of the .onnx files beside ``path`` whose external_data locations name it."""
     try:
-        directory = path.parent
-        siblings = sorted(p for p in directory.iterdir() if p.name.lower().endswith(".onnx"))
+        st = path.parent.stat()
     except OSError:
         return ()
     found: list[str] = []
-    for model in siblings[:MAX_SIBLINGS]:
+    for model in _onnx_siblings(str(path.parent), st.st_mtime_ns):
         try:
-            st = model.stat()
+            mst = Path(model).stat()
         except OSError:
             continue
-        locations = _onnx_locations(str(model), st.st_size, st.st_mtime_ns)
-        for loc in locations:
+        for loc in _onnx_locations(model, mst.st_size, mst.st_mtime_ns):
             if os.path.normpath(loc) == path.name:
-                found.append(model.name)
+                found.append(Path(model).name)
                 break
     return tuple(found)
+
+
+@lru_cache(maxsize=64)
+def _onnx_siblings(directory: str, mtime_ns: int) -> tuple[str, ...]:
+    """Paths of the first .onnx files in a directory, listed once per change of the directory.
+
+    Every file nothing else identified asks this, so a directory of many files is listed once,
+    not once per file.
+    """
+    out: list[str] = []
+    try:
+        with os.scandir(directory) as entries:
+            out.extend(e.path for e in entries if e.name.lower().endswith(".onnx"))
+    except OSError:
+        return ()
+    return tuple(sorted(out)[:MAX_SIBLINGS])
 
 
 @lru_cache(maxsize=256)
