@@ -1,0 +1,172 @@
+"""The derived denylist: regenerated from source in CI, never denying what real pickles use.
+
+``tools/derive_denylist.py --check`` regenerates the sections whose sources CI installs (stdlib,
+NumPy/scikit-learn/joblib) and diffs them against ``scanners/denylist_derived.py``; the analyser
+itself is tested on small synthetic modules so a regression in the call-graph walk shows up as a
+named failure rather than as a silently shorter list.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scanners.allowlist import ALLOW_EXACT, DENY, classify
+from scanners.denylist_derived import DERIVED_DENY
+from supplychain.model import Severity
+from tools import derive_denylist as dd
+
+ROOT = Path(__file__).resolve().parent.parent
+MODULE = ROOT / "scanners" / "denylist_derived.py"
+
+
+def _split(qualname: str) -> tuple[str, str]:
+    module, _, name = qualname.rpartition(".")
+    return module, name
+
+
+def test_check_mode_passes_for_the_sections_ci_installs() -> None:
+    # The committed list is what the script produces from the installed stdlib/numpy/sklearn/
+    # joblib sources: editing either without regenerating fails here.
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tools" / "derive_denylist.py"),
+            "--check",
+            "--sections",
+            "stdlib,ml",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    # The stdlib section must really have been compared, not kept verbatim: CI runs the same
+    # CPython minor version the section records (regenerate it when CI's Python moves).
+    assert "stdlib:" not in proc.stderr, proc.stderr
+
+
+def test_committed_stdlib_section_records_this_python() -> None:
+    text = MODULE.read_text(encoding="utf-8")
+    blocks = dd.committed_blocks(text)
+    assert blocks["stdlib"][0] == f"CPython {sys.version_info.major}.{sys.version_info.minor}"
+    assert set(blocks) == {s.name for s in dd.SECTIONS}
+
+
+def test_rendering_is_deterministic_and_machine_independent() -> None:
+    text = MODULE.read_text(encoding="utf-8")
+    assert "/" not in "".join(re.findall(r'^        "([^"]+)",', text, re.M))
+    assert str(Path.home()) not in text and sys.prefix not in text
+    entries = {"b.f": "process: os.system", "a.g": "code: builtins.exec via a.h"}
+    section = dd.SECTIONS[0]
+    once = dd.render_section(section, "v", entries)
+    assert once == dd.render_section(section, "v", dict(reversed(list(entries.items()))))
+    assert once.index('"a.g"') < once.index('"b.f"')
+
+
+def test_the_list_is_reviewable_in_size() -> None:
+    # Hundreds, not tens of thousands (docs/denylist.md: selection rule).
+    assert 50 <= len(DERIVED_DENY) <= 1500
+
+
+@pytest.mark.parametrize("qualname", sorted(ALLOW_EXACT))
+def test_no_allowlisted_name_becomes_denied(qualname: str) -> None:
+    module, name = _split(qualname)
+    assert classify(module, name).allowed, qualname
+
+
+def test_no_derived_entry_covers_an_allowlisted_name() -> None:
+    for entry in DERIVED_DENY:
+        assert entry not in ALLOW_EXACT, entry
+        assert not any(a.startswith(entry + ".") for a in ALLOW_EXACT), entry
+
+
+def test_every_derived_entry_is_critical() -> None:
+    assert DERIVED_DENY <= DENY
+    weak = [
+        e for e in sorted(DERIVED_DENY) if classify(*_split(e)).severity is not Severity.CRITICAL
+    ]
+    assert not weak, weak
+
+
+def test_derived_gadget_not_in_the_hand_list_is_critical() -> None:
+    # Evidence-grown entries: pipes.Template.copy runs a shell pipeline, optparse.Values.read_file
+    # execs a file; neither was on the hand-kept list.
+    for entry in ("pipes.Template.copy", "optparse.Values.read_file"):
+        assert entry in DERIVED_DENY, entry
+        assert classify(*_split(entry)).severity is Severity.CRITICAL
+
+
+# --- the analyser on synthetic sources ------------------------------------------------------
+
+
+def _derive_source(
+    source: str, module: str = "pkg.mod"
+) -> dict[str, tuple[str, str, tuple[str, ...]]]:
+    graph = dd.Graph()
+    dd.ModuleReader(module, False, ast.parse(source), graph).read("stdlib")
+    out = {}
+    for root in sorted(graph.roots):
+        got = dd.reach(graph, root)
+        if got is not None:
+            out[root] = got
+    return out
+
+
+def test_analyser_follows_calls_within_the_module() -> None:
+    got = _derive_source(
+        "import subprocess\n"
+        "def _run(cmd):\n    return subprocess.check_output(cmd, shell=True)\n"
+        "def helper(x):\n    return _run(x)\n"
+        "def public(x):\n    return helper(x)\n"
+    )
+    assert got["pkg.mod.public"] == (
+        "process",
+        "subprocess.check_output",
+        ("pkg.mod.helper", "pkg.mod._run"),
+    )
+
+
+def test_analyser_follows_constructors_and_self_methods() -> None:
+    got = _derive_source(
+        "import os as _o\n"
+        "class Runner:\n"
+        "    def __init__(self, cmd):\n        self.cmd = cmd\n        self._go()\n"
+        "    def _go(self):\n        _o.system(self.cmd)\n"
+    )
+    assert got["pkg.mod.Runner"][:2] == ("process", "os.system")
+
+
+def test_analyser_ignores_literal_imports_but_not_steered_ones() -> None:
+    got = _derive_source(
+        "import importlib\n"
+        "def fixed():\n    return importlib.import_module('json')\n"
+        "def steered(name):\n    return importlib.import_module(name)\n"
+        "def via_fixed():\n    return steered('json')\n"
+    )
+    assert "pkg.mod.fixed" not in got
+    assert got["pkg.mod.steered"][:2] == ("import", "importlib.import_module")
+    assert "pkg.mod.via_fixed" not in got
+
+
+def test_analyser_resolves_from_imports_and_aliases() -> None:
+    got = _derive_source(
+        "from posix import system as s\nfrom builtins import exec as e\n"
+        "def a(c):\n    s(c)\n"
+        "def b(c):\n    e(c)\n"
+    )
+    assert got["pkg.mod.a"][:2] == ("process", "os.system")
+    assert got["pkg.mod.b"][:2] == ("code", "builtins.exec")
+
+
+def test_analyser_depth_is_bounded() -> None:
+    chain = "".join(f"def f{i}(x):\n    return f{i + 1}(x)\n" for i in range(6))
+    got = _derive_source("import os\n" + chain + "def f6(x):\n    os.system(x)\n")
+    assert "pkg.mod.f6" in got and "pkg.mod.f3" in got
+    assert "pkg.mod.f2" not in got  # four calls away: beyond MAX_DEPTH
