@@ -87,7 +87,7 @@ CFG005 = make_rule(
 CFG006 = make_rule(
     "CFG006",
     "Malformed model config",
-    Severity.MEDIUM,
+    Severity.HIGH,
     "A file named like a model config is not valid JSON (or not UTF-8), so it could not be "
     "checked for remote-code references. Loaders that are more lenient than Python's json module "
     "may still read it.",
@@ -266,14 +266,18 @@ class ConfigScanner:
         try:
             doc = json.loads(data.decode("utf-8"), object_pairs_hook=dupes.hook)
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            if config_name:
-                yield artifact.finding(
-                    CFG006,
-                    f"{artifact.name} does not parse as JSON: {_short(exc)}",
-                    evidence=data[:120].decode("utf-8", "replace"),
-                    severity=Severity.HIGH if b"auto_map" in data else None,
-                    offset=getattr(exc, "pos", None),
-                )
+            # A config-named file, or any JSON that names a code reference, that we cannot read
+            # was not analysed: fail closed.
+            reason = (
+                "nested too deeply to parse" if isinstance(exc, RecursionError) else _short(exc)
+            )
+            yield artifact.finding(
+                CFG006,
+                f"{artifact.name} does not parse as JSON ({reason}); it could not be checked for "
+                "remote-code references, so this fails closed",
+                evidence=data[:120].decode("utf-8", "replace"),
+                offset=getattr(exc, "pos", None),
+            )
             return
         for key in sorted(set(dupes.keys)):
             yield artifact.finding(
@@ -282,6 +286,7 @@ class ConfigScanner:
                 evidence=key,
             )
         if not isinstance(doc, dict):
+            yield from _trust_flags(artifact, doc)  # parsed, and no loader reads it as a config
             return
         loader = artifact.name.lower() in LOADER_CONFIGS
         yield from self._auto_map(artifact, doc.get("auto_map"), loader)
@@ -456,9 +461,14 @@ def _trust_flags(artifact: Artifact, doc: object) -> Iterator[Finding]:
     """``"trust_remote_code": true`` anywhere in the document (bounded walk, no recursion)."""
     stack: list[tuple[object, str]] = [(doc, "$")]
     seen = 0
-    while stack and seen < MAX_WALK_NODES:
+    while stack:
         node, where = stack.pop()
         seen += 1
+        if seen > MAX_WALK_NODES:
+            raise LimitExceeded(
+                f"config has more than {MAX_WALK_NODES} nested values; the search for "
+                "trust_remote_code stopped there"
+            )
         if isinstance(node, dict):
             for key, value in node.items():
                 if key == "trust_remote_code" and value is True:

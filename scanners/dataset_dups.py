@@ -83,6 +83,18 @@ DAT013 = make_rule(
     atlas=ATLAS_POISONING,
 )
 
+DAT014 = make_rule(
+    "DAT014",
+    "Templated text shared by many rows",
+    Severity.INFO,
+    "Many rows start (or end) with the same long text: a system prompt, a fixed instruction or a "
+    "canned answer. It is reported once here, and near-duplicate checks compare what follows it, "
+    "so a shared template does not make every row look like a copy of every other row.",
+    "Check that the shared text is the intended template; it is trained on once per row.",
+    owasp_llm=POISONING,
+    atlas=ATLAS_POISONING,
+)
+
 NUM_PERM = 192
 """Signature slots. 48 LSH bands of 4 slots catch J≥0.5 pairs with p≈0.955, J≥0.55 with p≈0.99 and
 J≥0.6 with p≈0.998, while random pairs of real text (J≈0.01–0.07) almost never share a band."""
@@ -102,6 +114,14 @@ _BATCH_CHARS = 4_000_000
 """A batch is also hashed once it holds this many characters (bounds the NumPy temporaries)."""
 MAX_SHINGLE_CHARS = 100_000
 """Near-duplicate signatures cover a row's first 100k characters; exact hashes cover all of it."""
+TEMPLATE_KEY_CHARS = 48
+"""Rows are grouped for template detection by their first (last) 48 normalised characters."""
+MIN_TEMPLATE_ROWS = 20
+"""A prefix/suffix is a template when at least this many rows (and 5% of the sample) share it."""
+MIN_TEMPLATE_SHARE = 0.05
+MAX_TEMPLATES = 16
+MAX_SPLIT_ROUNDS = 64
+"""Representatives tried per connected component when splitting it into verified groups."""
 _CHUNK = 1 << 16
 _MAX_LABELS = 4096
 
@@ -257,6 +277,41 @@ def exact_hash(norm: str) -> int:
     )
 
 
+def find_templates(texts: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Long prefixes and suffixes many rows share (system prompts, fixed instructions, canned
+    answers), longest first.
+
+    A candidate is the common prefix of the rows that agree on their first
+    ``TEMPLATE_KEY_CHARS`` characters; it counts only when enough rows share it and most of them
+    have real text after it (rows that are entirely the same text are exact duplicates, not a
+    template).
+    """
+    need = max(MIN_TEMPLATE_ROWS, int(MIN_TEMPLATE_SHARE * len(texts)))
+    if len(texts) < need:
+        return (), ()
+    prefixes = _shared_ends(texts, need)
+    suffixes = tuple(x[::-1] for x in _shared_ends([t[::-1] for t in texts], need))
+    return prefixes, suffixes
+
+
+def _shared_ends(texts: Sequence[str], need: int) -> tuple[str, ...]:
+    """Shared prefixes of ``texts`` (see ``find_templates``)."""
+    by_key: dict[str, list[str]] = {}
+    for text in texts:
+        if len(text) >= TEMPLATE_KEY_CHARS + MIN_NEAR_CHARS:
+            by_key.setdefault(text[:TEMPLATE_KEY_CHARS], []).append(text)
+    found: list[str] = []
+    for members in by_key.values():
+        if len(members) < need:
+            continue
+        shared = os.path.commonprefix(members)  # noqa: RUF071 - a text prefix, not a path
+        with_rest = sum(1 for m in members if len(m) - len(shared) >= MIN_NEAR_CHARS)
+        if len(shared) >= TEMPLATE_KEY_CHARS and 2 * with_rest >= len(members):
+            found.append(shared)
+    found.sort(key=len, reverse=True)
+    return tuple(found[:MAX_TEMPLATES])
+
+
 def _runs(sorted_keys: np.ndarray) -> tuple[I64, I64]:
     """Start and end (exclusive) of each run of equal values in a sorted array."""
     if len(sorted_keys) == 0:
@@ -271,7 +326,8 @@ def _runs(sorted_keys: np.ndarray) -> tuple[I64, I64]:
 class _Group:
     rows: tuple[int, ...]
     sims: tuple[float, ...]
-    """Similarity of each copy (rows[1:]) to the original rows[0]."""
+    """Similarity of each copy (rows[1:]) to the representative rows[0]; every one is at or
+    above the threshold (members are verified against it, never only chained through others)."""
     exact: bool
     labels: tuple[str, ...]
     chars: int
@@ -282,7 +338,7 @@ class NearDuplicateCheck:
     """Exact and near-duplicate groups (DAT010–DAT013), in bounded NumPy memory."""
 
     name: ClassVar[str] = "duplicates"
-    rules: ClassVar[tuple[Rule, ...]] = (DAT010, DAT011, DAT012, DAT013)
+    rules: ClassVar[tuple[Rule, ...]] = (DAT010, DAT011, DAT012, DAT013, DAT014)
 
     def __init__(self, threshold: float = NEAR_THRESHOLD) -> None:
         self.threshold = threshold
@@ -301,6 +357,10 @@ class NearDuplicateCheck:
         ] = []
         self._label_ids: dict[str, int] = {}
         self._label_names: list[str] = []
+        self._templates: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+        """Shared prefixes and suffixes, learnt from the first batch (longest first)."""
+        self._template_rows: dict[tuple[str, str], list[int]] = {}
+        """Per (``prefix``/``suffix``, text): rows count and the first rows that carry it."""
 
     # -- streaming ---------------------------------------------------------------------------
 
@@ -334,6 +394,10 @@ class NearDuplicateCheck:
         if not texts:
             return
         n = len(texts)
+        if self._templates is None:
+            self._templates = find_templates(texts)
+        if self._templates != ((), ()):
+            texts = [self._strip_template(t, row) for t, row in zip(texts, self._rows, strict=True)]
         # short rows get a signature too (cheaper than splitting the batch); LSH skips them
         hashes, first, lens = shingle_hashes(texts)
         wait = minhash_async(hashes, first, lens)
@@ -347,6 +411,26 @@ class NearDuplicateCheck:
             self._store(*self._inflight.pop(0))
         self._texts, self._rows, self._labels_batch = [], [], []
         self._exact, self._lens, self._chars = [], [], 0
+
+    def _strip_template(self, text: str, row: int) -> str:
+        """The part of ``text`` near-duplicates are judged on: without a shared prefix/suffix,
+        unless what is left is too short to compare (then the whole text, so rows that differ
+        only by a short edit are still near-duplicates)."""
+        assert self._templates is not None
+        prefixes, suffixes = self._templates
+        pre = next((p for p in prefixes if text.startswith(p)), "")
+        rest = text[len(pre) :]
+        suf = next((x for x in suffixes if rest.endswith(x) and len(x) < len(rest)), "")
+        core = rest[: len(rest) - len(suf)]
+        if len(core.strip()) < MIN_NEAR_CHARS:
+            return text
+        for kind, shared in (("prefix", pre), ("suffix", suf)):
+            if shared:
+                seen = self._template_rows.setdefault((kind, shared), [0])
+                seen[0] += 1
+                if len(seen) <= 10:
+                    seen.append(row)
+        return core
 
     def _store(
         self, wait: Callable[[], npt.NDArray[np.uint16]], meta: npt.NDArray[np.int64]
@@ -491,25 +575,43 @@ class NearDuplicateCheck:
             corder = np.argsort(comp, kind="stable")
             members = nodes[corder]
             cs, ce = _runs(comp[corder])
-            origin = np.repeat(members[cs], ce - cs)
-            sims_all = self.similarity(origin, members)  # one vectorised pass for all groups
             for s, e in zip(cs, ce, strict=True):
-                p = members[s:e]
-                groups.append(
-                    _Group(
-                        tuple(int(r) for r in rows[p]),
-                        tuple(float(x) for x in sims_all[s + 1 : e]),
-                        False,
-                        label_names(p),
-                        int(lens[p[0]]),
+                for p, sims in self._split(members[s:e]):
+                    groups.append(
+                        _Group(
+                            tuple(int(r) for r in rows[p]),
+                            tuple(float(x) for x in sims),
+                            False,
+                            label_names(p),
+                            int(lens[p[0]]),
+                        )
                     )
-                )
         return groups, n
+
+    def _split(self, component: I64) -> Iterator[tuple[I64, npt.NDArray[np.float64]]]:
+        """Groups of one connected component whose members are each at or above the threshold
+        to the group's representative (its first row).
+
+        Components chain: A~B and B~C put A and C together even when A and C share little (rows
+        that only share a template). Each round takes the first unassigned row as representative
+        and keeps the members close to it; the rest go to the next round.
+        """
+        remaining = component
+        for _ in range(MAX_SPLIT_ROUNDS):
+            if len(remaining) < 2:
+                return
+            rep, rest = remaining[0], remaining[1:]
+            sims = self.similarity(np.full(len(rest), rep, dtype=np.int64), rest)
+            close = sims >= self.threshold
+            if close.any():
+                yield np.concatenate(([rep], rest[close])), sims[close]
+            remaining = rest[~close]
 
     def finish(self, info: DatasetInfo) -> Iterator[Finding]:
         """Group duplicates and report the worst groups one by one, the rest in summaries."""
         self._flush()
         groups, n = self._groups()
+        yield from self._template_findings(info)
         rated = [(self._rate(g), g) for g in groups]
         rated.sort(key=lambda x: (-int(x[0][1]), -len(x[1].rows), x[1].rows[0]))
         overflow: dict[str, list[_Group]] = {}
@@ -544,6 +646,24 @@ class NearDuplicateCheck:
                 evidence=f"{len(gs)} groups, first rows "
                 + ", ".join(str(g.rows[0]) for g in gs[:20]),
                 group=f"dup-summary-{rule.id}",
+            )
+
+    def _template_findings(self, info: DatasetInfo) -> Iterator[Finding]:
+        """One INFO finding per shared prefix/suffix, naming it (shortened)."""
+        for (kind, text), seen in sorted(self._template_rows.items(), key=lambda x: -x[1][0]):
+            count, first = seen[0], tuple(seen[1:])
+            if count < MIN_TEMPLATE_ROWS:
+                continue
+            shown = text if len(text) <= 80 else f"{text[:60]}…{text[-16:]}"
+            yield Finding(
+                rule=DAT014.id,
+                severity=Severity.INFO,
+                confidence=Confidence.HIGH,
+                message=f"{count} rows share a templated {kind} of {len(text)} characters "
+                f"({shown!r}); near-duplicates were judged on the text around it",
+                location=Location(path=info.path, member=info.member, rows=first),
+                evidence=shown,
+                group=f"template-{kind}-{first[0] if first else 0}",
             )
 
     def _rate(self, g: _Group) -> tuple[Rule, Severity, Confidence, str]:

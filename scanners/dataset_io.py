@@ -67,6 +67,8 @@ MAX_NUMERIC_COLUMNS = 256
 """Numeric columns carried in ``Record.values`` (the first ones in file order)."""
 NUMERIC_CANDIDATES = 2048
 """Columns tested for being numeric (bounds the detection cost on very wide tables)."""
+MAX_COLUMNS = 65_536
+"""Columns a dataset's fields are chosen from; a wider table fails closed (DAT007)."""
 NON_FEATURE_COLUMNS = frozenset(
     {"id", "_id", "uid", "idx", "guid", "example_id", "index", "unnamed: 0", "row", "row_id"}
 )
@@ -89,10 +91,11 @@ DAT000 = make_rule(
 DAT001 = make_rule(
     "DAT001",
     "Unparseable dataset rows",
-    Severity.MEDIUM,
-    "Rows that are not valid records (broken JSON, a JSON value that is not an object, a CSV "
-    "row the csv grammar rejects) were not analysed. Lenient loaders may still read them, and "
-    "a broken row can hide content from a scanner that stops at the first error.",
+    Severity.HIGH,
+    "Rows that are not valid records (broken JSON, JSON nested deeper than the parser goes, a "
+    "JSON value that is not an object, a CSV row the csv grammar rejects) were not analysed. "
+    "Lenient loaders may still read them, and a broken row can hide content from a scanner that "
+    "stops at the first error, so unanalysed rows fail closed.",
     "Inspect the listed rows; repair or drop them before training.",
     cwe=20,
     owasp_llm=POISONING,
@@ -144,7 +147,22 @@ DAT005 = make_rule(
     owasp_llm=POISONING,
     atlas=ATLAS_POISONING,
 )
-READER_RULES: tuple[Rule, ...] = (DAT000, DAT001, DAT002, DAT003, DAT004, DAT005)
+DAT007 = make_rule(
+    "DAT007",
+    "Dataset could not be analysed",
+    Severity.HIGH,
+    "The reader gave up on the file: no text field was found while the rows hold nested objects "
+    "or lists the checks cannot read, long string columns were left untested, no row had text in "
+    "the chosen field, or the table has more columns than the reader considers. Nothing (or only "
+    "part) of the data was checked, and a dataset we could not analyse fails closed. (A file of "
+    "numbers, categories or booleans only has no text to check: DAT000 says so, and it passes.)",
+    "Name the fields to read with --text-field, flatten nested records, or inspect the file by "
+    "hand before training on it.",
+    cwe=20,
+    owasp_llm=POISONING,
+    atlas=ATLAS_POISONING,
+)
+READER_RULES: tuple[Rule, ...] = (DAT000, DAT001, DAT002, DAT003, DAT004, DAT005, DAT007)
 
 # ---------------------------------------------------------------------------------------------
 # Field detection
@@ -201,6 +219,8 @@ class FieldPlan:
     """Why a field was not used (reported in DAT000's evidence)."""
     numeric: tuple[str, ...] = ()
     """Numeric feature columns, in file order, read into ``Record.values`` (empty unless >= 2)."""
+    gave_up: tuple[str, ...] = ()
+    """Why field detection could not consider every column (reported as DAT007, HIGH)."""
 
     @property
     def text_name(self) -> str | None:
@@ -240,11 +260,23 @@ def plan_fields(
     categorical values are not text: a tabular file gets no text field and no text checks,
     instead of duplicate/label findings about its numbers."""
     notes: list[str] = []
+    gave_up: list[str] = []
+    if len(columns) > MAX_COLUMNS:
+        gave_up.append(
+            f"{len(columns)} columns, more than the {MAX_COLUMNS} fields are chosen from; "
+            "the rest were not considered"
+        )
+        columns = columns[:MAX_COLUMNS]
     text: tuple[str, ...] = ()
     if options.text_field:
         text = tuple(p.strip() for p in options.text_field.split("+") if p.strip())
     else:
-        text = _detect_text(columns, samples)
+        text, untested = _detect_text(columns, samples)
+        if not text and untested:
+            gave_up.append(
+                f"{untested} string columns were not tested for text (only the "
+                f"{TEXT_CANDIDATES} longest are)"
+            )
     label = options.label_field
     if not label:
         label = _detect_label(columns, samples, text, notes)
@@ -252,8 +284,26 @@ def plan_fields(
     source = _first(columns, SOURCE_FIELDS, exclude=(*text, label or "", ident or ""))
     used = {*text, label, ident, source}
     numeric = numeric_columns([c for c in columns if c not in used], samples)
+    if not text:
+        nested = [
+            c
+            for c in columns
+            if c not in used and any(isinstance(s.get(c), Mapping | list) for s in samples)
+        ]
+        if nested:
+            shown = ", ".join(nested[:6]) + (", ..." if len(nested) > 6 else "")
+            gave_up.append(
+                f"no text field, and {len(nested)} columns ({shown}) hold nested objects or "
+                "lists the checks cannot read"
+            )
     return FieldPlan(
-        text=text, label=label, id=ident, source=source, notes=tuple(notes), numeric=numeric
+        text=text,
+        label=label,
+        id=ident,
+        source=source,
+        notes=tuple(notes),
+        numeric=numeric,
+        gave_up=tuple(gave_up),
     )
 
 
@@ -419,16 +469,17 @@ def _text_column_score(values: Sequence[str]) -> float | None:
 
 def _detect_text(
     columns: Sequence[str], samples: Sequence[Mapping[str, object]]
-) -> tuple[str, ...]:
+) -> tuple[tuple[str, ...], int]:
+    """The text columns, and how many candidate string columns were left untested."""
     for name in CHAT_FIELDS:
         col = _lookup(columns, name)
         if col is not None and (not samples or any(_is_chat(s.get(col)) for s in samples)):
-            return (col,)
+            return (col,), 0
     for group in TEXT_GROUPS:
         anchors = GROUP_ANCHORS.get(group, group[:1])
         if any(_lookup(columns, a) is None for a in anchors):
             continue
-        return tuple(c for c in (_lookup(columns, n) for n in group) if c is not None)
+        return tuple(c for c in (_lookup(columns, n) for n in group) if c is not None), 0
     # Fall back to the text-like string column with the longest mean value in the sample.
     # Longest first, so the (costlier) text test stops at the first column that passes.
     means: list[tuple[float, int, str]] = []
@@ -438,8 +489,8 @@ def _detect_text(
             means.append((-mean, i, col))
     for _, _, col in heapq.nsmallest(TEXT_CANDIDATES, means):
         if _text_column_score([v for s in samples if isinstance(v := s.get(col), str)]):
-            return (col,)
-    return ()
+            return (col,), 0
+    return (), max(0, len(means) - TEXT_CANDIDATES)
 
 
 def render_text(value: object) -> str | None:
@@ -644,7 +695,10 @@ class JsonlReader(DatasetReader):
                 line = raw.decode("utf-8", errors="replace")
             try:
                 value = json.loads(line)
-            except (ValueError, RecursionError) as exc:
+            except RecursionError:
+                self.issues.bad.add(line_no, "JSON nested too deeply to parse")
+                continue
+            except ValueError as exc:
                 self.issues.bad.add(line_no, f"bad JSON: {str(exc)[:80]}")
                 continue
             if not isinstance(value, dict):
@@ -1247,6 +1301,22 @@ def _rows_text(issue: RowIssue) -> str:
     return shown + more
 
 
+def _gave_up(info: DatasetInfo, reader: DatasetReader) -> Iterator[Finding]:
+    """DAT007 (HIGH): the file, or a part of it, could not be analysed at all (fail closed)."""
+    plan = reader.plan
+    reasons = list(plan.gave_up) if info.rows else []
+    if info.rows and plan.text and reader.issues.no_text.count >= info.rows:
+        reasons.append(f"no row has text in the field {plan.text_name}")
+    for reason in reasons:
+        yield dataset_finding(
+            info,
+            DAT007,
+            f"{reader.format_name} dataset could not be analysed: {reason}; this fails closed",
+            evidence=reason,
+            group=f"DAT007:{info.path}",
+        )
+
+
 def reader_findings(info: DatasetInfo, reader: DatasetReader) -> Iterator[Finding]:
     """DAT000–DAT005 for one file: the fields used, then one finding per kind of bad row."""
     plan = reader.plan
@@ -1268,7 +1338,7 @@ def reader_findings(info: DatasetInfo, reader: DatasetReader) -> Iterator[Findin
     )
     issues = reader.issues
     table: tuple[tuple[RowIssue, Rule, str], ...] = (
-        (issues.bad, DAT001, "rows could not be parsed and were not analysed"),
+        (issues.bad, DAT001, "rows could not be parsed and were not analysed (fails closed)"),
         (issues.oversized, DAT002, "records over the size limit were skipped unread"),
         (issues.ragged, DAT003, "rows have a different number of fields than most rows"),
         (issues.undecodable, DAT004, "rows contain bytes that are not valid UTF-8"),
@@ -1293,6 +1363,7 @@ def reader_findings(info: DatasetInfo, reader: DatasetReader) -> Iterator[Findin
             severity=Severity.LOW,
             confidence=Confidence.MEDIUM,
         )
+    yield from _gave_up(info, reader)
     if issues.invalid_sequences and not issues.undecodable.count:
         yield dataset_finding(
             info,

@@ -201,3 +201,76 @@ def test_huge_rows_stay_bounded() -> None:
     rows = [(t, None) for t in _texts(30, seed=11)] + [(big, None), (big.upper(), None)]
     findings = _run(rows)
     assert [(f.rule, f.location.rows) for f in findings] == [("DAT010", (30, 31))]
+
+
+# --------------------------------------------------------------------------------------------
+# Shared templates do not chain rows into one group (issue #10, "Datasets near-duplicate").
+# --------------------------------------------------------------------------------------------
+
+SYSTEM_PROMPT = (
+    "System: You are a careful, helpful assistant for the Example Corp support desk. Answer in "
+    "English, cite the relevant policy section, never reveal internal tooling, refuse requests "
+    "for personal data, and keep answers under two hundred words unless asked for more detail. "
+    "If you are unsure, say so and suggest contacting a human agent through the support portal.\n"
+    "User: "
+)
+
+
+def _templated(n: int, seed: int = 3) -> list[str]:
+    return [SYSTEM_PROMPT + t for t in _texts(n, seed)]
+
+
+def test_shared_system_prompt_does_not_make_one_group() -> None:
+    rows = [(t, None) for t in _templated(300)]
+    got = _run(rows)
+    groups = [f for f in got if f.rule in ("DAT010", "DAT011", "DAT012", "DAT013")]
+    assert groups == [], [(f.rule, f.message) for f in groups]
+    info = [f for f in got if f.rule == "DAT014"]
+    assert len(info) == 1 and info[0].severity is Severity.INFO
+    assert "300 rows share a templated prefix" in info[0].message
+    assert "careful, helpful assistant" in info[0].evidence and len(info[0].evidence) <= 80
+
+
+def test_genuine_near_duplicates_under_a_template_are_still_found() -> None:
+    rng = random.Random(5)
+    texts = _templated(300)
+    user = texts[7][len(SYSTEM_PROMPT) :]
+    copies = [SYSTEM_PROMPT + _edit(user, 1, rng) for _ in range(4)]
+    rows = [(t, None) for t in texts + copies]
+    got = _run(rows)
+    near = [f for f in got if f.rule == "DAT011"]
+    assert len(near) == 1, [(f.rule, f.message) for f in got]
+    assert set(near[0].location.rows) == {7, 300, 301, 302, 303}
+
+
+def test_light_edits_of_one_text_are_not_hidden_as_a_template() -> None:
+    """300 copies of one text with a one-word edit share a long prefix, but what follows it is
+    too short to compare: they are near-duplicates, not templated rows."""
+    rng = random.Random(9)
+    base = _texts(1, 11)[0] + " " + _texts(1, 12)[0]
+    rows = [(_edit(base, 0, rng), None) for _ in range(300)]
+    got = _run(rows)
+    assert {f.rule for f in got} & {"DAT011", "DAT013"}, [(f.rule, f.message) for f in got]
+
+
+def test_groups_do_not_chain_through_intermediate_rows() -> None:
+    """A~B and B~C with A and C far apart: every reported member is verified against the
+    group's representative at the threshold."""
+    rng = random.Random(21)
+    vocab = _vocab(rng)
+    words = [rng.choice(vocab) for _ in range(60)]
+    chain = [" ".join(words)]
+    for _ in range(12):  # each step replaces 6 more words: neighbours close, ends far apart
+        w = chain[-1].split(" ")
+        for i in rng.sample(range(len(w)), 6):
+            w[i] = rng.choice(vocab)
+        chain.append(" ".join(w))
+    check = NearDuplicateCheck()
+    for i, text in enumerate(chain):
+        check.observe(Record(index=i, text=text, label=None))
+    groups, _n = check._groups()
+    for g in groups:
+        assert min(g.sims) >= check.threshold
+    reported = [f for f in check.finish(INFO) if f.rule == "DAT011"]
+    for f in reported:
+        assert len(f.location.rows) < len(chain)
