@@ -112,6 +112,19 @@ def claimed_format(name: str) -> str | None:
     return MODEL_FORMATS.get(lname[dot:])
 
 
+def text_label(head: bytes) -> str:
+    """Name the kind of text a stand-in holds: an HTML error page from a failed download reads
+    differently from a moved-file note."""
+    probe = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if probe.startswith((b"<!doctype html", b"<html")):
+        return "HTML page"
+    if probe.startswith(b"<?xml") or probe.startswith(b"<"):
+        return "XML/markup text"
+    if probe.startswith((b"{", b"[")):
+        return "JSON text"
+    return "plain text"
+
+
 def human_size(n: int) -> str:
     """Decimal units, one decimal place: 4_400_000 -> ``4.4 MB``."""
     if n < 1000:
@@ -159,10 +172,11 @@ class PlaceholderScanner:
                 ext = artifact.name.lower()[artifact.name.rfind(".") :]
                 if claim is not None and ext not in TEXT_OK_EXTS:
                     artifact.stream.seek(0)
-                    first = artifact.stream.read(80).split(b"\n", 1)[0]
+                    head = artifact.stream.read(512)
+                    first = head.lstrip().split(b"\n", 1)[0][:80]
                     yield artifact.finding(
                         IDN003,
-                        f"plain text, not a {claim}",
+                        f"{text_label(head)}, not a {claim}",
                         evidence=first.decode("utf-8", "replace"),
                     )
             case ArtifactKind.PICKLE:

@@ -242,6 +242,23 @@ def test_text_under_a_model_name_is_reported_as_text_not_a_broken_pickle(
     assert report.verdict is not None and not report.verdict.passed
 
 
+@pytest.mark.parametrize(
+    ("data", "label"),
+    [
+        (b"<!DOCTYPE html>\n<html><body>502 Bad Gateway</body></html>\n", "HTML page"),
+        (b'{"error": "Repository not found"}', "JSON text"),
+        (b"Entry not found", "plain text"),
+    ],
+)
+def test_failed_download_text_is_named_for_what_it_is(
+    tmp_path: Path, data: bytes, label: str
+) -> None:
+    report = _gate(tmp_path, {"pytorch_model.bin": data})
+    (finding,) = report.findings
+    assert finding.message == f"{label}, not a PyTorch/model weights file"
+    assert finding.severity is Severity.HIGH
+
+
 def test_tiktoken_tokenizer_model_text_is_fine(tmp_path: Path) -> None:
     data = b"".join(b"%s %d\n" % (tok, i) for i, tok in enumerate((b"IQ==", b"Ig==", b"Iw==")))
     report = _gate(tmp_path, {"tokenizer.model": data})
