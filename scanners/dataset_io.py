@@ -870,7 +870,10 @@ class CsvReader(DatasetReader):
         """A data row's record; a comment line's whole text when the file has a text field."""
         if comment is None:
             return self.make_record(index, values)
-        if not self.plan.text or len(comment) > self.max_chars:
+        if not self.plan.text:
+            return None
+        if len(comment) > self.max_chars:
+            self.issues.oversized.add(index, f"comment line of {len(comment)} characters")
             return None
         return Record(index=index, text=comment)
 
