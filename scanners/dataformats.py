@@ -14,6 +14,7 @@ engine as children, so the pickle and torch scanners judge them.
 
 from __future__ import annotations
 
+import codecs
 import io
 import json
 import os
@@ -83,6 +84,17 @@ DAT005 = make_rule(
     "Make sure the operator library comes from a source you trust and is pinned.",
     cwe=829,
 )
+DAT007 = make_rule(
+    "DAT007",
+    "Native code in a torch.export package",
+    Severity.HIGH,
+    "The .pt2 archive carries a shared library (an AOTInductor package, or a planted one). "
+    "torch._inductor.aoti_load_package loads it into the process: native code that no scanner "
+    "can analyse runs on load.",
+    "Load only AOTInductor packages you compiled yourself; re-compile from the exported program "
+    "otherwise.",
+    cwe=829,
+)
 DAT006 = make_rule(
     "DAT006",
     "Dataset metadata names a file outside the dataset directory",
@@ -100,8 +112,10 @@ MAX_ITEMS = 50_000_000
 MAX_WORD = 1 << 16
 """Longest word in word2vec/fastText vocabularies (real ones are under a few hundred bytes)."""
 HEAD_WINDOW = 64 * 1024
-MSGPACK_NAMES = frozenset({"tokenizer", "model", "moves", "key2row", "lookups.bin"})
-"""spaCy pipeline files written with srsly.msgpack (no extension)."""
+MSGPACK_NAMES = frozenset(
+    {"tokenizer", "model", "moves", "key2row", "lookups.bin", "patterns", "trees", "vectors.bin"}
+)
+"""spaCy/thinc pipeline files written with srsly.msgpack (no extension)."""
 FLAX_EXTS = (".msgpack", ".flax", ".mpk")
 SENTENCEPIECE_EXTS = (".model", ".spm")
 ONNX_DATA_SUFFIXES = (".onnx.data", ".onnx_data", ".onnx.bin", ".onnx.weights")
@@ -174,9 +188,11 @@ def _id_sentencepiece(stream: BinaryIO, head: bytes, size: int, lname: str) -> A
     if first is None or first.number != 1 or first.wire != LEN:
         return None
     inner = [(f.number, f.wire) for f in reader.fields(first.offset, first.end)]
-    if not inner or inner[0] != (1, LEN) or (2, I32) not in inner:
+    if not inner or inner[0] != (1, LEN) or not set(inner) <= {(1, LEN), (2, I32), (3, VARINT)}:
         return None
-    if any(n not in (1, 2, 3) for n, _ in inner):
+    # proto2 writes a score whenever it was set (always, by the trainer); a hand-made model
+    # without one is still accepted under a SentencePiece-like name.
+    if (2, I32) not in inner and not lname.endswith(SENTENCEPIECE_EXTS):
         return None
     return ArtifactKind.SENTENCEPIECE
 
@@ -439,6 +455,36 @@ class _Window:
         self.pos += n
         return out
 
+    def until(self, delim: bytes, limit: int, eof_ok: bool = False) -> bytes:
+        """Bytes up to (not including) ``delim``, consuming it; at most ``limit`` bytes.
+
+        At the end of the data that is truncation, unless ``eof_ok`` (a last line).
+        """
+        out = b""
+        while True:
+            rel = self.pos - self._start
+            if rel < 0 or rel >= len(self._buf):
+                if self.pos >= self.size:
+                    if eof_ok:
+                        return out
+                    raise _Truncated("data ends before a delimiter", self.pos)
+                self.stream.seek(self.pos)
+                self._buf = self.stream.read(1 << 20)
+                self._start = self.pos
+                rel = 0
+                if not self._buf:
+                    raise _Truncated("short read", self.pos)
+            end = min(len(self._buf), rel + limit + 1 - len(out))
+            at = self._buf.find(delim, rel, end)
+            if at >= 0:
+                out += self._buf[rel:at]
+                self.pos = self._start + at + 1
+                return out
+            out += self._buf[rel:end]
+            self.pos = self._start + end
+            if len(out) > limit:
+                raise ArtifactError(f"no delimiter within {limit} bytes", self.pos - len(out))
+
     def skip(self, n: int) -> None:
         if self.pos + n > self.size:
             raise _Truncated(f"value runs past the end ({self.pos + n} > {self.size})", self.pos)
@@ -461,7 +507,7 @@ class _Msgpack:
         self.object_arrays: list[tuple[int, int]] = []
         """(offset, length) of msgpack-numpy object-array payloads (pickles)."""
         self.pickles: list[tuple[int, int]] = []
-        """(offset, length) of other bin payloads that start like a pickle."""
+        """(offset, length) of other bin payloads that start like a pickle or a torch zip."""
         self.last = (0, 0)
         """(offset, length) of the last str/bin payload read."""
 
@@ -551,7 +597,11 @@ class _Msgpack:
     def _bin(self, length: int) -> bytes | _Blob:
         raw = self._payload(length)
         start = raw[:2] if isinstance(raw, bytes) else raw.head[:2]
-        if len(start) == 2 and start[0] == 0x80 and 2 <= start[1] <= 5:
+        if (len(start) == 2 and start[0] == 0x80 and 2 <= start[1] <= 5) or (
+            raw[:4] if isinstance(raw, bytes) else raw.head[:4]
+        ) == b"PK\x03\x04":
+            # A pickle, or a torch.save zip (thinc's PyTorchShim stores torch.save bytes and
+            # reads them back with torch.load).
             self.pickles.append(self.last)
         return raw
 
@@ -715,11 +765,20 @@ class DataFormatScanner:
             ArtifactKind.TFLITE,
         }
     )
-    rules: ClassVar[tuple[Rule, ...]] = (DAT001, DAT002, DAT003, DAT004, DAT005, DAT006)
+    rules: ClassVar[tuple[Rule, ...]] = (
+        DAT001,
+        DAT002,
+        DAT003,
+        DAT004,
+        DAT005,
+        DAT006,
+        DAT007,
+    )
 
     def scan(self, artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
         """Validate the structure of one data-only artifact."""
-        if artifact.size > ctx.limits.max_read_bytes:
+        raw = artifact.kind in (ArtifactKind.NUMPY_RAW, ArtifactKind.ONNX_EXTERNAL_DATA)
+        if not raw and artifact.size > ctx.limits.max_read_bytes:
             raise LimitExceeded(
                 f"{artifact.kind.value} of {artifact.size} bytes over the read limit"
             )
@@ -785,7 +844,10 @@ def _check_piece(reader: ProtoReader, start: int, end: int) -> None:
             if g.wire != LEN:
                 raise ArtifactError("sentencepiece: piece is not a string", g.offset)
             try:
-                reader.head(g, 4096).decode("utf-8")
+                # A piece longer than what we read may be cut inside a character: not final.
+                codecs.getincrementaldecoder("utf-8")().decode(
+                    reader.head(g, 4096), final=g.value <= 4096
+                )
             except UnicodeDecodeError:
                 raise ArtifactError("sentencepiece: piece is not UTF-8", g.offset) from None
         elif g.number == 2 and g.wire != I32:
@@ -845,6 +907,12 @@ OPERATOR_FUNCS = frozenset(
 SYM_HELPER = re.compile(r"torch\.(?:_?sym_[a-z_]+|_assert(?:_async|_scalar)?|_check[a-z_]*)$")
 MATH_FUNC = re.compile(r"math\.[a-z_0-9]+$")
 MAX_PT2_JSON = 256 * 2**20
+NATIVE_MAGICS = (
+    b"\x7fELF", b"MZ", b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf", b"\xce\xfa\xed\xfe",
+    b"\xcf\xfa\xed\xfe", b"\xca\xfe\xba\xbe",
+)  # fmt: skip
+"""ELF, PE, Mach-O (both byte orders, 32/64-bit) and fat Mach-O."""
+NATIVE_EXTS = (".so", ".dll", ".dylib", ".pyd")
 
 
 def _check_torch_export(artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
@@ -868,9 +936,19 @@ def _check_torch_export(artifact: Artifact, ctx: ScanContext) -> Iterator[Findin
         return Want.SKIP
 
     def handle(member: Artifact) -> Iterator[Finding]:
-        if _PT2_GRAPH.search(member.member[-1]):
+        name = member.member[-1]
+        if _PT2_GRAPH.search(name):
             yield from _check_pt2_graph(member, ctx)
             return
+        member.stream.seek(0)
+        magic = member.stream.read(4)
+        member.stream.seek(0)
+        if magic.startswith(NATIVE_MAGICS) or name.lower().endswith(NATIVE_EXTS):
+            yield member.finding(
+                DAT007,
+                "native code in a torch.export package: loading it runs this library",
+                evidence=name,
+            )
         yield from ctx.dispatch(member)
 
     yield from walk_zip(artifact, ctx, want=want, handler=handle)
@@ -1017,15 +1095,17 @@ def _check_msgpack(artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
         )
     # msgpack_numpy unpickles object arrays; other bins that start like a pickle are handed on
     # too (a loader's ext hook may unpickle them). The pickle scanner judges both.
-    slices = dict.fromkeys([*walk.object_arrays[:64], *walk.pickles[:64]])
-    for offset, length in slices:
-        yield from _dispatch_slice(artifact, ctx, offset, length)
+    for offset, length in walk.object_arrays[:64]:
+        yield from _dispatch_slice(artifact, ctx, offset, length, ArtifactKind.PICKLE)
+    for offset, length in walk.pickles[:64]:
+        if (offset, length) not in walk.object_arrays:
+            yield from _dispatch_slice(artifact, ctx, offset, length, ArtifactKind.UNKNOWN)
 
 
 def _dispatch_slice(
-    artifact: Artifact, ctx: ScanContext, offset: int, length: int
+    artifact: Artifact, ctx: ScanContext, offset: int, length: int, kind: ArtifactKind
 ) -> Iterator[Finding]:
-    """Hand ``length`` bytes at ``offset`` to the engine as a pickle member."""
+    """Hand ``length`` bytes at ``offset`` to the engine (``UNKNOWN``: the engine sniffs)."""
     spool = _Spool()
     stream = artifact.stream
     stream.seek(offset)
@@ -1037,10 +1117,10 @@ def _dispatch_slice(
         spool.write(block)
         left -= len(block)
 
-    def as_pickle(child: Artifact) -> Iterator[Finding]:
-        return ctx.dispatch(replace(child, kind=ArtifactKind.PICKLE))
+    def as_kind(child: Artifact) -> Iterator[Finding]:
+        return ctx.dispatch(replace(child, kind=kind))
 
-    yield from handoff(artifact, f"@{offset}", spool, as_pickle, None)
+    yield from handoff(artifact, f"@{offset}", spool, as_kind, None)
 
 
 # word2vec / fastText ---------------------------------------------------------------------------
@@ -1072,16 +1152,15 @@ def _check_word2vec(artifact: Artifact, ctx: ScanContext) -> None:
 def _word2vec_binary(w: _Window, vocab: int, dim: int) -> None:
     for i in range(vocab):
         start = w.pos
-        word = b""
-        while True:
-            ch = w.take(1)
-            if ch == b" ":
-                break
-            if ch == b"\n" and not word:
-                continue  # the C tool ends each vector with a newline
-            word += ch
-            if len(word) > MAX_WORD:
-                raise ArtifactError(f"word2vec: word {i} longer than {MAX_WORD} bytes", start)
+        try:
+            # The C tool ends each vector with a newline; gensim does not.
+            word = w.until(b" ", MAX_WORD).lstrip(b"\n")
+        except _Truncated:
+            raise
+        except ArtifactError:
+            raise ArtifactError(f"word2vec: word {i} longer than {MAX_WORD} bytes", start) from None
+        if not word:
+            raise ArtifactError(f"word2vec: entry {i} has an empty word", start)
         w.skip(dim * 4)
     rest = w.size - w.pos
     if rest > 1 or (rest == 1 and w.take(1) != b"\n"):
@@ -1092,18 +1171,16 @@ def _word2vec_text(w: _Window, vocab: int, dim: int, ctx: ScanContext) -> None:
     lines = 0
     while w.pos < w.size:
         start = w.pos
-        line = bytearray()
-        while w.pos < w.size:
-            ch = w.take(1)
-            if ch == b"\n":
-                break
-            line += ch
-            if len(line) > ctx.limits.max_line_bytes:
-                raise LimitExceeded("word2vec: text line over the line limit", start)
+        try:
+            line = w.until(b"\n", ctx.limits.max_line_bytes, eof_ok=True)
+        except _Truncated:
+            raise
+        except ArtifactError:
+            raise LimitExceeded("word2vec: text line over the line limit", start) from None
         if not line.strip():
             continue
         lines += 1
-        parts = bytes(line).split()
+        parts = line.split()
         if len(parts) != dim + 1:
             raise ArtifactError(
                 f"word2vec: line {lines} has {len(parts) - 1} of {dim} values", start
@@ -1146,11 +1223,12 @@ def _fasttext(w: _Window) -> None:
         raise ArtifactError(f"fasttext: {size} words claimed in a shorter file", w.pos)
     for i in range(size):
         start = w.pos
-        n = 0
-        while w.take(1) != b"\x00":
-            n += 1
-            if n > MAX_WORD:
-                raise ArtifactError(f"fasttext: word {i} longer than {MAX_WORD} bytes", start)
+        try:
+            w.until(b"\x00", MAX_WORD)
+        except _Truncated:
+            raise
+        except ArtifactError:
+            raise ArtifactError(f"fasttext: word {i} longer than {MAX_WORD} bytes", start) from None
         _count, kind = struct.unpack("<qb", w.take(9))
         if kind not in (0, 1):
             raise ArtifactError(f"fasttext: word {i} has entry type {kind}", start)

@@ -25,6 +25,7 @@ from scanners.dataformats import (
     DAT004,
     DAT005,
     DAT006,
+    DAT007,
     DataFormatScanner,
     identify,
 )
@@ -639,3 +640,77 @@ def test_tflite_structure() -> None:
     assert scan(tflite_model(), ArtifactKind.TFLITE) == ([], [])
     malformed(struct.pack("<I", 4000) + b"TFL3" + b"\x00" * 8, ArtifactKind.TFLITE, "root")
     malformed(tflite_model()[:18], ArtifactKind.TFLITE)
+
+
+# --------------------------------------------------------------------------------------------
+# regressions found while building the zoo
+
+
+def test_sentencepiece_piece_without_score_needs_a_sentencepiece_name() -> None:
+    data = pb_len(1, pb_len(1, b"<unk>") + pb_int(3, 2)) + pb_len(1, pb_len(1, b"a"))
+    assert kind_of(data, "tokenizer.model") is ArtifactKind.SENTENCEPIECE
+    assert kind_of(data, "blob.bin") is None
+    assert scan(data, ArtifactKind.SENTENCEPIECE) == ([], [])
+
+
+def test_sentencepiece_long_piece_cut_inside_a_character_is_not_malformed() -> None:
+    piece = "a" + "é" * 3000  # 6001 bytes: the 4096-byte read ends in the middle of "é"
+    data = sentencepiece_model() + sp_piece(piece, -1.0)
+    assert scan(data, ArtifactKind.SENTENCEPIECE) == ([], [])
+
+
+def test_msgpack_bin_holding_a_torch_zip_is_dispatched_for_sniffing() -> None:
+    # thinc's PyTorchShim stores torch.save() bytes in the msgpack and torch.loads them back.
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("archive/data.pkl", pickle.dumps({"w": 1}, protocol=2))
+    torch_zip = buf.getvalue()
+    data = mp({"config": {"cls": "PyTorchShim"}, "state": torch_zip})
+    findings, children = scan(data, ArtifactKind.MSGPACK, "transformer/model")
+    assert findings == []
+    assert [(c.kind, c.stream.read()) for c in children] == [(ArtifactKind.UNKNOWN, torch_zip)]
+
+
+def test_more_spacy_msgpack_names() -> None:
+    for name in ("patterns", "trees"):
+        assert kind_of(mp({"a": [1, 2]}) + b"", name) is ArtifactKind.MSGPACK
+
+
+def test_torch_export_with_native_library_is_high() -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("m/archive_format", "pt2")
+        zf.writestr("m/data/aotinductor/model/model.so", b"\x7fELF\x02\x01\x01" + b"\x00" * 64)
+    findings, children = scan(buf.getvalue(), ArtifactKind.TORCH_EXPORT)
+    assert [(f.rule, f.severity) for f in findings] == [(DAT007.id, Severity.HIGH)]
+    assert "m/data/aotinductor/model/model.so" in {c.member[-1] for c in children}
+
+
+def test_raw_kinds_are_not_refused_over_the_read_cap(tmp_path: Path) -> None:
+    from supplychain.limits import Limits
+
+    art = Artifact(path="x_01.npy", kind=ArtifactKind.NUMPY_RAW, size=10**6, stream=io.BytesIO())
+    ctx = ScanContext(limits=Limits(max_read_bytes=1000))
+    assert list(DataFormatScanner().scan(art, ctx)) == []
+    big = Artifact(path="t", kind=ArtifactKind.XGBOOST, size=10**6, stream=io.BytesIO())
+    with pytest.raises(LimitExceeded):
+        list(DataFormatScanner().scan(big, ctx))
+
+
+def test_word_longer_than_the_cap_is_malformed() -> None:
+    from scanners.dataformats import MAX_WORD
+
+    data = b"1 1\n" + b"w" * (MAX_WORD + 10) + b" " + struct.pack("<f", 0.5)
+    malformed(data, ArtifactKind.WORD2VEC, "longer than")
+
+
+def test_onnx_siblings_are_listed_once_per_directory(tmp_path: Path) -> None:
+    from scanners.dataformats import _onnx_siblings, referencing_models
+
+    _onnx_with_external(tmp_path, "model.onnx.data")
+    files = [tmp_path / f"readme{i}.txt" for i in range(40)]
+    for f in files:
+        f.write_text("text")
+    before = _onnx_siblings.cache_info().misses
+    assert [referencing_models(f) for f in files] == [()] * 40
+    assert _onnx_siblings.cache_info().misses - before == 1
