@@ -253,7 +253,7 @@ def _id_word2vec(stream: BinaryIO, head: bytes, size: int, lname: str) -> Artifa
         return ArtifactKind.WORD2VEC
     # Binary: ``word `` then dim float32 values; text read as floats is huge or not finite.
     end = space + 1 + dim * 4
-    if end > size or size < vocab * (dim * 4 + 2):
+    if end > size:
         return None
     sample = head[space + 1 : min(end, space + 1 + 256, len(head))]
     sample = sample[: len(sample) // 4 * 4]
@@ -298,7 +298,9 @@ def _id_msgpack(stream: BinaryIO, head: bytes, size: int, lname: str) -> Artifac
     try:
         top = walk.document()
     except _Truncated:
-        if whole or not named:
+        # A named file that parses cleanly for a while and then runs out is msgpack cut short
+        # (the scanner reports it); random bytes break within a value or two.
+        if not named or walk.items < 4:
             return None
         top = None
     if not named and not (isinstance(top, _Map) and top.count and top.str_keys):

@@ -714,3 +714,42 @@ def test_onnx_siblings_are_listed_once_per_directory(tmp_path: Path) -> None:
     before = _onnx_siblings.cache_info().misses
     assert [referencing_models(f) for f in files] == [()] * 40
     assert _onnx_siblings.cache_info().misses - before == 1
+
+
+# --------------------------------------------------------------------------------------------
+# end to end: identified by the engine, malformed content fails the gate
+
+
+def _gate(directory: Path) -> tuple[bool, list[str]]:
+    from supplychain.engine import ScanOptions, scan_paths
+    from supplychain.policy import Policy, apply
+
+    report = apply(scan_paths([directory], ScanOptions(jobs=1)), Policy())
+    assert report.verdict is not None
+    return report.verdict.passed, sorted({f.rule for f in report.findings})
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("tokenizer.model", sentencepiece_model()[:-7]),
+        ("model", thinc_model([nd(b"\x00" * 400)])[:-50]),
+        ("model.ubj", xgb_ubj()[:-4]),
+        ("model.cbm", catboost_model()[:-3]),
+        ("vectors.bin", w2v_binary(["a", "b", "c"], 8)[:-5]),
+        ("wiki.bin", fasttext_model(["a", "b"])[:-4]),
+    ],
+    ids=["sentencepiece", "spacy-model", "xgboost-ubj", "catboost", "word2vec", "fasttext"],
+)
+def test_truncated_data_format_fails_the_gate(tmp_path: Path, name: str, data: bytes) -> None:
+    (tmp_path / name).write_bytes(data)
+    passed, rules = _gate(tmp_path)
+    assert not passed
+    assert "GEN001" in rules
+
+
+def test_pt2_with_os_system_target_fails_the_gate(tmp_path: Path) -> None:
+    (tmp_path / "model.pt2").write_bytes(pt2_archive(["torch.os.system"], extra=False))
+    passed, rules = _gate(tmp_path)
+    assert not passed
+    assert DAT004.id in rules
