@@ -13,15 +13,20 @@ to disk.
 from __future__ import annotations
 
 import bz2
+import contextlib
 import enum
 import itertools
 import lzma
+import math
 import re
 import stat
 import tarfile
 import tempfile
+import threading
+import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import IO, Any, BinaryIO, ClassVar
 
 from scanners import _zip
@@ -29,6 +34,7 @@ from scanners._io import CHUNK, SPOOL_IN_MEMORY
 from scanners._zip import ZLIB_DECOMPRESSOR
 from scanners.base import GEN001, GEN002, Artifact, ScanContext, make_rule
 from supplychain.errors import ArtifactError, LimitExceeded, MissingDependency
+from supplychain.limits import Limits
 from supplychain.model import ArtifactKind, Confidence, Finding, Rule, Severity
 
 _ZIP_REFS = (
@@ -154,9 +160,11 @@ ARC013 = make_rule(
     "ARC013",
     "Unparseable legacy torch record",
     Severity.HIGH,
-    "A legacy (tar) torch checkpoint's storages/tensors member does not follow the layout torch "
-    "reads (pickle header, then pickles interleaved with raw storage bytes), so some of its "
-    "pickles could not be located and analysed.",
+    "A legacy torch checkpoint does not follow the layout torch reads: a tar checkpoint's "
+    "storages/tensors member (pickle header, then pickles interleaved with raw storage bytes), or "
+    "a pre-1.6 stream (five pickles, then one raw record per storage key whose size the "
+    "persistent ids declare). Some of its bytes could not be placed; they are analysed as "
+    "potential pickles, and the file is not treated as clean.",
     "Convert the checkpoint to safetensors in an isolated environment, or discard it.",
     cwe=20,
 )
@@ -192,6 +200,98 @@ class Want(enum.Enum):
 
 MemberHandler = Callable[[Artifact], Iterator[Finding]]
 """Receives a spooled member (a child artifact) and yields findings; default ``ctx.dispatch``."""
+
+
+@dataclass(slots=True)
+class TreeBudget:
+    """What a whole tree of nested containers may cost: expanded bytes, members and time.
+
+    Per-archive caps do not stop a recursive bomb (42.zip: every level is small and within
+    ratio, the product is petabytes) or overlapping entries (each member is small, together
+    they are gigabytes). One budget is shared by every container opened while scanning one
+    top-level file; the first container opened owns it. Expanded bytes are held to the same
+    ratio as a single member: ``max_archive_ratio`` times the outermost container's size (at
+    least ``min_bomb_bytes``), and never more than ``max_archive_total_bytes``.
+    """
+
+    limits: Limits
+    base: int
+    """Size of the outermost container of the tree."""
+    started: float = field(default_factory=time.monotonic)
+    expanded: int = 0
+    members: int = 0
+    error: LimitExceeded | None = None
+    """Set once the budget is spent: every later charge in the tree fails at once."""
+
+    @property
+    def allowance(self) -> int:
+        """Bytes the whole tree may expand to."""
+        lim = self.limits
+        by_ratio = max(self.base * lim.max_archive_ratio, lim.min_bomb_bytes)
+        return min(by_ratio, lim.max_archive_total_bytes)
+
+    def remaining(self) -> int:
+        """Bytes still allowed (0 once spent)."""
+        return 0 if self.error is not None else max(self.allowance - self.expanded, 0)
+
+    def _fail(self, message: str) -> LimitExceeded:
+        if self.error is None:
+            self.error = LimitExceeded(f"container tree: {message}")
+        return self.error
+
+    def check_time(self) -> None:
+        """Raise once the tree has run past ``max_container_seconds``."""
+        if self.error is not None:
+            raise self.error
+        seconds = self.limits.max_container_seconds
+        if time.monotonic() - self.started > seconds:
+            raise self._fail(f"analysis of nested containers took over {seconds} s")
+
+    def charge(self, size: int) -> None:
+        """Count ``size`` expanded bytes; raise ``LimitExceeded`` past the allowance."""
+        if self.error is not None:
+            raise self.error
+        self.expanded += size
+        if self.expanded > self.allowance:
+            raise self._fail(
+                f"nested containers expand past {self.allowance} bytes "
+                f"(from {self.base}; ratio cap {self.limits.max_archive_ratio}: decompression "
+                "bomb)"
+            )
+        self.check_time()
+
+    def member(self) -> None:
+        """Count one member about to be handed on; raise past ``max_container_members``."""
+        if self.error is not None:
+            raise self.error
+        self.members += 1
+        cap = self.limits.max_container_members
+        if self.members > cap:
+            raise self._fail(f"more than {cap} members across nested containers")
+        self.check_time()
+
+
+_TREES: dict[tuple[int, int], TreeBudget] = {}
+"""Budget per (scan context, thread). A context lives for one top-level file (see the engine);
+the entry is removed when the container that created it is done."""
+_TREES_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def tree_budget(ctx: ScanContext, artifact: Artifact) -> Iterator[TreeBudget]:
+    """The budget of the container tree ``artifact`` belongs to; created by the outermost one."""
+    key = (id(ctx), threading.get_ident())
+    with _TREES_LOCK:
+        budget = _TREES.get(key)
+        owner = budget is None
+        if budget is None:
+            budget = _TREES[key] = TreeBudget(ctx.limits, max(artifact.size, 1))
+    try:
+        yield budget
+    finally:
+        if owner:
+            with _TREES_LOCK:
+                _TREES.pop(key, None)
 
 
 def name_problem(name: str) -> str | None:
@@ -258,12 +358,15 @@ class Spool:
     A payload placed at the start of a stream that breaks later (nullifAI) is still handed on.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, budget: TreeBudget | None = None) -> None:
         self.file: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
         self.size = 0
         self.crc = 0
+        self.budget = budget
 
     def write(self, block: bytes) -> None:
+        if self.budget is not None:
+            self.budget.charge(len(block))
         self.file.write(block)
         self.size += len(block)
         self.crc = zlib.crc32(block, self.crc)
@@ -323,12 +426,26 @@ def walk_zip(
     The central directory is trusted (as PyTorch and miniz do); every disagreement with local
     headers, CRCs and sizes is reported as its own finding instead of stopping the walk.
     Raises ``ArtifactError`` when there is no directory to read and ``LimitExceeded`` when the
-    declared content is over the caps before anything is decompressed.
+    declared content is over the caps before anything is decompressed, or when the whole tree
+    of nested containers runs out of budget (``TreeBudget``).
     """
+    with tree_budget(ctx, artifact) as budget:
+        yield from _walk_zip(artifact, ctx, budget, want, handler, on_peek)
+
+
+def _walk_zip(
+    artifact: Artifact,
+    ctx: ScanContext,
+    budget: TreeBudget,
+    want: Callable[[_zip.ZipEntry], Want] | None,
+    handler: MemberHandler | None,
+    on_peek: Callable[[Artifact, _zip.ZipEntry], Iterator[Finding]] | None,
+) -> Iterator[Finding]:
     limits = ctx.limits
     stream = artifact.stream
     handle = handler or ctx.dispatch
     choose = want or (lambda _e: Want.READ)
+    budget.check_time()
     directory = _zip.read_directory(stream, artifact.size, limits.max_archive_members)
     entries = directory.entries
 
@@ -345,7 +462,10 @@ def walk_zip(
             _zip.resolve(stream, e, artifact.size)
         except ArtifactError as exc:
             broken[e.index] = exc
-    yield from _zip_prefix_and_tail(artifact, ctx, directory, broken, handle)
+    yield from _zip_prefix_and_tail(artifact, ctx, directory, broken, handle, budget)
+    # Archive-wide findings before per-member ones: a flood of the latter (one per entry of a
+    # bomb) must not push them past the per-file findings cap.
+    yield from _zip_overlaps(artifact, entries, broken)
     seen: dict[str, int] = {}
     for e in entries:
         seen[e.name] = seen.get(e.name, 0) + 1
@@ -357,7 +477,6 @@ def walk_zip(
         if bad_name:
             yield loc(e).finding(ARC001, f"zip member name: {bad_name}", evidence=e.name)
         yield from _zip_entry_findings(loc(e), e, broken)
-    yield from _zip_overlaps(artifact, entries, broken)
     links = {e.index for e in entries if stat.S_ISLNK(e.unix_mode)}
     for e in entries:
         if e.index in links:
@@ -372,24 +491,35 @@ def walk_zip(
                 severity=Severity.HIGH if bad else Severity.MEDIUM,
             )
 
+    def is_bomb(e: _zip.ZipEntry) -> bool:
+        return (
+            e.size > max(e.compressed_size, 1024) * limits.max_archive_ratio
+            and e.size > limits.min_bomb_bytes
+        )
+
     plan = [(e, choose(e)) for e in entries if e.index not in broken and e.index not in links]
-    declared = sum(e.size for e, w in plan if w is Want.READ)
+    declared = sum(e.size for e, w in plan if w is Want.READ and not is_bomb(e))
     if declared > limits.max_archive_total_bytes:
         raise LimitExceeded(
             f"zip declares {declared} uncompressed bytes to read "
             f"(limit {limits.max_archive_total_bytes})"
         )
+    if declared > budget.remaining():
+        # Overlapping entries (Fifield's non-recursive bomb) and the lower levels of a
+        # recursive one declare more than the whole tree may expand to: refuse up front.
+        raise LimitExceeded(
+            f"container tree: zip declares {declared} uncompressed bytes, over the "
+            f"{budget.remaining()} bytes left for nested containers (decompression bomb)"
+        )
     for e in entries:
         if e.index in broken:
             yield _member_error(loc(e), broken[e.index])
-    budget = limits.max_archive_total_bytes
+    local_budget = limits.max_archive_total_bytes
     for e, w in plan:
-        if w is Want.SKIP or e.flags & 0x1 or (e.size == 0 and e.compressed_size == 0):
+        encrypted = bool(e.flags & 0x1)
+        if w is Want.SKIP or (e.size == 0 and e.compressed_size == 0 and not encrypted):
             continue
-        if (
-            e.size > max(e.compressed_size, 1024) * limits.max_archive_ratio
-            and e.size > limits.min_bomb_bytes
-        ):
+        if is_bomb(e):
             yield loc(e).finding(
                 GEN002,
                 f"zip member declares {e.size} bytes from {e.compressed_size} "
@@ -397,30 +527,168 @@ def walk_zip(
                 evidence=e.name,
             )
             continue
-        if w is Want.PEEK:
+        budget.member()
+        if encrypted and _zip_really_encrypted(e) is not None:
+            yield _encrypted_finding(loc(e), e, _zip_really_encrypted(e) or "")
+            continue
+        if w is Want.PEEK and not encrypted:
             head = _peek(stream, e, limits.max_archive_ratio)
             if head is None or not looks_like_pickle(head):
                 continue
             if on_peek is not None:
                 yield from on_peek(loc(e), e)
-        if budget <= 0:
+        if local_budget <= 0:
             raise LimitExceeded(
                 f"zip members expand past {limits.max_archive_total_bytes} bytes in total"
             )
-        spool = Spool()
+        spool = Spool(budget)
         error = spool.fill(
             _zip.iter_member(
                 stream,
                 e,
-                min(limits.max_read_bytes, budget),
+                min(limits.max_read_bytes, local_budget),
                 limits.max_archive_ratio,
                 min_bomb_bytes=limits.min_bomb_bytes,
             )
         )
-        budget -= spool.size
+        local_budget -= spool.size
+        if encrypted:
+            why = _cipher_evidence(e, spool, error)
+            if why is not None:
+                spool.file.close()
+                yield _encrypted_finding(loc(e), e, why)
+                continue
+            yield loc(e).finding(
+                ARC004,
+                "encryption flag set but the member data is in the clear: zipfile and torch "
+                "refuse it, readers that ignore the flag load it; analysed",
+                evidence=f"flags={e.flags:#06x} method={e.method}",
+                offset=e.header_offset,
+            )
+            if w is Want.PEEK:
+                head = spool.stream().read(PEEK_BYTES)
+                if not looks_like_pickle(head):
+                    spool.file.close()
+                    continue
+                if on_peek is not None:
+                    yield from on_peek(loc(e), e)
         if error is None:
             yield from _zip_content_findings(loc(e), e, spool)
         yield from handoff(artifact, e.name, spool, handle, error)
+        yield from _local_view(artifact, e, ctx, budget, handle)
+
+
+ENCRYPTED_ENTROPY = 7.2
+"""Bits per byte above which flagged member data is taken to be ciphertext. Pickles, JSON,
+source and most tensors stay well below; ciphertext (and random bytes) sit near 8."""
+
+
+def _zip_really_encrypted(e: _zip.ZipEntry) -> str | None:
+    """Why a flagged member is encrypted from its headers alone, or ``None`` to look at data."""
+    tags = _zip.extra_tags(e.extra) | _zip.extra_tags(e.local_extra)
+    if e.method == _zip.AES_METHOD or _zip.AES_EXTRA in tags:
+        return "WinZip AES record (method 99 / extra field 0x9901)"
+    if e.flags & 0x40:
+        return "strong-encryption flag (bit 6)"
+    if e.flags & 0x2000:
+        return "central directory encryption flag (bit 13)"
+    return None
+
+
+def _entropy(data: bytes) -> float:
+    """Shannon entropy in bits per byte."""
+    if not data:
+        return 0.0
+    counts = [0] * 256
+    for b in data:
+        counts[b] += 1
+    n = len(data)
+    return -sum(c / n * math.log2(c / n) for c in counts if c)
+
+
+def _cipher_evidence(e: _zip.ZipEntry, spool: Spool, error: ArtifactError | None) -> str | None:
+    """Decide from the bytes whether a member flagged as encrypted really is.
+
+    The data is taken to be in the clear only when it reads as plain member data: a CRC-32
+    that matches what was read, or (CRC zeroed or wrong, as torch tolerates) data that fills
+    exactly the declared size without the 12-byte ZipCrypto header and is not
+    ciphertext-random. Anything else fails closed as encrypted.
+    """
+    if error is not None and not isinstance(error, LimitExceeded):
+        return f"data does not read as plain member data ({error})"
+    if error is None and spool.size and spool.crc == e.crc:
+        return None
+    if e.method == _zip.STORED and e.compressed_size == e.size + 12:
+        return "ZipCrypto: 12-byte encryption header before the data"
+    if error is None and spool.size != e.size:
+        return f"read {spool.size} bytes where {e.size} are declared"
+    head = spool.stream().read(PEEK_BYTES)
+    if _entropy(head) > ENCRYPTED_ENTROPY:
+        return f"data is random like ciphertext ({_entropy(head):.2f} bits/byte)"
+    return None
+
+
+def _encrypted_finding(here: Artifact, e: _zip.ZipEntry, why: str) -> Finding:
+    return here.finding(
+        ARC005,
+        "member is encrypted and cannot be analysed",
+        evidence=f"flags={e.flags:#06x} method={e.method}: {why}",
+        offset=e.header_offset,
+    )
+
+
+def _local_view(
+    artifact: Artifact,
+    e: _zip.ZipEntry,
+    ctx: ScanContext,
+    budget: TreeBudget,
+    handle: MemberHandler,
+) -> Iterator[Finding]:
+    """Analyse a member as a streaming reader sees it when its local header disagrees.
+
+    torch (miniz) and zipfile take method and sizes from the central directory; readers that
+    stream the file (no central directory) take them from the local header. When the two
+    describe different bytes, both versions are analysed and the difference is a finding.
+    """
+    if e.local_method < 0 or e.local_flags & 0x8 or e.local_flags & 0x1:
+        return
+    if (e.local_method, e.local_compressed_size) == (e.method, e.compressed_size):
+        return
+    if e.local_compressed_size <= 0:
+        return
+    view = _zip.ZipEntry(
+        name=e.name,
+        method=e.local_method,
+        flags=e.local_flags,
+        crc=e.local_crc,
+        compressed_size=e.local_compressed_size,
+        size=e.local_size,
+        header_offset=e.header_offset,
+        data_offset=e.data_offset,
+        index=e.index,
+    )
+    limits = ctx.limits
+    spool = Spool(budget)
+    error = spool.fill(
+        _zip.iter_member(
+            artifact.stream,
+            view,
+            min(limits.max_read_bytes, max(budget.remaining(), 1)),
+            limits.max_archive_ratio,
+            min_bomb_bytes=limits.min_bomb_bytes,
+        )
+    )
+    here = artifact.child(e.name, ArtifactKind.UNKNOWN, e.size, artifact.stream)
+    yield here.finding(
+        ARC009,
+        "local header describes other member data than the central directory "
+        "(streaming readers load that version); both are analysed",
+        evidence=f"central method={e.method} csize={e.compressed_size}; "
+        f"local method={e.local_method} csize={e.local_compressed_size}",
+        offset=e.header_offset,
+        severity=Severity.HIGH,
+    )
+    yield from handoff(artifact, f"{e.name} <local header view>", spool, handle, error)
 
 
 def _link_target(stream: BinaryIO, e: _zip.ZipEntry, max_ratio: int) -> str | None:
@@ -446,6 +714,7 @@ def _zip_prefix_and_tail(
     directory: _zip.ZipDirectory,
     broken: dict[int, ArtifactError],
     handle: MemberHandler,
+    budget: TreeBudget | None = None,
 ) -> Iterator[Finding]:
     starts = [e.header_offset for e in directory.entries if e.index not in broken]
     first = min([*starts, directory.cd_start, directory.eocd_offset])
@@ -458,7 +727,7 @@ def _zip_prefix_and_tail(
             offset=0,
         )
         artifact.stream.seek(0)
-        spool = Spool()
+        spool = Spool(budget)
         error = spool.fill(bounded_reads(artifact.stream, first, ctx.limits.max_read_bytes))
         yield from handoff(artifact, "<data before zip>", spool, handle, error)
     if directory.trailing_bytes:
@@ -493,11 +762,11 @@ def _zip_entry_findings(
             evidence=f"flags={e.flags:#06x}",
             offset=e.header_offset,
         )
-    if e.flags & 0x1:
-        yield here.finding(
-            ARC005, "member is encrypted and cannot be analysed", offset=e.header_offset
-        )
     if e.index in broken:
+        if e.flags & 0x1:
+            yield here.finding(
+                ARC005, "member is encrypted and cannot be analysed", offset=e.header_offset
+            )
         return
     if e.local_name is not None and e.local_name != e.name:
         yield here.finding(
@@ -514,7 +783,7 @@ def _zip_entry_findings(
             offset=e.header_offset,
         )
     for problem in e.problems:
-        if problem.startswith("local header method") or problem.startswith("member data extends"):
+        if problem.startswith(("local header method", "local header sizes", "member data extends")):
             yield here.finding(ARC009, problem, offset=e.header_offset)
 
 
@@ -590,6 +859,13 @@ def walk_tar(
     artifact: Artifact, ctx: ScanContext, handler: MemberHandler | None = None
 ) -> Iterator[Finding]:
     """Walk a (decompressed) tar's members in order; never extract, never follow a link."""
+    with tree_budget(ctx, artifact) as tree:
+        yield from _walk_tar(artifact, ctx, tree, handler)
+
+
+def _walk_tar(
+    artifact: Artifact, ctx: ScanContext, tree: TreeBudget, handler: MemberHandler | None
+) -> Iterator[Finding]:
     limits = ctx.limits
     handle = handler or ctx.dispatch
     raw = _CappedReads(artifact.stream, min(limits.max_header_bytes, 64 * 2**20))
@@ -652,10 +928,11 @@ def walk_tar(
                     evidence=name,
                 )
                 continue
+            tree.member()
             fh = tf.extractfile(info)
             if fh is None:
                 continue
-            spool = Spool()
+            spool = Spool(tree)
             member_error = spool.fill(_tar_chunks(fh))
             budget -= spool.size
             yield from handoff(artifact, name, spool, handle, member_error)
@@ -847,10 +1124,10 @@ def inner_name(name: str, kind: ArtifactKind) -> str:
 class _SevenZipWriter:
     """py7zr writer target: spools one member with a size cap, never touching the filesystem."""
 
-    def __init__(self, name: str, cap: int) -> None:
+    def __init__(self, name: str, cap: int, budget: TreeBudget | None = None) -> None:
         self.name = name
         self.cap = cap
-        self.spool = Spool()
+        self.spool = Spool(budget)
 
     def write(self, s: bytes | bytearray) -> int:
         if self.spool.size + len(s) > self.cap:
@@ -878,6 +1155,13 @@ def walk_7z(
     artifact: Artifact, ctx: ScanContext, handler: MemberHandler | None = None
 ) -> Iterator[Finding]:
     """List a 7z archive, check it, then decompress members into bounded spools."""
+    with tree_budget(ctx, artifact) as tree:
+        yield from _walk_7z(artifact, ctx, tree, handler)
+
+
+def _walk_7z(
+    artifact: Artifact, ctx: ScanContext, tree: TreeBudget, handler: MemberHandler | None
+) -> Iterator[Finding]:
     try:
         import py7zr
         from py7zr.io import WriterFactory
@@ -890,7 +1174,8 @@ def walk_7z(
 
     class Factory(WriterFactory):
         def create(self, filename: str) -> Any:
-            writer = _SevenZipWriter(filename, cap)
+            tree.member()
+            writer = _SevenZipWriter(filename, cap, tree)
             writers.append(writer)
             return writer
 
@@ -941,6 +1226,11 @@ def walk_7z(
         declared = sum(i.uncompressed for i in infos)
         if declared > limits.max_archive_total_bytes:
             raise LimitExceeded(f"7z declares {declared} uncompressed bytes")
+        if declared > tree.remaining():
+            raise LimitExceeded(
+                f"container tree: 7z declares {declared} uncompressed bytes, over the "
+                f"{tree.remaining()} bytes left for nested containers (decompression bomb)"
+            )
         if (
             declared > max(artifact.size, 1024) * limits.max_archive_ratio
             and declared > limits.min_bomb_bytes
@@ -1005,8 +1295,15 @@ class ArchiveScanner:
             yield from self._unwrap(artifact, ctx)
 
     def _unwrap(self, artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
+        with tree_budget(ctx, artifact) as tree:
+            yield from self._unwrap_in(artifact, ctx, tree)
+
+    def _unwrap_in(
+        self, artifact: Artifact, ctx: ScanContext, tree: TreeBudget
+    ) -> Iterator[Finding]:
         trailing: list[int] = []
-        spool = Spool()
+        tree.member()
+        spool = Spool(tree)
         error = spool.fill(decompressed(artifact.stream, artifact.kind, ctx, trailing))
         if error is not None and not isinstance(error, LimitExceeded) and not spool.size:
             spool.file.close()

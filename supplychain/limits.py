@@ -14,14 +14,22 @@ class Limits:
     max_header_bytes: int = 100 * 2**20
     """Largest header a format may declare (safetensors JSON, GGUF metadata, ONNX/Keras config)."""
     max_archive_members: int = 10_000
+    """Members of one archive."""
     max_archive_total_bytes: int = 64 * 2**30
+    """Bytes one archive, and one whole tree of nested containers, may expand to."""
     max_archive_ratio: int = 200
-    """Largest uncompressed/compressed ratio of one archive member (zip bomb)."""
+    """Largest uncompressed/compressed ratio of one archive member (zip bomb), and of a whole
+    tree of nested containers against the size of its outermost container."""
     min_bomb_bytes: int = 64 * 2**20
     """The ratio check applies only past this many expanded bytes: small, very compressible
     data (sparse arrays, zero-filled buffers) is common in real archives and is no bomb."""
     max_nesting: int = 4
     """Deepest archive-in-archive (or pickle-in-pickle) recursion."""
+    max_container_members: int = 20_000
+    """Members handed on across a whole tree of nested containers (one top-level file)."""
+    max_container_seconds: int = 900
+    """Wall-clock budget for walking one tree of nested containers: a hang guard, far above
+    what any real archive needs, so that no container can hold a scan forever."""
     max_pickle_ops: int = 500_000_000
     """A CPU-time bound (pickle has no loops: opcodes <= bytes); ~2 min of analysis."""
     max_pickle_memo: int = 1_000_000

@@ -12,6 +12,7 @@ import io
 import struct
 import tarfile
 import zipfile
+import zlib
 from pathlib import Path
 
 import joblib
@@ -20,7 +21,7 @@ import pytest
 from scanners.archive_scan import ArchiveScanner
 from scanners.base import Artifact, ScanContext
 from supplychain.limits import Limits
-from supplychain.model import ArtifactKind, Finding
+from supplychain.model import ArtifactKind, Finding, Severity
 from tests.scanners.test_archive_scan import (
     PAYLOAD,
     PAYLOAD_P0,
@@ -296,3 +297,286 @@ def test_real_pickle_scanner_end_to_end(
     name, data = built[case]
     found = _real(tmp_path, name, data)
     assert ("PKL", expected_member) in found, found
+
+
+# --------------------------------------------------------------------------------------------
+# Issue #11.3: the encryption flag is judged by the bytes, not taken at its word. A member
+# flagged encrypted but stored in the clear is analysed (readers that ignore the flag load it);
+# only a member that really is encrypted is "cannot be analysed" and fails the gate.
+
+OS_SYSTEM = b"\x80\x02cos\nsystem\nX\x17\x00\x00\x00echo supplychain-sampleq\x00\x85q\x01R."
+"""``os.system("echo supplychain-sample")``: harmless if ever run."""
+
+
+def _gate_passes(report: object) -> bool:
+    from supplychain.policy import Policy, apply
+
+    verdict = apply(report, Policy()).verdict  # type: ignore[arg-type]
+    assert verdict is not None
+    return verdict.passed
+
+
+def _real_report(tmp_path: Path, name: str, data: bytes) -> object:
+    from scanners.numpy_scan import NumpyScanner
+    from scanners.pickle_scan import PickleScanner
+    from scanners.torch_scan import TorchScanner
+    from supplychain.engine import ScanOptions, scan_paths
+
+    (tmp_path / name).write_bytes(data)
+    opts = ScanOptions(scanners=(TorchScanner, ArchiveScanner, NumpyScanner, PickleScanner))
+    return scan_paths([tmp_path / name], opts)
+
+
+def _zipcrypto(data: bytes, password: bytes, crc: int) -> bytes:
+    """Traditional PKWARE encryption (APPNOTE 6.1): 12-byte header, then the data."""
+    table = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0xEDB88320 if c & 1 else c >> 1
+        table.append(c)
+    keys = [0x12345678, 0x23456789, 0x34567890]
+
+    def crc_byte(crc_: int, b: int) -> int:
+        return (crc_ >> 8) ^ table[(crc_ ^ b) & 0xFF]
+
+    def update(b: int) -> None:
+        keys[0] = crc_byte(keys[0], b)
+        keys[1] = ((keys[1] + (keys[0] & 0xFF)) * 134775813 + 1) & 0xFFFFFFFF
+        keys[2] = crc_byte(keys[2], keys[1] >> 24)
+
+    for b in password:
+        update(b)
+    out = bytearray()
+    for b in bytes(range(7, 18)) + bytes([crc >> 24]) + data:
+        k = keys[2] | 2
+        out.append(b ^ (((k * (k ^ 1)) >> 8) & 0xFF))
+        update(b)
+    return bytes(out)
+
+
+def raw_zip(members: list[dict[str, object]]) -> bytes:
+    """A zip written field by field, so local header and central directory can disagree.
+
+    Each member: ``name``, ``data`` (the bytes stored), ``method``, ``flags``, ``crc``,
+    ``size``; optional ``extra``, and ``local`` (a dict overriding local-header fields).
+    """
+    body = bytearray()
+    central = bytearray()
+    for m in members:
+        name = str(m["name"]).encode()
+        data = bytes(m["data"])  # type: ignore[call-overload]
+        extra = bytes(m.get("extra", b""))  # type: ignore[call-overload]
+        fields = {
+            "method": m["method"],
+            "flags": m["flags"],
+            "crc": m["crc"],
+            "csize": len(data),
+            "size": m["size"],
+        }
+        local = {**fields, **dict(m.get("local", {}))}  # type: ignore[call-overload]
+        offset = len(body)
+        body += struct.pack(
+            "<4sHHHHHIIIHH",
+            b"PK\x03\x04",
+            20,
+            local["flags"],
+            local["method"],
+            0,
+            0x21,
+            local["crc"],
+            local["csize"],
+            local["size"],
+            len(name),
+            len(extra),
+        )
+        body += name + extra + data
+        central += struct.pack(
+            "<4sHHHHHHIIIHHHHHII",
+            b"PK\x01\x02",
+            20,
+            20,
+            fields["flags"],
+            fields["method"],
+            0,
+            0x21,
+            fields["crc"],
+            fields["csize"],
+            fields["size"],
+            len(name),
+            len(extra),
+            0,
+            0,
+            0,
+            0,
+            offset,
+        )
+        central += name + extra
+    eocd = struct.pack(
+        "<4sHHHHIIH", b"PK\x05\x06", 0, 0, len(members), len(members), len(central), len(body), 0
+    )
+    return bytes(body + central + eocd)
+
+
+def torch_members(data_pkl: dict[str, object]) -> list[dict[str, object]]:
+    """A torch.save zip's members with ``data.pkl`` described by the given fields."""
+    plain = [
+        ("archive/byteorder", b"little"),
+        ("archive/data/0", b"\x00\x00\x80?" * 4),
+        ("archive/version", b"3\n"),
+    ]
+    out: list[dict[str, object]] = [{"name": "archive/data.pkl", **data_pkl}]
+    for name, data in plain:
+        out.append(
+            {
+                "name": name,
+                "data": data,
+                "method": 0,
+                "flags": 0,
+                "crc": zlib.crc32(data),
+                "size": len(data),
+            }
+        )
+    return out
+
+
+def _pkl_severities(report: object) -> set[str]:
+    return {
+        f.severity.name
+        for f in report.findings  # type: ignore[attr-defined]
+        if f.rule.startswith("PKL") and f.location.member == ("archive/data.pkl",)
+    }
+
+
+@pytest.mark.parametrize("crc", ["right", "zeroed"])
+@pytest.mark.parametrize("method", [0, 8], ids=["stored", "deflated"])
+def test_encrypted_flag_on_a_member_stored_in_the_clear_is_analysed(
+    tmp_path: Path, crc: str, method: int
+) -> None:
+    body = OS_SYSTEM if method == 0 else zlib.compress(OS_SYSTEM)[2:-4]
+    fields = {
+        "data": body,
+        "method": method,
+        "flags": 0x1,
+        "crc": zlib.crc32(OS_SYSTEM) if crc == "right" else 0,
+        "size": len(OS_SYSTEM),
+    }
+    report = _real_report(tmp_path, "model.pt", raw_zip(torch_members(fields)))
+    assert "CRITICAL" in _pkl_severities(report)
+    found = {(f.rule, f.location.member) for f in report.findings}  # type: ignore[attr-defined]
+    assert ("ARC004", ("archive/data.pkl",)) in found
+    assert ("ARC005", ("archive/data.pkl",)) not in found
+    assert not _gate_passes(report)
+
+
+def test_encrypted_flag_on_a_clear_benign_member_does_not_fail_as_unanalysable(
+    tmp_path: Path,
+) -> None:
+    fields = {
+        "data": DATA_PKL,
+        "method": 0,
+        "flags": 0x1,
+        "crc": zlib.crc32(DATA_PKL),
+        "size": len(DATA_PKL),
+    }
+    report = _real_report(tmp_path, "model.pt", raw_zip(torch_members(fields)))
+    got = {f.rule: f.severity for f in report.findings}  # type: ignore[attr-defined]
+    assert "ARC005" not in got
+    assert got.get("ARC004") is Severity.MEDIUM
+
+
+@pytest.mark.parametrize("method", [0, 8], ids=["stored", "deflated"])
+def test_really_encrypted_zipcrypto_member_cannot_be_analysed_and_fails_the_gate(
+    tmp_path: Path, method: int
+) -> None:
+    plain = OS_SYSTEM if method == 0 else zlib.compress(OS_SYSTEM)[2:-4]
+    crc = zlib.crc32(OS_SYSTEM)
+    cipher = _zipcrypto(plain, b"secret", crc)
+    fields = {"data": cipher, "method": method, "flags": 0x1, "crc": crc, "size": len(OS_SYSTEM)}
+    data = raw_zip(torch_members(fields))
+    # The hand-rolled cipher is the real one: zipfile decrypts it with the password.
+    zf = zipfile.ZipFile(io.BytesIO(data))
+    zf.setpassword(b"secret")
+    assert zf.read("archive/data.pkl") == OS_SYSTEM
+    report = _real_report(tmp_path, "model.pt", data)
+    found = {(f.rule, f.location.member): f for f in report.findings}  # type: ignore[attr-defined]
+    hit = found[("ARC005", ("archive/data.pkl",))]
+    assert hit.severity is Severity.HIGH
+    assert "cannot be analysed" in hit.message
+    assert not _pkl_severities(report)
+    assert not _gate_passes(report)
+
+
+def test_aes_encrypted_member_cannot_be_analysed(tmp_path: Path) -> None:
+    aes = struct.pack("<HHHH2sBH", 0x9901, 7, 2, 0x4541, b"AE", 3, 0)[:11]
+    fields = {
+        "data": OS_SYSTEM,  # even bytes that parse: the AES record says the reader decrypts
+        "method": 99,
+        "flags": 0x1,
+        "crc": 0,
+        "size": len(OS_SYSTEM),
+        "extra": aes,
+    }
+    report = _real_report(tmp_path, "model.pt", raw_zip(torch_members(fields)))
+    found = {(f.rule, f.location.member) for f in report.findings}  # type: ignore[attr-defined]
+    assert ("ARC005", ("archive/data.pkl",)) in found
+    assert not _gate_passes(report)
+
+
+def test_flagged_member_of_random_bytes_fails_closed_as_encrypted(tmp_path: Path) -> None:
+    noise = bytes((i * 2654435761 >> 13) & 0xFF for i in range(4096))
+    fields = {"data": noise, "method": 0, "flags": 0x1, "crc": 0, "size": len(noise)}
+    report = _real_report(tmp_path, "model.pt", raw_zip(torch_members(fields)))
+    found = {(f.rule, f.location.member) for f in report.findings}  # type: ignore[attr-defined]
+    assert ("ARC005", ("archive/data.pkl",)) in found
+    assert not _gate_passes(report)
+
+
+def test_local_central_header_mismatch_both_views_analysed(tmp_path: Path) -> None:
+    """torch/zipfile read the central directory's size; a streaming reader the local one.
+
+    The central view of ``data.pkl`` is a benign pickle; the local header claims more bytes,
+    and in that longer view a stacked ``os.system`` pickle follows. Both views are analysed and
+    the disagreement is a HIGH finding.
+    """
+    both = DATA_PKL + OS_SYSTEM
+    fields = {
+        "data": both,
+        "method": 0,
+        "flags": 0,
+        "crc": zlib.crc32(DATA_PKL),
+        "size": len(DATA_PKL),
+        "local": {"crc": zlib.crc32(both), "size": len(both)},
+    }
+    members = torch_members(fields)
+    data = raw_zip(members)
+    # Make the central directory say the short length, as torch reads it.
+    (cd,) = central_offsets(data, "archive/data.pkl")
+    buf = bytearray(data)
+    struct.pack_into("<I", buf, cd + 20, len(DATA_PKL))
+    report = _real_report(tmp_path, "model.pt", bytes(buf))
+    by_member = {
+        (f.rule, f.location.member, f.severity.name)
+        for f in report.findings  # type: ignore[attr-defined]
+    }
+    assert ("ARC009", ("archive/data.pkl",), "HIGH") in by_member
+    local_view = ("archive/data.pkl <local header view>",)
+    assert any(
+        r.startswith("PKL") and m == local_view and sev == "CRITICAL" for r, m, sev in by_member
+    )
+    assert not _gate_passes(report)
+
+
+def test_local_header_method_differs_from_central(tmp_path: Path) -> None:
+    fields = {
+        "data": OS_SYSTEM,
+        "method": 0,
+        "flags": 0,
+        "crc": zlib.crc32(OS_SYSTEM),
+        "size": len(OS_SYSTEM),
+        "local": {"method": 8},
+    }
+    report = _real_report(tmp_path, "model.pt", raw_zip(torch_members(fields)))
+    found = {(f.rule, f.location.member) for f in report.findings}  # type: ignore[attr-defined]
+    assert ("ARC009", ("archive/data.pkl",)) in found
+    assert "CRITICAL" in _pkl_severities(report)  # the central (torch) view is analysed

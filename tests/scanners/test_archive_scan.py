@@ -68,7 +68,7 @@ def scan_file(tmp_path: Path, name: str, data: bytes, limits: Limits | None = No
     root = tmp_path / "scan"
     root.mkdir(exist_ok=True)
     (root / name).write_bytes(data)
-    opts = ScanOptions(scanners=container_scanners(), limits=limits or Limits())  # type: ignore[arg-type]
+    opts = ScanOptions(scanners=container_scanners(), limits=limits or Limits())
     return scan_paths([root], opts)
 
 

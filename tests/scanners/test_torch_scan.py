@@ -131,9 +131,30 @@ def test_zero_crc_is_low(tmp_path: Path) -> None:
     assert crc.severity is Severity.LOW
 
 
-def test_encrypted_member_is_reported_not_read(tmp_path: Path) -> None:
+def test_encrypted_flag_on_clear_member_is_read_and_reported(tmp_path: Path) -> None:
+    """Issue #11.3: the flag alone proves nothing; the CRC shows the bytes are in the clear."""
     data = patch_zip(torch_zip(data_pkl=PAYLOAD), "archive/data.pkl", flags=0x1)
     report = scan_file(tmp_path, "model.pt", data)
+    assert "ARC004" in rules(report)
+    assert "ARC005" not in rules(report)
+    assert flagged(report) == {("archive/data.pkl",)}
+
+
+def test_encrypted_flag_with_zipcrypto_sized_random_data_is_not_read(tmp_path: Path) -> None:
+    noise = bytes((i * 2654435761 >> 11) & 0xFF for i in range(len(PAYLOAD) + 12))
+    plain = torch_zip(data_pkl=PAYLOAD)
+    (lh,) = [i for i in range(len(plain)) if plain.startswith(b"PK\x03\x04", i)][:1]
+    assert lh == 0  # data.pkl is the first member
+    (nlen, xlen) = struct.unpack_from("<HH", plain, 26)
+    start = 30 + nlen + xlen
+    # Same length as the payload (offsets stay valid); sizes say "ZipCrypto header + data".
+    body = noise[: len(PAYLOAD)]
+    data = plain[:start] + body + plain[start + len(PAYLOAD) :]
+    data = patch_zip(data, "archive/data.pkl", flags=0x1, crc=0)
+    (cd,) = central_offsets(data, "archive/data.pkl")
+    buf = bytearray(data)
+    struct.pack_into("<I", buf, cd + 24, len(PAYLOAD) - 12)  # size = csize - 12
+    report = scan_file(tmp_path, "model.pt", bytes(buf))
     assert "ARC005" in rules(report)
     assert not flagged(report)
 

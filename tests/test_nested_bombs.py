@@ -1,0 +1,225 @@
+"""Archive bombs across nesting (issue #9.5): limits hold for the whole tree of containers.
+
+Every bomb here stays under the per-member caps at each level (no member is both over the
+ratio and over ``min_bomb_bytes``), so only a budget shared by the whole tree of nested
+containers (expanded bytes, members, time: ``archive_scan.TreeBudget``) can stop it. Each scan
+must end with a GEN002 finding, fail the default gate, and finish well inside a hang guard
+(``HANG_GUARD`` seconds: generous on purpose, this is not a speed benchmark). Default limits.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import struct
+import tarfile
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from scanners.archive_scan import ArchiveScanner, TreeBudget, tree_budget
+from scanners.base import Artifact, ScanContext
+from supplychain.engine import ScanOptions, scan_paths
+from supplychain.errors import LimitExceeded
+from supplychain.limits import Limits
+from supplychain.model import ArtifactKind, Report
+from supplychain.policy import Policy, apply
+
+HANG_GUARD = 10.0
+LEAF = b"\x00" * (16 << 20)
+"""16 MiB of zeros: under ``min_bomb_bytes`` (64 MiB), so no single member is a bomb."""
+
+
+def _zip(members: list[tuple[str, bytes]], method: int = zipfile.ZIP_DEFLATED) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", method) as zf:
+        for name, data in members:
+            info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
+            info.compress_type = method
+            zf.writestr(info, data)
+    return buf.getvalue()
+
+
+def _lie_about_sizes(data: bytes) -> bytes:
+    """Set every central-directory uncompressed size to 1: no up-front check can refuse it."""
+    buf = bytearray(data)
+    pos = buf.find(b"PK\x01\x02")
+    while pos >= 0:
+        struct.pack_into("<I", buf, pos + 24, 1)
+        pos = buf.find(b"PK\x01\x02", pos + 4)
+    return bytes(buf)
+
+
+def recursive_zip(levels: int, copies: int, lie: bool = False) -> bytes:
+    """42.zip-style: each level holds ``copies`` copies of the level below; leaves are zeros."""
+    layer = _zip([(f"{i}.bin", LEAF) for i in range(copies)])
+    for depth in range(levels - 1):
+        if lie:
+            layer = _lie_about_sizes(layer)
+        layer = _zip([(f"l{depth}_{i}.zip", layer) for i in range(copies)])
+    return _lie_about_sizes(layer) if lie else layer
+
+
+def overlapping_zip(entries: int, lie: bool = False) -> bytes:
+    """Non-recursive bomb (after Fifield): many central entries share one compressed kernel."""
+    kernel = _zip([("kernel.bin", LEAF)])
+    cd_at = kernel.find(b"PK\x01\x02")
+    (nlen,) = struct.unpack_from("<H", kernel, cd_at + 28)
+    record = bytearray(kernel[cd_at : cd_at + 46 + nlen])
+    body = kernel[:cd_at]
+    central = bytearray()
+    for i in range(entries):
+        name = f"k{i:05d}.bin".encode()[:nlen].ljust(nlen, b"_")
+        entry = bytearray(record)
+        entry[46 : 46 + nlen] = name
+        if lie:
+            struct.pack_into("<I", entry, 24, 1)
+        central += entry
+    eocd = struct.pack(
+        "<4sHHHHIIH", b"PK\x05\x06", 0, 0, entries, entries, len(central), len(body), 0
+    )
+    return bytes(body + central + eocd)
+
+
+def tar_gz(members: list[tuple[str, bytes]]) -> bytes:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tf:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return gzip.compress(raw.getvalue(), compresslevel=6, mtime=0)
+
+
+def scan_timed(tmp_path: Path, name: str, data: bytes) -> tuple[Report, float]:
+    path = tmp_path / name
+    path.write_bytes(data)
+    started = time.perf_counter()
+    report = scan_paths([path])
+    return report, time.perf_counter() - started
+
+
+def assert_stopped(report: Report, seconds: float) -> None:
+    assert seconds < HANG_GUARD, f"took {seconds:.1f}s"
+    limit_hits = [f for f in report.findings if f.rule == "GEN002"]
+    assert limit_hits, {f.rule for f in report.findings}
+    verdict = apply(report, Policy()).verdict
+    assert verdict is not None and not verdict.passed
+
+
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lie", [False, True], ids=["honest-sizes", "lying-sizes"])
+def test_recursive_nested_zip_bomb_ends_with_a_limit_finding(tmp_path: Path, lie: bool) -> None:
+    data = recursive_zip(levels=4, copies=16, lie=lie)
+    assert len(data) < 4 << 20  # ~16 TiB once fully expanded
+    report, seconds = scan_timed(tmp_path, "42.zip", data)
+    assert_stopped(report, seconds)
+    assert any("container tree" in f.message for f in report.findings if f.rule == "GEN002")
+
+
+@pytest.mark.parametrize("lie", [False, True], ids=["honest-sizes", "lying-sizes"])
+def test_overlapping_entry_zip_bomb_ends_with_a_limit_finding(tmp_path: Path, lie: bool) -> None:
+    data = overlapping_zip(entries=1000, lie=lie)
+    report, seconds = scan_timed(tmp_path, "zbsm.zip", data)
+    assert_stopped(report, seconds)
+    assert "ARC010" in {f.rule for f in report.findings}
+
+
+def test_tar_in_gzip_in_zip_chain_bomb(tmp_path: Path) -> None:
+    """zip → 16 × .tar.gz → tar of 3 × 16 MiB: every gzip stream is under the bomb floor."""
+    inner = tar_gz([(f"w{i}.bin", LEAF) for i in range(3)])
+    data = _zip([(f"shard{i}.tar.gz", inner) for i in range(16)], method=zipfile.ZIP_STORED)
+    report, seconds = scan_timed(tmp_path, "bundle.zip", data)
+    assert_stopped(report, seconds)
+    chains = {f.location.member for f in report.findings if f.rule == "GEN002"}
+    assert any(len(chain) >= 1 for chain in chains)
+
+
+def test_7z_holding_nested_zips_bomb(tmp_path: Path) -> None:
+    import py7zr
+
+    inner = _zip([(f"{i}.bin", LEAF) for i in range(3)])
+    buf = io.BytesIO()
+    with py7zr.SevenZipFile(buf, "w") as z:
+        for i in range(16):
+            z.writef(io.BytesIO(inner), f"part{i}.zip")
+    report, seconds = scan_timed(tmp_path, "model.7z", buf.getvalue())
+    assert_stopped(report, seconds)
+
+
+def test_member_explosion_without_amplification_is_bounded(tmp_path: Path) -> None:
+    """Nested stored zips: no ratio to catch, but the tree's member count is capped."""
+    layer = _zip([("a.txt", b"x")], method=zipfile.ZIP_STORED)
+    for _ in range(5):
+        layer = _zip([(f"copy{i}.zip", layer) for i in range(8)], method=zipfile.ZIP_STORED)
+    path = tmp_path / "many.zip"
+    path.write_bytes(layer)
+    started = time.perf_counter()
+    report = scan_paths([path], ScanOptions(limits=Limits(max_container_members=500)))
+    assert_stopped(report, time.perf_counter() - started)
+    assert any("members across nested containers" in f.message for f in report.findings)
+
+
+def test_benign_nested_archive_stays_within_budget(tmp_path: Path) -> None:
+    """A real-looking bundle (zip → tar.gz → small files) is walked whole, no limit finding."""
+    inner = tar_gz([("model/config.json", b'{"a": 1}' * 100), ("model/README.md", b"hi " * 999)])
+    data = _zip([("bundle.tar.gz", inner), ("notes.txt", b"plain text " * 50)])
+    report, _ = scan_timed(tmp_path, "ok.zip", data)
+    assert "GEN002" not in {f.rule for f in report.findings}
+
+
+# --------------------------------------------------------------------------------------------
+# the budget object itself
+
+
+def test_tree_budget_is_shared_by_nested_walks_and_released_after() -> None:
+    ctx = ScanContext()
+    outer = Artifact(path="x", kind=ArtifactKind.ZIP, size=1000, stream=io.BytesIO(b""))
+    with tree_budget(ctx, outer) as first:
+        with tree_budget(ctx, outer.child("m", ArtifactKind.ZIP, 10, io.BytesIO())) as second:
+            assert second is first
+    with tree_budget(ctx, outer) as third:
+        assert third is not first
+
+
+def test_tree_budget_caps_members_bytes_and_time() -> None:
+    budget = TreeBudget(Limits(max_container_members=2), base=10)
+    budget.member()
+    budget.member()
+    with pytest.raises(LimitExceeded, match="members across nested containers"):
+        budget.member()
+    with pytest.raises(LimitExceeded):
+        budget.charge(1)  # spent budgets stay spent: every level above stops at once
+    small = TreeBudget(Limits(min_bomb_bytes=100, max_archive_ratio=2), base=10)
+    small.charge(100)
+    with pytest.raises(LimitExceeded, match="expand past 100 bytes"):
+        small.charge(1)
+    slow = TreeBudget(Limits(max_container_seconds=1), base=10, started=time.monotonic() - 5)
+    with pytest.raises(LimitExceeded, match="took over 1 s"):
+        slow.check_time()
+
+
+def test_limits_reject_non_positive_tree_caps() -> None:
+    for name in ("max_container_members", "max_container_seconds"):
+        with pytest.raises(ValueError, match=name):
+            Limits(**{name: 0})
+
+
+def test_policy_limits_table_reaches_the_tree_caps() -> None:
+    from supplychain.policy import parse_policy
+
+    policy = parse_policy({"limits": {"max_container_members": 7, "max_container_seconds": 9}}, "t")
+    assert policy.limits.max_container_members == 7
+    assert policy.limits.max_container_seconds == 9
+
+
+def test_archive_scanner_alone_raises_the_tree_limit() -> None:
+    """Without the engine: the walker itself refuses a declared expansion past the budget."""
+    data = overlapping_zip(entries=100)
+    art = Artifact(path="b.zip", kind=ArtifactKind.ZIP, size=len(data), stream=io.BytesIO(data))
+    with pytest.raises(LimitExceeded, match="container tree"):
+        list(ArchiveScanner().scan(art, ScanContext()))
