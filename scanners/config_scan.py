@@ -26,8 +26,9 @@ _REFS = (
     "https://huggingface.co/docs/transformers/main/en/add_new_pipeline",
 )
 CHUNK = 1 << 20
-MAX_WALK_NODES = 200_000
-"""Nodes visited when looking for nested ``trust_remote_code`` keys (bounded time)."""
+MAX_WALK_NODES = 2_000_000
+"""Containers visited when looking for nested ``trust_remote_code`` keys (bounded time); lists
+of plain values (a tokenizer's merges or unigram vocabulary) are not descended into."""
 
 CFG001 = make_rule(
     "CFG001",
@@ -477,12 +478,20 @@ def _trust_flags(artifact: Artifact, doc: object) -> Iterator[Finding]:
                         f"config sets trust_remote_code to true at {where}",
                         evidence=f"{where}.trust_remote_code = true",
                     )
-                elif isinstance(value, dict | list):
+                elif _may_hold_keys(value):
                     stack.append((value, f"{where}.{key}"))
         elif isinstance(node, list):
-            stack.extend(
-                (v, f"{where}[{i}]") for i, v in enumerate(node) if isinstance(v, dict | list)
-            )
+            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(node) if _may_hold_keys(v))
+
+
+def may_hold_keys(value: object) -> bool:
+    """A dict, or a list with a container in it: only those can hold a key at any depth."""
+    if isinstance(value, dict):
+        return True
+    return isinstance(value, list) and any(isinstance(v, dict | list) for v in value)
+
+
+_may_hold_keys = may_hold_keys
 
 
 def _presence(artifact: Artifact, relative: str) -> str:

@@ -18,6 +18,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from scanners.base import Artifact, ScanContext, make_rule
+from scanners.config_scan import may_hold_keys
 from supplychain.errors import ArtifactError, LimitExceeded
 from supplychain.model import ArtifactKind, Confidence, Finding, Rule, Severity
 
@@ -1036,16 +1037,18 @@ class _Duplicates(list[Any]):
 
 
 def _may_name_chat_template(text: str) -> bool:
-    """Could this JSON have a ``chat_template`` key? Escaped keys (``chat\\u005ftemplate``)
-    decode to the same name, so any ``\\u`` escape means we must parse to be sure."""
-    return '"chat_template"' in text or "\\u" in text
+    """Could this JSON have a template key (``chat_template``, ``default_chat_template``,
+    ``prompt_template``…)? Escaped keys (``chat\\u005ftemplate``) decode to the same name, so any
+    ``\\u`` escape means we must parse to be sure."""
+    return '_template"' in text or "\\u" in text
 
 
 TEMPLATE_KEYS = frozenset({"chat_template", "default_chat_template"})
 """Keys whose value is a chat template (string, or a list of ``{name, template}``) wherever they
 sit in a config document."""
-MAX_DOC_NODES = 200_000
-"""Nodes of a parsed config visited when looking for template keys (bounded time)."""
+MAX_DOC_NODES = 2_000_000
+"""Containers of a parsed config visited when looking for template keys (bounded time); lists of
+plain values (merges, vocabularies) are not descended into."""
 
 
 def _may_name_template(text: str) -> bool:
@@ -1075,7 +1078,7 @@ def _document_templates(artifact: Artifact, doc: object) -> Iterator[Finding]:
             )
             return
         if isinstance(node, list):
-            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(node) if _container(v))
+            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(node) if may_hold_keys(v))
             continue
         if not isinstance(node, dict):
             continue
@@ -1089,12 +1092,8 @@ def _document_templates(artifact: Artifact, doc: object) -> Iterator[Finding]:
                 and looks_like_template(value.encode("utf-8", "surrogatepass"))
             ):
                 yield from template_findings(artifact, value, path)
-            elif _container(value):
+            elif may_hold_keys(value):
                 stack.append((value, path))
-
-
-def _container(value: object) -> bool:
-    return isinstance(value, dict | list)
 
 
 def _key_templates(artifact: Artifact, key: str, value: object, where: str) -> Iterator[Finding]:

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from scanners import config_scan, template_scan
 from scanners.base import Artifact, ScanContext
-from scanners.config_scan import MAX_WALK_NODES, ConfigScanner
+from scanners.config_scan import ConfigScanner
 from scanners.dataset_base import DatasetOptions
 from scanners.dataset_io import MAX_COLUMNS, TEXT_CANDIDATES
 from scanners.dataset_scan import DatasetScanner
-from scanners.template_scan import MAX_DOC_NODES, TemplateScanner
+from scanners.template_scan import TemplateScanner
 from supplychain.engine import ScanOptions, scan_paths
 from supplychain.errors import LimitExceeded
 from supplychain.model import ArtifactKind, Finding, Severity
@@ -73,8 +74,9 @@ def test_unnamed_json_with_a_code_reference_that_does_not_parse_fails_closed() -
     _high(_scan(ConfigScanner, ArtifactKind.MODEL_CONFIG, "config.json", broken), "CFG006")
 
 
-def test_config_walk_budget_is_a_limit_not_a_silent_stop() -> None:
-    data = json.dumps({"layers": [[] for _ in range(MAX_WALK_NODES + 5)]}).encode()
+def test_config_walk_budget_is_a_limit_not_a_silent_stop(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(config_scan, "MAX_WALK_NODES", 1_000)
+    data = json.dumps({"layers": [{} for _ in range(1_005)]}).encode()
     with pytest.raises(LimitExceeded, match="trust_remote_code"):
         _scan(ConfigScanner, ArtifactKind.MODEL_CONFIG, "config.json", data)
 
@@ -101,8 +103,9 @@ def test_json_naming_a_chat_template_nested_too_deep_fails_closed() -> None:
     assert [f.rule for f in found] == ["TPL006"] and found[0].severity >= Severity.HIGH
 
 
-def test_template_search_budget_is_a_finding() -> None:
-    data = json.dumps({"chat_template": "{{ x }}", "blocks": [[] for _ in range(MAX_DOC_NODES)]})
+def test_template_search_budget_is_a_finding(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(template_scan, "MAX_DOC_NODES", 1_000)
+    data = json.dumps({"chat_template": "{{ x }}", "blocks": [[{}] for _ in range(1_000)]})
     found = _scan(
         TemplateScanner, ArtifactKind.MODEL_CONFIG, "tokenizer_config.json", data.encode()
     )
@@ -202,3 +205,23 @@ def test_give_ups_fail_the_default_gate(name: str, tmp_path: Path) -> None:
     filename, data = GIVE_UPS[name]
     (tmp_path / filename).write_bytes(data)
     assert _gate_fails(tmp_path)
+
+
+def test_tokenizer_vocabularies_do_not_spend_the_walk_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Lists of plain values (unigram vocabularies, merges) cannot hold keys and are not walked,
+    so a real tokenizer.json never hits the budgets above."""
+    monkeypatch.setattr(config_scan, "MAX_WALK_NODES", 1_000)
+    monkeypatch.setattr(template_scan, "MAX_DOC_NODES", 1_000)
+    tok = {
+        "added_tokens": [{"id": i, "content": f"<extra_{i}>\u00e9"} for i in range(200)],
+        "model": {
+            "type": "Unigram",
+            "vocab": [[f"\u2581t{i}", -i / 10] for i in range(20_000)],
+            "merges": [[f"a{i}", f"b{i}"] for i in range(20_000)],
+        },
+    }
+    data = json.dumps(tok).encode()  # ASCII-escaped: the \\u markers force a full parse
+    assert _scan(ConfigScanner, ArtifactKind.MODEL_CONFIG, "tokenizer.json", data) == []
+    assert _scan(TemplateScanner, ArtifactKind.MODEL_CONFIG, "tokenizer.json", data) == []
