@@ -311,3 +311,43 @@ def test_real_jinja_files_are_recognised_and_parse() -> None:
     for path in found:
         got = _scan(TemplateScanner, ArtifactKind.CHAT_TEMPLATE, path.name, path.read_bytes())
         assert "TPL006" not in {f.rule for f in got}, path.name
+
+
+# --------------------------------------------------------------------------------------------
+# End to end: the engine identifies by content and routes to the template/YAML analysis
+# --------------------------------------------------------------------------------------------
+
+
+def test_engine_finds_templates_by_content_and_stays_quiet_on_docs(tmp_path: Path) -> None:
+    from supplychain.engine import ScanOptions, scan_paths
+    from supplychain.policy import Policy, apply
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "chat.tmpl").write_text(MALICIOUS)
+    (bad / "template").write_text(
+        "{%- for m in messages %}{{ m.content }}{%- endfor %}" + MALICIOUS
+    )
+    (bad / "tokenizer.yaml").write_text(f"tokenizer:\n  chat_template: {json.dumps(MALICIOUS)}\n")
+    report = scan_paths([bad], ScanOptions())
+    by_path: dict[str, set[str]] = {}
+    for f in report.findings:
+        by_path.setdefault(f.location.path, set()).add(f.rule)
+    for name in ("chat.tmpl", "template", "tokenizer.yaml"):
+        assert "TPL001" in by_path.get(name, set()), (name, by_path)
+
+    good = tmp_path / "good"
+    good.mkdir()
+    (good / "README.md").write_text(README_WITH_EXAMPLE)
+    (good / "prompt.template").write_text(LLAMA3)
+    (good / "merges.txt").write_bytes(_merges_txt())
+    (good / "vocab.txt").write_bytes(_vocab_txt())
+    (good / "notes").write_text(PROSE_STRAY_BRACE)
+    (good / "chart.yaml").write_text(HELM_CHART)
+    (good / "train.yaml").write_text(HARMLESS_YAML["training_config"])
+    (good / "tokenizer_config.json").write_text(json.dumps({"chat_template": GEMMA}))
+    clean = apply(scan_paths([good], ScanOptions()), Policy())
+    assert [
+        (f.location.path, f.rule) for f in clean.findings if f.severity >= Severity.MEDIUM
+    ] == []
+    assert clean.verdict is not None and clean.verdict.passed
