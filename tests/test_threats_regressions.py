@@ -39,7 +39,9 @@ def gate(tmp_path: Path, data: bytes, name: str = "model.pkl") -> tuple[Report, 
 def assert_blocked(tmp_path: Path, data: bytes, callable_: str, name: str = "model.pkl") -> None:
     """The default gate fails and some finding names ``callable_``."""
     report, found = gate(tmp_path, data, name)
-    shown = [(f.rule, f.severity.label, f.message, f.evidence) for f in found]
+    shown: list[tuple[str, ...]] = [
+        (f.rule, f.severity.label, f.message, f.evidence) for f in found
+    ]
     shown += [(r.scanner, r.status.value, r.reason) for r in report.results]
     assert report.verdict is not None
     assert not report.verdict.passed, shown
