@@ -17,7 +17,7 @@ from typing import ClassVar
 
 from scanners import _zip
 from scanners.base import Artifact, ScanContext, make_rule
-from scanners.sniff import HEAD, LFS_MAX_BYTES, media_label
+from scanners.sniff import HEAD, LFS_MAX_BYTES, media_label, zip_kind
 from supplychain.model import ArtifactKind, Finding, Rule, Severity
 
 IDN001 = make_rule(
@@ -180,7 +180,7 @@ class PlaceholderScanner:
                         evidence=first.decode("utf-8", "replace"),
                     )
             case ArtifactKind.PICKLE:
-                yield from _embedded_zip(artifact)
+                yield from _embedded_zip(artifact, ctx)
             case _:
                 return
 
@@ -202,9 +202,18 @@ def _lfs_finding(artifact: Artifact, claim: str | None) -> Finding:
     )
 
 
-def _embedded_zip(artifact: Artifact) -> Iterator[Finding]:
-    """A zip directory behind a pickle that starts at byte 0 (torch.load runs the pickle)."""
-    if artifact.size < 22:
+EMBEDDED_ZIP_MEMBER = "<embedded zip>"
+"""Member name under which the zip behind a pickle prefix is handed back to the engine."""
+
+
+def _embedded_zip(artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
+    """A zip directory behind a pickle that starts at byte 0 (torch.load runs the pickle).
+
+    Both views are analysed: the pickle scanner has the stream the unpickler runs, and the zip
+    (what zipfile-based readers such as keras see) goes back to the engine as a member, so
+    every scanner for its kind reads it.
+    """
+    if artifact.size < 22 or EMBEDDED_ZIP_MEMBER in artifact.member:
         return
     try:
         directory = _zip.read_directory(artifact.stream, artifact.size, max_entries=100_000)
@@ -220,6 +229,10 @@ def _embedded_zip(artifact: Artifact) -> Iterator[Finding]:
         f"(zip readers see {len(directory.entries)} member(s) instead)",
         evidence=names,
         offset=directory.eocd_offset,
+    )
+    kind = zip_kind(artifact.stream, artifact.size) or ArtifactKind.ZIP
+    yield from ctx.dispatch(
+        artifact.child(EMBEDDED_ZIP_MEMBER, kind, artifact.size, artifact.stream)
     )
 
 

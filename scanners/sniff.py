@@ -296,6 +296,11 @@ def _is_lzma_alone(head: bytes) -> bool:
     return len(out) >= min(usize, 16)
 
 
+def zip_kind(stream: BinaryIO, size: int) -> ArtifactKind | None:
+    """The zip-family kind of ``stream`` read from its central directory (prefix allowed)."""
+    return _sniff_zip(stream, size)
+
+
 def _sniff_zip(stream: BinaryIO, size: int) -> ArtifactKind | None:
     try:
         directory = _zip.read_directory(stream, size, max_entries=100_000)

@@ -384,6 +384,24 @@ def test_pickle_before_an_embedded_zip_is_the_pickle_torch_load_runs(
     assert report.verdict is not None and not report.verdict.passed
 
 
+def test_zip_behind_a_harmless_pickle_prefix_is_scanned_too(tmp_path: Path) -> None:
+    # torch.load runs the harmless prefix; zip readers (keras, zipfile) see the hostile member.
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("archive/data.pkl", b"\x80\x02" + P0)
+        zf.writestr("archive/version", b"3\n")
+    data = b"(dp0\n." + buf.getvalue()
+    assert _kind(data, "model.pt") is K.PICKLE
+    report = _gate(tmp_path, {"model.pt": data})
+    assert "IDN004" in _rules(report)
+    assert any(
+        f.severity is Severity.CRITICAL
+        and f.location.member == ("<embedded zip>", "archive/data.pkl")
+        for f in report.findings
+    ), [(f.rule, f.location) for f in report.findings]
+    assert report.verdict is not None and not report.verdict.passed
+
+
 def test_zip_at_byte_zero_is_a_torch_zip_and_no_polyglot() -> None:
     assert _kind(_torch_zip(), "model.pt") is K.TORCH_ZIP
 
