@@ -610,19 +610,23 @@ def _cipher_evidence(e: _zip.ZipEntry, spool: Spool, error: ArtifactError | None
     """Decide from the bytes whether a member flagged as encrypted really is.
 
     The data is taken to be in the clear only when it reads as plain member data: a CRC-32
-    that matches what was read, or (CRC zeroed or wrong, as torch tolerates) data that fills
-    exactly the declared size without the 12-byte ZipCrypto header and is not
-    ciphertext-random. Anything else fails closed as encrypted.
+    that matches what was read, a complete pickle at its start, or (CRC zeroed or wrong, as
+    torch tolerates) data that fills exactly the declared size without the 12-byte ZipCrypto
+    header and is not ciphertext-random. Anything else fails closed as encrypted.
     """
     if error is not None and not isinstance(error, LimitExceeded):
         return f"data does not read as plain member data ({error})"
     if error is None and spool.size and spool.crc == e.crc:
         return None
+    head = spool.stream().read(PEEK_BYTES)
+    if looks_like_pickle(head):
+        # Ciphertext never walks as a stack-consistent pickle that imports something; a reader
+        # that ignores the flag would run it.
+        return None
     if e.method == _zip.STORED and e.compressed_size == e.size + 12:
         return "ZipCrypto: 12-byte encryption header before the data"
     if error is None and spool.size != e.size:
         return f"read {spool.size} bytes where {e.size} are declared"
-    head = spool.stream().read(PEEK_BYTES)
     if _entropy(head) > ENCRYPTED_ENTROPY:
         return f"data is random like ciphertext ({_entropy(head):.2f} bits/byte)"
     return None
@@ -932,7 +936,9 @@ def _walk_tar(
             fh = tf.extractfile(info)
             if fh is None:
                 continue
-            spool = Spool(tree)
+            # Tar members are plain copies of the tar's own bytes (no overlap, no compression):
+            # the tar was charged when it was expanded, or sits on disk. Count members only.
+            spool = Spool()
             member_error = spool.fill(_tar_chunks(fh))
             budget -= spool.size
             yield from handoff(artifact, name, spool, handle, member_error)

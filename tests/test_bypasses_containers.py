@@ -580,3 +580,13 @@ def test_local_header_method_differs_from_central(tmp_path: Path) -> None:
     found = {(f.rule, f.location.member) for f in report.findings}  # type: ignore[attr-defined]
     assert ("ARC009", ("archive/data.pkl",)) in found
     assert "CRITICAL" in _pkl_severities(report)  # the central (torch) view is analysed
+
+
+def test_flagged_member_with_pickle_then_random_bytes_is_analysed(tmp_path: Path) -> None:
+    """High-entropy bytes after a payload must not make it "encrypted" (and unanalysed)."""
+    noise = bytes((i * 2654435761 >> 13) & 0xFF for i in range(8192))
+    body = OS_SYSTEM + noise
+    fields = {"data": body, "method": 0, "flags": 0x1, "crc": 0, "size": len(body)}
+    report = _real_report(tmp_path, "model.pt", raw_zip(torch_members(fields)))
+    assert "CRITICAL" in _pkl_severities(report)
+    assert not _gate_passes(report)
