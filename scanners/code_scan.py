@@ -668,11 +668,13 @@ class _Analyzer:
                 stack.extend((s, body) for s in node.body)
                 continue
             if isinstance(node, ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp):
-                comp = self._new_scope("comprehension", scope)
-                for gen in node.generators:
+                # Like a function: a class body is not visible inside, except to the first
+                # iterable, which is evaluated where the comprehension stands.
+                comp = self._new_scope("comprehension", self._enclosing(scope))
+                for i, gen in enumerate(node.generators):
                     for name in _target_names(gen.target):
                         comp.plain.add(name)
-                    stack.append((gen.iter, comp))
+                    stack.append((gen.iter, scope if i == 0 else comp))
                     stack.extend((cond, comp) for cond in gen.ifs)
                 elts = [node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt]
                 stack.extend((e, comp) for e in elts)

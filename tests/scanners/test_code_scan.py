@@ -727,6 +727,11 @@ PROCESS_EXECUTION_KEPT = {
         "subprocess.run",
     ),
     "function_local_import": ("def f():\n    import os\n    os.popen('x')\nf()\n", "os.popen"),
+    "class_body_comprehension_sees_the_module": (
+        "import subprocess\nclass A:\n    subprocess = None\n"
+        "    out = [subprocess.run(c) for c in ['x']]\n",
+        "subprocess.run",
+    ),
 }
 
 
