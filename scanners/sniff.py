@@ -21,6 +21,7 @@ import zlib
 from typing import BinaryIO, NamedTuple
 
 from scanners import _zip, allowlist, dataformats, template_scan
+from scanners.torch_scan import is_legacy_torch
 from supplychain.model import ArtifactKind, Severity
 
 HEAD = 64 * 1024
@@ -65,11 +66,11 @@ def sniff(stream: BinaryIO, size: int, name: str) -> ArtifactKind:
         return ArtifactKind.LFS_POINTER
     kind = _sniff_magic(stream, head, size, lname)
     if kind is not None:
-        return kind
+        return _torch_legacy(head, kind)
     if _looks_like_pickle(stream, lname, size):
         # NOTE: torch.load (legacy path), numpy and joblib unpickle from byte 0 whatever the
         # name says: a pickle placed before an embedded zip is a pickle to them, so it is to us.
-        return ArtifactKind.PICKLE
+        return _torch_legacy(head, ArtifactKind.PICKLE)
     if size >= 22 and lname.endswith(ZIP_HINT_EXTS):
         kind = _sniff_zip(stream, size)
         if kind is not None:
@@ -81,6 +82,14 @@ def sniff(stream: BinaryIO, size: int, name: str) -> ArtifactKind:
     if kind is not None:
         return kind
     return _sniff_text(head, lname)
+
+
+def _torch_legacy(head: bytes, kind: ArtifactKind) -> ArtifactKind:
+    """A pickle whose first value is torch's legacy magic number is a pre-1.6 torch.save stream:
+    pickles then raw storage records, parsed as that layout by the torch scanner."""
+    if kind is ArtifactKind.PICKLE and is_legacy_torch(head):
+        return ArtifactKind.TORCH_LEGACY
+    return kind
 
 
 LFS_PREFIXES = (
