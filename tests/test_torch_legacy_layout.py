@@ -289,3 +289,35 @@ def test_real_torch_legacy_save_with_trailing_payload(tmp_path: Path) -> None:
     found = scan_legacy(data)
     assert "ARC014" in rule_ids(found)
     assert worst(found) is Severity.CRITICAL
+
+
+# --------------------------------------------------------------------------------------------
+# end to end: identification routes the stream to the layout parser, every scanner runs
+
+
+def _engine(tmp_path: Path, data: bytes) -> tuple[ArtifactKind, set[str], bool]:
+    from supplychain.engine import scan_paths
+    from supplychain.policy import Policy, apply
+
+    path = tmp_path / "pytorch_model.bin"
+    path.write_bytes(data)
+    report = scan_paths([path])
+    verdict = apply(report, Policy()).verdict
+    assert verdict is not None
+    assert not report.failed
+    return report.files[0].kind, {f.rule for f in report.findings}, verdict.passed
+
+
+def test_engine_routes_legacy_stream_with_128_element_storage_and_passes(tmp_path: Path) -> None:
+    kind, found, passed = _engine(tmp_path, legacy_stream([("1", "FloatStorage", 128)]))
+    assert kind is ArtifactKind.TORCH_LEGACY
+    assert found == set()
+    assert passed
+
+
+def test_engine_fails_the_gate_on_a_trailing_stacked_pickle(tmp_path: Path) -> None:
+    data = legacy_stream([("1", "FloatStorage", 128)], trailer=PAYLOAD)
+    kind, found, passed = _engine(tmp_path, data)
+    assert kind is ArtifactKind.TORCH_LEGACY
+    assert "ARC014" in found
+    assert not passed
