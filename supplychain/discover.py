@@ -345,7 +345,8 @@ class _Walker:
                 elif stat.S_ISDIR(mode):
                     subdirs.append((path, sub + entry.name + "/"))
                 elif stat.S_ISREG(mode):
-                    self.add(rel, path, path.resolve(), root, st)
+                    # ``top`` is resolved and no link is ever walked into, so ``path`` is real.
+                    self.add(rel, path, path, root, st)
                 else:
                     self.special(rel, mode)
             stack.extend(reversed(subdirs))
