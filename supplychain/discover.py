@@ -321,6 +321,8 @@ class _Walker:
                 with os.scandir(directory) as it:
                     entries = sorted(it, key=lambda e: e.name)
             except OSError as exc:
+                if not sub:  # the directory named on the command line: operational (exit 2)
+                    raise TargetError(f"cannot read {top}: {exc.strerror or exc}") from None
                 self.finding(
                     GEN007,
                     shown,
@@ -423,15 +425,18 @@ def _is_hf_repo(directory: Path) -> bool:
 
 
 def _is_hf_marker(path: Path, st: os.stat_result) -> bool:
-    """Empty ``.no_exist/<commit>/<file>`` negative-cache entries and ``.locks`` lock files."""
+    """Empty HF bookkeeping: ``.no_exist/<commit>/<file>`` negative-cache entries and lock files
+    (``<hub>/.locks/…``, ``<local_dir>/.cache/huggingface/…``). Non-empty ones are scanned."""
     if st.st_size != 0:
         return False
-    parents = path.parents
-    for anc in parents:
+    lock = path.name.endswith(".lock")
+    for anc in path.parents:
         if anc.name == ".no_exist" and HF_REPO_DIR.match(anc.parent.name):
             return True
-        if anc.name == ".locks" and path.name.endswith(".lock"):
+        if lock and anc.name == ".locks":
             return True
+        if lock and anc.name == "huggingface" and anc.parent.name == ".cache":
+            return True  # ``local_dir`` downloads: .cache/huggingface/download/<file>.lock
     return False
 
 

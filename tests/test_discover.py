@@ -440,3 +440,26 @@ def test_missing_target_and_path_through_a_file_are_config_errors(tmp_path: Path
 )
 def test_model_format_names(name: str, claims: bool) -> None:
     assert claims_model_format(name) is claims
+
+
+def test_unlistable_directory_named_on_the_command_line_is_operational(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path.resolve() / "model"
+    target.mkdir()
+    (target / "config.json").write_text("{}")
+    _vanish_on_list(monkeypatch, target)
+    with pytest.raises(TargetError, match="cannot read"):
+        discover([target])
+
+
+def test_hf_bookkeeping_files_are_expected_skips_only_when_empty(tmp_path: Path) -> None:
+    local = tmp_path / "local_dir"
+    (local / ".cache" / "huggingface" / "download").mkdir(parents=True)
+    (local / ".cache" / "huggingface" / "download" / "model.safetensors.lock").write_bytes(b"")
+    (local / ".cache" / "huggingface" / "download" / "evil.lock").write_bytes(EVIL)
+    (local / "config.json").write_text("{}")
+    report = scan_paths([local])
+    lock = next(r for r in report.results if r.path.endswith("model.safetensors.lock"))
+    assert lock.expected and lock.status is Status.SKIPPED
+    assert any(f.location.path.endswith("evil.lock") for f in report.findings)
