@@ -15,6 +15,7 @@ import struct
 import tarfile
 import time
 import zipfile
+import zlib
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,75 @@ def overlapping_zip(entries: int, lie: bool = False) -> bytes:
     return bytes(body + central + eocd)
 
 
+def quoted_overlap_zip(entries: int, lie: bool = False) -> bytes:
+    """Fifield's construction: distinct local headers, each quoted by the previous member.
+
+    Member i's data is a non-final stored deflate block that quotes member i+1's local header,
+    then member i+1's data, down to one shared compressed kernel. Every member is a valid
+    deflate stream that outputs the later headers plus the whole kernel, so ``entries`` members
+    of ~16 MiB share one ~16 KiB kernel. CRCs are left zero (torch ignores them).
+    """
+    comp = zlib.compressobj(9, zlib.DEFLATED, -15)
+    kernel = comp.compress(LEAF) + comp.flush()
+    names = [f"f{i:05d}.bin".encode() for i in range(entries)]
+
+    def local_header(name: bytes, csize: int, usize: int) -> bytes:
+        fields = (b"PK\x03\x04", 20, 0, 8, 0, 0x21, 0, csize, usize, len(name), 0)
+        return struct.pack("<4sHHHHHIIIHH", *fields) + name
+
+    # Build from the last member back: sizes of member i depend on everything after it.
+    tail = kernel
+    usize = len(LEAF)
+    headers: list[bytes] = []
+    sizes: list[tuple[int, int]] = []
+    for i in reversed(range(entries)):
+        header = local_header(names[i], len(tail), usize)
+        headers.append(header)
+        sizes.append((len(tail), usize))
+        if i:
+            quote = b"\x00" + struct.pack("<HH", len(header), len(header) ^ 0xFFFF) + header
+            tail = quote + tail
+            usize += len(header)
+    headers.reverse()
+    sizes.reverse()
+    body = bytearray()
+    offsets: list[int] = []
+    for i in range(entries):
+        offsets.append(len(body))
+        body += headers[i]
+        if i + 1 < entries:
+            body += b"\x00" + struct.pack("<HH", len(headers[i + 1]), len(headers[i + 1]) ^ 0xFFFF)
+    body += kernel
+    central = bytearray()
+    for i in range(entries):
+        csize, size = sizes[i]
+        central += struct.pack(
+            "<4sHHHHHHIIIHHHHHII",
+            b"PK\x01\x02",
+            20,
+            20,
+            0,
+            8,
+            0,
+            0x21,
+            0,
+            csize,
+            1 if lie else size,
+            len(names[i]),
+            0,
+            0,
+            0,
+            0,
+            0,
+            offsets[i],
+        )
+        central += names[i]
+    eocd = struct.pack(
+        "<4sHHHHIIH", b"PK\x05\x06", 0, 0, entries, entries, len(central), len(body), 0
+    )
+    return bytes(body + central + eocd)
+
+
 def tar_gz(members: list[tuple[str, bytes]]) -> bytes:
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w") as tf:
@@ -124,6 +194,27 @@ def test_recursive_nested_zip_bomb_ends_with_a_limit_finding(tmp_path: Path, lie
 @pytest.mark.parametrize("lie", [False, True], ids=["honest-sizes", "lying-sizes"])
 def test_overlapping_entry_zip_bomb_ends_with_a_limit_finding(tmp_path: Path, lie: bool) -> None:
     data = overlapping_zip(entries=1000, lie=lie)
+    report, seconds = scan_timed(tmp_path, "zbsm.zip", data)
+    assert_stopped(report, seconds)
+    assert "ARC010" in {f.rule for f in report.findings}
+
+
+def test_quoted_overlap_construction_is_a_valid_zip() -> None:
+    """The bomb is real: zipfile reads a member (CRC aside) as headers plus the kernel."""
+    data = quoted_overlap_zip(entries=3)
+    zf = zipfile.ZipFile(io.BytesIO(data))
+    info = zf.infolist()[0]
+    with zf.open(info) as fh:
+        fh._expected_crc = None  # type: ignore[attr-defined]  # CRCs are left zero
+        out = fh.read()
+    assert len(out) == info.file_size > len(LEAF)
+    assert out.endswith(LEAF[:4096])
+
+
+@pytest.mark.parametrize("lie", [False, True], ids=["honest-sizes", "lying-sizes"])
+def test_quoted_overlap_zip_bomb_ends_with_a_limit_finding(tmp_path: Path, lie: bool) -> None:
+    data = quoted_overlap_zip(entries=250, lie=lie)
+    assert len(data) < 64 << 10  # 250 × 16 MiB from a few dozen KiB
     report, seconds = scan_timed(tmp_path, "zbsm.zip", data)
     assert_stopped(report, seconds)
     assert "ARC010" in {f.rule for f in report.findings}
