@@ -6,9 +6,9 @@ them into findings with the allowlist (``scanners.allowlist``). One finding per 
 one per stream break. Severity follows what the loader would do (``docs/pickle-analysis.md``):
 
 * a denylisted global is CRITICAL whether or not it is called (PKL001);
-* a global outside the allowlist that the stream *calls with arguments* (REDUCE/INST/OBJ) is
-  HIGH (PKL010); one that is only referenced, or a class only rebuilt through NEWOBJ + BUILD or
-  the copyreg helpers (user classes, namedtuples), is MEDIUM (PKL002);
+* a global outside the allowlist that the stream *calls* (REDUCE/INST/OBJ, with or without
+  arguments) is HIGH (PKL010); one that is only referenced, or a class only rebuilt through
+  NEWOBJ + BUILD or the copyreg helpers (user classes, namedtuples), is MEDIUM (PKL002);
 * callees are resolved before they are judged: wrappers (``functools.partial``) to the callable
   they bind, import helpers (``import_module``/``getattr``/``resolve_name``/``attrgetter``/
   ``methodcaller``) to the attribute they reach, a ``__setstate__`` planted through BUILD
@@ -170,14 +170,14 @@ PKL010 = make_rule(
     "PKL010",
     "Call outside the ML allowlist",
     Severity.HIGH,
-    "The pickle calls a global that ordinary ML artifacts do not use, with arguments the file "
-    "chooses (REDUCE, INST or OBJ), directly or through a wrapper (functools.partial), a "
-    "__setstate__ planted through BUILD state or an import helper. Published gadgets that no "
-    "denylist knew (profiler helpers that run a code string, config loaders that unpickle "
-    "their argument, private helpers that run a shell command, logging handlers that create "
-    "files) all have this shape, so an unknown call fails the default gate. Only referencing "
-    "an unknown global, or rebuilding an unknown class through NEWOBJ + BUILD or copyreg, is "
-    "PKL002 (medium).",
+    "The pickle calls a global that ordinary ML artifacts do not use (REDUCE, INST or OBJ, "
+    "usually with arguments the file chooses), directly or through a wrapper "
+    "(functools.partial), a __setstate__ planted through BUILD state or an import helper. "
+    "Published gadgets that no denylist knew (profiler helpers that run a code string, "
+    "config loaders that unpickle their argument, private helpers that run a shell command, "
+    "logging handlers that create files) all have this shape, so an unknown call fails the "
+    "default gate. Only referencing an unknown global, or rebuilding an unknown class through "
+    "NEWOBJ + BUILD or copyreg, is PKL002 (medium).",
     "Check what the callable does with these arguments. If it is your own code and expected, "
     'list it under allow_imports in supplychain.toml (allow_imports = ["module.name"]); '
     "otherwise do not load the file and convert the weights to safetensors in an isolated "
@@ -249,7 +249,7 @@ class _ImportRecord:
     imports: int = 0
     calls: int = 0
     rebuilds: int = 0
-    called_with_args: bool = False
+    called_unvetted: bool = False
     evidence: str = ""
     call_offset: int | None = None
     escalated: Severity | None = None
@@ -390,7 +390,8 @@ def _note_inner(walk: _Walk, job: _Nested, inner: list[Finding]) -> None:
         return
     what = worst.evidence or worst.message
     note = f"the payload it reads at offset {job.offset} does {what[:120]} ({worst.rule})"
-    rec.why = f"{rec.why or rec.verdict.reason}; {note}"
+    base = rec.why or ("deserialises its argument" if rec.verdict.allowed else rec.verdict.reason)
+    rec.why = f"{base}; {note}"
     if worst.severity > (_severity_of(rec) or Severity.INFO):
         rec.escalated = worst.severity
 
@@ -470,13 +471,12 @@ def _record(walk: _Walk, ref: Global, extra: frozenset[str]) -> _ImportRecord | 
     return rec
 
 
-def _has_args(args: object) -> bool:
-    """Whether a call passes arguments (a non-tuple argument object is unknown: assume so)."""
-    return type(args) is not tuple or len(args) > 0
-
-
 def _note_call(rec: _ImportRecord, kind: str, args: object, offset: int, shown: str) -> None:
-    """Count a call of ``rec``; a call with arguments of a non-allowlisted global is HIGH."""
+    """Count a call of ``rec``; a REDUCE/INST/OBJ call of a non-allowlisted global is HIGH.
+
+    Zero-argument calls count too: ``somepkg.cli.main()`` reads its input from elsewhere, and a
+    call runs code whatever its arguments (only NEWOBJ, a rebuild, stays MEDIUM).
+    """
     if kind in ("NEWOBJ", "NEWOBJ_EX"):
         # cls.__new__(cls, *args): how the pickler rebuilds instances of ordinary classes.
         rec.rebuilds += 1
@@ -487,8 +487,8 @@ def _note_call(rec: _ImportRecord, kind: str, args: object, offset: int, shown: 
     rec.calls += 1
     verdict = rec.verdict
     unvetted = verdict.severity is Severity.MEDIUM or verdict.rebuild_only
-    if unvetted and _has_args(args) and not rec.called_with_args:
-        rec.called_with_args = True
+    if unvetted and not rec.called_unvetted:
+        rec.called_unvetted = True
         rec.escalated = Severity.HIGH
         rec.call_offset = offset
         rec.evidence = shown
@@ -1106,10 +1106,10 @@ def _flush(artifact: Artifact, walk: _Walk) -> Iterator[Finding]:
         offset = rec.call_offset if rec.call_offset is not None else rec.offset
         used = _usage(rec)
         reason = rec.why or rec.verdict.reason
-        if rec.called_with_args and severity is Severity.HIGH:
+        if rec.called_unvetted and severity is Severity.HIGH:
             yield artifact.finding(
                 PKL010,
-                f"{rec.qualname}: {reason}; called with arguments at load time; {used}",
+                f"{rec.qualname}: {reason}; called at load time; {used}",
                 evidence=rec.evidence,
                 offset=offset,
                 severity=severity,

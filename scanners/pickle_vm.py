@@ -562,6 +562,23 @@ def _memo_code(value: object) -> int:
     return RICH_CODE
 
 
+SPECIAL_KEEP: Final = 2 * PREVIEW
+"""Extra dict entries kept past the preview when their key is a special name."""
+_METHOD_KEYS: Final = frozenset({"extend", "append", "add"})
+
+
+def _keep_special(target: dict[object, object], items: list[object], start: int) -> None:
+    """Keep ``items[start:]`` pairs whose key is a special name (``__setstate__``, ``extend``)
+    and whose value is not plain data, even past the preview: a BUILD state planting a
+    callable must not hide it behind 32 filler keys. Bounded by ``SPECIAL_KEEP``."""
+    for k in range(start, len(items) - 1, 2):
+        key = items[k]
+        if type(key) is str and (key[:2] == "__" or key in _METHOD_KEYS):
+            value = items[k + 1]
+            if type(value) not in _PLAIN and len(target) < PREVIEW + SPECIAL_KEEP:
+                target[key] = value
+
+
 def _pop_mark(stack: list[object], marks: list[int], at: int) -> list[object]:
     """Pop everything above the last MARK, as the unpickler's ``pop_mark``."""
     if not marks:
@@ -1156,9 +1173,12 @@ class PickleMachine:
                         if type(target) is dict:
                             if len(target) < PREVIEW:
                                 if n > 2 * PREVIEW:
+                                    _keep_special(target, items, 2 * PREVIEW)
                                     del items[2 * PREVIEW :]
                                 pairs = iter(items)
                                 target.update(zip(pairs, pairs, strict=False))
+                            else:
+                                _keep_special(target, items, 0)
                         else:
                             yield Call(base + i - start, "SETITEMS", target, tuple(items[:PREVIEW]))
                         i += 1
@@ -1289,6 +1309,8 @@ class PickleMachine:
                         if type(target) is dict:
                             if len(target) < PREVIEW:
                                 target[key] = value
+                            else:
+                                _keep_special(target, [key, value], 0)
                         else:
                             yield Call(base + i - start, "SETITEMS", target, (key, value))
                         i += 1
@@ -1730,6 +1752,8 @@ class PickleMachine:
             d: dict[object, object] = {}
             for k in range(0, min(len(items), 2 * PREVIEW), 2):
                 d[items[k]] = items[k + 1]
+            if len(items) > 2 * PREVIEW:
+                _keep_special(d, items, 2 * PREVIEW)
             push(d)
             return i + 1, const
         if op == 0x6C:  # LIST

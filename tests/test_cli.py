@@ -179,7 +179,7 @@ def test_policy_allow_imports_reaches_the_pickle_scanner(tmp_path: Path) -> None
     assert (
         main(["scan", str(model), "-q", "-f", "json", "-o", str(out), "--fail-on", "medium"]) == 1
     )
-    assert {f["rule"] for f in json.loads(out.read_text())["findings"]} == {"PKL002"}
+    assert {f["rule"] for f in json.loads(out.read_text())["findings"]} == {"PKL010"}
     (model / "supplychain.toml").write_text('allow_imports = ["mylab.models.TinyNet"]\n')
     assert (
         main(["scan", str(model), "-q", "-f", "json", "-o", str(out), "--fail-on", "medium"]) == 0

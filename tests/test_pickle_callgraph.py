@@ -53,7 +53,7 @@ def test_unknown_function_called_with_arguments_is_high_with_the_call_as_evidenc
     assert worst(found) is Severity.HIGH, shown(found)
     [hit] = by_rule(found, "PKL010")
     assert hit.evidence == "mylab.profiling.run_snippet(\"print('harmless')\", 3)"
-    assert "called with arguments" in hit.message
+    assert "called at load time" in hit.message
 
 
 @pytest.mark.parametrize("opcode", ["REDUCE", "INST", "OBJ"])
@@ -113,11 +113,13 @@ def test_copyreg_reconstructor_with_an_unknown_base_runs_its_init() -> None:
     assert "mylab.io.Spooler" in by_rule(found, "PKL010")[0].message
 
 
-def test_call_without_arguments_stays_medium() -> None:
-    # Documented choice: the split is on calls *with* arguments (the CLI policy test relies on
-    # a ``mylab.models.TinyNet()`` call being PKL002).
+def test_call_without_arguments_is_still_a_call() -> None:
+    # ``somepkg.cli.main()`` takes its input from elsewhere: a REDUCE with an empty tuple runs
+    # code like any other call (only NEWOBJ, a rebuild, stays MEDIUM).
     b = PickleBuilder(2).global_("mylab.models", "TinyNet").empty_tuple().reduce().stop()
-    assert [(f.rule, f.severity) for f in scan(bytes(b))] == [("PKL002", Severity.MEDIUM)]
+    assert [(f.rule, f.severity) for f in scan(bytes(b))] == [("PKL010", Severity.HIGH)]
+    inst = b"(imylab.cli\nmain\n."
+    assert [(f.rule, f.severity) for f in scan(inst)] == [("PKL010", Severity.HIGH)]
 
 
 def test_rebuild_only_allowlist_entry_is_quiet_when_rebuilt_and_high_when_called() -> None:
@@ -179,8 +181,10 @@ def test_partial_whose_build_state_swaps_the_function_is_judged_on_the_swapped_o
 
 def test_partial_of_an_allowlisted_constructor_is_quiet() -> None:
     # partial(collections.OrderedDict, a=1)() - what partial(nn.LayerNorm, eps=…) looks like
-    b = PickleBuilder(4).stack_global("functools", "partial").stack_global(
-        "collections", "OrderedDict"
+    b = (
+        PickleBuilder(4)
+        .stack_global("functools", "partial")
+        .stack_global("collections", "OrderedDict")
     )
     b.tuple1().reduce().mark().stack_global("collections", "OrderedDict").empty_tuple()
     b.empty_dict().str("a").int(1).setitem().none().tuple().build().empty_tuple().reduce()
@@ -374,9 +378,7 @@ def test_nested_payload_built_in_stream_is_decoded(
     for e in extra:
         b.str(e)
     found = scan(_loads(b.tuple().reduce()))
-    assert any(f.location.member and f.evidence == "os.system('true')" for f in found), shown(
-        found
-    )
+    assert any(f.location.member and f.evidence == "os.system('true')" for f in found), shown(found)
 
 
 def test_nested_payload_from_bytes_of_a_short_int_list() -> None:
@@ -448,9 +450,14 @@ def test_torch_load_of_in_stream_zip_reaches_every_scanner(tmp_path: Path) -> No
     b = PickleBuilder(4).stack_global("torch.storage", "_load_from_bytes")
     (tmp_path / "m.pkl").write_bytes(_loads(b.bytes_(blob)))
     report = scan_paths([tmp_path], ScanOptions(jobs=1))
-    inner = [f for f in report.findings if f.evidence == "os.system('true')"]
+    inner = [
+        f
+        for f in report.findings
+        if f.evidence == "os.system('true')"
+        and f.location.member[0].startswith("torch.storage._load_from_bytes@")
+    ]
     assert inner and inner[0].severity is Severity.CRITICAL
-    assert inner[0].location.member[0].startswith("torch.storage._load_from_bytes@")
+    assert inner[0].location.member[-1] == "archive/data.pkl"  # read as a torch checkpoint
     loader = [f for f in report.findings if f.message.startswith("torch.storage._load_from_bytes")]
     assert loader and loader[0].severity is Severity.CRITICAL  # named after what it loads
 
@@ -459,3 +466,26 @@ def test_codecs_latin1_round_trip_matches_protocol_2_bytes() -> None:
     # protocol 2 writes bytes as codecs.encode(str, 'latin1'): the decoder must agree
     inner = call_pickle("os", "system", "true", proto=2)
     assert codecs.encode(inner.decode("latin-1"), "latin1") == inner
+
+
+@pytest.mark.parametrize("opcode", ["SETITEMS", "SETITEM", "DICT"])
+def test_planted_setstate_behind_filler_keys_is_still_seen(opcode: str) -> None:
+    # 40 plain keys first: the machine keeps only a preview of big dicts, but never drops a
+    # special name holding a callable.
+    b = _namespace(PickleBuilder(2 if opcode == "DICT" else 4))
+    if opcode == "DICT":
+        b.mark()
+    else:
+        b.empty_dict()
+        if opcode == "SETITEMS":
+            b.mark()
+    for k in range(40):
+        b.str(f"k{k}").int(k)
+        if opcode == "SETITEM":
+            b.setitem()
+    b.str("__setstate__").stack_global("mylab.jobs", "launch")
+    b.raw({"SETITEMS": b"u", "SETITEM": b"s", "DICT": b"d"}[opcode])
+    found = scan(bytes(b.build().str("payload").build().stop()))
+    assert any(f.rule == "PKL010" and "launch('payload')" in f.evidence for f in found), shown(
+        found
+    )
