@@ -170,3 +170,16 @@ def test_analyser_depth_is_bounded() -> None:
     got = _derive_source("import os\n" + chain + "def f6(x):\n    os.system(x)\n")
     assert "pkg.mod.f6" in got and "pkg.mod.f3" in got
     assert "pkg.mod.f2" not in got  # four calls away: beyond MAX_DEPTH
+
+
+def test_analyser_counts_setstate_for_a_root_class_only() -> None:
+    # BUILD runs a root's __setstate__; constructing a class deeper down does not.
+    got = _derive_source(
+        "import pickle\n"
+        "class Wrapper:\n"
+        "    def __init__(self, x):\n        self.x = x\n"
+        "    def __setstate__(self, state):\n        self.x = pickle.loads(state)\n"
+        "def make(x):\n    return Wrapper(x)\n"
+    )
+    assert got["pkg.mod.Wrapper"][:2] == ("deserialise", "pickle.loads")
+    assert "pkg.mod.make" not in got

@@ -562,12 +562,17 @@ def section_version(section: Section) -> str | None:
 # Reachability and selection.
 
 
-def _lookup(graph: Graph, name: str) -> list[str]:
-    """Function bodies a call of ``name`` runs: the function, or a class's constructors."""
+def _lookup(graph: Graph, name: str, root: bool = False) -> list[str]:
+    """Function bodies a call of ``name`` runs: the function, or a class's constructors.
+
+    A root class also counts its ``__setstate__`` (a pickle's BUILD runs it); a class called
+    further down only runs ``__init__``/``__new__``.
+    """
     if name in graph.funcs:
         return [name]
     if name in graph.classes:
-        return [m for m in (_method(graph, name, r) for r in ROOT_METHODS) if m]
+        wanted = ROOT_METHODS if root else ("__init__", "__new__")
+        return [m for m in (_method(graph, name, r) for r in wanted) if m]
     # ``self.x`` on a class that inherits ``x``.
     cls, _, attr = name.rpartition(".")
     if cls in graph.classes:
@@ -603,7 +608,7 @@ def reach(graph: Graph, root: str) -> tuple[str, str, tuple[str, ...]] | None:
     """
     order = ("process", "code", "import", "native", "deserialise", "network", "file")
     frontier: list[tuple[str, tuple[str, ...], bool]] = [
-        (b, (), True) for b in _lookup(graph, root)
+        (b, (), True) for b in _lookup(graph, root, root=True)
     ]
     seen: set[tuple[str, bool]] = set()
     for _depth in range(MAX_DEPTH + 1):
