@@ -377,3 +377,62 @@ def test_zip_crc_helper_is_consistent() -> None:
     data = _torch_zip(b"x")
     local = data.index(b"PK\x03\x04")
     assert struct.unpack_from("<I", data, local + 14)[0] == zlib.crc32(b"x")
+
+
+# --- import-by-name helpers, planted __setstate__, nested loaders ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "arg"),
+    [
+        ("pydoc", "locate", "os.system"),
+        ("importlib", "import_module", "os"),
+        ("torch._utils", "_import_dotted_name", "os.system"),
+        ("builtins", "__import__", "os"),
+    ],
+)
+def test_import_by_name_helpers_then_call(tmp_path: Path, module: str, name: str, arg: str) -> None:
+    # picklescan/fickling advisories: a helper resolves a dangerous callable from a string, so
+    # no dangerous GLOBAL appears; the result is then called. torch._utils._import_dotted_name
+    # is on the derived list (tools/derive_denylist.py), not the hand list.
+    b = PickleBuilder(4).call(module, name, arg).mark().str(CMD).tuple().reduce().stop()
+    assert_blocked(tmp_path, bytes(b), f"{module}.{name}")
+
+
+def test_build_planted_setstate_runs_system(tmp_path: Path) -> None:
+    # fickling/picklescan: BUILD with slot state plants __setstate__ = os.system on an object,
+    # a second BUILD then calls it with the command as the "state".
+    b = PickleBuilder(4).stack_global("copyreg", "_reconstructor").mark()
+    b.stack_global("argparse", "Namespace").stack_global("builtins", "object").none()
+    b.tuple().reduce()
+    b.none().empty_dict().str("__setstate__").stack_global("os", "system").setitem()
+    b.tuple2().build().str(CMD).build().stop()
+    assert_blocked(tmp_path, bytes(b), "os.system")
+
+
+def test_sys_modules_walk_to_os(tmp_path: Path) -> None:
+    # builtins.getattr over sys.modules["os"]: the module object never appears as a GLOBAL.
+    b = PickleBuilder(4).stack_global("builtins", "getattr").mark()
+    b.stack_global("sys", "modules").str("get").tuple().reduce()
+    b.mark().str("os").tuple().reduce().stop()
+    assert_blocked(tmp_path, bytes(b), "sys.modules")
+
+
+def test_nested_torch_storage_load_from_bytes(tmp_path: Path) -> None:
+    # modelscan#267 class through torch: _load_from_bytes(b) is torch.load(BytesIO(b)).
+    inner = call_pickle("os", "system", CMD)
+    b = PickleBuilder(4).stack_global("torch.storage", "_load_from_bytes").bytes_(inner)
+    assert_blocked(tmp_path, bytes(b.tuple1().reduce().stop()), "os.system")
+
+
+def test_derived_gadget_pipes_template_copy(tmp_path: Path) -> None:
+    # Found by tools/derive_denylist.py (not a published advisory): pipes.Template.copy runs
+    # a shell pipeline built from the template's steps.
+    data = instance_call("pipes", "Template", "copy", "/tmp/in", "/tmp/out")
+    assert_blocked(tmp_path, data, "pipes.Template")
+
+
+def test_derived_gadget_optparse_values_read_file(tmp_path: Path) -> None:
+    # Found by tools/derive_denylist.py: optparse.Values.read_file execs a Python file.
+    data = instance_call("optparse", "Values", "read_file", "/tmp/x.py")
+    assert_blocked(tmp_path, data, "optparse.Values.read_file")
