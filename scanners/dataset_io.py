@@ -1241,6 +1241,9 @@ class ArrowReader(_ColumnarReader):
                 batches = stream_reader
             planned = False
             for batch in batches:
+                # NOTE: IPC buffers are taken as they are; corrupt offsets make pyarrow read out of
+                # bounds (SystemError or worse) when converting, so check them before any use.
+                batch.validate(full=True)
                 if not planned:
                     self._plan_from(schema, batch)
                     planned = True
