@@ -16,6 +16,7 @@ import time
 import zipfile
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from fuzz._common import Target, run_target
@@ -23,6 +24,8 @@ from fuzz.fuzz_engine import scan_bytes
 from fuzz.fuzz_zip import TARGETS as ZIP_TARGETS
 from scanners.archive_scan import ArchiveScanner
 from scanners.base import Artifact, ScanContext
+from scanners.dataset_scan import DatasetScanner
+from supplychain.errors import ArtifactError
 from supplychain.model import ArtifactKind, Severity
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,6 +35,7 @@ TIME_BOUND = 10.0
 
 EXPECTED_RULES: dict[str, frozenset[str]] = {
     "zip/lzma-filter-properties.bin": frozenset({"GEN001"}),
+    "engine/arrow-negative-string-length.bin": frozenset({"GEN001"}),
 }
 """Rules the engine must report for a saved input, keyed by ``<harness>/<file>``."""
 
@@ -59,10 +63,12 @@ def test_saved_fuzzer_input_is_handled(path: Path) -> None:
     module = importlib.import_module(f"fuzz.fuzz_{harness}")
     started = time.perf_counter()
     module.TestOneInput(data)  # raises on anything but the product's own errors
+    # Through the engine (raises HarnessFailure on a FAILED outcome): as the harness's targets
+    # saw the input, or sniffed by content for the whole-engine harness.
+    forced = [(t.kind, t.name) for t in _targets(harness)]
     rules: set[str] = set()
-    for target in _targets(harness) or (Target(ArchiveScanner, ArtifactKind.UNKNOWN, ""),):
-        kind, name = target.kind, target.name or None
-        findings, _ = scan_bytes(data, kind, name)  # raises HarnessFailure on a FAILED outcome
+    for kind, name in forced or [(ArtifactKind.UNKNOWN, None)]:
+        findings, _ = scan_bytes(data, kind, name)
         rules.update(f.rule for f in findings)
     assert time.perf_counter() - started < TIME_BOUND
     assert EXPECTED_RULES[_key(path)] <= rules
@@ -104,3 +110,43 @@ def test_zip_lzma_member_with_bad_properties_is_malformed_not_a_crash(data: byte
         run_target(target, data)  # no exception but the product's own
         findings, _ = scan_bytes(data, target.kind, target.name)
         assert any(f.severity >= Severity.HIGH for f in findings), target.name
+
+
+# --- Arrow IPC datasets: record batches whose offsets point outside their buffers -------------
+
+STRINGS = ["a", "bb", "ccc"]
+OFFSETS = struct.pack("<4i", 0, 1, 3, 6)
+
+
+def _arrow(fmt: str, offsets: tuple[int, int, int, int]) -> bytes:
+    """An Arrow IPC file or stream of one string column, its offsets buffer overwritten."""
+    table = pa.table({"text": STRINGS, "label": [0, 1, 0]})
+    out = io.BytesIO()
+    opener = pa.ipc.new_file if fmt == "file" else pa.ipc.new_stream
+    with opener(out, table.schema) as writer:
+        writer.write_table(table)
+    raw = out.getvalue()
+    assert raw.count(OFFSETS) == 1
+    return raw.replace(OFFSETS, struct.pack("<4i", *offsets))
+
+
+BAD_OFFSETS = {
+    "negative-length": (0, 1, -100, 6),
+    "past-the-data": (0, 1, 3, 4096),
+    "decreasing": (0, 3, 1, 6),
+}
+
+
+@pytest.mark.parametrize("fmt", ["file", "stream"])
+@pytest.mark.parametrize("offsets", BAD_OFFSETS.values(), ids=BAD_OFFSETS.keys())
+def test_arrow_batch_with_corrupt_offsets_is_malformed_not_a_crash(
+    fmt: str, offsets: tuple[int, int, int, int]
+) -> None:
+    data = _arrow(fmt, offsets)
+    artifact = Artifact(
+        path="data.arrow", kind=ArtifactKind.DATASET_ARROW, size=len(data), stream=io.BytesIO(data)
+    )
+    with pytest.raises(ArtifactError, match="Arrow data unreadable"):  # was SystemError
+        list(DatasetScanner().scan(artifact, ScanContext()))
+    findings, _ = scan_bytes(data, ArtifactKind.DATASET_ARROW, "data.arrow")
+    assert "GEN001" in {f.rule for f in findings}
