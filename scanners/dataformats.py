@@ -124,6 +124,11 @@ FASTTEXT_MAGIC = 793712314
 JOBLIB_SIDE = re.compile(r"_\d{2,}\.npy(?:\.z)?$")
 """joblib < 0.10 side files: ``<pickle>_01.npy`` (``.z`` when compressed)."""
 W2V_HEADER = re.compile(rb"\A[ \t]*(\d{1,12})[ \t]+(\d{1,7})[ \t]*\r?\n")
+OTHER_FORMAT_EXTS = (
+    ".py", ".pyw", ".pyi", ".json", ".jsonl", ".ndjson", ".csv", ".tsv", ".txt", ".md",
+    ".yaml", ".yml", ".toml", ".cfg", ".ini", ".jinja", ".jinja2", ".sh", ".parquet",
+)  # fmt: skip
+"""Names that belong to another scanner's format: never claimed by a weak structural match."""
 MAX_SIBLINGS = 64
 """Most .onnx files read to attribute one external-data file."""
 
@@ -237,6 +242,10 @@ def _id_ubjson(stream: BinaryIO, head: bytes, size: int, lname: str) -> Artifact
 
 def _id_word2vec(stream: BinaryIO, head: bytes, size: int, lname: str) -> ArtifactKind | None:
     """``<vocab> <dim>\\n`` then either ``word`` + dim float32 (binary) or ``word f1 … fdim``."""
+    if lname.endswith(OTHER_FORMAT_EXTS) and not lname.endswith(".txt"):
+        # A whitespace table named .csv stays a dataset for the dataset scanner; .txt is what
+        # gensim's save_word2vec_format is usually given (and plain text has no analysis).
+        return None
     m = W2V_HEADER.match(head)
     if m is None:
         return None
@@ -319,9 +328,27 @@ def _id_raw(stream: BinaryIO, head: bytes, size: int, lname: str) -> ArtifactKin
         return ArtifactKind.NUMPY_RAW
     if lname.endswith(ONNX_DATA_SUFFIXES):
         return ArtifactKind.ONNX_EXTERNAL_DATA
-    if on_disk is not None and not lname.endswith(".onnx") and referencing_models(on_disk):
+    if (
+        on_disk is not None
+        and not lname.endswith((".onnx", *OTHER_FORMAT_EXTS))
+        and not _is_text(head)
+        and referencing_models(on_disk)
+    ):
+        # NOTE: only binary files: an .onnx naming modeling.py or config.json as its "external
+        # data" must not take those files away from the code and config scanners.
         return ArtifactKind.ONNX_EXTERNAL_DATA
     return None
+
+
+def _is_text(head: bytes) -> bool:
+    """UTF-8 without NUL bytes (zero-filled tensors are valid UTF-8, but full of NULs)."""
+    if b"\x00" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start >= len(head) - 3  # a character cut by the sniff window
+    return True
 
 
 def _disk_path(stream: BinaryIO, lname: str) -> Path | None:

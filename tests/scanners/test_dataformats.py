@@ -753,3 +753,22 @@ def test_pt2_with_os_system_target_fails_the_gate(tmp_path: Path) -> None:
     passed, rules = _gate(tmp_path)
     assert not passed
     assert DAT004.id in rules
+
+
+def test_onnx_naming_a_python_file_as_external_data_does_not_hide_it(tmp_path: Path) -> None:
+    # A planted .onnx that lists modeling.py / config.json as "external data" must not take
+    # those files away from the code and config scanners.
+    for location in ("modeling_evil.py", "notes"):
+        (tmp_path / location).write_text("import os\nos.system('echo supplychain-sample')\n")
+        _onnx_with_external(tmp_path, location)
+        path = tmp_path / location
+        with path.open("rb") as fh:
+            head = path.read_bytes()
+            assert identify(fh, head, len(head), location) is None
+
+
+def test_whitespace_table_named_csv_is_not_word2vec() -> None:
+    data = w2v_text(["a", "b", "c"], 3)
+    assert kind_of(data, "table.csv") is None
+    assert kind_of(data, "table.tsv") is None
+    assert kind_of(data, "vectors.vec") is ArtifactKind.WORD2VEC
