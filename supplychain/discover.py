@@ -399,6 +399,10 @@ class _Walker:
             named_by_snapshot = any(s.name.link is not None for s in group)
             keep = [s for s in group if not (s.hf_blob and named_by_snapshot)] or group
             keep.sort(key=lambda s: (not s.top_level, s.name.rel))
+            unique: dict[str, _Seen] = {}
+            for s in keep:
+                unique.setdefault(s.name.rel, s)  # the same target given twice: one name
+            keep = list(unique.values())
             primary = keep[0]
             items.append(
                 Item(

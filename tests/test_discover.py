@@ -463,3 +463,11 @@ def test_hf_bookkeeping_files_are_expected_skips_only_when_empty(tmp_path: Path)
     lock = next(r for r in report.results if r.path.endswith("model.safetensors.lock"))
     assert lock.expected and lock.status is Status.SKIPPED
     assert any(f.location.path.endswith("evil.lock") for f in report.findings)
+
+
+def test_same_file_named_twice_on_the_command_line_is_reported_once(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("MARKER")
+    report = scan_paths(
+        [tmp_path / "a.txt", tmp_path / "a.txt"], ScanOptions(scanners=(MarkerScanner,))
+    )
+    assert [f.location.path for f in report.findings] == ["a.txt"]
