@@ -80,7 +80,32 @@ ALLOW_EXACT: Final[frozenset[str]] = frozenset(
         "datetime.timedelta",
         "datetime.timezone",
         "zoneinfo.ZoneInfo",
+        # ``ZoneInfo.__reduce__`` (tz-aware datetimes, pandas time zones): a cache lookup of a
+        # validated IANA key (``ZoneInfo`` rejects absolute and ``..`` keys).
+        "zoneinfo.ZoneInfo._unpickle",
         "zoneinfo._common._load_tzdata",
+        # dateutil time zones: fixed-offset value objects, and the tzfile rebuilder that parses
+        # the tz data carried in the pickle itself (``_tzfile._unpickle(cls, key, name, data)``;
+        # ``cls`` is judged as its own import). ``tzfile`` itself is rebuild-only below.
+        "dateutil.tz.tz.tzutc",
+        "dateutil.tz.tz.tzoffset",
+        "dateutil.tz._tzfile._unpickle",
+        # pytz: ``_p`` is ``pytz.tzinfo.unpickler`` (looks the zone up in ``all_timezones_set``
+        # before reading its data), ``_UTC`` returns the UTC singleton.
+        "pytz._p",
+        "pytz._UTC",
+        # array.array: ``_array_reconstructor(array, typecode, mformat, bytes)`` rebuilds values.
+        "array.array",
+        "array._array_reconstructor",
+        # random.Random: seeded from the state the pickle carries (``__reduce__`` is (cls, ())).
+        "random.Random",
+        # ipaddress value types (constructors parse a string or an int).
+        "ipaddress.IPv4Address",
+        "ipaddress.IPv6Address",
+        "ipaddress.IPv4Network",
+        "ipaddress.IPv6Network",
+        "ipaddress.IPv4Interface",
+        "ipaddress.IPv6Interface",
         "decimal.Decimal",
         "fractions.Fraction",
         # NOTE: only the UUID class: the uuid module also holds ``_get_command_stdout``, a
@@ -110,6 +135,7 @@ ALLOW_EXACT: Final[frozenset[str]] = frozenset(
         "numpy.matrixlib.defmatrix.matrix",
         "numpy.ma.core._mareconstruct",
         "numpy.ma.core.MaskedArray",
+        "numpy.ma.MaskedArray",
         "numpy.core.records.recarray",
         "numpy.rec.recarray",
         "numpy.random._pickle.__bit_generator_ctor",
@@ -1134,6 +1160,9 @@ ALLOW_REBUILD: Final[frozenset[str]] = frozenset(
         "accelerate.state.PartialState",
         "accelerate.state.AcceleratorState",
         "accelerate.state.GradientState",
+        # dateutil's tzfile: ``tzfile(path)`` opens a file; pickles rebuild it from data.
+        "dateutil.tz._tzfile.tzfile",
+        "dateutil.tz.tz.tzfile",
     }
 )
 

@@ -248,6 +248,8 @@ class _ImportRecord:
     offset: int
     imports: int = 0
     calls: int = 0
+    benign_calls: int = 0
+    """Calls of an import helper (``getattr``) that resolved to an allowlisted target."""
     rebuilds: int = 0
     called_unvetted: bool = False
     evidence: str = ""
@@ -510,7 +512,10 @@ def _on_call(ev: Call, artifact: Artifact, walk: _Walk, extra: frozenset[str]) -
         return
     if type(func) is Global:
         rec = _record(walk, func, extra)
-        if rec is not None:
+        if rec is not None and _benign_lookup(ev, func, extra):
+            # getattr(zoneinfo.ZoneInfo, '_unpickle'): an attribute the allowlist names.
+            rec.benign_calls += 1
+        elif rec is not None:
             _note_call(rec, kind, ev.args, ev.offset, shown)
             yield from _check_arguments(ev, rec, artifact, walk)
         yield from _special_callee(ev, func.qualname, artifact, walk, extra)
@@ -529,6 +534,17 @@ def _on_call(ev: Call, artifact: Artifact, walk: _Walk, extra: frozenset[str]) -
                 severity=Severity.CRITICAL if walk.critical_seen else Severity.HIGH,
             )
     _note_dangerous_arguments(ev, walk, shown)
+
+
+def _benign_lookup(ev: Call, func: Global, extra: frozenset[str]) -> bool:
+    """A ``getattr(<global>, 'name')`` call whose result is itself allowlisted."""
+    if func.qualname != "builtins.getattr" or ev.kind != "REDUCE" or ev.result is None:
+        return False
+    target = _resolve(ev.result)
+    if not isinstance(target, Global):
+        return False
+    verdict = classify(*canonical_parts(target.module, target.name), extra)
+    return verdict.allowed and not verdict.rebuild_only
 
 
 def _note_dangerous_arguments(ev: Call, walk: _Walk, shown: str) -> None:
@@ -563,7 +579,8 @@ def _resolved_call(
         if rec.verdict.severity is Severity.CRITICAL:
             walk.critical_seen = True
     _queue_nested(ev.kind, ev.offset, ref.qualname, full, walk)
-    if target.helper_unsafe and walk.shapes < MAX_SHAPE_FINDINGS:
+    quiet = rec is not None and rec.verdict.allowed and not rec.verdict.rebuild_only
+    if target.helper_unsafe and not quiet and walk.shapes < MAX_SHAPE_FINDINGS:
         walk.shapes += 1
         yield artifact.finding(
             PKL008,
@@ -1103,6 +1120,8 @@ def _flush(artifact: Artifact, walk: _Walk) -> Iterator[Finding]:
         severity = _severity_of(rec)
         if severity is None:
             continue
+        if rec.benign_calls and not rec.calls and rec.benign_calls >= rec.imports:
+            continue  # every use was a lookup of an allowlisted attribute
         offset = rec.call_offset if rec.call_offset is not None else rec.offset
         used = _usage(rec)
         reason = rec.why or rec.verdict.reason

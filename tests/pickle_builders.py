@@ -79,7 +79,7 @@ class PickleBuilder:
         return self.raw(b"G" + struct.pack(">d", value))
 
     def const(self, value: object) -> PickleBuilder:
-        """Push a plain constant (str, bytes, int, float, bool, None, tuple of those)."""
+        """Push a plain constant (str, bytes, int, float, bool, None, tuple/dict of those)."""
         if value is None:
             return self.none()
         if value is True:
@@ -99,6 +99,14 @@ class PickleBuilder:
             for item in value:
                 self.const(item)
             return self.tuple()
+        if isinstance(value, dict):
+            self.empty_dict()
+            if value:
+                self.mark()
+                for key, item in value.items():
+                    self.const(key).const(item)
+                self.setitems()
+            return self
         raise TypeError(type(value))
 
     # --- structure

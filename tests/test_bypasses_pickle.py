@@ -370,3 +370,27 @@ def test_computed_stack_global_operands() -> None:
     b = PickleBuilder(4).call("builtins", "str", "os").str("system").raw(b"\x93").stop()
     found = assert_critical(bytes(b))
     assert "PKL003" in rules(found)
+
+
+# --- gadgets no denylist knew: an unknown call fails the gate on its own (issue #11) --------
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "args"),
+    [
+        # profiler helper in torch.utils that runs a code string
+        ("torch.utils.bottleneck.__main__", "run_cprofile", ("print('harmless')", {})),
+        # private stdlib helper that runs a shell command
+        ("_aix_support", "_aix_bos_rte", ()),
+        # logging handler that creates a file on construction
+        ("logging", "FileHandler", ("/tmp/supplychain-sample.log",)),
+        # config loader that unpickles its argument (hypothetical third-party module)
+        ("mylab.config", "load_cached_config", (b"\x80\x04K\x01.",)),
+    ],
+)
+def test_unknown_gadget_calls_fail_the_default_gate(
+    module: str, name: str, args: tuple[object, ...]
+) -> None:
+    found = scan(call_pickle(module, name, *args))
+    assert worst(found) is not None and worst(found) >= Severity.HIGH  # type: ignore[operator]
+    assert any(f"{module}.{name}(" in f.evidence for f in found), [f.evidence for f in found]

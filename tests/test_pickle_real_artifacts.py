@@ -129,6 +129,54 @@ def test_partial_of_an_allowlisted_ufunc_is_quiet() -> None:
     assert _scan_bytes(pickle.dumps(functools.partial(np.add, 1), protocol=4)) == []
 
 
+def _value_objects() -> dict[str, object]:
+    import array
+    import datetime
+    import ipaddress
+    import random
+    import zoneinfo
+
+    import dateutil.tz
+    import pandas as pd
+
+    paris = zoneinfo.ZoneInfo("Europe/Paris")
+    return {
+        "zoneinfo": datetime.datetime(2020, 1, 1, tzinfo=paris),
+        "pandas_tz": pd.Series(pd.date_range("2020", periods=2, tz="Europe/Paris")),
+        "array": array.array("f", [1.0, 2.0]),
+        "random": random.Random(0),
+        "ip": [ipaddress.ip_address("10.0.0.1"), ipaddress.ip_network("10.0.0.0/8")],
+        "dateutil": [dateutil.tz.tzutc(), dateutil.tz.tzoffset("X", 3600)],
+        "masked": np.ma.masked_array([1, 2], [0, 1]),
+    }
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+@pytest.mark.parametrize("name", sorted(_value_objects()))
+def test_stdlib_and_pandas_value_objects_are_clean(name: str, protocol: int) -> None:
+    # zoneinfo pickles as getattr(zoneinfo.ZoneInfo, '_unpickle')(key, 1) under protocol 2:
+    # the getattr resolves to an allowlisted attribute and is not reported.
+    data = pickle.dumps(_value_objects()[name], protocol=protocol)
+    assert _scan_bytes(data) == []
+
+
+def test_getattr_is_quiet_only_while_every_lookup_is_allowlisted() -> None:
+    from tests.pickle_builders import PickleBuilder
+
+    def lookup(b: PickleBuilder, module: str, cls: str, attr: str) -> PickleBuilder:
+        b.global_("__builtin__", "getattr").global_(module, cls).str(attr).tuple2().reduce()
+        return b.str("Europe/Paris").int(1).tuple2().reduce()
+
+    ok = lookup(PickleBuilder(2), "zoneinfo", "ZoneInfo", "_unpickle").stop()
+    assert _scan_bytes(bytes(ok)) == []
+    bad = lookup(PickleBuilder(2).mark(), "zoneinfo", "ZoneInfo", "_unpickle")
+    bad = lookup(bad, "collections", "OrderedDict", "fromkeys").tuple().stop()
+    found = _scan_bytes(bytes(bad))
+    assert max(f.severity for f in found) is Severity.CRITICAL
+    walk = lookup(PickleBuilder(2), "builtins", "object", "__subclasses__").stop()
+    assert max(f.severity for f in _scan_bytes(bytes(walk))) is Severity.CRITICAL
+
+
 # ---- framework: torch / transformers (``-m framework``) --------------------------------------
 
 
