@@ -36,6 +36,9 @@ TIME_BOUND = 10.0
 EXPECTED_RULES: dict[str, frozenset[str]] = {
     "zip/lzma-filter-properties.bin": frozenset({"GEN001"}),
     "engine/arrow-negative-string-length.bin": frozenset({"GEN001"}),
+    # A libFuzzer timeout on the loaded machine; replays in ~0.5 s: 186 bytes of bzip2 expand to
+    # 38 MiB (under the 64 MiB bomb floor) before the stream breaks. Kept for the time bound.
+    "tar/bzip2-38mb-then-corrupt.bin": frozenset({"GEN001"}),
 }
 """Rules the engine must report for a saved input, keyed by ``<harness>/<file>``."""
 
@@ -65,7 +68,7 @@ def test_saved_fuzzer_input_is_handled(path: Path) -> None:
     module.TestOneInput(data)  # raises on anything but the product's own errors
     # Through the engine (raises HarnessFailure on a FAILED outcome): as the harness's targets
     # saw the input, or sniffed by content for the whole-engine harness.
-    forced = [(t.kind, t.name) for t in _targets(harness)]
+    forced: list[tuple[ArtifactKind, str | None]] = [(t.kind, t.name) for t in _targets(harness)]
     rules: set[str] = set()
     for kind, name in forced or [(ArtifactKind.UNKNOWN, None)]:
         findings, _ = scan_bytes(data, kind, name)
