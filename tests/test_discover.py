@@ -471,3 +471,13 @@ def test_same_file_named_twice_on_the_command_line_is_reported_once(tmp_path: Pa
         [tmp_path / "a.txt", tmp_path / "a.txt"], ScanOptions(scanners=(MarkerScanner,))
     )
     assert [f.location.path for f in report.findings] == ["a.txt"]
+
+
+def test_a_link_to_a_directory_given_as_target_is_walked(hub: Path, tmp_path: Path) -> None:
+    alias = tmp_path / "my-cache"
+    alias.symlink_to(hub, target_is_directory=True)
+    report = scan_paths([alias])
+    assert f"models--org--name/snapshots/{COMMIT}/pytorch_model.bin" in _pkl(report)
+    snap_alias = tmp_path / "snap"
+    snap_alias.symlink_to(hub / "models--org--name" / "snapshots" / COMMIT)
+    assert "pytorch_model.bin" in _pkl(scan_paths([snap_alias]))
