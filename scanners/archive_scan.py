@@ -528,8 +528,9 @@ def _walk_zip(
             )
             continue
         budget.member()
-        if encrypted and _zip_really_encrypted(e) is not None:
-            yield _encrypted_finding(loc(e), e, _zip_really_encrypted(e) or "")
+        cipher = _zip_really_encrypted(e) if encrypted else None
+        if cipher is not None:
+            yield _encrypted_finding(loc(e), e, cipher)
             continue
         if w is Want.PEEK and not encrypted:
             head = _peek(stream, e, limits.max_archive_ratio)

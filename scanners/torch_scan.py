@@ -347,7 +347,8 @@ def _storage_sizes(persistent: list[object]) -> dict[object, tuple[int, int, str
         if not isinstance(key, str | bytes | int) or key in sizes:
             continue
         name = storage_type.name if isinstance(storage_type, Global) else ""
-        elsize = _ELEMENT_SIZE.get(name, 0) if "Storage" in name else 0
+        # ``torch.cuda.FloatStorage`` and the like resolve to the same dtype as the CPU class.
+        elsize = _ELEMENT_SIZE.get(name.rsplit(".", 1)[-1], 0) if "Storage" in name else 0
         count = numel if isinstance(numel, int) and not isinstance(numel, bool) else -1
         sizes[key] = (elsize, count, name or repr(storage_type))
     return sizes

@@ -321,3 +321,13 @@ def test_engine_fails_the_gate_on_a_trailing_stacked_pickle(tmp_path: Path) -> N
     assert kind is ArtifactKind.TORCH_LEGACY
     assert "ARC014" in found
     assert not passed
+
+
+def test_cuda_storage_classes_have_their_cpu_element_size() -> None:
+    """The legacy loader maps any known ``*Storage`` name to its dtype, whatever the module."""
+    data = legacy_stream([("1", "HalfStorage", 128), ("2", "DoubleStorage", 3)])
+    data = data.replace(b"ctorch\nHalfStorage", b"ctorch.cuda\nHalfStorage")
+    found = scan_legacy(data)
+    assert not {f.rule for f in found if f.rule.startswith("ARC")}  # the layout parsed
+    severity = worst(found)
+    assert severity is None or severity < Severity.HIGH  # (the import is the allowlist's call)
