@@ -154,7 +154,10 @@ def identify(stream: BinaryIO, head: bytes, size: int, lname: str) -> ArtifactKi
         _id_msgpack,
         _id_raw,
     )
+    foreign = lname.endswith(OTHER_FORMAT_EXTS)
     for check in checks:
+        if foreign and check not in (_id_magic, _id_json, _id_word2vec):
+            continue  # weak structure never takes a file from the scanner its name belongs to
         try:
             kind = check(stream, head, size, lname)
         except (ArtifactError, ValueError, OSError, struct.error):

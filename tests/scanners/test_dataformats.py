@@ -772,3 +772,10 @@ def test_whitespace_table_named_csv_is_not_word2vec() -> None:
     assert kind_of(data, "table.csv") is None
     assert kind_of(data, "table.tsv") is None
     assert kind_of(data, "vectors.vec") is ArtifactKind.WORD2VEC
+
+
+def test_weak_structures_never_claim_another_scanners_file_name() -> None:
+    tokenizer = SPACY_TOKENIZER
+    assert kind_of(tokenizer, "config.json") is None
+    assert kind_of(sentencepiece_model(), "modeling.py") is None
+    assert kind_of(RAW, "weights_01.npy.json") is None
