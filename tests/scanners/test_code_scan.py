@@ -675,6 +675,20 @@ VARIABLE_NAMED_LIKE_A_MODULE = {
             def f(self):
                 return self.sh.info("x")
         """,
+    "list_named_commands": """\
+        def format_commands(self, formatter):
+            commands = []
+            for sub in self.list_commands():
+                commands.append((sub, self.get_command(sub)))
+            return commands.pop()
+        """,
+    "hash_named_sh": """\
+        import hashlib
+        def sha256_of_file(path):
+            sh = hashlib.sha256()
+            sh.update(open(path, "rb").read())
+            return sh.hexdigest()
+        """,
     "relative_import": """\
         from .sh import run
         from . import requests
