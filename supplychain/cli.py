@@ -202,8 +202,9 @@ def _emit(report: Report, args: argparse.Namespace) -> int:
     code = exit_code(report)
     if analysed_files(report) == 0:
         targets = " ".join(args.paths)
+        label = "error" if code is ExitCode.ERROR else "warning"
         print(
-            f"supplychain: error: nothing was analysed in {targets}: empty, or no file in a "
+            f"supplychain: {label}: nothing was analysed in {targets}: empty, or no file in a "
             "format any scanner handles (not a pass)",
             file=sys.stderr,
         )
