@@ -213,8 +213,9 @@ MAX_TRACKED_IMPORTS: Final = 2000
 """Distinct import names remembered per pickle; more are summarised in one finding."""
 MAX_SHAPE_FINDINGS: Final = 20
 """PKL008/PKL009 findings per pickle before they are only counted."""
-MAX_NESTED: Final = 32
-"""Nested payloads analysed per pickle."""
+MAX_NESTED: Final = 4096
+"""Nested payloads analysed per pickle (``pickle.dumps`` of a model writes one
+``torch.storage._load_from_bytes`` per storage); more are a PKL005 finding, never skipped."""
 DILL_CODE_TYPES: Final = frozenset(
     {
         "CodeType",
@@ -278,6 +279,8 @@ class _Walk:
     shapes: int = 0
     nested: list[_Nested] = field(default_factory=list)
     critical_seen: bool = False
+    nested_over: int = 0
+    """Deserialiser calls beyond ``MAX_NESTED`` (reported, not analysed)."""
     planted: dict[int, tuple[object, dict[str, object]]] = field(default_factory=dict)
     """Callables planted as attributes through BUILD state, by ``id`` of the object (which is
     kept alive next to them so the ``id`` stays unique)."""
@@ -379,6 +382,12 @@ def scan_pickle(
         inner = list(_nested(job, artifact, ctx, source))
         yield from inner
         _note_inner(walk, job, inner)
+    if walk.nested_over:
+        yield artifact.finding(
+            PKL005,
+            f"{walk.nested_over} more nested payloads beyond {MAX_NESTED} were not analysed",
+            evidence=f"more than {MAX_NESTED} deserialiser calls",
+        )
     yield from _flush(artifact, walk)
     if limit_hit is not None:
         raise limit_hit
@@ -950,6 +959,7 @@ def _queue_nested(kind: str, offset: int, qualname: str, args: object, walk: _Wa
     if mode is None or mode == "code" or kind not in ("REDUCE", "OBJ", "INST"):
         return
     if len(walk.nested) >= MAX_NESTED:
+        walk.nested_over += 1
         return
     value = args[0] if type(args) is tuple and args else Unknown("no argument")
     walk.nested.append(_Nested(offset, qualname, mode, value))

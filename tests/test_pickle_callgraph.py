@@ -489,3 +489,54 @@ def test_planted_setstate_behind_filler_keys_is_still_seen(opcode: str) -> None:
     assert any(f.rule == "PKL010" and "launch('payload')" in f.evidence for f in found), shown(
         found
     )
+
+
+def test_many_storages_are_all_analysed_and_the_last_one_counts(tmp_path: Path) -> None:
+    # pickle.dumps of a model writes one _load_from_bytes per storage; a payload in the 40th
+    # storage must not fall off a per-pickle cap.
+    benign = _torch_like_zip(bytes(PickleBuilder(2).empty_dict().stop()))
+    b = PickleBuilder(2).mark()
+    for k in range(40):
+        blob = benign if k < 39 else _torch_like_zip(INNER)
+        b.global_("torch.storage", "_load_from_bytes").bytes_(blob).tuple1().reduce()
+    (tmp_path / "m.pkl").write_bytes(bytes(b.raw(b"l").stop()))
+    report = scan_paths([tmp_path], ScanOptions(jobs=1))
+    inner = [f for f in report.findings if f.evidence == "os.system('true')"]
+    assert inner and any("@" in f.location.member[0] for f in inner)
+
+
+def test_deserialiser_calls_over_the_cap_fail_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import scanners.pickle_scan as ps
+
+    monkeypatch.setattr(ps, "MAX_NESTED", 2)
+    b = PickleBuilder(2).mark()
+    for _ in range(3):
+        b.global_("torch.storage", "_load_from_bytes").bytes_(b"PK\x03\x04").tuple1().reduce()
+    found = scan(bytes(b.raw(b"l").stop()))
+    assert any(f.rule == "PKL005" and "1 more nested" in f.message for f in found)
+
+
+def test_dunder_import_is_resolved_like_import_module() -> None:
+    b = PickleBuilder(4).stack_global("builtins", "getattr")
+    b.stack_global("builtins", "__import__").str("subprocess").tuple1().reduce()
+    b.str("getoutput").tuple2().reduce().str("true").tuple1().reduce().stop()
+    found = scan(bytes(b))
+    assert any(f.evidence.startswith("subprocess.getoutput('true') via") for f in found)
+
+
+def test_getattr_chain_of_chains_is_resolved() -> None:
+    # getattr(getattr(import_module('os'), 'path'), 'join')('a') -> os.path.join
+    b = PickleBuilder(4).stack_global("builtins", "getattr").memoize()
+    b.stack_global("builtins", "getattr")
+    _import_module(b, "os").str("path").tuple2().reduce().str("join").tuple2().reduce()
+    found = scan(bytes(b.str("a").tuple1().reduce().stop()))
+    assert any(f.evidence.startswith("os.path.join('a') via") for f in found), shown(found)
+
+
+def test_yaml_load_of_a_literal_is_handed_to_the_engine() -> None:
+    text = "!!python/object/apply:os.system ['true']\n"
+    record = _Recorder()
+    found = scan(call_pickle("yaml", "unsafe_load", text), ScanContext(dispatch=record))
+    assert worst(found) is Severity.CRITICAL
+    [child] = record.children
+    assert child.stream.read() == text.encode()
