@@ -213,6 +213,7 @@ def test_dangling_link_is_a_high_finding(tmp_path: Path) -> None:
     (finding,) = [f for f in report.findings if f.rule == "GEN006"]
     assert finding.location.path == "model.safetensors" and "dangling" in finding.message
     assert finding.severity >= Severity.HIGH
+    assert main(["scan", str(tmp_path), "-q"]) == 1
 
 
 def test_link_loop_is_a_finding_and_does_not_hang(tmp_path: Path) -> None:
@@ -224,6 +225,7 @@ def test_link_loop_is_a_finding_and_does_not_hang(tmp_path: Path) -> None:
     loops = sorted(f.location.path for f in report.findings if f.rule == "GEN006")
     assert loops == ["a.bin", "b.bin", "self.bin"]
     assert all("loop" in f.message for f in report.findings if f.rule == "GEN006")
+    assert main(["scan", str(tmp_path), "-q"]) == 1
 
 
 def test_link_loop_given_as_target_is_operational(tmp_path: Path) -> None:
@@ -358,12 +360,17 @@ def test_unreadable_subdirectory_is_a_finding_not_an_omission(
         _vanish_on_list(monkeypatch, sub)  # … and a real listing error when root
     try:
         report = scan_paths([tmp_path.resolve()])
+        if os.geteuid() != 0:
+            assert main(["scan", str(tmp_path.resolve()), "-q"]) == 1
     finally:
         if sub.exists():
             sub.chmod(0o755)
     (finding,) = [f for f in report.findings if f.rule == "GEN007"]
     assert finding.location.path == "weights" and finding.severity >= Severity.HIGH
     assert any(r.path == "weights" and r.status is Status.FAILED for r in report.results)
+    if os.geteuid() == 0:  # the race removed the directory; recreate it and race again
+        sub.mkdir()
+        assert main(["scan", str(tmp_path.resolve()), "-q"]) == 1
 
 
 def test_entry_vanishing_during_the_walk_is_a_finding(
