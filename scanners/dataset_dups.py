@@ -684,4 +684,9 @@ class NearDuplicateCheck:
             if g.chars < MIN_NEAR_CHARS:
                 return DAT010, Severity.INFO, conf, f" (short text, {g.chars} characters)"
             return DAT010, Severity.LOW, conf, ""
-        return DAT011, Severity.LOW, conf, f" (J≥{min(g.sims):.2f})"
+        return (
+            DAT011,
+            Severity.LOW,
+            conf,
+            f" (each J≥{self.threshold:.2f} to row {g.rows[0]}; lowest {min(g.sims):.2f})",
+        )

@@ -241,6 +241,7 @@ def test_genuine_near_duplicates_under_a_template_are_still_found() -> None:
     near = [f for f in got if f.rule == "DAT011"]
     assert len(near) == 1, [(f.rule, f.message) for f in got]
     assert set(near[0].location.rows) == {7, 300, 301, 302, 303}
+    assert "each J≥0.45 to row 7" in near[0].message
 
 
 def test_light_edits_of_one_text_are_not_hidden_as_a_template() -> None:
