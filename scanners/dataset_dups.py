@@ -117,8 +117,8 @@ MAX_SHINGLE_CHARS = 100_000
 TEMPLATE_KEY_CHARS = 48
 """Rows are grouped for template detection by their first (last) 48 normalised characters."""
 MIN_TEMPLATE_ROWS = 20
-"""A prefix/suffix is a template when at least this many rows (and 5% of the sample) share it."""
-MIN_TEMPLATE_SHARE = 0.05
+"""A prefix/suffix is a template when at least this many rows (and 1% of the sample) share it."""
+MIN_TEMPLATE_SHARE = 0.01
 MAX_TEMPLATES = 16
 MAX_SPLIT_ROUNDS = 64
 """Representatives tried per connected component when splitting it into verified groups."""

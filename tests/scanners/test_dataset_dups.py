@@ -275,3 +275,16 @@ def test_groups_do_not_chain_through_intermediate_rows() -> None:
     reported = [f for f in check.finish(INFO) if f.rule == "DAT011"]
     for f in reported:
         assert len(f.location.rows) < len(chain)
+
+
+def test_several_system_prompts_in_one_dataset() -> None:
+    """Ten prompts, 60 rows each (1.5 % of a 4000-row batch): none makes its rows one group."""
+    rows: list[tuple[str, str | None]] = []
+    users = _texts(600, 31)
+    for p in range(10):
+        prompt = f"System: persona {p}. " + _texts(1, 100 + p)[0] + "\nUser: "
+        rows += [(prompt + users[p * 60 + i], None) for i in range(60)]
+    rows += [(t, None) for t in _texts(3400, 77)]
+    got = _run(rows)
+    assert [f for f in got if f.rule in ("DAT011", "DAT013")] == []
+    assert len([f for f in got if f.rule == "DAT014"]) == 10
