@@ -369,6 +369,42 @@ ALLOW_EXACT: Final[frozenset[str]] = frozenset(
         # ``itemgetter(k)(obj)`` is ``obj[k]``: subscription only, no attribute walk (unlike
         # ``attrgetter``/``methodcaller``, which stay denied with the rest of ``operator``).
         "operator.itemgetter",
+        # Arithmetic and comparison functions (``reduce(operator.mul, shape)``, partials of
+        # them in configs): they apply an operator to their arguments, nothing else. The rest of
+        # ``operator`` (attrgetter, methodcaller, call, setitem…) stays denied.
+        *(
+            f"operator.{f}"
+            for f in [
+                "add",
+                "sub",
+                "mul",
+                "truediv",
+                "floordiv",
+                "mod",
+                "pow",
+                "neg",
+                "pos",
+                "abs",
+                "eq",
+                "ne",
+                "lt",
+                "le",
+                "gt",
+                "ge",
+                "and_",
+                "or_",
+                "xor",
+                "not_",
+                "truth",
+                "getitem",
+                "matmul",
+                "concat",
+                "index",
+            ]
+        ),
+        # ``Logger.__reduce__`` is ``(logging.getLogger, (name,))``: a registry lookup that
+        # creates no handler and no file (models that keep ``self.logger``).
+        "logging.getLogger",
         # --- Hugging Face Trainer: every run writes ``training_args.bin`` (``torch.save`` of
         # ``TrainingArguments``). Enums are rebuilt by calling the class with the value (a
         # lookup); ``AcceleratorConfig`` is a plain dataclass without ``__post_init__``.

@@ -11,6 +11,8 @@ from __future__ import annotations
 import collections
 import functools
 import io
+import logging
+import operator
 import pickle
 from pathlib import Path
 from typing import Any
@@ -148,6 +150,8 @@ def _value_objects() -> dict[str, object]:
         "ip": [ipaddress.ip_address("10.0.0.1"), ipaddress.ip_network("10.0.0.0/8")],
         "dateutil": [dateutil.tz.tzutc(), dateutil.tz.tzoffset("X", 3600)],
         "masked": np.ma.masked_array([1, 2], [0, 1]),
+        "logger": {"logger": logging.getLogger("mylab.train"), "root": logging.getLogger()},
+        "operator": functools.partial(functools.reduce, operator.mul),
     }
 
 
