@@ -288,3 +288,15 @@ def test_several_system_prompts_in_one_dataset() -> None:
     got = _run(rows)
     assert [f for f in got if f.rule in ("DAT011", "DAT013")] == []
     assert len([f for f in got if f.rule == "DAT014"]) == 10
+
+
+def test_canned_dpo_answer_is_a_templated_suffix() -> None:
+    canned = (
+        "\nI'm sorry, but I can't help with that request. As an AI assistant I have to decline "
+        "anything that could cause harm; is there something else I can do for you today?"
+    )
+    rows = [(t[:60] + canned, None) for t in _texts(300, 41)]
+    got = _run(rows)
+    assert [f for f in got if f.rule in ("DAT011", "DAT013")] == []
+    (info,) = [f for f in got if f.rule == "DAT014"]
+    assert "templated suffix" in info.message and "can't help" in info.evidence
