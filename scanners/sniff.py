@@ -192,7 +192,7 @@ def _sniff_magic(stream: BinaryIO, head: bytes, size: int, lname: str) -> Artifa
         head.startswith(b"\xff\xff\xff\xff") and lname.endswith(".arrow")
     ):
         return ArtifactKind.DATASET_ARROW
-    if len(head) >= 263 and head[257:262] == b"ustar":
+    if (len(head) >= 263 and head[257:262] == b"ustar") or is_tar_header(head):
         return ArtifactKind.TORCH_TAR if head[:9] == b"sys_info\x00" else ArtifactKind.TAR
     if _is_zlib(head):
         return ArtifactKind.ZLIB
@@ -247,6 +247,25 @@ def _is_safetensors(stream: BinaryIO, head: bytes, size: int) -> bool:
     # run by torch.load's legacy path; real files fail the walk at byte 2 (opcode 0x00).
     stream.seek(0)
     return not pickle_at_start(stream.read(PICKLE_WALK_BYTES), "", whole=size <= PICKLE_WALK_BYTES)
+
+
+def is_tar_header(head: bytes) -> bool:
+    """A tar header by ``tarfile``'s own test (its checksum), so pre-POSIX (v7) tars without the
+    ``ustar`` magic count too: torch.load's legacy path opens any tar ``tarfile`` accepts."""
+    if len(head) < 512 or head[0] == 0:
+        return False
+    field = head[148:156]
+    try:
+        if field[0] in (0o200, 0o377):
+            stored = int.from_bytes(field[1:], "big", signed=field[0] == 0o377)
+        else:
+            stored = int(field.split(b"\x00", 1)[0].strip() or b"0", 8)
+    except ValueError:
+        return False
+    block = head[:148] + b" " * 8 + head[156:512]
+    unsigned = sum(block)
+    signed = sum(b - 256 if b > 127 else b for b in block)
+    return stored in (unsigned, signed) and stored != 8 * 32
 
 
 def _is_zlib(head: bytes) -> bool:

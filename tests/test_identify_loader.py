@@ -412,6 +412,41 @@ def test_non_pickle_prefix_before_a_zip_is_still_read_as_the_zip() -> None:
     assert _kind(data, "model.pt") is K.TORCH_ZIP
 
 
+def _v7_tar(members: dict[str, bytes]) -> bytes:
+    """A tar as pre-POSIX tools wrote it: no ``ustar`` magic, only the header checksum."""
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    raw = bytearray(buf.getvalue())
+    pos = 0
+    while pos + 512 <= len(raw) and raw[pos]:
+        raw[pos + 257 : pos + 265] = b"\x00" * 8
+        raw[pos + 148 : pos + 156] = b" " * 8
+        raw[pos + 148 : pos + 156] = b"%06o\x00 " % sum(raw[pos : pos + 512])
+        size = int(raw[pos + 124 : pos + 136].rstrip(b"\x00 ") or b"0", 8)
+        pos += 512 + (size + 511) // 512 * 512
+    return bytes(raw)
+
+
+def test_v7_tar_without_ustar_magic_is_a_tar_as_tarfile_reads_it(tmp_path: Path) -> None:
+    import tarfile
+
+    legacy = _v7_tar({"sys_info": b"\x80\x02}q\x00.", "pickle": b"\x80\x02" + P0})
+    with tarfile.open(fileobj=io.BytesIO(legacy), mode="r:") as tf:  # what torch.load opens
+        assert tf.getnames() == ["sys_info", "pickle"]
+    assert legacy[257:262] != b"ustar"
+    assert _kind(legacy, "pytorch_model.bin") is K.TORCH_TAR
+    assert _kind(_v7_tar({"weights.pkl": P0}), "bundle") is K.TAR
+    report = _gate(tmp_path, {"pytorch_model.bin": legacy})
+    assert any(f.severity is Severity.CRITICAL for f in report.findings)
+    assert report.verdict is not None and not report.verdict.passed
+
+
 # --------------------------------------------------------------------------------------------
 # #11.0: joblib's compressor detection (prefix rules of joblib.compressor)
 
@@ -706,6 +741,6 @@ def test_real_torch_outputs_are_identified_as_torch_loads_them(tmp_path: Path) -
     torch.save(Tiny().state_dict(), current)
     exported = io.BytesIO()
     torch.export.save(torch.export.export(Tiny(), (torch.ones(1, 2),)), exported)
-    assert _kind(legacy.getvalue(), "model.pt") is K.PICKLE
+    assert _kind(legacy.getvalue(), "model.pt") is K.TORCH_LEGACY  # pickles from byte 0
     assert _kind(current.getvalue(), "model.pt") is K.TORCH_ZIP
     assert _kind(exported.getvalue(), "model.pt2") is K.TORCH_EXPORT
