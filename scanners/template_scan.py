@@ -374,11 +374,14 @@ _GO_OR_MUSTACHE = re.compile(
 """Go/Helm (``{{ .Values.x }}``, ``{{ end }}``), Handlebars/Mustache (``{{#each}}``) and Tempita
 (``{{py:``, ``{{for x in y}}``): statements inside ``{{ }}`` are never Jinja."""
 _PROSE_MARKERS = re.compile(
-    r"^(?:```|~~~|#{1,6} \S|---\s*$|\s*(?:def|class|import|from)\s+\w[\w.]*[\s:(]|\s*<(?:!doctype|"
+    r"^(?:```|~~~|---\s*$|\s*(?:def|class|import|from)\s+\w[\w.]*[\s:(]|\s*<(?:!doctype|"
     r"html|head|body|div|script)\b)",
     re.IGNORECASE | re.MULTILINE,
 )
-"""Outside the Jinja tags: Markdown fences/headings/front matter, Python statements, HTML pages."""
+"""Outside the Jinja tags: Markdown fences/front matter, Python statements, HTML pages."""
+_HEADING = re.compile(r"^#{1,6} \S", re.MULTILINE)
+"""Markdown headings: a template may print one (``# Tools``), a document has several."""
+HEADED_TEMPLATE_DENSITY = 0.5
 MIN_TEMPLATE_DENSITY = 0.25
 """Share of non-blank characters inside Jinja tags: chat templates are mostly tags (Llama-3,
 ChatML: 60-100%), a README or a source file with one ``{{ }}`` example is not."""
@@ -415,6 +418,9 @@ def looks_like_template(head: bytes) -> bool:
     inside = sum(len("".join(s.split())) for s in spans)
     total = inside + len("".join(outside.split()))
     density = inside / total if total else 0.0
+    headings = len(_HEADING.findall(outside))
+    if headings > 1 or (headings and density < HEADED_TEMPLATE_DENSITY):
+        return False
     if not statements and expressions == 1:
         # One expression and little else (a bare payload file); prose with one example is not.
         return density >= SINGLE_EXPRESSION_DENSITY

@@ -43,6 +43,11 @@ WHITESPACE_CONTROLLED = {
     "llama3_multiline": LLAMA3.replace("%}", "%}\n"),
     "gemma_multiline": GEMMA.replace("{%", "\n{%-"),
     "mistral_plus": MISTRAL.replace("{%", "{%+"),
+    "raw_heading_line": (
+        "{%- for message in messages %}\n{%- if message.role == 'system' %}\n# System\n"
+        "{{ message.content }}\n{%- else %}\n{{ '<|' + message.role + '|>' + message.content }}\n"
+        "{%- endif %}\n{%- endfor %}\n{%- if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}"
+    ),
     "raw_text_heavy": "<s>[INST] {{ messages[0]['content'] }} [/INST]{% if add_generation_prompt %} {% endif %}",
 }
 
@@ -78,6 +83,7 @@ Foo-7B is a chat model. The prompt format is rendered by `apply_chat_template`:
 
 Use `{{ model_name }}` in your own docs.
 """
+HEADED_DOC = "# Prompt format\n\n{% for m in messages %}{{ m.content }}{% endfor %}\n\n## Notes\n\nSee above.\n"
 MODEL_CARD_PLAIN = (
     "# Model card\n\nTrained on {data}. Scores: {'acc': 0.9}.\n\n## Usage\n\nSee below.\n"
 )
@@ -119,6 +125,7 @@ def _merges_txt() -> bytes:
 NOT_TEMPLATES: dict[str, bytes] = {
     "readme_with_jinja_example": README_WITH_EXAMPLE.encode(),
     "model_card_plain": MODEL_CARD_PLAIN.encode(),
+    "doc_with_headings": HEADED_DOC.encode(),
     "helm_chart": HELM_CHART.encode(),
     "go_ollama_template": GO_TEMPLATE.encode(),
     "mustache": MUSTACHE.encode(),
