@@ -377,6 +377,8 @@ MIN_OPS_AT_CAP = 1000
 CALL_OPS = frozenset({"REDUCE", "BUILD", "INST", "OBJ", "NEWOBJ", "NEWOBJ_EX"})
 """Opcodes with which the unpickler calls into what an import returned."""
 IMPORT_OPS = frozenset({"GLOBAL", "INST", "STACK_GLOBAL", "EXT1", "EXT2", "EXT4"})
+MEMO_GETS = frozenset({"GET", "BINGET", "LONG_BINGET"})
+MEMO_PUTS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
 STRING_OPS = frozenset(
     {
         "STRING",
@@ -421,6 +423,7 @@ def walk_pickle(data: bytes, start: int = 0) -> PickleWalk:
     depth = 0
     marks: list[int] = []
     values: list[str | None] = []
+    memo: set[int] = set()
     imports: list[str] = []
     called = False
     ops = 0
@@ -438,6 +441,15 @@ def walk_pickle(data: bytes, start: int = 0) -> PickleWalk:
                 marks.pop()
                 ops += 1
                 continue
+            if name in MEMO_GETS and arg not in memo:
+                # CPython: "Memo value not found"; nothing after this runs.
+                return PickleWalk(False, pos, ops, tuple(imports), called, False)
+            if name in MEMO_PUTS and depth - (marks[-1] if marks else 0) < 1:
+                return PickleWalk(False, pos, ops, tuple(imports), called, False)
+            if name in MEMO_PUTS:
+                memo.add(arg if isinstance(arg, int) else -1)
+            elif name == "MEMOIZE":
+                memo.add(len(memo))
             operands = values[-2:]
             if pickletools.markobject in before:
                 at = before.index(pickletools.markobject)

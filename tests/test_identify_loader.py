@@ -349,6 +349,19 @@ def test_broken_protocol0_pickle_fails_the_gate(tmp_path: Path, case: str) -> No
     assert any("system" in f.message or "system" in f.evidence for f in report.findings)
 
 
+@pytest.mark.parametrize(
+    ("data", "complete"),
+    [
+        (b"h\x01N.", False),  # CPython: "Memo value not found at index 1"
+        (b"q\x01N.", False),  # CPython: PUT on an empty stack is a stack underflow
+        (b"Nq\x01h\x01.", True),
+        (b"N\x94h\x00.", True),  # MEMOIZE numbers entries from 0
+    ],
+)
+def test_walk_follows_the_memo_as_the_unpickler_does(data: bytes, complete: bool) -> None:
+    assert walk_pickle(data).complete is complete
+
+
 def test_walk_reports_what_ran_before_the_break() -> None:
     walk = walk_pickle(P0[:-1] + b"garbage!")
     assert not walk.complete and walk.called and walk.imports == ("os.system",)
@@ -524,6 +537,16 @@ def test_real_joblib_dumps_are_identified_by_their_compressor(
     }[compress]
     data = path.read_bytes()
     assert _kind(data, path.name) is expected
+
+
+def test_joblib_zf_header_is_read_with_joblib_int_rule() -> None:
+    # joblib parses the 19-byte field with int(field, 16): "0x" is optional, spaces allowed.
+    from joblib.numpy_pickle_utils import _detect_compressor
+
+    for field in (b"2b", b"   2b", b"0X2B"):
+        data = _zf(P0, field)
+        assert _detect_compressor(io.BytesIO(data)) == "compat"
+        assert _kind(data, "model.pkl") is K.ZLIB
 
 
 def test_lzma_lookalike_liblzma_would_refuse_is_not_lzma() -> None:
