@@ -122,6 +122,10 @@ def values(draw: st.DrawFn, proto: int, depth: int = 0) -> bytes:
                 "memo",
                 "persid",
                 "call_result",
+                "newobj_ex",
+                "computed_global",
+                "torch_tensor",
+                "raw",
             ]
         )
     )
@@ -172,6 +176,48 @@ def values(draw: st.DrawFn, proto: int, depth: int = 0) -> bytes:
         if proto >= 1:
             return value + b"q" + bytes([idx]) + b"0h" + bytes([idx])
         return value + b"p" + str(idx).encode() + b"\n0g" + str(idx).encode() + b"\n"
+    if kind == "newobj_ex":
+        if proto < 4:
+            return _global(mod, name, proto, stack)
+        return _global(mod, name, proto, stack) + b"(" + b"".join(args) + b"t}\x92"
+    if kind == "computed_global":
+        # STACK_GLOBAL operands fetched from the memo, not literal strings next to it.
+        if proto < 4:
+            return _global(mod, name, proto, stack) + b"(tR"
+        return (
+            _str(mod, proto) + b"q\xc8" + b"0" + _str(name, proto) + b"q\xc9" + b"0"
+            b"h\xc8h\xc9\x93(tR"
+        )
+    if kind == "torch_tensor":
+        # What torch.save writes: _rebuild_tensor_v2(persistent storage, offset, size, stride…)
+        storage = (
+            b"("
+            + _str("storage", proto)
+            + _global("torch", "FloatStorage", proto, stack)
+            + _str("0", proto)
+            + _str("cpu", proto)
+            + _int(4, proto)
+            + b"t"
+        )
+        persid = storage + b"Q" if proto >= 1 else b"P0\n"
+        return (
+            _global("torch._utils", "_rebuild_tensor_v2", proto, stack)
+            + b"("
+            + persid
+            + _int(0, proto)
+            + b"("
+            + _int(4, proto)
+            + b"t("
+            + _int(1, proto)
+            + b"t"
+            + b"\x89" * (proto >= 2)
+            + b"N" * (proto < 2)
+            + b"}tR"
+        )
+    if kind == "raw":
+        # A stray opcode in front of a fragment: stack discipline may break (error paths).
+        op = draw(st.sampled_from([b"0", b"1", b"2", b"(", b"t", b"R", b"b", b"\x81", b"s"]))
+        return op + draw(sub)
     # persid
     if proto >= 1:
         return draw(sub) + b"Q"
