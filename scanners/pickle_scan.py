@@ -524,6 +524,9 @@ def _on_call(ev: Call, artifact: Artifact, walk: _Walk, extra: frozenset[str]) -
         if rec is not None and _benign_lookup(ev, func, extra):
             # getattr(zoneinfo.ZoneInfo, '_unpickle'): an attribute the allowlist names.
             rec.benign_calls += 1
+        elif rec is not None and _method_lookup(ev, func, walk, extra, shown):
+            # getattr(<object built here>, 'method'): a bound method (hooks, callbacks).
+            rec.benign_calls += 1
         elif rec is not None:
             _note_call(rec, kind, ev.args, ev.offset, shown)
             yield from _check_arguments(ev, rec, artifact, walk)
@@ -554,6 +557,34 @@ def _benign_lookup(ev: Call, func: Global, extra: frozenset[str]) -> bool:
         return False
     verdict = classify(*canonical_parts(target.module, target.name), extra)
     return verdict.allowed and not verdict.rebuild_only
+
+
+def _method_lookup(ev: Call, func: Global, walk: _Walk, extra: frozenset[str], shown: str) -> bool:
+    """``getattr(obj, 'name')`` on an object this pickle built: how bound methods pickle.
+
+    Fetching a plain method runs no code; a property or ``__getattr__`` of the object's class
+    does. So the lookup is judged as a call into that class: quiet for an allowlisted class,
+    PKL010 (HIGH) for one outside the allowlist. Calling the bound method at load time is a
+    call through a computed value (PKL008). Special names stay with the denylisted getattr.
+    """
+    if func.qualname != "builtins.getattr" or ev.kind != "REDUCE":
+        return False
+    args = ev.args
+    if type(args) is not tuple or len(args) != 2:
+        return False
+    obj, name = args
+    if type(obj) is not CallResult or type(name) is not str or not name.isidentifier():
+        return False
+    if name.startswith("__") or type(obj.func) is not Global:
+        return False
+    if obj.func.qualname in IMPORT_HELPERS or _resolve(obj) is not None:
+        return False  # a module or attribute fetched by name, not an instance
+    cls = _record(walk, obj.func, extra)
+    if cls is None:
+        return False
+    if not cls.verdict.allowed or cls.verdict.rebuild_only:
+        _note_call(cls, "REDUCE", (name,), ev.offset, f"{shown} (attribute code of the class)")
+    return cls.verdict.severity is None or cls.verdict.severity < Severity.CRITICAL
 
 
 def _note_dangerous_arguments(ev: Call, walk: _Walk, shown: str) -> None:

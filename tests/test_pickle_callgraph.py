@@ -540,3 +540,41 @@ def test_yaml_load_of_a_literal_is_handed_to_the_engine() -> None:
     assert worst(found) is Severity.CRITICAL
     [child] = record.children
     assert child.stream.read() == text.encode()
+
+
+def _bound_method(cls_module: str, cls_name: str, method: str) -> bytes:
+    # protocol 2+ pickles a bound method as getattr(<instance>, 'name')
+    b = PickleBuilder(4).stack_global("builtins", "getattr")
+    b.stack_global(cls_module, cls_name).empty_tuple().newobj().empty_dict().build()
+    return bytes(b.str(method).tuple2().reduce().stop())
+
+
+def test_bound_method_of_an_allowlisted_object_is_quiet() -> None:
+    assert scan(_bound_method("collections", "OrderedDict", "keys")) == []
+
+
+def test_bound_method_of_a_user_object_is_a_call_into_that_class_not_critical() -> None:
+    # forward hooks registered to a module's own method, saved with the whole module
+    found = scan(_bound_method("mylab.models", "Net", "_hook"))
+    assert [(f.rule, f.severity) for f in found] == [("PKL010", Severity.HIGH)]
+    assert "getattr(" in found[0].evidence and "'_hook'" in found[0].evidence
+
+
+def test_getattr_of_a_special_name_on_an_object_stays_critical() -> None:
+    assert worst(scan(_bound_method("collections", "OrderedDict", "__init__"))) is (
+        Severity.CRITICAL
+    )
+
+
+def test_calling_a_bound_method_at_load_time_is_a_computed_call() -> None:
+    b = PickleBuilder(4).stack_global("builtins", "getattr")
+    b.stack_global("collections", "OrderedDict").empty_tuple().newobj()
+    b.str("update").tuple2().reduce().empty_dict().tuple1().reduce().stop()
+    assert "PKL008" in {f.rule for f in scan(bytes(b))}
+
+
+def test_getattr_on_an_import_helper_result_is_not_a_method_lookup() -> None:
+    # getattr(_ufunc_reconstruct('numpy', 'os'), 'system'): a module attribute, not a method
+    b = PickleBuilder(4).stack_global("builtins", "getattr")
+    b.call("numpy.core", "_ufunc_reconstruct", "numpy", "os").str("system").tuple2().reduce()
+    assert worst(scan(bytes(b.stop()))) is Severity.CRITICAL
