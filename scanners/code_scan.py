@@ -611,6 +611,8 @@ class _Analyzer:
             for scope in self.scopes:
                 for name, value in scope.assigns:
                     qual = self.qualname(value)
+                    if qual is None:
+                        qual = self._imported_within(value)
                     if qual is None or not self._interesting(qual):
                         continue
                     if scope.symbols.get(name) != qual:
@@ -620,6 +622,22 @@ class _Analyzer:
                 break
         for scope in self.scopes:
             scope.plain.update(n for n, _ in scope.assigns if n not in scope.symbols)
+
+    def _imported_within(self, value: ast.expr) -> str | None:
+        """A module imported by name somewhere inside an expression we cannot resolve
+        (``sp = wrap(__import__("subprocess"))``): the variable is read as that module, so
+        wrapping an import does not hide what is called on it."""
+        for i, node in enumerate(ast.walk(value)):
+            if i > 200:
+                return None
+            if (
+                isinstance(node, ast.Call)
+                and node.args
+                and self.qualname(node.func) in _IMPORTERS
+                and (module := self.fold(node.args[0])) is not None
+            ):
+                return module
+        return None
 
     def _build_scopes(self) -> None:
         """Record every binding in the scope Python would put it in, and the scope of each

@@ -741,6 +741,10 @@ PROCESS_EXECUTION_KEPT = {
         "subprocess.run",
     ),
     "function_local_import": ("def f():\n    import os\n    os.popen('x')\nf()\n", "os.popen"),
+    "import_wrapped_in_a_call": (
+        "def w(m):\n    return m\nsubprocess = w(__import__('subprocess'))\nsubprocess.run('x')\n",
+        "subprocess.run",
+    ),
     "class_body_comprehension_sees_the_module": (
         "import subprocess\nclass A:\n    subprocess = None\n"
         "    out = [subprocess.run(c) for c in ['x']]\n",
