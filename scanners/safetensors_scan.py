@@ -553,7 +553,8 @@ def _fast_entry(name: str, entry: object, data_len: int) -> _Span | None:
     """The common well-formed entry, checked at C speed; ``None`` sends it to the full check."""
     if type(entry) is not dict or len(entry) != 3:
         return None
-    bits = DTYPE_BITS.get(entry.get("dtype"))  # type: ignore[arg-type]
+    dtype = entry.get("dtype")
+    bits = DTYPE_BITS.get(dtype) if type(dtype) is str else None  # a list or dict is unhashable
     shape = entry.get("shape")
     offsets = entry.get("data_offsets")
     if bits is None or type(shape) is not list or type(offsets) is not list or len(offsets) != 2:
