@@ -43,7 +43,7 @@ def test_check_mode_passes_for_the_sections_ci_installs() -> None:
         ],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,  # ~7 s of CPU; generous for a loaded CI box
         cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
