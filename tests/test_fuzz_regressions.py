@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import io
+import json
 import struct
 import time
 import zipfile
@@ -25,6 +26,7 @@ from fuzz.fuzz_zip import TARGETS as ZIP_TARGETS
 from scanners.archive_scan import ArchiveScanner
 from scanners.base import Artifact, ScanContext
 from scanners.dataset_scan import DatasetScanner
+from scanners.safetensors_scan import SafetensorsScanner
 from supplychain.errors import ArtifactError
 from supplychain.model import ArtifactKind, Severity
 
@@ -39,6 +41,7 @@ EXPECTED_RULES: dict[str, frozenset[str]] = {
     # A libFuzzer timeout on the loaded machine; replays in ~0.5 s: 186 bytes of bzip2 expand to
     # 38 MiB (under the 64 MiB bomb floor) before the stream breaks. Kept for the time bound.
     "tar/bzip2-38mb-then-corrupt.bin": frozenset({"GEN001"}),
+    "safetensors/unhashable-dtype.bin": frozenset({"SFT004"}),
 }
 """Rules the engine must report for a saved input, keyed by ``<harness>/<file>``."""
 
@@ -153,3 +156,18 @@ def test_arrow_batch_with_corrupt_offsets_is_malformed_not_a_crash(
         list(DatasetScanner().scan(artifact, ScanContext()))
     findings, _ = scan_bytes(data, ArtifactKind.DATASET_ARROW, "data.arrow")
     assert "GEN001" in {f.rule for f in findings}
+
+
+# --- safetensors: header entries whose dtype is not a string -----------------------------------
+
+
+@pytest.mark.parametrize("dtype", [[0], ["F32"], {"F32": 1}, None, 4.0, True], ids=repr)
+def test_safetensors_entry_with_non_string_dtype_is_unknown_dtype(dtype: object) -> None:
+    # Exactly the three keys of a well-formed entry: the shape the fast path takes.
+    header = json.dumps({"w": {"dtype": dtype, "shape": [1], "data_offsets": [0, 4]}}).encode()
+    data = struct.pack("<Q", len(header)) + header + bytes(4)
+    artifact = Artifact(
+        path="m.safetensors", kind=ArtifactKind.SAFETENSORS, size=len(data), stream=io.BytesIO(data)
+    )
+    findings = list(SafetensorsScanner().scan(artifact, ScanContext()))  # was TypeError
+    assert any(f.rule == "SFT004" and f.severity >= Severity.HIGH for f in findings)
