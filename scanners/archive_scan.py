@@ -22,11 +22,9 @@ import re
 import stat
 import tarfile
 import tempfile
-import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from typing import IO, Any, BinaryIO, ClassVar
 
 from scanners import _zip
@@ -34,7 +32,7 @@ from scanners._io import CHUNK, SPOOL_IN_MEMORY
 from scanners._zip import ZLIB_DECOMPRESSOR
 from scanners.base import GEN001, GEN002, Artifact, ScanContext, make_rule
 from supplychain.errors import ArtifactError, LimitExceeded, MissingDependency
-from supplychain.limits import Limits
+from supplychain.limits import ContainerTally, Limits
 from supplychain.model import ArtifactKind, Confidence, Finding, Rule, Severity
 
 _ZIP_REFS = (
@@ -202,96 +200,88 @@ MemberHandler = Callable[[Artifact], Iterator[Finding]]
 """Receives a spooled member (a child artifact) and yields findings; default ``ctx.dispatch``."""
 
 
-@dataclass(slots=True)
 class TreeBudget:
     """What a whole tree of nested containers may cost: expanded bytes, members and time.
 
     Per-archive caps do not stop a recursive bomb (42.zip: every level is small and within
     ratio, the product is petabytes) or overlapping entries (each member is small, together
     they are gigabytes). One budget is shared by every container opened while scanning one
-    top-level file; the first container opened owns it. Expanded bytes are held to the same
-    ratio as a single member: ``max_archive_ratio`` times the outermost container's size (at
-    least ``min_bomb_bytes``), and never more than ``max_archive_total_bytes``.
+    top-level file (its counts live in ``ScanContext.containers``). Expanded bytes are held to
+    the same ratio as a single member: ``max_archive_ratio`` times the size of the outermost
+    container (or of the file), at least ``min_bomb_bytes``, at most
+    ``max_archive_total_bytes``.
     """
 
-    limits: Limits
-    base: int
-    """Size of the outermost container of the tree."""
-    started: float = field(default_factory=time.monotonic)
-    expanded: int = 0
-    members: int = 0
-    error: LimitExceeded | None = None
-    """Set once the budget is spent: every later charge in the tree fails at once."""
+    __slots__ = ("limits", "tally")
+
+    def __init__(self, limits: Limits, tally: ContainerTally) -> None:
+        self.limits = limits
+        self.tally = tally
+        if tally.started is None:
+            tally.started = time.monotonic()
 
     @property
     def allowance(self) -> int:
         """Bytes the whole tree may expand to."""
         lim = self.limits
-        by_ratio = max(self.base * lim.max_archive_ratio, lim.min_bomb_bytes)
+        by_ratio = max(self.tally.base * lim.max_archive_ratio, lim.min_bomb_bytes)
         return min(by_ratio, lim.max_archive_total_bytes)
 
     def remaining(self) -> int:
         """Bytes still allowed (0 once spent)."""
-        return 0 if self.error is not None else max(self.allowance - self.expanded, 0)
+        t = self.tally
+        return 0 if t.spent is not None else max(self.allowance - t.expanded, 0)
+
+    def exceed(self, message: str) -> LimitExceeded:
+        """Mark the budget spent (a bomb was seen: the whole file stops) and return the error."""
+        return self._fail(message)
 
     def _fail(self, message: str) -> LimitExceeded:
-        if self.error is None:
-            self.error = LimitExceeded(f"container tree: {message}")
-        return self.error
+        if self.tally.spent is None:
+            self.tally.spent = f"container tree: {message}"
+        return LimitExceeded(self.tally.spent)
+
+    def _check_spent(self) -> None:
+        if self.tally.spent is not None:
+            raise LimitExceeded(self.tally.spent)
 
     def check_time(self) -> None:
         """Raise once the tree has run past ``max_container_seconds``."""
-        if self.error is not None:
-            raise self.error
+        self._check_spent()
         seconds = self.limits.max_container_seconds
-        if time.monotonic() - self.started > seconds:
+        started = self.tally.started
+        if started is not None and time.monotonic() - started > seconds:
             raise self._fail(f"analysis of nested containers took over {seconds} s")
 
     def charge(self, size: int) -> None:
         """Count ``size`` expanded bytes; raise ``LimitExceeded`` past the allowance."""
-        if self.error is not None:
-            raise self.error
-        self.expanded += size
-        if self.expanded > self.allowance:
+        self._check_spent()
+        self.tally.expanded += size
+        if self.tally.expanded > self.allowance:
             raise self._fail(
                 f"nested containers expand past {self.allowance} bytes "
-                f"(from {self.base}; ratio cap {self.limits.max_archive_ratio}: decompression "
-                "bomb)"
+                f"(from {self.tally.base}; ratio cap {self.limits.max_archive_ratio}: "
+                "decompression bomb)"
             )
         self.check_time()
 
     def member(self) -> None:
         """Count one member about to be handed on; raise past ``max_container_members``."""
-        if self.error is not None:
-            raise self.error
-        self.members += 1
+        self._check_spent()
+        self.tally.members += 1
         cap = self.limits.max_container_members
-        if self.members > cap:
+        if self.tally.members > cap:
             raise self._fail(f"more than {cap} members across nested containers")
         self.check_time()
 
 
-_TREES: dict[tuple[int, int], TreeBudget] = {}
-"""Budget per (scan context, thread). A context lives for one top-level file (see the engine);
-the entry is removed when the container that created it is done."""
-_TREES_LOCK = threading.Lock()
-
-
 @contextlib.contextmanager
 def tree_budget(ctx: ScanContext, artifact: Artifact) -> Iterator[TreeBudget]:
-    """The budget of the container tree ``artifact`` belongs to; created by the outermost one."""
-    key = (id(ctx), threading.get_ident())
-    with _TREES_LOCK:
-        budget = _TREES.get(key)
-        owner = budget is None
-        if budget is None:
-            budget = _TREES[key] = TreeBudget(ctx.limits, max(artifact.size, 1))
-    try:
-        yield budget
-    finally:
-        if owner:
-            with _TREES_LOCK:
-                _TREES.pop(key, None)
+    """The budget of the file ``artifact`` belongs to (see ``TreeBudget``)."""
+    tally = ctx.containers
+    if tally.base == 0 or artifact.depth == 0:
+        tally.base = max(tally.base, artifact.size, 1)
+    yield TreeBudget(ctx.limits, tally)
 
 
 def name_problem(name: str) -> str | None:
@@ -507,9 +497,9 @@ def _walk_zip(
     if declared > budget.remaining():
         # Overlapping entries (Fifield's non-recursive bomb) and the lower levels of a
         # recursive one declare more than the whole tree may expand to: refuse up front.
-        raise LimitExceeded(
-            f"container tree: zip declares {declared} uncompressed bytes, over the "
-            f"{budget.remaining()} bytes left for nested containers (decompression bomb)"
+        raise budget.exceed(
+            f"zip declares {declared} uncompressed bytes, over the {budget.remaining()} bytes "
+            "left for nested containers (decompression bomb)"
         )
     for e in entries:
         if e.index in broken:
@@ -1234,9 +1224,9 @@ def _walk_7z(
         if declared > limits.max_archive_total_bytes:
             raise LimitExceeded(f"7z declares {declared} uncompressed bytes")
         if declared > tree.remaining():
-            raise LimitExceeded(
-                f"container tree: 7z declares {declared} uncompressed bytes, over the "
-                f"{tree.remaining()} bytes left for nested containers (decompression bomb)"
+            raise tree.exceed(
+                f"7z declares {declared} uncompressed bytes, over the {tree.remaining()} bytes "
+                "left for nested containers (decompression bomb)"
             )
         if (
             declared > max(artifact.size, 1024) * limits.max_archive_ratio

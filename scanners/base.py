@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import BinaryIO, ClassVar, Protocol
 
 from scanners.dataset_base import DatasetOptions
-from supplychain.limits import Limits
+from supplychain.limits import ContainerTally, Limits
 from supplychain.model import (
     ArtifactKind,
     Confidence,
@@ -117,6 +117,9 @@ class ScanContext:
     """Hand a container member back to the engine so every scanner sees it (archives, npz…)."""
     dataset: DatasetOptions = field(default_factory=DatasetOptions)
     """Field choices and check selection for dataset scanners."""
+    containers: ContainerTally = field(default_factory=ContainerTally)
+    """Running cost of every container in the file being scanned (one context per top-level
+    file): nested archives share one budget for bytes, members and time (``Limits``)."""
 
 
 class Scanner(Protocol):

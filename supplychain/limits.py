@@ -46,3 +46,24 @@ class Limits:
             value = getattr(self, f.name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"limit {f.name} must be a positive integer, got {value!r}")
+
+
+@dataclass(slots=True)
+class ContainerTally:
+    """What the containers inside one top-level file have cost so far (mutable, per file).
+
+    Carried by the scan context, which the engine creates per top-level file, so every nested
+    container of that file (at any depth, and behind any pickle payload) draws on one budget.
+    The archive scanner checks it against ``Limits``; this object only counts.
+    """
+
+    base: int = 0
+    """Size of the first container opened (or of the top-level file, once one is seen)."""
+    started: float | None = None
+    """``time.monotonic()`` when the first container was opened."""
+    expanded: int = 0
+    """Bytes produced by container walkers so far."""
+    members: int = 0
+    """Members handed on so far."""
+    spent: str | None = None
+    """Why the budget ran out, once it has; every later charge fails at once."""

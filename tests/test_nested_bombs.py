@@ -9,6 +9,7 @@ must end with a GEN002 finding, fail the default gate, and finish well inside a 
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import struct
@@ -24,7 +25,7 @@ from scanners.archive_scan import ArchiveScanner, TreeBudget, tree_budget
 from scanners.base import Artifact, ScanContext
 from supplychain.engine import ScanOptions, scan_paths
 from supplychain.errors import LimitExceeded
-from supplychain.limits import Limits
+from supplychain.limits import ContainerTally, Limits
 from supplychain.model import ArtifactKind, Report
 from supplychain.policy import Policy, apply
 
@@ -33,14 +34,32 @@ LEAF = b"\x00" * (16 << 20)
 """16 MiB of zeros: under ``min_bomb_bytes`` (64 MiB), so no single member is a bomb."""
 
 
+@functools.lru_cache(maxsize=8)
+def _packed(data: bytes, method: int) -> tuple[bytes, int]:
+    """Compressed body and CRC-32 of ``data``; cached, since bombs repeat one blob many times."""
+    if method == zipfile.ZIP_STORED:
+        return data, zlib.crc32(data)
+    comp = zlib.compressobj(6, zlib.DEFLATED, -15)
+    return comp.compress(data) + comp.flush(), zlib.crc32(data)
+
+
 def _zip(members: list[tuple[str, bytes]], method: int = zipfile.ZIP_DEFLATED) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", method) as zf:
-        for name, data in members:
-            info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
-            info.compress_type = method
-            zf.writestr(info, data)
-    return buf.getvalue()
+    """A plain zip (what ``zipfile`` writes), built from cached member bodies."""
+    body = bytearray()
+    central = bytearray()
+    for name, data in members:
+        raw = name.encode()
+        packed, crc = _packed(data, method)
+        head = (20, 0, method, 0, 0x21, crc, len(packed), len(data), len(raw))
+        offset = len(body)
+        body += struct.pack("<4sHHHHHIIIHH", b"PK\x03\x04", *head, 0) + raw + packed
+        central += struct.pack(
+            "<4sHHHHHHIIIHHHHHII", b"PK\x01\x02", 20, *head, 0, 0, 0, 0, 0, offset
+        )
+        central += raw
+    n = len(members)
+    eocd = struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, n, n, len(central), len(body), 0)
+    return bytes(body + central + eocd)
 
 
 def _lie_about_sizes(data: bytes) -> bytes:
@@ -221,9 +240,9 @@ def test_quoted_overlap_zip_bomb_ends_with_a_limit_finding(tmp_path: Path, lie: 
 
 
 def test_tar_in_gzip_in_zip_chain_bomb(tmp_path: Path) -> None:
-    """zip → 16 × .tar.gz → tar of 3 × 16 MiB: every gzip stream is under the bomb floor."""
+    """zip → 6 × .tar.gz → tar of 3 × 16 MiB: every gzip stream is under the bomb floor."""
     inner = tar_gz([(f"w{i}.bin", LEAF) for i in range(3)])
-    data = _zip([(f"shard{i}.tar.gz", inner) for i in range(16)], method=zipfile.ZIP_STORED)
+    data = _zip([(f"shard{i}.tar.gz", inner) for i in range(6)], method=zipfile.ZIP_STORED)
     report, seconds = scan_timed(tmp_path, "bundle.zip", data)
     assert_stopped(report, seconds)
     chains = {f.location.member for f in report.findings if f.rule == "GEN002"}
@@ -267,31 +286,58 @@ def test_benign_nested_archive_stays_within_budget(tmp_path: Path) -> None:
 # the budget object itself
 
 
-def test_tree_budget_is_shared_by_nested_walks_and_released_after() -> None:
+def test_tree_budget_is_shared_by_every_container_of_one_file() -> None:
+    """Nested and sibling containers of one file (one scan context) draw on one tally."""
     ctx = ScanContext()
     outer = Artifact(path="x", kind=ArtifactKind.ZIP, size=1000, stream=io.BytesIO(b""))
     with tree_budget(ctx, outer) as first:
-        with tree_budget(ctx, outer.child("m", ArtifactKind.ZIP, 10, io.BytesIO())) as second:
-            assert second is first
-    with tree_budget(ctx, outer) as third:
-        assert third is not first
+        first.charge(10)
+        inner = outer.child("m", ArtifactKind.ZIP, 10, io.BytesIO())
+        with tree_budget(ctx, inner) as second:
+            second.member()
+    with tree_budget(ctx, outer) as later:
+        assert (later.tally.expanded, later.tally.members) == (10, 1)
+    assert ScanContext().containers.expanded == 0  # another file starts from zero
+
+
+def test_sibling_payload_containers_of_one_file_share_the_budget() -> None:
+    """Many small bombs side by side (e.g. pickle payloads) are one tree, not fresh budgets."""
+    ctx = ScanContext(limits=Limits(min_bomb_bytes=1 << 20, max_archive_ratio=2))
+    one = _zip([("z.bin", b"\x00" * (600 << 10))])
+    hits = 0
+    for i in range(4):
+        art = Artifact(
+            path="p.pkl",
+            kind=ArtifactKind.ZIP,
+            size=len(one),
+            stream=io.BytesIO(one),
+            member=(f"payload{i}",),
+            depth=1,
+        )
+        found = []
+        try:
+            found = list(ArchiveScanner().scan(art, ctx))
+        except LimitExceeded:
+            hits += 1
+        hits += sum(f.rule == "GEN002" for f in found)
+    assert hits >= 2  # the 1 MiB allowance is spent by the second payload, and stays spent
 
 
 def test_tree_budget_caps_members_bytes_and_time() -> None:
-    budget = TreeBudget(Limits(max_container_members=2), base=10)
+    budget = TreeBudget(Limits(max_container_members=2), ContainerTally(base=10))
     budget.member()
     budget.member()
     with pytest.raises(LimitExceeded, match="members across nested containers"):
         budget.member()
     with pytest.raises(LimitExceeded):
         budget.charge(1)  # spent budgets stay spent: every level above stops at once
-    small = TreeBudget(Limits(min_bomb_bytes=100, max_archive_ratio=2), base=10)
+    small = TreeBudget(Limits(min_bomb_bytes=100, max_archive_ratio=2), ContainerTally(base=10))
     small.charge(100)
     with pytest.raises(LimitExceeded, match="expand past 100 bytes"):
         small.charge(1)
-    slow = TreeBudget(Limits(max_container_seconds=1), base=10, started=time.monotonic() - 5)
+    old = ContainerTally(base=10, started=time.monotonic() - 5)
     with pytest.raises(LimitExceeded, match="took over 1 s"):
-        slow.check_time()
+        TreeBudget(Limits(max_container_seconds=1), old).check_time()
 
 
 def test_limits_reject_non_positive_tree_caps() -> None:
