@@ -403,6 +403,8 @@ def _note_inner(walk: _Walk, job: _Nested, inner: list[Finding]) -> None:
     note = f"the payload it reads at offset {job.offset} does {what[:120]} ({worst.rule})"
     base = rec.why or ("deserialises its argument" if rec.verdict.allowed else rec.verdict.reason)
     rec.why = f"{base}; {note}"
+    if " → payload: " not in rec.evidence:
+        rec.evidence = f"{rec.evidence} → payload: {what[:120]}"
     if worst.severity > (_severity_of(rec) or Severity.INFO):
         rec.escalated = worst.severity
 

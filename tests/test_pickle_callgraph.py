@@ -352,6 +352,7 @@ def test_nested_pickle_loads_is_critical_and_names_the_inner_call() -> None:
     found = scan(_loads(b))
     [loader] = [f for f in found if f.message.startswith("pickle.loads:")]
     assert loader.severity is Severity.CRITICAL and "os.system('true')" in loader.message
+    assert loader.evidence.endswith("→ payload: os.system('true')")
     inner = [f for f in found if f.location.member]
     assert inner and inner[0].evidence == "os.system('true')"
     assert inner[0].location.member[-1].startswith("pickle.loads@")
@@ -578,3 +579,17 @@ def test_getattr_on_an_import_helper_result_is_not_a_method_lookup() -> None:
     b = PickleBuilder(4).stack_global("builtins", "getattr")
     b.call("numpy.core", "_ufunc_reconstruct", "numpy", "os").str("system").tuple2().reduce()
     assert worst(scan(bytes(b.stop()))) is Severity.CRITICAL
+
+
+def test_torch_load_of_base64_zip_bytes_reaches_the_engine(tmp_path: Path) -> None:
+    blob = base64.b64encode(_torch_like_zip(INNER)).decode()
+    b = PickleBuilder(4).stack_global("torch", "load").stack_global("io", "BytesIO")
+    b.stack_global("base64", "b64decode").str(blob).tuple1().reduce().tuple1().reduce()
+    (tmp_path / "m.pkl").write_bytes(_loads(b))
+    report = scan_paths([tmp_path], ScanOptions(jobs=1))
+    inner = [
+        f
+        for f in report.findings
+        if f.evidence == "os.system('true')" and f.location.member[0].startswith("torch.load@")
+    ]
+    assert inner and inner[0].severity is Severity.CRITICAL
