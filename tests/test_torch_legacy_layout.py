@@ -17,9 +17,12 @@ import struct
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from scanners.base import Artifact, ScanContext
 from scanners.torch_scan import LEGACY_MAGIC, TorchScanner, is_legacy_torch
+from supplychain.errors import ArtifactError
 from supplychain.model import ArtifactKind, Finding, Severity
 
 PAYLOAD = b"\x80\x02cos\nsystem\nX\x17\x00\x00\x00echo supplychain-sampleq\x00\x85q\x01R."
@@ -331,3 +334,27 @@ def test_cuda_storage_classes_have_their_cpu_element_size() -> None:
     assert not {f.rule for f in found if f.rule.startswith("ARC")}  # the layout parsed
     severity = worst(found)
     assert severity is None or severity < Severity.HIGH  # (the import is the allowlist's call)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    cut=st.integers(min_value=0, max_value=2000),
+    flips=st.lists(
+        st.tuples(st.integers(min_value=0, max_value=2000), st.integers(0, 255)), max_size=6
+    ),
+)
+def test_mutated_legacy_streams_only_raise_artifact_errors(
+    cut: int, flips: list[tuple[int, int]]
+) -> None:
+    """Hostile edits anywhere in the layout end in findings or ArtifactError, never a crash."""
+    base = bytearray(
+        legacy_stream([("1", "FloatStorage", 128), ("2", "HalfStorage", 7)], trailer=PAYLOAD)
+    )
+    for pos, value in flips:
+        if pos < len(base):
+            base[pos] = value
+    data = bytes(base[: max(cut, 1)]) if cut < len(base) else bytes(base)
+    try:
+        scan_legacy(data)
+    except ArtifactError:
+        pass
