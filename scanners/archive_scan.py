@@ -518,7 +518,8 @@ def _walk_zip(
             )
             continue
         budget.member()
-        cipher = _zip_really_encrypted(e) if encrypted else None
+        aes = e.method == _zip.AES_METHOD  # AES without bit 0 is still AES: never readable
+        cipher = _zip_really_encrypted(e) if encrypted or aes else None
         if cipher is not None:
             yield _encrypted_finding(loc(e), e, cipher)
             continue

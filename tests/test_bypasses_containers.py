@@ -590,3 +590,11 @@ def test_flagged_member_with_pickle_then_random_bytes_is_analysed(tmp_path: Path
     report = _real_report(tmp_path, "model.pt", raw_zip(torch_members(fields)))
     assert "CRITICAL" in _pkl_severities(report)
     assert not _gate_passes(report)
+
+
+def test_aes_method_without_the_encryption_bit_is_still_encrypted(tmp_path: Path) -> None:
+    fields = {"data": OS_SYSTEM, "method": 99, "flags": 0, "crc": 0, "size": len(OS_SYSTEM)}
+    report = _real_report(tmp_path, "model.pt", raw_zip(torch_members(fields)))
+    found = {(f.rule, f.location.member) for f in report.findings}  # type: ignore[attr-defined]
+    assert ("ARC005", ("archive/data.pkl",)) in found
+    assert not _gate_passes(report)
