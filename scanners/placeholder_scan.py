@@ -115,6 +115,8 @@ def claimed_format(name: str) -> str | None:
 def text_label(head: bytes) -> str:
     """Name the kind of text a stand-in holds: an HTML error page from a failed download reads
     differently from a moved-file note."""
+    if not head.strip(b"\x00"):
+        return "zero-filled data"
     probe = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if probe.startswith((b"<!doctype html", b"<html")):
         return "HTML page"

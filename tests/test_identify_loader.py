@@ -248,6 +248,7 @@ def test_text_under_a_model_name_is_reported_as_text_not_a_broken_pickle(
         (b"<!DOCTYPE html>\n<html><body>502 Bad Gateway</body></html>\n", "HTML page"),
         (b'{"error": "Repository not found"}', "JSON text"),
         (b"Entry not found", "plain text"),
+        (b"\x00" * 4096, "zero-filled data"),  # preallocated, never written
     ],
 )
 def test_failed_download_text_is_named_for_what_it_is(
