@@ -51,6 +51,7 @@ from scanners.pickle_vm import (
     Extension,
     Global,
     Import,
+    PersId,
     PickleMachine,
     Stop,
     StreamError,
@@ -328,6 +329,15 @@ def _severity_of(rec: _ImportRecord) -> Severity | None:
     return base
 
 
+def _computed(value: object) -> bool:
+    """A callee the loader resolves at load time (call result, extension, persistent id).
+
+    Plain data as a callee makes the real loader raise before anything runs: not reported.
+    """
+    t = type(value)
+    return t is CallResult or t is Unknown or t is PersId
+
+
 def _is_symbolic(value: object) -> bool:
     """True for values that may be callables (imports, call results, unknowns)."""
     t = type(value)
@@ -537,7 +547,7 @@ def _on_call(ev: Call, artifact: Artifact, walk: _Walk, extra: frozenset[str]) -
         target = _callee(func, ev.args)
         if target is not None:
             yield from _resolved_call(ev, target, artifact, walk, extra)
-        elif walk.shapes < MAX_SHAPE_FINDINGS:
+        elif _computed(func) and walk.shapes < MAX_SHAPE_FINDINGS:
             walk.shapes += 1
             what = "the result of a call" if type(func) is CallResult else render(func, budget=60)
             yield artifact.finding(
@@ -691,7 +701,7 @@ def _on_build(
             )
         return
     if type(target) is not CallResult:
-        if walk.shapes < MAX_SHAPE_FINDINGS:
+        if _computed(target) and walk.shapes < MAX_SHAPE_FINDINGS:
             walk.shapes += 1
             yield artifact.finding(
                 PKL008,
@@ -727,7 +737,7 @@ def _on_mutation(
         items: object = list(args) if type(args) is tuple else args
         yield from _invoke_planted(ev, target, (items,), artifact, walk, extra)
         return
-    if walk.shapes < MAX_SHAPE_FINDINGS:
+    if _computed(target) and walk.shapes < MAX_SHAPE_FINDINGS:
         walk.shapes += 1
         yield artifact.finding(
             PKL008,
