@@ -602,6 +602,13 @@ def test_ambiguous_safetensors_passes_the_gate(tmp_path: Path) -> None:
     assert report.verdict is not None and report.verdict.passed, report.findings
 
 
+@pytest.mark.parametrize("lead", [b"S'abcde {x'\n0", b"S'abcdef x'\n0", b"Vabcdef {\n0"])
+def test_no_proto_pickle_named_safetensors_is_still_a_pickle(lead: bytes) -> None:
+    # Byte 8 is " " or "{" (what the weak safetensors test looks at), yet torch.load runs it.
+    data = lead + P0
+    assert data[8:9] in (b" ", b"{") and _kind(data, "model.safetensors") is K.PICKLE
+
+
 def test_proto_bytes_without_a_valid_header_are_still_a_pickle() -> None:
     data = b"\x80\x02" + b"\x00" * 6 + b"{not json" + b"\x00" * 400
     assert _kind(data, "model.bin") is K.PICKLE
