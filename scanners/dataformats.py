@@ -14,7 +14,6 @@ engine as children, so the pickle and torch scanners judge them.
 
 from __future__ import annotations
 
-import codecs
 import io
 import json
 import os
@@ -848,44 +847,106 @@ SP_TOP_FIELDS = frozenset({1, 2, 3, 4, 5})
 SP_MAX_PIECES = 10_000_000
 
 
+SP_MAX_PIECE_BYTES = 1 << 20
+"""Largest single piece message (real ones are tens of bytes)."""
+
+
 def _check_sentencepiece(artifact: Artifact) -> None:
-    """Walk every top-level field and every piece; nothing is decoded into objects."""
+    """Walk every top-level field and every piece; nothing is decoded into objects.
+
+    Pieces are parsed from the window's bytes directly: a 256k-piece vocabulary (Gemma) is
+    half a million small messages, too many for one generator step each.
+    """
     reader = ProtoReader(artifact.stream, artifact.size)
+    w = _Window(artifact.stream, artifact.size)
     pieces = 0
-    for f in reader.fields(0, artifact.size):
-        if f.number not in SP_TOP_FIELDS and f.number < 200:  # 200+: declared extensions
-            raise ArtifactError(f"sentencepiece: unexpected field {f.number}", f.offset)
-        if f.wire != LEN:
-            raise ArtifactError(f"sentencepiece: field {f.number} is not a message", f.offset)
-        if f.number == 1:
-            pieces += 1
-            if pieces > SP_MAX_PIECES:
-                raise LimitExceeded(f"sentencepiece: more than {SP_MAX_PIECES} pieces")
-            _check_piece(reader, f.offset, f.end)
-        elif f.number in (2, 3, 5):
-            for _ in reader.fields(f.offset, f.end):
-                pass  # a well-formed nested message is all we need
+    try:
+        while w.pos < w.size:
+            at = w.pos
+            key = _window_varint(w)
+            number, wire = key >> 3, key & 7
+            if number not in SP_TOP_FIELDS and number < 200:  # 200+: declared extensions
+                raise ArtifactError(f"sentencepiece: unexpected field {number}", at)
+            if wire != LEN:
+                raise ArtifactError(f"sentencepiece: field {number} is not a message", at)
+            length = _window_varint(w)
+            if number == 1:
+                pieces += 1
+                if pieces > SP_MAX_PIECES:
+                    raise LimitExceeded(f"sentencepiece: more than {SP_MAX_PIECES} pieces")
+                if length > SP_MAX_PIECE_BYTES:
+                    raise LimitExceeded(f"sentencepiece: piece message of {length} bytes", at)
+                _check_piece(w.take(length), w.pos - length)
+            else:
+                if w.pos + length > w.size:
+                    raise ArtifactError(f"sentencepiece: field {number} runs past the end", at)
+                for _ in reader.fields(w.pos, w.pos + length):
+                    pass  # a well-formed nested message is all we need
+                w.skip(length)
+    except _Truncated as exc:
+        raise ArtifactError(f"sentencepiece: truncated, {exc}", exc.offset) from None
     if pieces == 0:
         raise ArtifactError("sentencepiece: model has no pieces")
 
 
-def _check_piece(reader: ProtoReader, start: int, end: int) -> None:
+def _window_varint(w: _Window) -> int:
+    rel = w.pos - w._start
+    buf = w._buf
+    if rel >= 0 and rel + 10 <= len(buf):
+        # Fast path: decode straight from the window (the common case by far).
+        b = buf[rel]
+        if not b & 0x80:
+            w.pos += 1
+            return b
+        try:
+            value, nxt = _varint(buf, rel)
+        except ValueError:
+            raise ArtifactError("protobuf: varint longer than 10 bytes", w.pos) from None
+        w.pos += nxt - rel
+        return value
+    result = 0
+    for i in range(10):
+        b = w.take(1)[0]
+        result |= (b & 0x7F) << (7 * i)
+        if not b & 0x80:
+            return result
+    raise ArtifactError("protobuf: varint longer than 10 bytes", w.pos)
+
+
+def _check_piece(body: bytes, offset: int) -> None:
     """SentencePiece: piece = 1 (string), score = 2 (float), type = 3 (enum 1..6)."""
-    for g in reader.fields(start, end):
-        if g.number == 1:
-            if g.wire != LEN:
-                raise ArtifactError("sentencepiece: piece is not a string", g.offset)
-            try:
-                # A piece longer than what we read may be cut inside a character: not final.
-                codecs.getincrementaldecoder("utf-8")().decode(
-                    reader.head(g, 4096), final=g.value <= 4096
-                )
-            except UnicodeDecodeError:
-                raise ArtifactError("sentencepiece: piece is not UTF-8", g.offset) from None
-        elif g.number == 2 and g.wire != I32:
-            raise ArtifactError("sentencepiece: score is not a float", g.offset)
-        elif g.number == 3 and (g.wire != VARINT or not 1 <= g.value <= 6):
-            raise ArtifactError(f"sentencepiece: piece type {g.value} out of range", g.offset)
+    pos, end = 0, len(body)
+    try:
+        while pos < end:
+            key, pos = _varint(body, pos)
+            number, wire = key >> 3, key & 7
+            if wire == LEN:
+                length, pos = _varint(body, pos)
+                if number == 1:
+                    body[pos : pos + length].decode("utf-8")
+                pos += length
+            elif wire == I32:
+                pos += 4
+            elif wire == VARINT:
+                value, pos = _varint(body, pos)
+                if number == 3 and not 1 <= value <= 6:
+                    raise ArtifactError(f"sentencepiece: piece type {value} out of range", offset)
+            elif wire == 1:
+                pos += 8
+            else:
+                raise ArtifactError(f"sentencepiece: wire type {wire} in a piece", offset)
+            if number == 1 and wire != LEN:
+                raise ArtifactError("sentencepiece: piece is not a string", offset)
+            if number == 2 and wire != I32:
+                raise ArtifactError("sentencepiece: score is not a float", offset)
+            if number == 3 and wire != VARINT:
+                raise ArtifactError("sentencepiece: piece type is not an enum", offset)
+    except UnicodeDecodeError:
+        raise ArtifactError("sentencepiece: piece is not UTF-8", offset) from None
+    except ValueError as exc:
+        raise ArtifactError(f"sentencepiece: malformed piece ({exc})", offset) from None
+    if pos != end:
+        raise ArtifactError("sentencepiece: piece field runs past its message", offset)
 
 
 # ONNX external data -------------------------------------------------------------------------
