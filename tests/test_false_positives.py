@@ -63,3 +63,25 @@ def test_joblib_legacy_zf_compressed_pickle_is_unwrapped(tmp_path: Path) -> None
     report = _scan(tmp_path, "model_compressed_pickle.gz", blob)
     rules = {f.rule for f in report.findings}  # type: ignore[attr-defined]
     assert "PKL001" in rules and "GEN001" not in rules
+
+
+def test_old_gensim_models_pickle_numpy_randomstate_ctor() -> None:
+    # gensim/test/test_data/*_model (NumPy < 1.17): RandomState pickled as the zero-argument
+    # call numpy.random.__RandomState_ctor() + BUILD(state). A call, but of a vetted helper.
+    from scanners.base import Artifact, ScanContext
+    from scanners.pickle_scan import PickleScanner
+    from tests.pickle_builders import PickleBuilder
+
+    b = PickleBuilder(2).global_("numpy.random", "__RandomState_ctor").empty_tuple().reduce()
+    b.mark().str("MT19937").int(0).tuple().build().stop()
+    data = bytes(b)
+    art = Artifact(path="m", kind=ArtifactKind.PICKLE, size=len(data), stream=io.BytesIO(data))
+    assert list(PickleScanner().scan(art, ScanContext())) == []
+
+
+def test_numpy_1_0_ndarray_reconstruct_name(tmp_path: Path) -> None:
+    # numpy/lib/tests/data/py2-np0-objarr.npy: numpy.core._internal._reconstruct
+    b = b"\x80\x02cnumpy.core._internal\n_reconstruct\nq\x00cnumpy\nndarray\nq\x01K\x00\x85q\x02"
+    b += b"U\x01bq\x03\x87q\x04Rq\x05."
+    report = _scan(tmp_path, "old.pkl", b)
+    assert report.findings == ()  # type: ignore[attr-defined]
