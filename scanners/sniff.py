@@ -65,6 +65,10 @@ def sniff(stream: BinaryIO, size: int, name: str) -> ArtifactKind:
     if is_lfs_pointer(head, size):
         return ArtifactKind.LFS_POINTER
     kind = _sniff_magic(stream, head, size, lname)
+    if kind in OFFSET_MAGIC_KINDS and _looks_like_pickle_head(head):
+        # A magic found past byte 0 can sit inside a pickle's string argument; the unpickler
+        # (torch.load's legacy path, joblib) reads from byte 0 and runs the pickle.
+        kind = ArtifactKind.PICKLE
     if kind is not None:
         return _torch_legacy(head, kind)
     if _looks_like_pickle(stream, lname, size):
@@ -91,6 +95,9 @@ def _torch_legacy(head: bytes, kind: ArtifactKind) -> ArtifactKind:
         return ArtifactKind.TORCH_LEGACY
     return kind
 
+
+OFFSET_MAGIC_KINDS = frozenset({ArtifactKind.TFLITE, ArtifactKind.HDF5})
+"""Kinds whose magic need not be at byte 0 (``TFL3`` at 4, HDF5 superblock at 512…)."""
 
 LFS_PREFIXES = (
     b"version https://git-lfs.github.com/spec/",

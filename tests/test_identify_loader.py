@@ -609,6 +609,21 @@ def test_no_proto_pickle_named_safetensors_is_still_a_pickle(lead: bytes) -> Non
     assert data[8:9] in (b" ", b"{") and _kind(data, "model.safetensors") is K.PICKLE
 
 
+@pytest.mark.parametrize(
+    "lead",
+    [
+        b"S'\x00\x00TFL3'\n0",
+        b"T" + struct.pack("<I", 515) + b"a" * 507 + b"\x89HDF\r\n\x1a\n0",
+    ],
+    ids=["tflite-at-4", "hdf5-at-512"],
+)
+def test_magic_past_byte_zero_inside_a_pickle_string_is_the_pickle(lead: bytes) -> None:
+    data = lead + P0
+    assert data[4:8] == b"TFL3" or data[512:520] == b"\x89HDF\r\n\x1a\n"
+    assert _kind(data, "model.tflite") is K.PICKLE
+    assert _kind(data, "model.h5") is K.PICKLE
+
+
 def test_proto_bytes_without_a_valid_header_are_still_a_pickle() -> None:
     data = b"\x80\x02" + b"\x00" * 6 + b"{not json" + b"\x00" * 400
     assert _kind(data, "model.bin") is K.PICKLE
