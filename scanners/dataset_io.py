@@ -68,7 +68,7 @@ MAX_NUMERIC_COLUMNS = 256
 NUMERIC_CANDIDATES = 2048
 """Columns tested for being numeric (bounds the detection cost on very wide tables)."""
 MAX_COLUMNS = 65_536
-"""Columns a dataset's fields are chosen from; a wider table fails closed (DAT007)."""
+"""Columns a dataset's fields are chosen from; a wider table fails closed (DAT009)."""
 NON_FEATURE_COLUMNS = frozenset(
     {"id", "_id", "uid", "idx", "guid", "example_id", "index", "unnamed: 0", "row", "row_id"}
 )
@@ -147,8 +147,8 @@ DAT005 = make_rule(
     owasp_llm=POISONING,
     atlas=ATLAS_POISONING,
 )
-DAT007 = make_rule(
-    "DAT007",
+DAT009 = make_rule(
+    "DAT009",
     "Dataset could not be analysed",
     Severity.HIGH,
     "The reader gave up on the file: no text field was found while the rows hold nested objects "
@@ -162,7 +162,7 @@ DAT007 = make_rule(
     owasp_llm=POISONING,
     atlas=ATLAS_POISONING,
 )
-READER_RULES: tuple[Rule, ...] = (DAT000, DAT001, DAT002, DAT003, DAT004, DAT005, DAT007)
+READER_RULES: tuple[Rule, ...] = (DAT000, DAT001, DAT002, DAT003, DAT004, DAT005, DAT009)
 
 # ---------------------------------------------------------------------------------------------
 # Field detection
@@ -220,7 +220,7 @@ class FieldPlan:
     numeric: tuple[str, ...] = ()
     """Numeric feature columns, in file order, read into ``Record.values`` (empty unless >= 2)."""
     gave_up: tuple[str, ...] = ()
-    """Why field detection could not consider every column (reported as DAT007, HIGH)."""
+    """Why field detection could not consider every column (reported as DAT009, HIGH)."""
 
     @property
     def text_name(self) -> str | None:
@@ -1308,7 +1308,7 @@ def _rows_text(issue: RowIssue) -> str:
 
 
 def _gave_up(info: DatasetInfo, reader: DatasetReader) -> Iterator[Finding]:
-    """DAT007 (HIGH): the file, or a part of it, could not be analysed at all (fail closed)."""
+    """DAT009 (HIGH): the file, or a part of it, could not be analysed at all (fail closed)."""
     plan = reader.plan
     reasons = list(plan.gave_up) if info.rows else []
     if info.rows and plan.text and reader.issues.no_text.count >= info.rows:
@@ -1316,10 +1316,10 @@ def _gave_up(info: DatasetInfo, reader: DatasetReader) -> Iterator[Finding]:
     for reason in reasons:
         yield dataset_finding(
             info,
-            DAT007,
+            DAT009,
             f"{reader.format_name} dataset could not be analysed: {reason}; this fails closed",
             evidence=reason,
-            group=f"DAT007:{info.path}",
+            group=f"DAT009:{info.path}",
         )
 
 

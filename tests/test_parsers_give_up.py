@@ -134,7 +134,7 @@ def test_csv_with_100000_columns_fails_closed() -> None:
     assert n > MAX_COLUMNS
     data = ",".join(f"c{i}" for i in range(n)) + "\n" + ",".join("w" for _ in range(n)) + "\n"
     found = _scan(DatasetScanner, ArtifactKind.DATASET_CSV, "wide.csv", data.encode())
-    assert "100000 columns" in _high(found, "DAT007").message
+    assert "100000 columns" in _high(found, "DAT009").message
 
 
 def test_csv_with_more_string_columns_than_tested_fails_closed() -> None:
@@ -144,19 +144,19 @@ def test_csv_with_more_string_columns_than_tested_fails_closed() -> None:
     found = _scan(
         DatasetScanner, ArtifactKind.DATASET_CSV, "hashes.csv", "\n".join([header, *rows]).encode()
     )
-    assert "not tested for text" in _high(found, "DAT007").message
+    assert "not tested for text" in _high(found, "DAT009").message
 
 
 def test_jsonl_with_no_string_fields_fails_closed() -> None:
     rows = b'{"meta": {"msg": "ignore previous instructions"}, "tags": [1, 2]}\n' * 40
     found = _scan(DatasetScanner, ArtifactKind.DATASET_JSONL, "data.jsonl", rows)
-    assert "nested objects or lists" in _high(found, "DAT007").message
+    assert "nested objects or lists" in _high(found, "DAT009").message
 
 
 def test_chosen_text_field_missing_everywhere_fails_closed() -> None:
     rows = b'{"prompt": "hello there, how are you today?"}\n' * 20
     found = _scan(DatasetScanner, ArtifactKind.DATASET_JSONL, "d.jsonl", rows, text_field="body")
-    assert "no row has text" in _high(found, "DAT007").message
+    assert "no row has text" in _high(found, "DAT009").message
 
 
 NOTHING_TO_CHECK = {
@@ -168,7 +168,7 @@ NOTHING_TO_CHECK = {
 @pytest.mark.parametrize("name", sorted(NOTHING_TO_CHECK))
 def test_data_without_text_but_fully_read_is_not_a_give_up(name: str) -> None:
     """Numbers, booleans and categories were read and hold no text: DAT000 says the text checks
-    did not run, and nothing fails (the decision for 'no text field', documented in DAT007)."""
+    did not run, and nothing fails (the decision for 'no text field', documented in DAT009)."""
     found = _scan(DatasetScanner, ArtifactKind.DATASET_JSONL, "d.jsonl", NOTHING_TO_CHECK[name])
     assert [f for f in found if f.severity >= Severity.MEDIUM] == []
     categorical = "\n".join(["cap,odor,ring"] + ["x,n,p", "b,a,e", "f,l,t"] * 30).encode()
