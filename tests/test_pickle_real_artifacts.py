@@ -275,3 +275,16 @@ def test_plain_pickle_of_a_tensor_uses_load_from_bytes_and_is_clean(tmp_path: Pa
     data = pickle.dumps({"w": torch.ones(2, 2)}, protocol=4)
     assert b"_load_from_bytes" in data
     _assert_passes(_scan_file(tmp_path, "tensor.pkl", data))
+
+
+@pytest.mark.framework
+@pytest.mark.parametrize("smartirs", [None, "ntc", "lfn"])
+def test_gensim_tfidf_model_partials_pass_the_gate(smartirs: str | None) -> None:
+    # issue #10: gensim's TfidfModel keeps partial(smartirs_wlocal, …) and was CRITICAL.
+    gensim = pytest.importorskip("gensim")
+    docs = [["alpha", "beta"], ["beta", "gamma"], ["alpha", "gamma", "gamma"]]
+    vocab = gensim.corpora.Dictionary(docs)
+    model = gensim.models.TfidfModel([vocab.doc2bow(d) for d in docs], smartirs=smartirs)
+    found = _scan_bytes(pickle.dumps(model, protocol=4))
+    assert found and all(f.rule == "PKL002" and f.severity is Severity.MEDIUM for f in found)
+    assert all(f.message.startswith("gensim.") for f in found)
