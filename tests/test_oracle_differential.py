@@ -420,3 +420,24 @@ def test_oracle_is_inert(oracle: Oracle, tmp_path: Path) -> None:
 def test_oracle_protocol_below_4_refuses_dotted_names_like_cpython(oracle: Oracle) -> None:
     seen = oracle.judge(b"cos\npath.join\n(tR.")
     assert seen.calls == () and seen.error is not None
+
+
+# --- disagreements the oracle found, kept as named regressions --------------------------------
+
+
+def test_oracle_found_truncated_inst_line_is_run_by_the_pure_python_unpickler(
+    oracle: Oracle, tmp_path: Path
+) -> None:
+    # Slow run 4 (docs/denylist.md): a stream that ends inside INST's name line, without the
+    # newline. The pure-Python unpickler (pickle._Unpickler, and dill's Unpickler built on it)
+    # chops the last byte as if it were the newline and *calls* ``os.system`` before hitting
+    # EOF; the C unpickler reports truncation instead. Under a non-pickle name the file must
+    # still be identified as a pickle and fail the gate.
+    data = b"(V" + b"echo supplychain-sample" + b"\nios\nsystemX"
+    seen = oracle.judge(data)
+    assert seen.calls == (("os", "system"),)
+    target = tmp_path / "weights.dat"
+    target.write_bytes(data)
+    report = policy.apply(scan_paths([target]), policy.Policy())
+    assert report.verdict is not None
+    assert not report.verdict.passed, [(r.scanner, r.status.value) for r in report.results]
