@@ -94,6 +94,15 @@ DAT007 = make_rule(
     "otherwise.",
     cwe=829,
 )
+DAT008 = make_rule(
+    "DAT008",
+    "Core ML model needs custom native code",
+    Severity.MEDIUM,
+    "The Core ML model is a customModel or has custom neural-network layers: running it needs "
+    "the named classes compiled into the application that loads it.",
+    "Make sure the custom classes come from a source you trust and are pinned.",
+    cwe=829,
+)
 DAT006 = make_rule(
     "DAT006",
     "Dataset metadata names a file outside the dataset directory",
@@ -794,6 +803,7 @@ class DataFormatScanner:
             ArtifactKind.HF_DATASET_META,
             ArtifactKind.NUMPY_RAW,
             ArtifactKind.TFLITE,
+            ArtifactKind.COREML,
         }
     )
     rules: ClassVar[tuple[Rule, ...]] = (
@@ -804,6 +814,7 @@ class DataFormatScanner:
         DAT005,
         DAT006,
         DAT007,
+        DAT008,
     )
 
     def scan(self, artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
@@ -834,6 +845,8 @@ class DataFormatScanner:
                 yield from _check_dataset_meta(artifact, ctx)
             case ArtifactKind.TFLITE:
                 _check_tflite(artifact)
+            case ArtifactKind.COREML:
+                yield from _check_coreml(artifact)
             case ArtifactKind.NUMPY_RAW:
                 pass  # headerless array bytes: nothing to parse, nothing that runs
             case _:
@@ -981,7 +994,8 @@ def _check_onnx_data(artifact: Artifact) -> Iterator[Finding]:
 
 _PT2_RAW = re.compile(r"(?:^|/)data/(?:weights|constants)/[^/]+$")
 """Raw tensor payloads of a .pt2 archive (unless the config marks them pickled)."""
-_PT2_GRAPH = re.compile(r"(?:^|/)models/[^/]+\.json$")
+_PT2_GRAPH = re.compile(r"(?:^|/)(?:models/[^/]+|serialized_exported_program)\.json$")
+"""Graphs: ``models/*.json`` (torch >= 2.6) or ``serialized_exported_program.json`` (older)."""
 TORCH_NAMESPACES = frozenset(
     {
         "aten", "prims", "higher_order", "_c10d_functional", "c10d_functional", "c10d",
@@ -1420,6 +1434,82 @@ def _check_tflite(artifact: Artifact) -> None:
     vsize, osize = struct.unpack("<HH", stream.read(4))
     if vsize < 4 or vsize % 2 or vtable + vsize > artifact.size or root + osize > artifact.size:
         raise ArtifactError("tflite: malformed vtable", vtable)
+
+
+# Core ML -----------------------------------------------------------------------------------------
+
+COREML_PIPELINES = frozenset({200, 201, 202})
+"""Model.pipelineClassifier/pipelineRegressor (which wrap a Pipeline at 1) and pipeline:
+Pipeline { repeated Model models = 1 }."""
+COREML_NEURAL = frozenset({303, 403, 500})
+"""neuralNetworkRegressor/Classifier/neuralNetwork: layers = 1, each NeuralNetworkLayer."""
+COREML_CUSTOM_MODEL = 555
+COREML_CUSTOM_LAYER = 500
+"""NeuralNetworkLayer.custom (CustomLayerParams: className = 10)."""
+COREML_MAX_DEPTH = 16
+
+
+def _check_coreml(artifact: Artifact) -> Iterator[Finding]:
+    """``.mlmodel`` (Model protobuf, coremltools' specification): structure, custom code."""
+    reader = ProtoReader(artifact.stream, artifact.size)
+    custom: list[str] = []
+    _coreml_model(reader, 0, artifact.size, custom, 0)
+    if custom:
+        yield artifact.finding(
+            DAT008,
+            f"custom Core ML class(es): {', '.join(custom[:5])}",
+            evidence=", ".join(custom[:16]),
+        )
+
+
+def _coreml_model(reader: ProtoReader, start: int, end: int, custom: list[str], depth: int) -> None:
+    if depth > COREML_MAX_DEPTH:
+        raise LimitExceeded(f"Core ML pipelines nested deeper than {COREML_MAX_DEPTH}")
+    version = typed = False
+    for f in reader.fields(start, end):
+        if f.number == 1:
+            version = f.wire == VARINT
+        elif f.number >= 200:
+            typed = True
+            if f.wire != LEN:
+                raise ArtifactError(
+                    f"coreml: model type field {f.number} is not a message", f.offset
+                )
+            if f.number in COREML_PIPELINES:
+                pipeline = [(f.offset, f.end)]
+                if f.number != 202:  # Pipeline{Classifier,Regressor} { Pipeline pipeline = 1 }
+                    pipeline = [
+                        (g.offset, g.end)
+                        for g in reader.fields(f.offset, f.end)
+                        if g.number == 1 and g.wire == LEN
+                    ]
+                for p_start, p_end in pipeline:
+                    for g in reader.fields(p_start, p_end):
+                        if g.number == 1 and g.wire == LEN:
+                            _coreml_model(reader, g.offset, g.end, custom, depth + 1)
+            elif f.number in COREML_NEURAL:
+                for g in reader.fields(f.offset, f.end):
+                    if g.number == 1 and g.wire == LEN:
+                        _coreml_layer(reader, g.offset, g.end, custom)
+            elif f.number == COREML_CUSTOM_MODEL:
+                custom.append(_class_name(reader, f.offset, f.end) or "<customModel>")
+    if not version:
+        raise ArtifactError("coreml: no specificationVersion", start)
+    if not typed:
+        raise ArtifactError("coreml: no model type", start)
+
+
+def _coreml_layer(reader: ProtoReader, start: int, end: int, custom: list[str]) -> None:
+    for f in reader.fields(start, end):
+        if f.number == COREML_CUSTOM_LAYER and f.wire == LEN and len(custom) < 64:
+            custom.append(_class_name(reader, f.offset, f.end) or "<custom layer>")
+
+
+def _class_name(reader: ProtoReader, start: int, end: int) -> str:
+    for f in reader.fields(start, end):
+        if f.number == 10 and f.wire == LEN:
+            return reader.text(f, 256)
+    return ""
 
 
 __all__ = ["DataFormatScanner", "identify", "referencing_models"]

@@ -26,6 +26,7 @@ from scanners.dataformats import (
     DAT005,
     DAT006,
     DAT007,
+    DAT008,
     DataFormatScanner,
     identify,
 )
@@ -779,3 +780,59 @@ def test_weak_structures_never_claim_another_scanners_file_name() -> None:
     assert kind_of(tokenizer, "config.json") is None
     assert kind_of(sentencepiece_model(), "modeling.py") is None
     assert kind_of(RAW, "weights_01.npy.json") is None
+
+
+# --------------------------------------------------------------------------------------------
+# Core ML
+
+
+def coreml_model(body: bytes, version: int = 4) -> bytes:
+    return pb_int(1, version) + pb_len(2, pb_len(1, b"input")) + body
+
+
+def nn_layer(name: str, custom: str | None = None) -> bytes:
+    layer = pb_len(1, name.encode())
+    if custom is not None:
+        layer += pb_len(500, pb_len(10, custom.encode()))
+    else:
+        layer += pb_len(140, b"")  # an ordinary layer type
+    return pb_len(1, layer)
+
+
+def test_coreml_neural_network_is_clean() -> None:
+    data = coreml_model(pb_len(500, nn_layer("dense") + nn_layer("relu")))
+    assert scan(data, ArtifactKind.COREML) == ([], [])
+
+
+def test_coreml_custom_layer_and_custom_model_are_reported() -> None:
+    layer = coreml_model(pb_len(500, nn_layer("x", custom="MyNativeLayer")))
+    findings, _ = scan(layer, ArtifactKind.COREML)
+    assert [(f.rule, f.severity) for f in findings] == [(DAT008.id, Severity.MEDIUM)]
+    assert "MyNativeLayer" in findings[0].message
+    inner = coreml_model(pb_len(555, pb_len(10, b"EvilModel")))
+    pipeline = coreml_model(pb_len(200, pb_len(1, pb_len(1, inner))))
+    findings, _ = scan(pipeline, ArtifactKind.COREML)
+    assert "EvilModel" in findings[0].message
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pb_len(2, b"") + pb_len(500, b""),
+        pb_int(1, 4) + pb_len(2, b""),
+        coreml_model(pb_len(500, nn_layer("a")))[:-2],
+    ],
+    ids=["no-version", "no-type", "truncated"],
+)
+def test_coreml_malformed_is_gen001(data: bytes) -> None:
+    malformed(data, ArtifactKind.COREML)
+
+
+def test_torch_export_pre_2_6_graph_is_checked() -> None:
+    graph = {"graph_module": {"graph": {"nodes": [{"target": "torch.os.system", "inputs": []}]}}}
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("serialized_exported_program.json", json.dumps(graph))
+        zf.writestr("version", "1")
+    findings, _ = scan(buf.getvalue(), ArtifactKind.TORCH_EXPORT)
+    assert [f.rule for f in findings] == [DAT004.id]
