@@ -525,11 +525,13 @@ def _on_call(ev: Call, artifact: Artifact, walk: _Walk, extra: frozenset[str]) -
     func = ev.func
     kind = ev.kind
     shown = _render_call(ev)
-    if kind == "BUILD":
-        yield from _on_build(ev, artifact, walk, extra, shown)
-        return
-    if kind in ("APPENDS", "SETITEMS", "ADDITEMS"):
-        yield from _on_mutation(ev, artifact, walk, extra, shown)
+    if kind in ("BUILD", "APPENDS", "SETITEMS", "ADDITEMS"):
+        if kind == "BUILD":
+            yield from _on_build(ev, artifact, walk, extra, shown)
+        else:
+            yield from _on_mutation(ev, artifact, walk, extra, shown)
+        if type(func) is not Global:
+            _note_dangerous_arguments(ev, walk, shown)
         return
     if type(func) is Global:
         rec = _record(walk, func, extra)
