@@ -360,12 +360,44 @@ _JINJA_KEYWORDS = frozenset(
 )
 """Statement names Jinja (with the extensions chat templates use) knows; Django's ``load``/``url``,
 Liquid's ``assign``/``capture`` and friends are other languages."""
-_SPAN = re.compile(
-    r"\{%.{0,4000}?%\}|\{\{(?!\{)[^\n]{0,1000}?(?:\n[^\n]{0,1000}?){0,2}\}\}|\{#.{0,4000}?#\}",
-    re.DOTALL,
-)
-"""Jinja tags. An expression spans at most three lines: ``{{`` opening a block of C or Python
-format text (``{{\n    PyObject *tmp;…}}``) or a Vim fold marker (``{{{``) is not one."""
+_OPENER = re.compile(r"\{[%{#]")
+_CLOSERS = {"{%": "%}", "{{": "}}", "{#": "#}"}
+MAX_TAG_CHARS = 4000
+"""Longest Jinja tag considered; an expression also spans at most three lines, so ``{{``
+opening a block of C or Python format text (``{{\n    PyObject *tmp;…}}``) or a Vim fold
+marker (``{{{``) is not one."""
+
+
+def _tag_spans(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of the Jinja tags in ``text``, left to right, in linear time.
+
+    Each closer's next position is cached, so a text full of openers with no closer (a vocabulary
+    listing ``{%``) costs one search per opener kind, not one per opener.
+    """
+    spans: list[tuple[int, int]] = []
+    next_close: dict[str, int] = {}
+    pos = 0
+    for match in _OPENER.finditer(text):
+        start = match.start()
+        if start < pos:
+            continue
+        opener = match.group(0)
+        closer = _CLOSERS[opener]
+        close = next_close.get(opener, -2)
+        if close != -1 and close < start + 2:
+            close = text.find(closer, start + 2)
+            next_close[opener] = close
+        if close < 0 or close - start > MAX_TAG_CHARS:
+            continue
+        if opener == "{{" and (
+            text.startswith("{", start + 2) or text.count("\n", start, close) > 2
+        ):
+            continue
+        spans.append((start, close + 2))
+        pos = close + 2
+    return spans
+
+
 _STMT_WORD = re.compile(r"\{%[-+]?\s*([A-Za-z_]\w*)")
 _GO_OR_MUSTACHE = re.compile(
     r"\{\{-?\s*(?:\.|\$|end\b|range\b|define\b|template\b|include\s+\"|toYaml\b|[#/^>&!]|"
@@ -405,14 +437,16 @@ def looks_like_template(head: bytes) -> bool:
         return False
     if text.count("\ufffd") > 8 or _GO_OR_MUSTACHE.search(text):
         return False
-    spans = [m.group(0) for m in _SPAN.finditer(text)]
+    bounds = _tag_spans(text)
+    spans = [text[a:b] for a, b in bounds]
     statements = [w for s in spans if (w := _stmt_word(s)) is not None]
     if any(word not in _JINJA_KEYWORDS for word in statements):
         return False
     expressions = sum(1 for s in spans if s.startswith("{{"))
     if not statements and not expressions:
         return False
-    outside = _SPAN.sub(" ", text)
+    cuts = [0, *(x for span in bounds for x in span), len(text)]
+    outside = " ".join(text[cuts[i] : cuts[i + 1]] for i in range(0, len(cuts), 2))
     if _PROSE_MARKERS.search(outside):
         return False
     inside = sum(len("".join(s.split())) for s in spans)

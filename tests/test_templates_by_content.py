@@ -358,3 +358,15 @@ def test_engine_finds_templates_by_content_and_stays_quiet_on_docs(tmp_path: Pat
         (f.location.path, f.rule) for f in clean.findings if f.severity >= Severity.MEDIUM
     ] == []
     assert clean.verdict is not None and clean.verdict.passed
+
+
+@pytest.mark.parametrize("filler", [b"{%\n", b"{#x ", b"{{ a\n", b"{% if %}{{ x"])
+def test_looks_like_template_is_linear_on_hostile_heads(filler: bytes) -> None:
+    """Openers without closers must not make identification quadratic (sniff runs it on every
+    text file)."""
+    import time
+
+    head = (filler * (65536 // len(filler) + 1))[:65536]
+    start = time.perf_counter()
+    looks_like_template(head)
+    assert time.perf_counter() - start < 0.5
