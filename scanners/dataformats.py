@@ -103,6 +103,16 @@ DAT008 = make_rule(
     "Make sure the custom classes come from a source you trust and are pinned.",
     cwe=829,
 )
+DAT009 = make_rule(
+    "DAT009",
+    "Custom or Flex operators in a TFLite model",
+    Severity.LOW,
+    "The model's operator codes name custom operators (registered by the app that loads it) "
+    "or Flex ops (TensorFlow kernels run through the Flex delegate). Flex ops that read or write "
+    "files or call Python are reported as high.",
+    "Check that the app registering these operators is trusted; avoid Flex file and Python ops.",
+    cwe=829,
+)
 DAT006 = make_rule(
     "DAT006",
     "Dataset metadata names a file outside the dataset directory",
@@ -815,6 +825,7 @@ class DataFormatScanner:
         DAT006,
         DAT007,
         DAT008,
+        DAT009,
     )
 
     def scan(self, artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
@@ -844,7 +855,7 @@ class DataFormatScanner:
             case ArtifactKind.HF_DATASET_META:
                 yield from _check_dataset_meta(artifact, ctx)
             case ArtifactKind.TFLITE:
-                _check_tflite(artifact)
+                yield from _check_tflite(artifact)
             case ArtifactKind.COREML:
                 yield from _check_coreml(artifact)
             case ArtifactKind.NUMPY_RAW:
@@ -1415,25 +1426,104 @@ def _check_dataset_meta(artifact: Artifact, ctx: ScanContext) -> Iterator[Findin
 # TFLite ------------------------------------------------------------------------------------------
 
 
-def _check_tflite(artifact: Artifact) -> None:
-    """A flatbuffer with identifier ``TFL3``: the root table and its vtable must lie inside."""
-    stream = artifact.stream
-    stream.seek(0)
-    head = stream.read(8)
-    if len(head) < 8 or head[4:8] != b"TFL3":
+TFLITE_MAX_OPCODES = 10_000
+FLEX_IO_OPS = frozenset(
+    {
+        "ReadFile", "WriteFile", "MatchingFiles", "Save", "SaveV2", "Restore", "RestoreV2",
+        "RestoreSlice", "PrintV2", "Print", "ImmutableConst", "PyFunc", "EagerPyFunc",
+    }
+)  # fmt: skip
+"""TensorFlow ops reachable through the Flex delegate that touch files or run Python."""
+
+
+class _Flatbuffer:
+    """Bounds-checked reads of flatbuffer tables, vectors and strings from a stream."""
+
+    def __init__(self, stream: BinaryIO, size: int, what: str) -> None:
+        self.stream = stream
+        self.size = size
+        self.what = what
+
+    def read(self, pos: int, n: int) -> bytes:
+        if pos < 0 or pos + n > self.size:
+            raise ArtifactError(f"{self.what}: offset {pos} outside the file", max(pos, 0))
+        self.stream.seek(pos)
+        return self.stream.read(n)
+
+    def u32(self, pos: int) -> int:
+        value: int = struct.unpack("<I", self.read(pos, 4))[0]
+        return value
+
+    def table(self, pos: int) -> tuple[int, int]:
+        """(table position, vtable position) of the table at ``pos``, both checked."""
+        (soffset,) = struct.unpack("<i", self.read(pos, 4))
+        vtable = pos - soffset
+        vsize, osize = struct.unpack("<HH", self.read(vtable, 4))
+        if vsize < 4 or vsize % 2 or vtable + vsize > self.size or pos + osize > self.size:
+            raise ArtifactError(f"{self.what}: malformed vtable", vtable)
+        return pos, vtable
+
+    def field(self, table: tuple[int, int], index: int) -> int | None:
+        """Absolute position of field ``index`` of a table, or ``None`` when absent."""
+        pos, vtable = table
+        (vsize,) = struct.unpack("<H", self.read(vtable, 2))
+        if 4 + 2 * index + 2 > vsize:
+            return None
+        (off,) = struct.unpack("<H", self.read(vtable + 4 + 2 * index, 2))
+        return pos + off if off else None
+
+    def deref(self, pos: int) -> int:
+        return pos + self.u32(pos)
+
+    def vector(self, pos: int, limit: int) -> list[int]:
+        """Positions of the uoffset elements of the vector referenced at ``pos``."""
+        start = self.deref(pos)
+        count = self.u32(start)
+        if count > limit:
+            raise LimitExceeded(f"{self.what}: vector of {count} entries (limit {limit})", start)
+        if start + 4 + 4 * count > self.size:
+            raise ArtifactError(f"{self.what}: vector runs past the end", start)
+        return [start + 4 + 4 * i for i in range(count)]
+
+    def string(self, pos: int, limit: int = 256) -> str:
+        start = self.deref(pos)
+        length = self.u32(start)
+        if start + 4 + length > self.size:
+            raise ArtifactError(f"{self.what}: string runs past the end", start)
+        return self.read(start + 4, min(length, limit)).decode("utf-8", "replace")
+
+
+def _check_tflite(artifact: Artifact) -> Iterator[Finding]:
+    """A ``TFL3`` flatbuffer: root table and operator codes; custom and Flex ops are reported."""
+    fb = _Flatbuffer(artifact.stream, artifact.size, "tflite")
+    head = fb.read(0, 8)
+    if head[4:8] != b"TFL3":
         raise ArtifactError("tflite: no TFL3 identifier")
-    (root,) = struct.unpack_from("<I", head)
-    if root + 4 > artifact.size:
-        raise ArtifactError(f"tflite: root offset {root} past the end", 0)
-    stream.seek(root)
-    (soffset,) = struct.unpack("<i", stream.read(4))
-    vtable = root - soffset
-    if vtable < 0 or vtable + 4 > artifact.size:
-        raise ArtifactError("tflite: vtable outside the file", root)
-    stream.seek(vtable)
-    vsize, osize = struct.unpack("<HH", stream.read(4))
-    if vsize < 4 or vsize % 2 or vtable + vsize > artifact.size or root + osize > artifact.size:
-        raise ArtifactError("tflite: malformed vtable", vtable)
+    root = fb.table(fb.u32(0))
+    codes = fb.field(root, 1)  # Model.operator_codes
+    customs: list[str] = []
+    if codes is not None:
+        for element in fb.vector(codes, TFLITE_MAX_OPCODES):
+            code = fb.table(fb.deref(element))
+            custom = fb.field(code, 1)  # OperatorCode.custom_code
+            if custom is not None and len(customs) < 64:
+                customs.append(fb.string(custom))
+    if fb.field(root, 2) is None:  # Model.subgraphs
+        raise ArtifactError("tflite: model has no subgraphs")
+    risky = [c for c in customs if c.startswith("Flex") and c[4:] in FLEX_IO_OPS]
+    if risky:
+        yield artifact.finding(
+            DAT009,
+            f"Flex (TensorFlow) ops that touch files or run Python: {', '.join(risky[:5])}",
+            evidence=", ".join(risky[:16]),
+            severity=Severity.HIGH,
+        )
+    elif customs:
+        yield artifact.finding(
+            DAT009,
+            f"custom operator(s) the loading app must register: {', '.join(customs[:5])}",
+            evidence=", ".join(customs[:16]),
+        )
 
 
 # Core ML -----------------------------------------------------------------------------------------

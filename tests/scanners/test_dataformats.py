@@ -27,6 +27,7 @@ from scanners.dataformats import (
     DAT006,
     DAT007,
     DAT008,
+    DAT009,
     DataFormatScanner,
     identify,
 )
@@ -632,15 +633,63 @@ def test_torch_export_custom_operator_namespace_is_medium() -> None:
 # TFLite
 
 
-def tflite_model() -> bytes:
-    body = struct.pack("<I", 16) + b"TFL3" + struct.pack("<HHH", 6, 8, 4) + b"\x00\x00"
-    return body + struct.pack("<i", 8) + struct.pack("<I", 3)
+def tflite_model(customs: tuple[str, ...] = (), subgraphs: bool = True) -> bytes:
+    """A minimal TFL3 flatbuffer: Model{operator_codes=[OperatorCode{custom_code}], subgraphs}."""
+    buf = bytearray(struct.pack("<I", 0) + b"TFL3")
+
+    def pad() -> None:
+        while len(buf) % 4:
+            buf.append(0)
+
+    # Model vtable: fields 0 (absent), 1 operator_codes @4, 2 subgraphs @8.
+    vt = len(buf)
+    buf += struct.pack("<HHHHH", 10, 12, 0, 4, 8 if subgraphs else 0)
+    pad()
+    model = len(buf)
+    struct.pack_into("<I", buf, 0, model)
+    buf += struct.pack("<iII", model - vt, 0, 0)
+    vec = len(buf)
+    struct.pack_into("<I", buf, model + 4, vec - (model + 4))
+    buf += struct.pack("<I", len(customs)) + b"\x00" * 4 * len(customs)
+    for i, name in enumerate(customs):
+        ovt = len(buf)
+        buf += struct.pack("<HHHH", 8, 8, 0, 4)
+        table = len(buf)
+        slot = vec + 4 + 4 * i
+        struct.pack_into("<I", buf, slot, table - slot)
+        buf += struct.pack("<iI", table - ovt, 0)
+        string = len(buf)
+        struct.pack_into("<I", buf, table + 4, string - (table + 4))
+        buf += struct.pack("<I", len(name)) + name.encode() + b"\x00"
+        pad()
+    subs = len(buf)
+    struct.pack_into("<I", buf, model + 8, subs - (model + 8))
+    buf += struct.pack("<I", 0)
+    return bytes(buf)
 
 
 def test_tflite_structure() -> None:
     assert scan(tflite_model(), ArtifactKind.TFLITE) == ([], [])
-    malformed(struct.pack("<I", 4000) + b"TFL3" + b"\x00" * 8, ArtifactKind.TFLITE, "root")
-    malformed(tflite_model()[:18], ArtifactKind.TFLITE)
+    malformed(struct.pack("<I", 4000) + b"TFL3" + b"\x00" * 8, ArtifactKind.TFLITE, "outside")
+    malformed(tflite_model()[:30], ArtifactKind.TFLITE)
+    malformed(tflite_model(subgraphs=False), ArtifactKind.TFLITE, "no subgraphs")
+
+
+def test_tflite_custom_and_flex_ops() -> None:
+    findings, _ = scan(tflite_model(("TFLite_Detection_PostProcess",)), ArtifactKind.TFLITE)
+    assert [(f.rule, f.severity) for f in findings] == [(DAT009.id, Severity.LOW)]
+    findings, _ = scan(tflite_model(("FlexAdd", "FlexWriteFile")), ArtifactKind.TFLITE)
+    assert [(f.rule, f.severity) for f in findings] == [(DAT009.id, Severity.HIGH)]
+    assert "FlexWriteFile" in findings[0].message
+
+
+def test_tflite_opcode_count_bomb_is_a_limit() -> None:
+    data = bytearray(tflite_model(("A",)))
+    (model,) = struct.unpack_from("<I", data, 0)
+    vec = model + 4 + struct.unpack_from("<I", data, model + 4)[0]
+    struct.pack_into("<I", data, vec, 10**9)
+    with pytest.raises(LimitExceeded):
+        scan(bytes(data), ArtifactKind.TFLITE)
 
 
 # --------------------------------------------------------------------------------------------
