@@ -760,12 +760,31 @@ def _state_items(state: object) -> Iterator[tuple[str, object]]:
                     yield key, value
 
 
+def _maybe_callable(value: object) -> bool:
+    """Whether a state value may be a callable: an import, a computed value, a wrapper result.
+
+    Objects built by allowlisted value constructors (``set([...])`` under protocol 2 in
+    pydantic's ``__pydantic_fields_set__``) are data.
+    """
+    t = type(value)
+    if t is Global or t is Unknown:
+        return True
+    if t is not CallResult:
+        return False
+    func = value.func  # type: ignore[attr-defined]
+    if type(func) is not Global:
+        return True
+    if func.qualname in WRAPPERS or func.qualname in IMPORT_HELPERS:
+        return True
+    return not classify(*canonical_parts(func.module, func.name)).allowed
+
+
 def _plant(
     ev: Call, target: CallResult, state: object, artifact: Artifact, walk: _Walk, shown: str
 ) -> Iterator[Finding]:
     """Remember callables set as attributes; special names among them are a gadget shape."""
     for key, value in _state_items(state):
-        if not _is_symbolic(value):
+        if not _maybe_callable(value):
             continue
         dunder = key.startswith("__") and key.endswith("__") and len(key) > 4
         method = any(key in names for names in PLANT_METHODS.values())

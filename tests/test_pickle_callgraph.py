@@ -593,3 +593,11 @@ def test_torch_load_of_base64_zip_bytes_reaches_the_engine(tmp_path: Path) -> No
         if f.evidence == "os.system('true')" and f.location.member[0].startswith("torch.load@")
     ]
     assert inner and inner[0].severity is Severity.CRITICAL
+
+
+def test_special_names_holding_plain_objects_are_data() -> None:
+    # pydantic v2 under protocol 2: {'__pydantic_fields_set__': set([...]), ...}
+    b = _namespace(PickleBuilder(2)).empty_dict().str("__pydantic_fields_set__")
+    b.global_("__builtin__", "set").empty_list().str("a").append().tuple1().reduce()
+    b.setitem().str("__pydantic_private__").none().setitem().build().stop()
+    assert scan(bytes(b)) == []
