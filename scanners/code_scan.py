@@ -634,9 +634,9 @@ class _Analyzer:
                 isinstance(node, ast.Call)
                 and node.args
                 and self.qualname(node.func) in _IMPORTERS
-                and (module := self.fold(node.args[0])) is not None
+                and self.fold(node.args[0]) is not None
             ):
-                return module
+                return self.qualname(node)  # ``__import__("os.path")`` is ``os``, as Python does
         return None
 
     def _build_scopes(self) -> None:

@@ -745,6 +745,10 @@ PROCESS_EXECUTION_KEPT = {
         "def w(m):\n    return m\nsubprocess = w(__import__('subprocess'))\nsubprocess.run('x')\n",
         "subprocess.run",
     ),
+    "wrapped_dotted_import_is_the_top_package": (
+        "def w(m):\n    return m\nx = w(__import__('os.path'))\nx.system('x')\n",
+        "os.system",
+    ),
     "class_body_comprehension_sees_the_module": (
         "import subprocess\nclass A:\n    subprocess = None\n"
         "    out = [subprocess.run(c) for c in ['x']]\n",
