@@ -10,6 +10,13 @@ length: ~420 bytes/row (≈ 420 MB at 1M rows), kept in NumPy chunks, never Pyth
 Speed: shingle hashes and signatures are computed for batches of 4096 rows with vectorised NumPy,
 on worker threads while the caller parses the next rows (see bench/README.md for figures).
 Determinism: fixed hash constants and seeds; no use of Python's salted ``hash()``.
+
+Templates: rows that share a long prefix or suffix (a system prompt, a fixed instruction, a
+canned DPO answer) are similar through that text alone. Shared prefixes/suffixes are learnt from
+the first batch (at least 20 rows and 1 % of it), reported once (DAT014, INFO), and near-duplicates
+are judged on the text around them; a row whose remainder is too short to compare keeps its whole
+text, so light edits of one text are still near-duplicates. Groups never chain: LSH components are
+split so that every member is at or above the threshold to its group's representative.
 """
 
 from __future__ import annotations
@@ -55,8 +62,10 @@ DAT011 = make_rule(
     "DAT011",
     "Near-duplicate rows",
     Severity.LOW,
-    "Rows whose character 5-gram sets overlap strongly (MinHash-estimated Jaccard). Lightly edited "
-    "copies are a cheap way to repeat a poisoned example while evading exact deduplication.",
+    "Rows whose character 5-gram sets overlap strongly (MinHash-estimated Jaccard); every member "
+    "is verified against the group's first row at the threshold, and shared templates (DAT014) "
+    "are left out of the comparison. Lightly edited copies are a cheap way to repeat a poisoned "
+    "example while evading exact deduplication.",
     "Review the group; keep one representative unless the variants are intended.",
     owasp_llm=POISONING,
     atlas=ATLAS_POISONING,
