@@ -129,8 +129,9 @@ MIN_TEMPLATE_ROWS = 20
 """A prefix/suffix is a template when at least this many rows (and 1% of the sample) share it."""
 MIN_TEMPLATE_SHARE = 0.01
 MAX_TEMPLATES = 16
-MAX_SPLIT_ROUNDS = 64
-"""Representatives tried per connected component when splitting it into verified groups."""
+MAX_SPLIT_WORK = 2_000_000
+"""Signature comparisons spent per connected component when splitting it into verified groups
+(a component of 1,000 rows can be split into up to 1,000 groups; a huge one into fewer)."""
 _CHUNK = 1 << 16
 _MAX_LABELS = 4096
 
@@ -606,10 +607,10 @@ class NearDuplicateCheck:
         and keeps the members close to it; the rest go to the next round.
         """
         remaining = component
-        for _ in range(MAX_SPLIT_ROUNDS):
-            if len(remaining) < 2:
-                return
+        work = 0
+        while len(remaining) >= 2 and work < MAX_SPLIT_WORK:
             rep, rest = remaining[0], remaining[1:]
+            work += len(rest)
             sims = self.similarity(np.full(len(rest), rep, dtype=np.int64), rest)
             close = sims >= self.threshold
             if close.any():
