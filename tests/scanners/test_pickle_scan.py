@@ -387,7 +387,7 @@ def test_rules_are_documented() -> None:
         ("functools", "reduce", None),
         ("operator", "itemgetter", None),
         ("operator", "attrgetter", Severity.CRITICAL),
-        ("_operator", "methodcaller", Severity.CRITICAL),
+        ("operator", "methodcaller", Severity.CRITICAL),
         ("sklearn.datasets.base", "Bunch", None),
         ("sklearn.datasets._base", "load_files", Severity.CRITICAL),
         ("sklearn.datasets._openml", "_open_openml_url", Severity.CRITICAL),
