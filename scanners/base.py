@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import BinaryIO, ClassVar, Protocol
+from typing import BinaryIO, ClassVar, Protocol, TypeVar
 
 from scanners.dataset_base import DatasetOptions
 from supplychain.limits import ContainerTally, Limits
 from supplychain.model import (
     ArtifactKind,
     Confidence,
+    Fact,
+    FactValue,
     Finding,
     Location,
     Rule,
@@ -84,6 +86,10 @@ class Artifact:
             group=group,
         )
 
+    def fact(self, key: str, value: FactValue) -> Fact:
+        """A fact about this artifact (the engine fills in which scanner emitted it)."""
+        return Fact(key=key, value=value, location=self.location())
+
     def child(self, member: str, kind: ArtifactKind, size: int, stream: BinaryIO) -> Artifact:
         """An artifact for a member of this one (one level deeper)."""
         return replace(
@@ -106,6 +112,9 @@ def _no_dispatch(artifact: Artifact) -> Iterator[Finding]:
     return iter(())
 
 
+SectionT = TypeVar("SectionT")
+
+
 @dataclass(frozen=True, slots=True)
 class ScanContext:
     """Everything a scanner may consult, passed to every scanner the same way."""
@@ -120,6 +129,28 @@ class ScanContext:
     containers: ContainerTally = field(default_factory=ContainerTally)
     """Running cost of every container in the file being scanned (one context per top-level
     file): nested archives share one budget for bytes, members and time (``Limits``)."""
+    sections: tuple[object, ...] = ()
+    """Typed settings sections (frozen dataclasses) from ``supplychain.settings.Settings``; a
+    scanner that declares ``settings_type`` reads its own with ``ctx.settings(...)``."""
+    facts: list[Fact] = field(default_factory=list)
+    """Where ``emit`` puts facts; the engine moves them into the per-file result."""
+
+    def settings(self, section: type[SectionT]) -> SectionT:
+        """This run's settings section of type ``section``, or its defaults.
+
+        Scanners read their own typed section here instead of a per-feature context field, so a
+        new option never needs threading through the CLI, options and context by hand.
+        """
+        for candidate in self.sections:
+            if isinstance(candidate, section):
+                return candidate
+        if isinstance(self.dataset, section):  # compatibility: ``dataset`` is a section too
+            return self.dataset
+        return section()
+
+    def emit(self, fact: Fact) -> None:
+        """Record a fact about an artifact (see ``Fact``); never affects the verdict."""
+        self.facts.append(fact)
 
 
 class Scanner(Protocol):
@@ -133,6 +164,9 @@ class Scanner(Protocol):
     name: ClassVar[str]
     kinds: ClassVar[frozenset[ArtifactKind]]
     rules: ClassVar[tuple[Rule, ...]]
+    # Optional class attributes read with ``getattr`` (so existing scanners need not declare them):
+    # ``version: ClassVar[str]`` (bumped when verdicts change; part of the settings fingerprint)
+    # and ``settings_type: ClassVar[type]`` (the typed section it reads with ``ctx.settings``).
 
     def scan(self, artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
         """Analyse one artifact without executing or deserializing it."""

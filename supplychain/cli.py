@@ -1,4 +1,4 @@
-"""Command line: a thin shell over the engine, the policy and the output formats.
+"""Command line: a thin shell over ``supplychain.service`` and the output formats.
 
 ``main(argv) -> int`` is what the console script and tests call. It is the only place (with the
 future server) that turns exceptions into exit codes.
@@ -14,7 +14,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, NoReturn, TextIO, cast
@@ -22,9 +22,11 @@ from typing import TYPE_CHECKING, BinaryIO, NoReturn, TextIO, cast
 from supplychain import __version__
 from supplychain.errors import ConfigError, SupplyChainError
 from supplychain.model import Report, Rule, Severity
+from supplychain.policy import Policy
 
 if TYPE_CHECKING:
     from supplychain.formats.base import Format
+    from supplychain.settings import Settings
 
 log = logging.getLogger("supplychain")
 
@@ -105,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load_policy(args: argparse.Namespace) -> object:
+def _load_policy(args: argparse.Namespace) -> Policy:
     from supplychain import policy as pol
 
     path = args.policy or pol.find_policy(args.paths)
@@ -229,85 +231,60 @@ def exit_code(report: Report) -> ExitCode:
     return ExitCode.VIOLATION
 
 
-def _run(args: argparse.Namespace, command: str, scanners: object = None) -> int:
-    from scanners.dataset_base import DatasetOptions
-    from supplychain import policy as pol
-    from supplychain.engine import ScanOptions, rules_for, scan_paths
+def _run(args: argparse.Namespace, settings_for: Callable[[Policy], Settings]) -> int:
+    """Policy and flags → settings → the service's judged report → output and exit code."""
+    from supplychain import service
 
     policy = _load_policy(args)
-    assert isinstance(policy, pol.Policy)
+    assert isinstance(policy, Policy)
+    settings = settings_for(policy)
+    service.check_policy(policy, settings)
     if args.jobs < 1:
         raise ConfigError("--jobs must be at least 1")
-    known = {r.id for r in all_rules()}
-    if scanners is not None:
-        known |= {r.id for r in rules_for(scanners)}  # type: ignore[arg-type]
-    pol.check_rule_ids(policy, known)
     _check_output(args.output)
-    dataset = DatasetOptions()
-    if command == "data":
-        dataset = DatasetOptions(
-            text_field=args.text_field,
-            label_field=args.label_field,
-            id_field=args.id_field,
-            checks=_parse_checks(args.checks),
-        )
-    options = ScanOptions(
-        limits=policy.limits,
-        extra_allowed_imports=policy.allow_imports,
-        jobs=args.jobs,
-        scanners=scanners,  # type: ignore[arg-type]
-        command=command,
-        dataset=dataset,
-    )
     progress = _Progress(enabled=not args.quiet)
     try:
-        report = scan_paths(args.paths, options, progress=progress)
+        report = service.run(args.paths, settings, policy, jobs=args.jobs, progress=progress)
     finally:
         progress.close()
-    report = pol.apply(report, policy)
     return _emit(report, args)
 
 
 def _parse_checks(raw: str | None) -> frozenset[str] | None:
     if raw is None:
         return None
-    names = frozenset(n.strip() for n in raw.split(",") if n.strip())
-    known = _dataset_check_names()
-    unknown = names - known
-    if unknown:
-        choices = ", ".join(sorted(known))
-        raise ConfigError(f"unknown check(s) {', '.join(sorted(unknown))} (choose from {choices})")
-    return names
-
-
-def _dataset_check_names() -> frozenset[str]:
-    try:
-        from scanners.dataset_scan import DATASET_CHECKS
-    except ImportError:
-        return frozenset()
-    return frozenset(c.name for c in DATASET_CHECKS)
+    return frozenset(n.strip() for n in raw.split(",") if n.strip())
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
     """``supplychain scan``: every registered scanner over files and directories."""
-    return _run(args, "scan")
+    from supplychain.service import settings_from_policy
+
+    return _run(args, settings_from_policy)
 
 
 def cmd_data(args: argparse.Namespace) -> int:
     """``supplychain data``: only the dataset analysis, with field and check choices."""
-    try:
-        from scanners.dataset_scan import DatasetScanner
-    except ImportError as exc:
-        raise ConfigError(f"dataset analysis is not available: {exc}") from None
-    return _run(args, "data", scanners=(DatasetScanner,))
+    from supplychain.service import data_settings
+
+    checks = _parse_checks(args.checks)
+    return _run(
+        args,
+        lambda policy: data_settings(
+            policy,
+            text_field=args.text_field,
+            label_field=args.label_field,
+            id_field=args.id_field,
+            checks=checks,
+        ),
+    )
 
 
 def all_rules() -> tuple[Rule, ...]:
-    """Every rule any built-in scanner (or the engine) can emit."""
-    from scanners import BUILTIN_SCANNERS
-    from supplychain.engine import rules_for
+    """Every rule any built-in scanner, report-level check or the engine can emit."""
+    from supplychain.service import all_rules as catalogue
 
-    return rules_for(BUILTIN_SCANNERS)
+    return catalogue()
 
 
 def cmd_rules(args: argparse.Namespace) -> int:

@@ -9,16 +9,19 @@ from __future__ import annotations
 import copy
 import errno
 import logging
+import multiprocessing
 import os
 import stat
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal, TypeVar
 
-from scanners import BUILTIN_SCANNERS
+from scanners import BUILTIN_SPECS, ScannerSpec
 from scanners._io import sha256_stream
 from scanners.base import (
     GEN001,
@@ -34,6 +37,7 @@ from scanners.base import (
 from scanners.dataset_base import DatasetOptions
 from scanners.sniff import sniff
 from supplychain import __version__
+from supplychain.checks import ReportCheck
 from supplychain.discover import Item, Name, TargetError, discover, special_kind
 from supplychain.errors import ArtifactError, LimitExceeded, MissingDependency
 from supplychain.limits import Limits
@@ -42,6 +46,7 @@ from supplychain.model import (
     ArtifactKind,
     ArtifactRecord,
     Confidence,
+    Fact,
     Finding,
     Location,
     Report,
@@ -66,19 +71,36 @@ BENIGN_SKIP_KINDS = frozenset({ArtifactKind.TEXT})
 """Kinds whose skip is expected; ``--strict`` still fails on every other skipped kind."""
 
 ProgressCallback = Callable[[int, int, str], None]
+_T = TypeVar("_T")
+Executor_ = Literal["auto", "serial", "thread", "process"]
+
+PROCESS_MIN_FILES = 4
+"""Below this many files a process pool costs more to start than it saves."""
+
+FILE_PLACEHOLDER = "\x00file"
+"""The path a per-file result carries before the report applies the file's name(s): a NUL
+byte can never occur in a POSIX path, so no real path is mistaken for it."""
 
 
 @dataclass(frozen=True, slots=True)
 class ScanOptions:
-    """How to run a scan; built by the CLI from flags and the policy file."""
+    """How the engine runs a scan; built by ``supplychain.service`` from typed ``Settings``."""
 
     limits: Limits = field(default_factory=Limits)
     extra_allowed_imports: frozenset[str] = frozenset()
     jobs: int = 1
     scanners: tuple[type[Scanner], ...] | None = None
-    """Scanner classes to run; ``None`` means ``BUILTIN_SCANNERS``."""
+    """Scanner classes to run; ``None`` means every built-in scanner (``BUILTIN_SPECS``),
+    each imported only when a file of one of its kinds turns up."""
     command: str = "scan"
     dataset: DatasetOptions = field(default_factory=DatasetOptions)
+    sections: tuple[object, ...] = ()
+    """Typed settings sections scanners read with ``ScanContext.settings``."""
+    executor: Executor_ = "auto"
+    """``auto``: processes for CPU-bound many-file trees (pickle analysis holds the GIL), else
+    threads; ``serial``, ``thread`` and ``process`` force one."""
+    report_checks: tuple[type[ReportCheck], ...] | None = None
+    """Report-level checks run after the file scans; ``None`` means ``BUILTIN_REPORT_CHECKS``."""
 
 
 @dataclass(slots=True)
@@ -88,15 +110,66 @@ class _Collector:
     records: list[ArtifactRecord] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     results: list[ScanResult] = field(default_factory=list)
+    facts: list[Fact] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class FileResult:
+    """What one file's scan produced, relative to the file: every path is ``FILE_PLACEHOLDER``.
+
+    Computed from the bytes (plus the name as a sniffing hint and the settings), so a verdict
+    cache can key it by (sha256, settings fingerprint); the report applies the file's name(s)
+    with ``apply_names``. Picklable frozen data, so worker processes can hand it back.
+    """
+
+    records: tuple[ArtifactRecord, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    results: tuple[ScanResult, ...] = ()
+    facts: tuple[Fact, ...] = ()
+
+
+def _set(obj: _T, name: str, value: object) -> _T:
+    """A copy of a frozen, already-validated object with one field changed (no re-escaping)."""
+    out = copy.copy(obj)
+    object.__setattr__(out, name, value)
+    return out
+
+
+def _relative(got: _Collector, rel: str) -> FileResult:
+    """Strip the scanned name out of one file's output (see ``FileResult``)."""
+
+    def loc(location: Location) -> Location:
+        return replace(location, path=FILE_PLACEHOLDER) if location.path == rel else location
+
+    findings = []
+    for f in got.findings:
+        out = f
+        if f.location.path == rel:
+            out = _set(out, "location", loc(f.location))
+        if f.group is not None and rel in f.group:
+            out = _set(out, "group", f.group.replace(rel, FILE_PLACEHOLDER))
+        findings.append(out)
+    return FileResult(
+        records=tuple(
+            replace(r, path=FILE_PLACEHOLDER) if r.path == rel else r for r in got.records
+        ),
+        findings=tuple(findings),
+        results=tuple(
+            replace(r, path=FILE_PLACEHOLDER) if r.path == rel else r for r in got.results
+        ),
+        facts=tuple(_set(f, "location", loc(f.location)) for f in got.facts),
+    )
 
 
 def _renamed(finding: Finding, name: Name) -> Finding:
-    """The same finding reported under another name of the file (link target in the evidence).
+    """The finding reported under one name of the file (link target in the evidence).
 
     Built with ``copy`` + ``object.__setattr__`` so already-escaped text is not escaped twice.
     """
     out = copy.copy(finding)
     object.__setattr__(out, "location", replace(finding.location, path=name.rel))
+    if finding.group is not None and FILE_PLACEHOLDER in finding.group:
+        object.__setattr__(out, "group", finding.group.replace(FILE_PLACEHOLDER, name.rel))
     if name.link is not None:
         via = escape_evidence(f" [symlink -> {name.link}]")
         if len(finding.evidence) + len(via) <= EVIDENCE_LIMIT:
@@ -106,29 +179,48 @@ def _renamed(finding: Finding, name: Name) -> Finding:
     return out
 
 
-def _attribute(got: _Collector, item: Item) -> _Collector:
-    """Report what one scan of a file found under every name of that file (see discover)."""
-    if len(item.names) == 1 and item.names[0].link is None:
-        return got
-    primary = item.rel
+def apply_names(result: FileResult, names: Sequence[Name]) -> _Collector:
+    """Report one file's result under every name of that file (see ``discover``)."""
     out = _Collector()
-    for name in item.names:
-        out.findings.extend(
-            _renamed(f, name) if f.location.path == primary else f for f in got.findings
-        )
-        out.records.extend(
-            replace(r, path=name.rel) if r.path == primary else r for r in got.records
-        )
-        out.results.extend(
-            replace(r, path=name.rel) if r.path == primary else r for r in got.results
-        )
+    for name in names:
+        for f in result.findings:
+            if f.location.path == FILE_PLACEHOLDER:
+                out.findings.append(_renamed(f, name))
+            else:
+                out.findings.append(f)
+        for r in result.records:
+            out.records.append(replace(r, path=name.rel) if r.path == FILE_PLACEHOLDER else r)
+        for o in result.results:
+            out.results.append(replace(o, path=name.rel) if o.path == FILE_PLACEHOLDER else o)
+        for fact in result.facts:
+            place = fact.location
+            if place.path == FILE_PLACEHOLDER:
+                fact = _set(fact, "location", replace(place, path=name.rel))
+            out.facts.append(fact)
     return out
+
+
+class _Scanners:
+    """The scanners of one file scan, instantiated (and their modules imported) on first need."""
+
+    def __init__(self, specs: Sequence[ScannerSpec]) -> None:
+        self.specs = specs
+        self.loaded: dict[ScannerSpec, Scanner] = {}
+
+    def for_kind(self, kind: ArtifactKind) -> list[Scanner]:
+        out = []
+        for spec in self.specs:
+            if kind in spec.kinds:
+                if spec not in self.loaded:
+                    self.loaded[spec] = spec.load()()
+                out.append(self.loaded[spec])
+        return out
 
 
 class _FileScan:
     """Scans one file and every member pulled out of it, collecting into one ``_Collector``."""
 
-    def __init__(self, scanner_objs: Sequence[Scanner], options: ScanOptions) -> None:
+    def __init__(self, scanner_objs: Sequence[Scanner] | _Scanners, options: ScanOptions) -> None:
         self.scanners = scanner_objs
         self.options = options
         self.out = _Collector()
@@ -137,7 +229,13 @@ class _FileScan:
             extra_allowed_imports=options.extra_allowed_imports,
             dispatch=self.dispatch,
             dataset=options.dataset,
+            sections=options.sections,
         )
+
+    def _matching(self, kind: ArtifactKind) -> list[Scanner]:
+        if isinstance(self.scanners, _Scanners):
+            return self.scanners.for_kind(kind)
+        return [s for s in self.scanners if kind in s.kinds]
 
     def _unreadable(self, item: Item, rule: Rule, what: str) -> _Collector:
         """A file that cannot be analysed: operational for a named target, else a finding."""
@@ -183,6 +281,7 @@ class _FileScan:
                 path=item.rel, kind=kind, size=size, stream=fh, fs_path=item.fs_path, root=item.root
             )
             self.out.findings.extend(self._run_scanners(artifact))
+            self.out.facts.extend(self.ctx.facts)
             change = _changed(item, before)
             if change is not None:
                 if item.top_level and change.startswith("vanished"):
@@ -219,7 +318,7 @@ class _FileScan:
         yield from self._run_scanners(artifact)
 
     def _run_scanners(self, artifact: Artifact) -> Iterator[Finding]:
-        matching = [s for s in self.scanners if artifact.kind in s.kinds]
+        matching = self._matching(artifact.kind)
         if not matching:
             reason = NO_ANALYSIS_REASONS.get(artifact.kind, f"no scanner for {artifact.kind.value}")
             self.out.results.append(
@@ -239,6 +338,7 @@ class _FileScan:
             status, reason = Status.SCANNED, ""
             emitted = 0
             dropped = 0
+            first_fact = len(self.ctx.facts)
             try:
                 artifact.stream.seek(0)
                 for finding in scanner.scan(artifact, self.ctx):
@@ -263,6 +363,10 @@ class _FileScan:
             except Exception as exc:
                 log.debug("scanner %s failed on %s", scanner.name, artifact.path, exc_info=True)
                 status, reason = Status.FAILED, f"{type(exc).__name__}: {exc}"
+            for i in range(first_fact, len(self.ctx.facts)):
+                fact = self.ctx.facts[i]
+                if not fact.scanner:  # facts of nested members already carry their scanner
+                    self.ctx.facts[i] = _set(fact, "scanner", scanner.name)
             if dropped:
                 yield artifact.finding(
                     GEN002,
@@ -314,43 +418,120 @@ def rules_for(scanner_classes: Sequence[type[Scanner]]) -> tuple[Rule, ...]:
     return tuple(sorted(seen.values(), key=lambda r: r.id))
 
 
+def _picklable(classes: Sequence[type[object]]) -> bool:
+    """Whether worker processes can import these classes by name (no test-local classes)."""
+    for cls in classes:
+        module = sys.modules.get(cls.__module__)
+        if "<locals>" in cls.__qualname__ or getattr(module, cls.__qualname__, None) is not cls:
+            return False
+    return True
+
+
+def _scan_item(item: Item, options: ScanOptions) -> FileResult:
+    """One file, relative to itself (the worker function; module-level so processes can run it)."""
+    if options.scanners is None:
+        scanner_set: Sequence[Scanner] | _Scanners = _Scanners(BUILTIN_SPECS)
+    else:
+        # Scanners hold no state between calls, but each file gets its own instances anyway.
+        scanner_set = [cls() for cls in options.scanners]
+    return _relative(_FileScan(scanner_set, options).run(item), item.rel)
+
+
+def _executor(options: ScanOptions, files: int) -> Executor | None:
+    """The pool for this run, or ``None`` for serial (one job, or one file)."""
+    jobs = max(1, options.jobs)
+    choice = options.executor
+    if choice == "serial" or jobs == 1 or files <= 1:
+        return None
+    if choice == "auto":
+        classes: list[type[object]] = list(options.scanners or ())
+        classes += list(options.report_checks or ())
+        process = files >= PROCESS_MIN_FILES and _picklable(classes)
+        choice = "process" if process else "thread"
+    if choice == "process":
+        # NOTE: forkserver, not fork: the parent may run threads (progress bar, a host app), and
+        # forking a threaded process can deadlock on a lock another thread held. Workers import
+        # the engine once (preload) and then each scanner module on first need.
+        method = (
+            "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+        )
+        context = multiprocessing.get_context(method)
+        if method == "forkserver":
+            context.set_forkserver_preload(["supplychain.engine"])
+        return ProcessPoolExecutor(max_workers=min(jobs, files), mp_context=context)
+    return ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="supplychain-scan")
+
+
+def _rules_seen(
+    options: ScanOptions, kinds: set[ArtifactKind], findings: Sequence[Finding]
+) -> tuple[Rule, ...]:
+    """Rules of the scanners that could have run: every kind seen, every rule id emitted.
+
+    Only those scanner modules are imported, so a one-file scan stays cheap; if a finding names
+    a rule no loaded scanner declares, every scanner is loaded so its documentation is found.
+    """
+    if options.scanners is not None:
+        return rules_for(options.scanners)
+    classes = [spec.load() for spec in BUILTIN_SPECS if spec.kinds & kinds]
+    rules = rules_for(classes)
+    known = {r.id for r in rules}
+    if any(f.rule not in known for f in findings):
+        rules = rules_for([spec.load() for spec in BUILTIN_SPECS])
+    return rules
+
+
 def scan_paths(
     paths: Sequence[str | Path],
     options: ScanOptions | None = None,
     progress: ProgressCallback | None = None,
 ) -> Report:
-    """Scan files and directories and return an unevaluated ``Report`` (no verdict yet)."""
+    """Scan files and directories and return an unevaluated ``Report`` (no verdict yet).
+
+    Each file is scanned relative to itself (``FileResult``) and its name(s) are applied here,
+    when the report is assembled; then the report-level checks run over every record and fact.
+    """
+    from supplychain.checks import BUILTIN_REPORT_CHECKS, ReportView, run_checks
+
     options = options or ScanOptions()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     t0 = time.perf_counter()
-    classes = options.scanners if options.scanners is not None else BUILTIN_SCANNERS
     found = discover(paths)
     items, findings, results = found.items, found.findings, found.results
     records: list[ArtifactRecord] = []
+    facts: list[Fact] = []
 
-    def work(item: Item) -> _Collector:
-        # Scanners hold no state between calls, but each worker gets its own instances anyway.
-        return _attribute(_FileScan([cls() for cls in classes], options).run(item), item)
-
-    done = 0
-    jobs = max(1, options.jobs)
-    if jobs == 1 or len(items) <= 1:
-        outcomes: Iterator[_Collector] = map(work, items)
-        pool = None
+    pool = _executor(options, len(items))
+    if pool is None:
+        outcomes: Iterator[FileResult] = (_scan_item(item, options) for item in items)
     else:
-        pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="supplychain-scan")
-        outcomes = pool.map(work, items)
+        outcomes = pool.map(_scan_item, items, [options] * len(items))
+    done = 0
     try:
         for item, got in zip(items, outcomes, strict=True):
-            records.extend(got.records)
-            findings.extend(got.findings)
-            results.extend(got.results)
+            named = apply_names(got, item.names)
+            records.extend(named.records)
+            findings.extend(named.findings)
+            results.extend(named.results)
+            facts.extend(named.facts)
             done += 1
             if progress is not None:
                 progress(done, len(items), item.rel)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+    checks = BUILTIN_REPORT_CHECKS if options.report_checks is None else options.report_checks
+    view = ReportView(
+        files=tuple(records),
+        facts=tuple(facts),
+        opened={name.rel: item.real for item in items for name in item.names},
+        named=frozenset(item.rel for item in items if item.top_level),
+    )
+    check_findings, check_results, check_rules = run_checks(checks, view)
+    findings.extend(check_findings)
+    results.extend(check_results)
+    rules = {
+        r.id: r for r in (*_rules_seen(options, {r.kind for r in records}, findings), *check_rules)
+    }
     return Report(
         tool_version=__version__,
         target=tuple(str(p) for p in paths),
@@ -359,9 +540,20 @@ def scan_paths(
         files=tuple(sorted(records, key=lambda r: (r.path, r.member))),
         findings=tuple(sorted(findings, key=Finding.sort_key)),
         results=tuple(sorted(results, key=lambda r: (r.path, r.member, r.scanner, r.status.value))),
-        rules=rules_for(classes),
+        rules=tuple(sorted(rules.values(), key=lambda r: r.id)),
         command=options.command,
+        facts=tuple(sorted(facts, key=Fact.sort_key)),
     )
 
 
-__all__ = ["GEN001", "GEN002", "ScanOptions", "discover", "rules_for", "scan_paths"]
+__all__ = [
+    "FILE_PLACEHOLDER",
+    "GEN001",
+    "GEN002",
+    "FileResult",
+    "ScanOptions",
+    "apply_names",
+    "discover",
+    "rules_for",
+    "scan_paths",
+]

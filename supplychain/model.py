@@ -256,6 +256,46 @@ class Finding:
         )
 
 
+FactValue = str | int | float | bool | tuple[str, ...]
+"""What a fact may hold: JSON scalars, or a short tuple of strings (e.g. several dtypes)."""
+
+FACT_TEXT_LIMIT = 512
+"""Longest fact text kept; metadata values come from attacker-controlled headers."""
+FACT_ITEMS_LIMIT = 64
+"""Most strings kept in one tuple-valued fact."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """One typed observation about an artifact (not a problem): what the AI-BOM and provenance read.
+
+    Facts sit beside findings: ``format.dtype``, ``model.architecture``, ``tensor.count``,
+    ``gguf.general.license``… Keys are dotted, lower-case and stable (documented in
+    ``docs/report-schema.md``). Text values come from the artifact, so they are escaped and
+    truncated on construction exactly like finding evidence.
+    """
+
+    key: str
+    value: FactValue
+    location: Location
+    scanner: str = ""
+    """The scanner (or report-level check) that emitted the fact."""
+
+    def __post_init__(self) -> None:
+        value = self.value
+        if isinstance(value, str):
+            object.__setattr__(self, "value", escape_evidence(value, limit=FACT_TEXT_LIMIT))
+        elif isinstance(value, tuple):
+            kept = tuple(escape_evidence(str(v), limit=FACT_TEXT_LIMIT) for v in value)
+            object.__setattr__(self, "value", kept[:FACT_ITEMS_LIMIT])
+        object.__setattr__(self, "key", escape_evidence(self.key, limit=128))
+
+    def sort_key(self) -> tuple[str, tuple[str, ...], str, str, str]:
+        """Deterministic order: place, then key, then scanner and value."""
+        loc = self.location
+        return (loc.path, loc.member, self.key, self.scanner, repr(self.value))
+
+
 @dataclass(frozen=True, slots=True)
 class ArtifactRecord:
     """One file (or archive member) that the scan saw, with the digest of the bytes checked."""
@@ -314,6 +354,11 @@ class Report:
     command: str = "scan"
     extra: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     """Small key/value facts a command adds (e.g. dataset fields used)."""
+    facts: tuple[Fact, ...] = ()
+    """Typed observations beside the findings (format, dtype, architecture, licence…)."""
+    settings_fingerprint: str = ""
+    """Digest of every setting that can change a per-file verdict (see ``supplychain.settings``):
+    with a file's sha256 it keys a verdict cache."""
 
     @property
     def worst(self) -> Severity | None:

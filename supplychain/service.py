@@ -1,0 +1,187 @@
+"""The service layer: policy + flags → typed ``Settings`` → a scan → a judged ``Report``.
+
+The CLI is a thin shell over these functions, and the coming server calls the same ones, so the
+two can never drift. Each command is one function returning a ``Report``:
+
+- ``run_scan``: every scanner (``supplychain scan``);
+- ``run_data``: only the dataset analysis, with its typed ``DatasetOptions`` section
+  (``supplychain data``);
+- ``verify`` / ``sbom`` / ``deps`` will be further functions here with the same shape (settings
+  in, report out) — the seam is ``scan_report`` plus a ``Settings`` carrying their sections.
+
+A verdict cache sits between ``scan_report`` and the engine: its key is each file's sha256
+plus ``Settings.fingerprint()`` (stored on the report as ``settings_fingerprint``); per-file
+results are path-free (``engine.FileResult``), so one cached result serves every name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from scanners.dataset_base import DatasetOptions
+from supplychain.engine import Executor_, ProgressCallback, ScanOptions, rules_for, scan_paths
+from supplychain.errors import ConfigError
+from supplychain.model import Report, Rule
+from supplychain.policy import Policy, apply, check_rule_ids
+from supplychain.settings import Settings
+
+
+def settings_from_policy(
+    policy: Policy,
+    *,
+    command: str = "scan",
+    scanners: tuple[type[object], ...] | None = None,
+    sections: Sequence[object] = (),
+) -> Settings:
+    """The per-file settings a policy implies (fail-on, strict and ignores stay in the policy)."""
+    return Settings(
+        limits=policy.limits,
+        allow_imports=policy.allow_imports,
+        scanners=scanners,
+        sections=tuple(sections),
+        command=command,
+    )
+
+
+def data_settings(
+    policy: Policy,
+    *,
+    text_field: str | None = None,
+    label_field: str | None = None,
+    id_field: str | None = None,
+    checks: frozenset[str] | None = None,
+) -> Settings:
+    """Settings for ``supplychain data``: the dataset scanner alone, with its typed section."""
+    try:
+        from scanners.dataset_scan import DATASET_CHECKS, DatasetScanner
+    except ImportError as exc:
+        raise ConfigError(f"dataset analysis is not available: {exc}") from None
+    if checks is not None:
+        known = frozenset(c.name for c in DATASET_CHECKS)
+        unknown = checks - known
+        if unknown:
+            choices = ", ".join(sorted(known))
+            raise ConfigError(
+                f"unknown check(s) {', '.join(sorted(unknown))} (choose from {choices})"
+            )
+    section = DatasetOptions(
+        text_field=text_field, label_field=label_field, id_field=id_field, checks=checks
+    )
+    return settings_from_policy(
+        policy, command="data", scanners=(DatasetScanner,), sections=(section,)
+    )
+
+
+def scan_options(settings: Settings, *, jobs: int = 1, executor: Executor_ = "auto") -> ScanOptions:
+    """The engine's options for ``settings`` (how to run: jobs and executor are not settings)."""
+    if jobs < 1:
+        raise ConfigError("--jobs must be at least 1")
+    dataset = settings.section(DatasetOptions) or DatasetOptions()
+    return ScanOptions(
+        limits=settings.limits,
+        extra_allowed_imports=settings.allow_imports,
+        jobs=jobs,
+        scanners=settings.scanners,  # type: ignore[arg-type]
+        command=settings.command,
+        dataset=dataset,
+        sections=settings.sections,
+        executor=executor,
+    )
+
+
+def all_rules() -> tuple[Rule, ...]:
+    """Every rule any built-in scanner, report-level check or the engine can emit."""
+    from scanners import BUILTIN_SCANNERS
+    from supplychain.checks import BUILTIN_REPORT_CHECKS
+
+    rules = {r.id: r for r in rules_for(BUILTIN_SCANNERS)}
+    for check in BUILTIN_REPORT_CHECKS:
+        for r in check.rules:
+            rules.setdefault(r.id, r)
+    return tuple(sorted(rules.values(), key=lambda r: r.id))
+
+
+def check_policy(policy: Policy, settings: Settings) -> None:
+    """Reject a policy whose ignores name unknown rules (only loads the catalogue if needed)."""
+    if not any(w.rule is not None for w in policy.ignores):
+        return
+    known = {r.id for r in all_rules()}
+    if settings.scanners is not None:
+        known |= {r.id for r in rules_for(settings.scanners)}  # type: ignore[arg-type]
+    check_rule_ids(policy, known)
+
+
+def scan_report(
+    paths: Sequence[str | Path],
+    settings: Settings,
+    *,
+    jobs: int = 1,
+    executor: Executor_ = "auto",
+    progress: ProgressCallback | None = None,
+) -> Report:
+    """Scan ``paths`` with ``settings``: an unjudged report carrying the settings fingerprint."""
+    report = scan_paths(paths, scan_options(settings, jobs=jobs, executor=executor), progress)
+    return replace(report, settings_fingerprint=settings.fingerprint())
+
+
+def run(
+    paths: Sequence[str | Path],
+    settings: Settings,
+    policy: Policy,
+    *,
+    jobs: int = 1,
+    executor: Executor_ = "auto",
+    progress: ProgressCallback | None = None,
+) -> Report:
+    """Check the policy against the settings, scan, and judge: the report with its verdict."""
+    check_policy(policy, settings)
+    report = scan_report(paths, settings, jobs=jobs, executor=executor, progress=progress)
+    return apply(report, policy)
+
+
+def run_scan(
+    paths: Sequence[str | Path],
+    policy: Policy | None = None,
+    *,
+    jobs: int = 1,
+    progress: ProgressCallback | None = None,
+) -> Report:
+    """``supplychain scan``: every built-in scanner, judged by ``policy`` (default policy)."""
+    policy = policy or Policy()
+    return run(paths, settings_from_policy(policy), policy, jobs=jobs, progress=progress)
+
+
+def run_data(
+    paths: Sequence[str | Path],
+    policy: Policy | None = None,
+    *,
+    options: DatasetOptions | None = None,
+    jobs: int = 1,
+    progress: ProgressCallback | None = None,
+) -> Report:
+    """``supplychain data``: the dataset analysis with ``options``, judged by ``policy``."""
+    policy = policy or Policy()
+    opts = options or DatasetOptions()
+    settings = data_settings(
+        policy,
+        text_field=opts.text_field,
+        label_field=opts.label_field,
+        id_field=opts.id_field,
+        checks=opts.checks,
+    )
+    return run(paths, settings, policy, jobs=jobs, progress=progress)
+
+
+__all__ = [
+    "all_rules",
+    "check_policy",
+    "data_settings",
+    "run",
+    "run_data",
+    "run_scan",
+    "scan_options",
+    "scan_report",
+    "settings_from_policy",
+]
