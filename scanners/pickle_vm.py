@@ -1813,7 +1813,17 @@ class PickleMachine:
             else:
                 pid = pop()
                 i += 1
-            push(PersId(pid))
+            # torch's legacy loader resolves ('module', cls, source_file, source) to ``cls``
+            # itself (an import already judged above): calls on it are calls of that global.
+            if (
+                type(pid) is tuple
+                and len(pid) == 4
+                and pid[0] in ("module", b"module")
+                and type(pid[1]) is Global
+            ):
+                push(pid[1])
+            else:
+                push(PersId(pid))
             yield Persistent(rel, pid)
             return i, const
         if op == 0x82 or op == 0x83 or op == 0x84:  # EXT1 / EXT2 / EXT4

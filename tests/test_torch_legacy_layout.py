@@ -358,3 +358,39 @@ def test_mutated_legacy_streams_only_raise_artifact_errors(
         scan_legacy(data)
     except ArtifactError:
         pass
+
+
+def _module_pid(module: bytes, name: bytes) -> bytes:
+    """``persistent_load(('module', <module.name>, 'f.py', 'src'))``: a legacy whole-module save."""
+    return (
+        b"(" + _unicode("module") + b"c" + module + b"\n" + name + b"\n"
+        + _unicode("f.py") + _unicode("src") + b"tQ"
+    )  # fmt: skip
+
+
+def test_whole_module_legacy_save_resolves_module_persistent_ids() -> None:
+    """torch's legacy persistent_load returns the class of a ('module', cls, ...) id."""
+    newobj = _module_pid(b"torch.nn.modules.linear", b"Linear") + b")\x81"
+    data = legacy_stream([("1", "FloatStorage", 128)], obj_extra=newobj)
+    found = scan_legacy(data)
+    severity = worst(found)
+    assert severity is None or severity < Severity.HIGH, found
+
+
+def test_module_persistent_id_naming_a_dangerous_callable_is_a_call_of_it() -> None:
+    call = _module_pid(b"os", b"system") + _unicode("echo supplychain-sample") + b"\x85R"
+    data = legacy_stream([("1", "FloatStorage", 4)], obj_extra=call)
+    assert worst(scan_legacy(data)) is Severity.CRITICAL
+
+
+@pytest.mark.framework
+def test_real_torch_legacy_whole_module_save_passes(tmp_path: Path) -> None:
+    import torch
+
+    path = tmp_path / "m.pt"
+    torch.save(
+        torch.nn.Sequential(torch.nn.Linear(128, 3)), path, _use_new_zipfile_serialization=False
+    )
+    found = scan_legacy(path.read_bytes())
+    severity = worst(found)
+    assert severity is None or severity < Severity.HIGH, found
