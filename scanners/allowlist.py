@@ -1175,6 +1175,10 @@ CALLERS: Final[dict[str, int]] = {
     # Callables that call one of their arguments at load time (index of that argument):
     # ``functools.reduce(f, items)`` runs ``f(a, b)``; judged as a call of ``f``.
     "functools.reduce": 0,
+    # Helpers inside allowlisted namespaces that call an argument: ``pipe(obj, func)`` runs
+    # ``func(obj)``, ``apply_if_callable(f, obj)`` runs ``f(obj)``.
+    "pandas.core.common.pipe": 1,
+    "pandas.core.common.apply_if_callable": 0,
 }
 
 IMPORT_HELPERS: Final[dict[str, str]] = {

@@ -280,6 +280,9 @@ class _Walk:
     shapes: int = 0
     nested: list[_Nested] = field(default_factory=list)
     critical_seen: bool = False
+    methods: dict[int, CallResult] = field(default_factory=dict)
+    """Bound methods fetched with ``getattr`` (judged quiet), by ``id``: passing one to a call
+    at load time is reported, since the callee may call it."""
     nested_over: int = 0
     """Deserialiser calls beyond ``MAX_NESTED`` (reported, not analysed)."""
     planted: dict[int, tuple[object, dict[str, object]]] = field(default_factory=dict)
@@ -545,6 +548,7 @@ def _on_call(ev: Call, artifact: Artifact, walk: _Walk, extra: frozenset[str]) -
             _note_call(rec, kind, ev.args, ev.offset, shown)
             yield from _check_arguments(ev, rec, artifact, walk)
         yield from _special_callee(ev, func.qualname, artifact, walk, extra)
+        yield from _bound_method_arguments(ev, func.qualname, artifact, walk, shown)
     else:
         target = _callee(func, ev.args)
         if target is not None:
@@ -560,6 +564,28 @@ def _on_call(ev: Call, artifact: Artifact, walk: _Walk, extra: frozenset[str]) -
                 severity=Severity.CRITICAL if walk.critical_seen else Severity.HIGH,
             )
     _note_dangerous_arguments(ev, walk, shown)
+
+
+def _bound_method_arguments(
+    ev: Call, qualname: str, artifact: Artifact, walk: _Walk, shown: str
+) -> Iterator[Finding]:
+    """A bound method handed to a call at load time: the callee may call it right away
+    (``pandas.core.common.pipe(obj, method)``). Wrappers only bind it, so they are fine."""
+    if not walk.methods or qualname in WRAPPERS:
+        return
+    for ref in iter_refs(ev.args):
+        if type(ref) is CallResult and walk.methods.get(id(ref)) is ref:
+            if walk.shapes < MAX_SHAPE_FINDINGS:
+                walk.shapes += 1
+                yield artifact.finding(
+                    PKL008,
+                    f"{ev.kind} passes the bound method {render(ref, budget=60)} to {qualname},"
+                    " which may call it at load time",
+                    evidence=shown,
+                    offset=ev.offset,
+                    severity=Severity.CRITICAL if walk.critical_seen else Severity.HIGH,
+                )
+            return
 
 
 def _benign_lookup(ev: Call, func: Global, extra: frozenset[str]) -> bool:
@@ -598,7 +624,10 @@ def _method_lookup(ev: Call, func: Global, walk: _Walk, extra: frozenset[str], s
         return False
     if not cls.verdict.allowed or cls.verdict.rebuild_only:
         _note_call(cls, "REDUCE", (name,), ev.offset, f"{shown} (attribute code of the class)")
-    return cls.verdict.severity is None or cls.verdict.severity < Severity.CRITICAL
+    quiet = cls.verdict.severity is None or cls.verdict.severity < Severity.CRITICAL
+    if quiet and ev.result is not None and len(walk.methods) < MAX_PLANTED:
+        walk.methods[id(ev.result)] = ev.result
+    return quiet
 
 
 def _note_dangerous_arguments(ev: Call, walk: _Walk, shown: str) -> None:

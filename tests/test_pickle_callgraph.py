@@ -601,3 +601,28 @@ def test_special_names_holding_plain_objects_are_data() -> None:
     b.global_("__builtin__", "set").empty_list().str("a").append().tuple1().reduce()
     b.setitem().str("__pydantic_private__").none().setitem().build().stop()
     assert scan(bytes(b)) == []
+
+
+def test_bound_method_handed_to_a_call_at_load_time_is_reported() -> None:
+    # pandas.core.common.pipe(obj, func) calls func: a bound method of an allowlisted object
+    # must not ride through it quietly.
+    b = PickleBuilder(4).stack_global("pandas.core.common", "pipe").mark().none()
+    b.stack_global("builtins", "getattr").stack_global("pathlib", "PosixPath").str("/tmp/x")
+    b.tuple1().reduce().str("unlink").tuple2().reduce().tuple().reduce().stop()
+    found = scan(bytes(b))
+    assert any(f.rule == "PKL008" and "bound method" in f.message for f in found), shown(found)
+    assert worst(found) is not None and worst(found) >= Severity.HIGH  # type: ignore[operator]
+
+
+def test_bound_method_bound_by_partial_is_not_a_load_time_call() -> None:
+    b = PickleBuilder(4).stack_global("functools", "partial")
+    b.stack_global("builtins", "getattr").stack_global("collections", "OrderedDict")
+    b.empty_tuple().newobj().str("get").tuple2().reduce().tuple1().reduce().stop()
+    assert scan(bytes(b)) == []
+
+
+def test_allowlisted_helpers_that_call_an_argument_are_judged_by_it() -> None:
+    b = PickleBuilder(4).stack_global("pandas.core.common", "pipe").mark().str("x")
+    b.stack_global("mylab.jobs", "launch").tuple().reduce().stop()
+    found = scan(bytes(b))
+    assert any(f.rule == "PKL010" and "mylab.jobs.launch" in f.message for f in found)
