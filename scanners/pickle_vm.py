@@ -1813,17 +1813,16 @@ class PickleMachine:
             else:
                 pid = pop()
                 i += 1
-            # torch's legacy loader resolves ('module', cls, source_file, source) to ``cls``
-            # itself (an import already judged above): calls on it are calls of that global.
-            if (
-                type(pid) is tuple
-                and len(pid) == 4
-                and pid[0] in ("module", b"module")
-                and type(pid[1]) is Global
-            ):
-                push(pid[1])
+            # torch's legacy loaders resolve a container-class id to the class itself (an
+            # import already judged above), so calls on it are calls of that global: stream
+            # format ('module', cls, source_file, source), tar format (cls, source_file, source).
+            if type(pid) is tuple and len(pid) == 4 and pid[0] in ("module", b"module"):
+                pid_class = pid[1]
+            elif type(pid) is tuple and len(pid) == 3:
+                pid_class = pid[0]
             else:
-                push(PersId(pid))
+                pid_class = None
+            push(pid_class if type(pid_class) is Global else PersId(pid))
             yield Persistent(rel, pid)
             return i, const
         if op == 0x82 or op == 0x83 or op == 0x84:  # EXT1 / EXT2 / EXT4

@@ -301,3 +301,24 @@ def test_legacy_checkpoint_with_reordered_members_is_still_split(tmp_path: Path)
     assert report.files[0].kind is ArtifactKind.TAR
     assert any(m[0] == "storages" and m[1].startswith("@") for m in flagged(report))
     assert not rules(report) - {"TST901"}
+
+
+def test_legacy_tar_whole_module_pickle_resolves_its_class_ids(tmp_path: Path) -> None:
+    """torch < 0.4 saved modules as persistent ids (cls, source_file, source) → cls."""
+    from scanners.pickle_scan import PickleScanner
+    from supplychain.engine import ScanOptions, scan_paths
+
+    module_pid = b"(ctorch.nn.modules.linear\nLinear\nX\x04\x00\x00\x00f.pyX\x03\x00\x00\x00srctQ"
+    pickle_member = b"\x80\x02" + module_pid + b")\x81}X\x01\x00\x00\x00aK\x01sb."
+    data = make_tar(
+        [
+            ("sys_info", b"\x80\x02}q\x00."),
+            ("pickle", pickle_member),
+            ("storages", _legacy_storages()),
+            ("tensors", b"\x80\x02K\x00."),
+        ]
+    )
+    (tmp_path / "old.pt").write_bytes(data)
+    opts = ScanOptions(scanners=(TorchScanner, PickleScanner))
+    report = scan_paths([tmp_path / "old.pt"], opts)
+    assert not [f for f in report.findings if f.severity >= Severity.HIGH], report.findings
