@@ -148,6 +148,8 @@ OTHER_FORMAT_EXTS = (
 )  # fmt: skip
 """Names that belong to another scanner's format: never claimed by a weak structural match."""
 MAX_SIBLINGS = 64
+SIBLING_LEVELS = 3
+"""The data file's directory and two above it are searched for referencing models."""
 """Most .onnx files read to attribute one external-data file."""
 
 
@@ -405,22 +407,40 @@ def _pickle_like(head: bytes) -> bool:
     return False
 
 
-def referencing_models(path: Path) -> tuple[str, ...]:
-    """Names of the .onnx files beside ``path`` whose external_data locations name it."""
-    try:
-        st = path.parent.stat()
-    except OSError:
-        return ()
+def referencing_models(path: Path, root: Path | None = None) -> tuple[str, ...]:
+    """The .onnx files whose external_data locations name ``path``.
+
+    Models sit beside their data or, inside the scan ``root``, up to two directories above it
+    (``location`` may be ``weights/w0.bin``); without a root only the file's own directory is
+    searched, so nothing outside what the user asked to scan is ever read. Names are reported
+    relative to the data file's directory.
+    """
     found: list[str] = []
-    for model in _onnx_siblings(str(path.parent), st.st_mtime_ns):
+    levels = 1
+    if root is not None:
         try:
-            mst = Path(model).stat()
+            depth = len(path.parent.resolve().relative_to(root.resolve()).parts)
+        except (OSError, ValueError):
+            depth = 0
+        levels = min(SIBLING_LEVELS, depth + 1)
+    for up in range(levels):
+        if up >= len(path.parents) - 1:
+            break
+        directory = path.parents[up]
+        rel = path.relative_to(directory).as_posix()
+        try:
+            st = directory.stat()
         except OSError:
             continue
-        for loc in _onnx_locations(model, mst.st_size, mst.st_mtime_ns):
-            if os.path.normpath(loc) == path.name:
-                found.append(Path(model).name)
-                break
+        for model in _onnx_siblings(str(directory), st.st_mtime_ns):
+            try:
+                mst = Path(model).stat()
+            except OSError:
+                continue
+            for loc in _onnx_locations(model, mst.st_size, mst.st_mtime_ns):
+                if os.path.normpath(loc).replace(os.sep, "/") == rel:
+                    found.append("../" * up + Path(model).name)
+                    break
     return tuple(found)
 
 
@@ -985,7 +1005,7 @@ def _check_onnx_data(artifact: Artifact) -> Iterator[Finding]:
             confidence=Confidence.MEDIUM,
         )
         return
-    models = referencing_models(artifact.fs_path)
+    models = referencing_models(artifact.fs_path, artifact.root)
     if models:
         yield artifact.finding(
             DAT002,
