@@ -710,6 +710,12 @@ class PickleMachine:
         while True:
             have = self._real - i
             if self._eof:
+                if have > 1:
+                    # The pure-Python unpickler (``pickle._Unpickler``, dill's) reads the last
+                    # line without its newline and chops its last byte as if it were one: a
+                    # stream ending in ``ios\nsystemX`` calls ``os.system`` before it notices
+                    # EOF. Emulate it; the missing STOP is reported right after.
+                    return self._buf[i : self._real - 1], self._real
                 raise _Broken("pickle data was truncated inside a text line", self._base + i)
             if have > MAX_LINE:
                 raise _Broken("text operand longer than 1 MiB", self._base + i)

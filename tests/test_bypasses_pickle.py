@@ -394,3 +394,11 @@ def test_unknown_gadget_calls_fail_the_default_gate(
     found = scan(call_pickle(module, name, *args))
     assert worst(found) is not None and worst(found) >= Severity.HIGH  # type: ignore[operator]
     assert any(f"{module}.{name}(" in f.evidence for f in found), [f.evidence for f in found]
+
+
+def test_truncated_inst_name_line_is_read_like_the_pure_python_unpickler() -> None:
+    # pickle._Unpickler reads the last line without its newline and chops one byte: this stream
+    # calls os.system('echo supplychain-sample') before noticing EOF (the C unpickler does not).
+    data = b"(V" + b"echo supplychain-sample" + b"\nios\nsystemX"
+    found = assert_critical(data, evidence="os.system('echo supplychain-sample')")
+    assert "PKL004" in rules(found)
