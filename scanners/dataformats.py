@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
 from scanners import _zip
-from scanners._protobuf import I32, LEN, VARINT, ProtoReader
+from scanners._protobuf import I32, LEN, VARINT, Field, ProtoReader
 from scanners.archive_scan import Spool as _Spool
 from scanners.archive_scan import Want, handoff, walk_zip
 from scanners.base import Artifact, ScanContext, make_rule
@@ -148,6 +148,9 @@ OTHER_FORMAT_EXTS = (
 )  # fmt: skip
 """Names that belong to another scanner's format: never claimed by a weak structural match."""
 MAX_SIBLINGS = 64
+MAX_ONNX_FIELDS = 20_000_000
+"""Fields walked in one sibling .onnx while attributing external data (a CPU-time bound)."""
+MAX_LOCATIONS = 100_000
 SIBLING_LEVELS = 3
 """The data file's directory and two above it are searched for referencing models."""
 """Most .onnx files read to attribute one external-data file."""
@@ -463,15 +466,84 @@ def _onnx_siblings(directory: str, mtime_ns: int) -> tuple[str, ...]:
 @lru_cache(maxsize=256)
 def _onnx_locations(model: str, size: int, mtime_ns: int) -> frozenset[str]:
     """external_data locations of one ONNX file (cached per size/mtime: many shards, one model)."""
-    from scanners.onnx_scan import _OnnxWalk
-
     try:
         with open(model, "rb") as fh:  # noqa: PTH123 - a sibling named by the user's directory
-            walk = _OnnxWalk(ProtoReader(fh, size))
-            walk.model(size)
+            return frozenset(_OnnxLocations(ProtoReader(fh, size)).model(size))
     except (ArtifactError, OSError, RecursionError):
         return frozenset()
-    return frozenset(walk.locations)
+
+
+class _OnnxLocations:
+    """Every TensorProto.external_data ``location`` of a ModelProto, wherever tensors nest.
+
+    A small walk of our own (the ONNX scanner's is private to it): model graph (7), functions
+    (25) and training info (20); graph nodes (1), initializers (5), sparse initializers (15);
+    node attributes t/tensors (5/10), g/graphs (6/11), sparse tensors (22/23).
+    """
+
+    def __init__(self, reader: ProtoReader) -> None:
+        self.r = reader
+        self.found: set[str] = set()
+        self.fields = 0
+
+    def _walk(self, start: int, end: int) -> Iterator[Field]:
+        for f in self.r.fields(start, end):
+            self.fields += 1
+            if self.fields > MAX_ONNX_FIELDS:
+                raise LimitExceeded("ONNX model with too many fields to attribute external data")
+            if f.wire == LEN:
+                yield f
+
+    def model(self, size: int) -> set[str]:
+        for f in self._walk(0, size):
+            if f.number == 7:
+                self.graph(f, 0)
+            elif f.number in (20, 25):
+                for g in self._walk(f.offset, f.end):
+                    if (f.number == 20 and g.number in (1, 2)) or (
+                        f.number == 25 and g.number == 7
+                    ):
+                        (self.graph if f.number == 20 else self.node)(g, 1)
+        return self.found
+
+    def graph(self, gf: Field, depth: int) -> None:
+        if depth > MAX_DEPTH:
+            raise LimitExceeded("ONNX subgraphs nested too deeply")
+        for f in self._walk(gf.offset, gf.end):
+            if f.number == 1:
+                self.node(f, depth)
+            elif f.number == 5:
+                self.tensor(f)
+            elif f.number == 15:
+                self.sparse(f)
+
+    def node(self, nf: Field, depth: int) -> None:
+        for f in self._walk(nf.offset, nf.end):
+            if f.number == 5:  # AttributeProto
+                for a in self._walk(f.offset, f.end):
+                    if a.number in (5, 10):
+                        self.tensor(a)
+                    elif a.number in (6, 11):
+                        self.graph(a, depth + 1)
+                    elif a.number in (22, 23):
+                        self.sparse(a)
+
+    def sparse(self, sf: Field) -> None:
+        for f in self._walk(sf.offset, sf.end):
+            if f.number in (1, 2):
+                self.tensor(f)
+
+    def tensor(self, tf: Field) -> None:
+        for f in self._walk(tf.offset, tf.end):
+            if f.number == 13:  # StringStringEntryProto: key = 1, value = 2
+                key = value = ""
+                for g in self._walk(f.offset, f.end):
+                    if g.number == 1:
+                        key = self.r.text(g, 64)
+                    elif g.number == 2:
+                        value = self.r.text(g, 4096)
+                if key == "location" and value and len(self.found) < MAX_LOCATIONS:
+                    self.found.add(value)
 
 
 # --------------------------------------------------------------------------------------------
