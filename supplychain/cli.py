@@ -19,7 +19,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, NoReturn, TextIO, cast
 
-from supplychain import __version__
 from supplychain.errors import ConfigError, SupplyChainError
 from supplychain.model import Report, Rule, Severity
 from supplychain.policy import Policy
@@ -68,6 +67,9 @@ def _add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strict", action="store_true", help="fail on files that were not analysed")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress or summary on stderr")
     p.add_argument(
+        "--sarif-root", type=Path, help="SARIF URIs relative to this (default: git top level)"
+    )
+    p.add_argument(
         "--jobs", "-j", type=int, default=os.cpu_count() or 1, help="files scanned in parallel"
     )
 
@@ -78,7 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="supplychain",
         description="Find code in ML models, tampering and poisoned data without executing them.",
     )
-    parser.add_argument("--version", action="version", version=f"supplychain {__version__}")
+    from supplychain import init_policy, selftest
+
+    parser.add_argument("--version", action=init_policy.VersionAction)
     parser.add_argument("-v", "--verbose", action="count", default=0)
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
@@ -104,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     explain = sub.add_parser("explain", help="print the decompiled trace of a pickle")
     explain.add_argument("file", type=Path)
     explain.set_defaults(handler=cmd_explain)
+    selftest.add_commands(sub)
+    init_policy.add_commands(sub)
+    init_policy.add_help_epilogs(parser)
     return parser
 
 
@@ -194,6 +201,10 @@ def _emit(report: Report, args: argparse.Namespace) -> int:
     from supplychain.policy import analysed_files
 
     fmt = FORMATS[args.format]
+    if args.format == "sarif" and args.sarif_root is not None:
+        from supplychain.formats.sarif import SarifFormat
+
+        fmt = SarifFormat(root=args.sarif_root)
     if args.output is not None:
         _write_report(report, fmt, args.output)
     else:
