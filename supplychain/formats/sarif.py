@@ -38,6 +38,8 @@ MAX_RULES = 25_000
 MAX_TAGS = 20
 MAX_MESSAGE = 4_000
 """Characters of result message kept (GitHub truncates long messages in its UI)."""
+EVIDENCE_MIN = 8
+"""Shorter evidence (``true``, ``os``) is too common to place a finding by where it occurs."""
 REGION_READ_LIMIT = 64 * 2**20
 """Bytes read from a text file to turn an offset into a line; beyond it the line stays 1."""
 
@@ -264,7 +266,7 @@ class _Texts:
 
 def _find_evidence(data: bytes, evidence: str) -> int | None:
     """First place the (untruncated, unescaped) evidence occurs, raw or JSON-string-escaped."""
-    if len(evidence) < 4 or evidence.endswith("…") or "\\" in evidence:
+    if len(evidence) < EVIDENCE_MIN or evidence.endswith("…") or "\\" in evidence:
         return None
     for needle in (evidence, json.dumps(evidence, ensure_ascii=False)[1:-1]):
         pos = data.find(needle.encode("utf-8"))
