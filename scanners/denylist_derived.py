@@ -41,6 +41,7 @@ _STDLIB: Final[frozenset[str]] = frozenset(
         "dataclasses._process_class",  # code: builtins.exec via dataclasses._create_fn
         "dataclasses._repr_fn",  # code: builtins.exec via dataclasses._create_fn
         "dataclasses.dataclass",  # code: builtins.exec via dataclasses._create_fn
+        "difflib._test",  # code: builtins.exec via doctest.DocTestRunner.__run
         "getpass.unix_getpass",  # file: io.FileIO
         "gettext.c2py",  # code: builtins.exec
         "gettext.translation",  # file: builtins.open
@@ -57,7 +58,11 @@ _STDLIB: Final[frozenset[str]] = frozenset(
         "mailbox._singlefileMailbox",  # file: builtins.open
         "mailbox._unlock_file",  # file: os.remove
         "mimetypes.read_mime_types",  # file: builtins.open
-        "modulefinder.ModuleFinder.load_module",  # code: builtins.compile
+        "modulefinder.ModuleFinder.import_module",  # deserialise: marshal.loads via modulefinder.M…
+        "modulefinder.ModuleFinder.load_file",  # deserialise: marshal.loads via modulefinder.Modul…
+        "modulefinder.ModuleFinder.load_module",  # deserialise: marshal.loads
+        "modulefinder.ModuleFinder.load_package",  # deserialise: marshal.loads via modulefinder.Mo…
+        "modulefinder.ModuleFinder.run_script",  # deserialise: marshal.loads via modulefinder.Modu…
         "modulefinder._find_module",  # file: io.open_code
         "netrc.netrc",  # file: builtins.open
         "optparse.Values.read_file",  # code: builtins.exec
@@ -104,6 +109,7 @@ _ML: Final[frozenset[str]] = frozenset(
         "joblib.compressor.BinaryZlibFile",  # file: io.open
         "joblib.disk.delete_folder",  # file: shutil.rmtree
         "joblib.disk.mkdirp",  # file: os.makedirs
+        "joblib.hashing.Hasher.save_global",  # import: builtins.__import__ via pickle._Pickler.sav…
         "joblib.logger.PrintTime",  # file: builtins.open
         "joblib.numpy_pickle.dump",  # file: builtins.open
         "joblib.numpy_pickle.load_temporary_memmap",  # file: builtins.open
@@ -155,7 +161,7 @@ _ML_EXTRA: Final[frozenset[str]] = frozenset(
         "torch._export.serde.serialize.deserialize_torch_artifact",  # deserialise: torch.load
         # deserialise: pickle.loads
         "torch._functorch._aot_autograd.autograd_cache.AOTAutogradCache.try_load",
-        # code: builtins.compile
+        # code: builtins.exec
         "torch._functorch._aot_autograd.subclass_codegen._compile_and_exec_source",
         "torch._functorch.benchmark_utils.benchmark_utilization",  # file: os.makedirs
         "torch._functorch.benchmark_utils.get_chrome_trace_events",  # file: builtins.open
@@ -187,6 +193,11 @@ _ML_EXTRA: Final[frozenset[str]] = frozenset(
         "torch._utils.try_import",  # import: importlib.util.module_from_spec
         "torch._utils_internal.get_writable_path",  # file: tempfile.mkdtemp
         "torch.accelerator.memory._snapshot",  # deserialise: pickle.load via torch._utils._augment…
+        "torch.ao.quantization.quantize_fx._prepare_fx",  # code: builtins.eval via inspect.get_ann…
+        # code: builtins.eval via inspect.get_annotations
+        "torch.ao.quantization.quantize_fx._prepare_standalone_module_fx",
+        "torch.ao.quantization.quantize_fx.prepare_fx",  # code: builtins.eval via inspect.get_anno…
+        "torch.ao.quantization.quantize_fx.prepare_qat_fx",  # code: builtins.eval via inspect.get_…
         "torch.ao.quantization.utils._get_num_pos_args",  # code: builtins.eval via inspect._signat…
         "torch.autograd.profiler.parse_nvprof_trace",  # file: sqlite3.connect
         "torch.backends.xeon.run_cpu._CPUinfo",  # process: subprocess.check_output
@@ -198,6 +209,8 @@ _ML_EXTRA: Final[frozenset[str]] = frozenset(
         "torch.cuda._annotate_cuda_graph_trace.save_trace",  # file: builtins.open
         "torch.cuda._host_arch_key",  # process: subprocess.check_output via platform._syscmd_ver
         "torch.cuda._memory_viz.format_flamegraph",  # process: subprocess.Popen
+        "torch.cuda._raw_device_count_nvml",  # native: ctypes.CDLL.nvmlDeviceGetCount_v2
+        "torch.cuda._raw_device_uuid_nvml",  # native: ctypes.CDLL.nvmlDeviceGetCount_v2
         "torch.cuda._utils._get_hip_runtime_library",  # native: ctypes.CDLL
         "torch.cuda._utils._get_hiprtc_library",  # native: ctypes.CDLL
         "torch.cuda._utils._get_nvrtc_library",  # native: ctypes.CDLL
@@ -263,7 +276,7 @@ _ML_EXTRA: Final[frozenset[str]] = frozenset(
         "torch.utils._get_clean_triton.process_file",  # process: subprocess.run
         "torch.utils._pytree._defaultdict_deserialize",  # import: importlib.import_module
         "torch.utils._pytree.enum_object_hook",  # import: importlib.import_module
-        "torch.utils._traceback.report_compile_source_on_error",  # code: builtins.compile
+        "torch.utils._traceback.report_compile_source_on_error",  # code: builtins.eval
         "torch.utils._triton._extern_libs_key",  # file: builtins.open
         "torch.utils._zip.main",  # file: zipfile.ZipFile
         "torch.utils.checkpoint._get_debug_context_and_cb",  # process: subprocess.check_output via…
@@ -314,6 +327,7 @@ _ML_EXTRA: Final[frozenset[str]] = frozenset(
         "transformers.cli.chat.Chat",  # file: builtins.open
         "transformers.cli.chat.get_username",  # process: subprocess.check_output via platform._sys…
         "transformers.cli.chat.save_chat",  # file: builtins.open
+        "transformers.cli.system.env",  # process: subprocess.check_output via platform._syscmd_file
         "transformers.convert_slow_tokenizer.AlbertConverter",  # file: builtins.open
         "transformers.convert_slow_tokenizer.BarthezConverter",  # file: builtins.open
         "transformers.convert_slow_tokenizer.BertGenerationConverter",  # file: builtins.open
@@ -413,6 +427,8 @@ _ML_EXTRA: Final[frozenset[str]] = frozenset(
         "transformers.models.auto.image_processing_auto._load_class_with_fallback",
         # import: importlib.import_module
         "transformers.models.auto.image_processing_auto.get_image_processor_class_from_name",
+        # import: importlib.import_module via transformers.models.auto.processing_auto.processor_cla
+        "transformers.models.auto.processing_auto.AutoProcessor.from_pretrained",
         # import: importlib.import_module
         "transformers.models.auto.processing_auto.processor_class_from_name",
         # import: importlib.import_module via transformers.models.auto.tokenization_auto.tokenizer_c
@@ -429,6 +445,8 @@ _ML_EXTRA: Final[frozenset[str]] = frozenset(
         "transformers.models.auto.video_processing_auto._load_backend_class",
         # import: importlib.import_module
         "transformers.models.auto.video_processing_auto.video_processor_class_from_name",
+        # deserialise: numpy.load via transformers.models.bark.processing_bark.BarkProcessor._load_v
+        "transformers.models.bark.processing_bark.BarkProcessor.save_pretrained",
         "transformers.models.bert.tokenization_bert.load_vocab",  # file: builtins.open
         "transformers.models.bert.tokenization_bert_legacy.load_vocab",  # file: builtins.open
         # file: builtins.open
@@ -466,16 +484,24 @@ _ML_EXTRA: Final[frozenset[str]] = frozenset(
         "transformers.pipelines._resolve_feature_extractor",  # import: importlib.import_module via…
         "transformers.pipelines._resolve_image_processor",  # import: importlib.import_module via t…
         "transformers.pipelines._resolve_impl",  # import: importlib.import_module
+        "transformers.pipelines._resolve_processor",  # import: importlib.import_module via transfo…
         "transformers.pipelines._resolve_tokenizer",  # import: importlib.import_module via transfo…
         "transformers.pipelines._resolve_video_processor",  # import: importlib.import_module via t…
+        # process: subprocess.Popen via transformers.pipelines.audio_classification.ffmpeg_read
+        "transformers.pipelines.audio_classification.AudioClassificationPipeline.preprocess",
         "transformers.pipelines.audio_classification.ffmpeg_read",  # process: subprocess.Popen
         "transformers.pipelines.audio_utils._ffmpeg_stream",  # process: subprocess.Popen
         "transformers.pipelines.audio_utils._get_microphone_name",  # process: subprocess.run
         "transformers.pipelines.audio_utils.ffmpeg_microphone",  # process: subprocess.Popen via tr…
         "transformers.pipelines.audio_utils.ffmpeg_microphone_live",  # process: subprocess.Popen v…
         "transformers.pipelines.audio_utils.ffmpeg_read",  # process: subprocess.Popen
+        # process: subprocess.Popen via transformers.pipelines.audio_utils.ffmpeg_read
+        "transformers.pipelines.automatic_speech_recognition.AutomaticSpeechRecognitionPipeline.preprocess",
         "transformers.pipelines.base.JsonPipelineDataFormat",  # file: builtins.open
         "transformers.pipelines.pipeline",  # file: builtins.open
+        "transformers.pipelines.text_to_audio.TextToAudioPipeline",  # deserialise: torch.load via …
+        # process: subprocess.Popen via transformers.pipelines.audio_classification.ffmpeg_read
+        "transformers.pipelines.zero_shot_audio_classification.ZeroShotAudioClassificationPipeline.preprocess",
         "transformers.tokenization_utils_base.load_vocab_and_merges",  # file: builtins.open
         "transformers.trainer.Trainer",  # file: os.makedirs
         "transformers.trainer.Trainer.train",  # deserialise: torch.load via transformers.trainer.T…
@@ -495,6 +521,7 @@ _ML_EXTRA: Final[frozenset[str]] = frozenset(
         # file: builtins.open
         "transformers.utils.import_utils.create_import_structure_from_path",
         "transformers.utils.import_utils.direct_transformers_import",  # import: importlib.util.mod…
+        "transformers.utils.import_utils.get_cuda_runtime_version",  # native: ctypes.CDLL.cudaRunt…
         "transformers.utils.import_utils.is_ninja_available",  # process: subprocess.check_output
         "transformers.utils.logging._configure_library_root_logger",  # file: builtins.open
     }

@@ -95,14 +95,14 @@ SINK_EXACT: Final[dict[str, str]] = {
     # code execution and compilation
     "builtins.eval": "code",
     "builtins.exec": "code",
-    "builtins.compile": "code",
+    "builtins.compile": "compile",
     "builtins.breakpoint": "code",
     "types.FunctionType": "code",
     "types.CodeType": "code",
     "code.InteractiveInterpreter.runsource": "code",
     "code.InteractiveInterpreter.runcode": "code",
     "code.interact": "code",
-    "codeop.compile_command": "code",
+    "codeop.compile_command": "compile",
     # imports
     "builtins.__import__": "import",
     "importlib.import_module": "import",
@@ -224,6 +224,7 @@ SINK_PREFIX: Final[dict[str, str]] = {
         )
     },
     "_ctypes.dlopen": "native",
+    "ctypes.dlopen": "native",
     "socket": "network",
     "_socket": "network",
     "requests": "network",
@@ -389,6 +390,8 @@ class ModuleReader:
         self.graph = graph
         self.names: dict[str, str] = {}
         self.shadowed: set[str] = set()
+        self.instances: dict[str, str] = {}
+        """Local name -> class it was constructed from, inside the function being summarised."""
 
     def read(self, section: str) -> None:
         """Fill the graph with this module's functions, classes and roots."""
@@ -416,6 +419,18 @@ class ModuleReader:
                 for t in stmt.targets:
                     if isinstance(t, ast.Name) and t.id in BUILTIN_NAMES:
                         self.shadowed.add(t.id)
+        for stmt in self.tree.body:
+            # ``dictConfigClass = DictConfigurator``: a module-level alias of a resolved name.
+            if (
+                isinstance(stmt, ast.Assign)
+                and len(stmt.targets) == 1
+                and isinstance(stmt.targets[0], ast.Name)
+                and isinstance(stmt.value, ast.Name | ast.Attribute)
+                and stmt.targets[0].id not in self.names
+            ):
+                alias = self.resolve(stmt.value, None)
+                if alias is not None:
+                    self.names[stmt.targets[0].id] = alias
         for stmt in self.tree.body:
             if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
                 qual = f"{self.module}.{stmt.name}"
@@ -447,6 +462,8 @@ class ModuleReader:
     def resolve(self, expr: ast.expr, cls: str | None) -> str | None:
         """The dotted name an expression refers to, when it is statically known."""
         if isinstance(expr, ast.Name):
+            if expr.id in self.instances:
+                return None  # a local value shadows the module-level name
             if expr.id in self.names:
                 return canon(self.names[expr.id])
             if expr.id in BUILTIN_NAMES and expr.id not in self.shadowed:
@@ -455,6 +472,13 @@ class ModuleReader:
         if isinstance(expr, ast.Attribute):
             if isinstance(expr.value, ast.Name) and expr.value.id in ("self", "cls") and cls:
                 return f"{cls}.{expr.attr}"
+            if isinstance(expr.value, ast.Name) and expr.value.id in self.instances:
+                # ``x = Cls(...); x.method()``
+                return f"{self.instances[expr.value.id]}.{expr.attr}"
+            if isinstance(expr.value, ast.Call):
+                # ``Cls(...).method()``: the method of the constructed class.
+                made = self.resolve(expr.value.func, cls)
+                return f"{made}.{expr.attr}" if made else None
             base = self.resolve(expr.value, cls)
             return canon(f"{base}.{expr.attr}") if base else None
         return None
@@ -462,6 +486,18 @@ class ModuleReader:
     def summarise(self, fn: ast.FunctionDef | ast.AsyncFunctionDef, cls: str | None) -> Func:
         """Direct sinks and resolved callees of one function body (nested defs included)."""
         out = Func()
+        self.instances = {}
+        for node in ast.walk(fn):
+            made: tuple[ast.expr, ast.expr] | None = None
+            if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                made = (node.targets[0], node.value)
+            elif isinstance(node, ast.withitem) and node.optional_vars is not None:
+                made = (node.optional_vars, node.context_expr)
+            if made and isinstance(made[0], ast.Name):
+                value = made[1]
+                target = self.resolve(value.func, cls) if isinstance(value, ast.Call) else None
+                if target is not None:
+                    self.instances[made[0].id] = target
         for node in ast.walk(fn):
             if not isinstance(node, ast.Call):
                 continue
@@ -469,11 +505,20 @@ class ModuleReader:
             if target is None:
                 continue
             kind = sink_of(target)
-            # ``self.x()`` passes ``self``, whose state a BUILD may have set.
+            # ``self.x()`` passes ``self``, whose state a BUILD may have set; ``Cls(a).x()`` and
+            # ``obj = Cls(a); obj.x()`` pass the constructed object.
             fed = not _literal_call(node) or (
                 isinstance(node.func, ast.Attribute)
-                and isinstance(node.func.value, ast.Name)
-                and node.func.value.id in ("self", "cls")
+                and (
+                    isinstance(node.func.value, ast.Call)
+                    or (
+                        isinstance(node.func.value, ast.Name)
+                        and (
+                            node.func.value.id in ("self", "cls")
+                            or node.func.value.id in self.instances
+                        )
+                    )
+                )
             )
             if kind is not None:
                 prev = out.sinks.get(target, (kind, False))
@@ -594,25 +639,26 @@ def _method(graph: Graph, cls: str, attr: str, seen: frozenset[str] = frozenset(
     return None
 
 
-STEERED: Final = frozenset({"code", "import", "deserialise", "native", "network"})
+STEERED: Final = frozenset({"code", "compile", "import", "deserialise", "native", "network"})
 """Categories that only count when the root's input can reach the sink's arguments: importing a
 fixed module name or compiling a constant string is not a gadget, running a program is."""
 
 
-def reach(graph: Graph, root: str) -> tuple[str, str, tuple[str, ...]] | None:
-    """Breadth-first: the first (category, sink, path) reached from ``root`` within MAX_DEPTH.
+def reach(graph: Graph, root: str) -> list[tuple[str, str, tuple[str, ...]]]:
+    """Breadth-first: every (category, sink, path) reached from ``root`` within MAX_DEPTH.
 
-    Deterministic: callees are visited in sorted order; the most dangerous category found at the
-    shallowest depth wins. A call whose arguments are all literals cuts the input off: below it
-    only process/file sinks count (``STEERED``).
+    Ordered by depth, then severity, then name, so the first entry the selection rule accepts
+    is deterministic. A call whose arguments are all literals cuts the input off: below it only
+    the sinks outside ``STEERED`` count.
     """
-    order = ("process", "code", "import", "native", "deserialise", "network", "file")
+    order = ("process", "code", "import", "native", "deserialise", "network", "file", "compile")
     frontier: list[tuple[str, tuple[str, ...], bool]] = [
         (b, (), True) for b in _lookup(graph, root, root=True)
     ]
     seen: set[tuple[str, bool]] = set()
+    out: list[tuple[str, str, tuple[str, ...]]] = []
     for _depth in range(MAX_DEPTH + 1):
-        found: list[tuple[int, str, str, tuple[str, ...]]] = []
+        found: list[tuple[int, str, tuple[str, ...], str]] = []
         nxt: list[tuple[str, tuple[str, ...], bool]] = []
         for body, path, steered in frontier:
             if (body, steered) in seen:
@@ -622,14 +668,12 @@ def reach(graph: Graph, root: str) -> tuple[str, str, tuple[str, ...]] | None:
             for sink, (kind, fed) in sorted(func.sinks.items()):
                 if kind in STEERED and not (steered and fed):
                     continue
-                found.append((order.index(kind), sink, kind, path))
+                found.append((order.index(kind), sink, path, kind))
             for callee, fed in sorted(func.calls.items()):
                 nxt.extend((b, (*path, b), steered and fed) for b in _lookup(graph, callee))
-        if found:
-            _, sink, kind, path = min(found)
-            return kind, sink, path
+        out.extend((kind, sink, path) for _, sink, path, kind in sorted(found))
         frontier = nxt
-    return None
+    return out
 
 
 def _covered(name: str, deny: Iterable[str]) -> bool:
@@ -697,12 +741,8 @@ def derive(sections: Iterable[Section]) -> dict[str, dict[str, str]]:
         for root, section_name in sorted(graph.roots.items()):
             if section_name != section.name:
                 continue
-            got = reach(graph, root)
-            if got is None:
-                continue
-            if excluded(root, root in graph.classes) is not None:
-                continue
-            if not _selected(root, graph, got):
+            got = next((r for r in reach(graph, root) if _selected(root, graph, r)), None)
+            if got is None or excluded(root, root in graph.classes) is not None:
                 continue
             kind, sink, chain = got
             via = f" via {chain[-1]}" if chain else ""
@@ -722,16 +762,16 @@ def _selected(root: str, graph: Graph, got: tuple[str, str, tuple[str, ...]]) ->
     * Names in private modules (``_foo``) keep only direct (depth 0) hits.
     * Dunder leaves other than the constructor/``__setstate__`` are not roots.
     """
-    kind, sink, path = got
+    kind, _sink, path = got
     owner, _, leaf = root.rpartition(".")
     is_method = owner in graph.classes
     if kind == "file" and (path or is_method):
         return False
     if kind == "network" and len(path) > 1:
         return False
-    if is_method and (kind in ("file", "network") or len(path) > 1):
+    if is_method and (kind in ("file", "network", "compile") or len(path) > 1):
         return False
-    if kind == "code" and sink == "builtins.compile" and path:
+    if kind == "compile" and path:
         return False
     module_parts = (owner if not is_method else owner.rpartition(".")[0]).split(".")
     if any(p.startswith("_") and not p.startswith("__") for p in module_parts) and path:
