@@ -1,0 +1,273 @@
+"""Provenance orchestration: the scanned file records in, findings and per-file states out.
+
+``verify_dir`` takes the directory and the engine's records (path, size, sha256 of the scanned
+bytes) and checks them against every source asked for: a Hub commit (``--hf``), a lock file
+(``--lock`` or ``supplychain.lock`` beside the model), an HF cache snapshot (recognised by its
+layout, verified offline) and a model-signing bundle. ``attach`` adds the result to a report:
+findings, the PRV rules, and per-file states as facts (``provenance.state`` / ``.expected`` /
+``.actual`` / ``.algorithm`` / ``.reason``) so the JSON report and the AI-BOM can mark hashes as
+verified. ``run_verify`` is the service function: scan, verify, judge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from supplychain.model import Confidence, Fact, Finding, Location, Report, Rule
+from supplychain.policy import Policy, apply
+from supplychain.provenance import cache, hub, identity, lockfile, signing
+from supplychain.provenance.manifest import Comparison, FileState, compare, local_files
+from supplychain.provenance.rules import (
+    ALL_RULES,
+    PRV105,
+    PRV106,
+    PRV107,
+    PRV108,
+    PRV109,
+    PRV110,
+    PRV111,
+)
+
+SCANNER = "provenance"
+
+
+@dataclass(frozen=True, slots=True)
+class ProvenanceOptions:
+    """What to verify against (every field optional; a cache snapshot is always recognised)."""
+
+    hf: str | None = None
+    revision: str | None = None
+    repo_type: str = "model"
+    lock: Path | None = None
+    auto_lock: bool = True
+    """Use ``supplychain.lock`` found beside the model when ``lock`` is not given."""
+    signature: Path | None = None
+    public_key: Path | None = None
+    certificate_chain: tuple[Path, ...] = ()
+    require_signature: bool = False
+    token: str | None = None
+    timeout: float = hub.DEFAULT_TIMEOUT
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """Everything provenance adds to a report."""
+
+    findings: tuple[Finding, ...] = ()
+    states: tuple[FileState, ...] = ()
+    extra: tuple[tuple[str, str], ...] = ()
+    commit: str | None = None
+
+
+def _f(rule: Rule, path: str, message: str, evidence: str = "", sev: object = None) -> Finding:
+    from supplychain.model import Severity
+
+    return Finding(
+        rule=rule.id,
+        severity=sev if isinstance(sev, Severity) else rule.severity,
+        confidence=Confidence.HIGH,
+        message=message,
+        location=Location(path=path),
+        evidence=evidence,
+    )
+
+
+def _merge_states(into: dict[str, FileState], new: Sequence[FileState]) -> None:
+    """Worst state wins per path (a mismatch against any source is a mismatch)."""
+    rank = {"verified": 0, "extra": 2, "unverifiable": 1, "missing": 3, "mismatch": 4}
+    for s in new:
+        old = into.get(s.path)
+        if old is None or rank.get(s.state, 1) > rank.get(old.state, 1):
+            into[s.path] = s
+
+
+def _hub_findings(snap: hub.HubSnapshot) -> list[Finding]:
+    from supplychain.model import Severity
+
+    out: list[Finding] = []
+    if snap.revision.lower() != snap.commit:
+        msg = f"revision {snap.revision!r} is a moving name; it resolved to commit {snap.commit}"
+        out.append(_f(PRV105, ".", msg, snap.commit))
+    for flag, on in (
+        ("private", snap.private),
+        ("gated", bool(snap.gated)),
+        ("disabled", snap.disabled),
+    ):
+        if on:
+            out.append(_f(PRV107, ".", f"{snap.repo_id} is {flag} on the Hub", flag))
+    if snap.repo_type == "model":
+        sec = snap.security
+        if sec is None or sec.get("scansDone") is not True:
+            out.append(_f(PRV109, ".", "Hugging Face's scan is not done: unknown, not clean"))
+        issues = sec.get("filesWithIssues", []) if isinstance(sec, dict) else []
+        for item in issues if isinstance(issues, list) else []:
+            if not isinstance(item, dict):
+                continue
+            level = str(item.get("level", ""))
+            sev = Severity.HIGH if level == "unsafe" else Severity.MEDIUM
+            path = str(item.get("path", "."))
+            out.append(_f(PRV108, path, f"Hugging Face marks {path} {level!r}", level, sev))
+    owner = snap.repo_id.split("/", 1)[0]
+    imitated = identity.near_miss(owner)
+    if imitated is not None:
+        out.append(_f(PRV110, ".", f"owner {owner!r} is a near miss of {imitated!r}", imitated))
+    if identity.fresh_commit(snap.created_at, snap.last_modified):
+        created = f"{snap.created_at:%Y-%m-%d}"
+        msg = f"commit {snap.commit[:12]} is days old in a repo created {created}"
+        out.append(_f(PRV111, ".", msg, str(snap.last_modified)))
+    return out
+
+
+def verify_dir(root: Path, records: Sequence[object], options: ProvenanceOptions) -> Verification:
+    """Verify the directory ``root`` (whose scan produced ``records``) against ``options``."""
+    from supplychain.model import ArtifactRecord
+
+    recs = [r for r in records if isinstance(r, ArtifactRecord)]
+    local = local_files(root, recs)
+    findings: list[Finding] = []
+    states: dict[str, FileState] = {}
+    extra: list[tuple[str, str]] = []
+    commit: str | None = None
+    hub_manifest = None
+    sig_name = (options.signature or root / signing.SIGNATURE_NAME).name
+    ignore = (lockfile.LOCK_NAME, sig_name)
+
+    snap_dir = cache.find_snapshot(root)
+    if snap_dir is not None:
+        got = cache.verify_snapshot(snap_dir, local)
+        findings.extend(got.findings)
+        _merge_states(states, got.states)
+        extra.append(("provenance.cache", f"{snap_dir.repo_id}@{snap_dir.commit}"))
+        commit = snap_dir.commit
+
+    if options.hf:
+        try:
+            snap = hub.resolve(
+                options.hf,
+                options.revision,
+                repo_type=options.repo_type,
+                token=options.token,
+                timeout=options.timeout,
+            )
+        except hub.HubError as exc:
+            msg = f"could not verify against {options.hf}@{options.revision or 'main'}: {exc}"
+            findings.append(_f(PRV106, ".", msg, exc.kind))
+            for path in sorted(local):
+                _merge_states(states, [FileState(path, "unverifiable", reason=f"hub: {exc.kind}")])
+        else:
+            commit = snap.commit
+            hub_manifest = snap.manifest
+            findings.extend(_hub_findings(snap))
+            got = compare(snap.manifest, local, ignore=ignore)
+            findings.extend(got.findings)
+            _merge_states(states, got.states)
+            extra += [
+                ("provenance.repo", f"{snap.repo_type}:{snap.repo_id}"),
+                ("provenance.revision", snap.revision),
+                ("provenance.commit", snap.commit),
+                ("provenance.endpoint", snap.endpoint),
+            ]
+
+    lock_path = options.lock
+    if lock_path is None and options.auto_lock and (root / lockfile.LOCK_NAME).is_file():
+        lock_path = root / lockfile.LOCK_NAME
+    if lock_path is not None:
+        try:
+            manifest = lockfile.read(lock_path)
+        except lockfile.LockError as exc:
+            findings.append(_f(PRV106, ".", f"lock file unusable: {exc}", lock_path.name))
+        else:
+            got = compare(manifest, local, ignore=ignore)
+            findings.extend(got.findings)
+            _merge_states(states, got.states)
+            extra.append(("provenance.lock", str(lock_path.name)))
+
+    findings.extend(
+        signing.verify(
+            root,
+            local,
+            signature=options.signature,
+            public_key=options.public_key,
+            certificate_chain=options.certificate_chain,
+            require=options.require_signature,
+            hub=hub_manifest,
+        )
+    )
+    return Verification(
+        tuple(findings), tuple(states[p] for p in sorted(states)), tuple(extra), commit
+    )
+
+
+def state_facts(states: Sequence[FileState]) -> tuple[Fact, ...]:
+    """Per-file verification states as facts (the JSON report's per-file provenance)."""
+    out: list[Fact] = []
+    for s in states:
+        loc = Location(path=s.path)
+        out.append(Fact("provenance.state", s.state, loc, SCANNER))
+        for key, value in (
+            ("algorithm", s.algorithm),
+            ("expected", s.expected),
+            ("actual", s.actual),
+            ("reason", s.reason),
+        ):
+            if value:
+                out.append(Fact(f"provenance.{key}", value, loc, SCANNER))
+    return tuple(out)
+
+
+def attach(report: Report, verification: Verification) -> Report:
+    """The report with the verification's findings, PRV rules, states and source facts added."""
+    rules = {r.id: r for r in (*report.rules, *ALL_RULES)}
+    findings = sorted((*report.findings, *verification.findings), key=Finding.sort_key)
+    facts = sorted((*report.facts, *state_facts(verification.states)), key=Fact.sort_key)
+    return replace(
+        report,
+        findings=tuple(findings),
+        rules=tuple(sorted(rules.values(), key=lambda r: r.id)),
+        facts=tuple(facts),
+        extra=(*report.extra, *verification.extra),
+    )
+
+
+def verification_root(paths: Sequence[str | Path]) -> Path | None:
+    """The directory a scan's records are relative to (one directory target), else ``None``."""
+    if len(paths) != 1:
+        return None
+    root = Path(paths[0])
+    return root if root.is_dir() else None
+
+
+def run_verify(
+    paths: Sequence[str | Path],
+    options: ProvenanceOptions,
+    policy: Policy | None = None,
+    *,
+    jobs: int = 1,
+    command: str = "verify",
+) -> Report:
+    """Scan ``paths`` (one directory), verify its provenance, and judge it: one report."""
+    from supplychain import service
+    from supplychain.errors import ConfigError
+
+    policy = policy or Policy()
+    root = verification_root(paths)
+    if root is None:
+        raise ConfigError("provenance verification needs exactly one directory")
+    settings = service.settings_from_policy(policy, command=command)
+    service.check_policy(policy, settings)
+    report = service.scan_report(paths, settings, jobs=jobs)
+    report = attach(report, verify_dir(root, report.files, options))
+    return apply(report, policy)
+
+
+__all__ = [
+    "Comparison",
+    "ProvenanceOptions",
+    "Verification",
+    "attach",
+    "run_verify",
+    "state_facts",
+    "verify_dir",
+]
