@@ -23,7 +23,7 @@ from scanners.template_scan import (
     template_findings,
 )
 from supplychain.errors import LimitExceeded
-from supplychain.model import ArtifactKind, Confidence, Finding, Rule, Severity
+from supplychain.model import ArtifactKind, Confidence, FactValue, Finding, Rule, Severity
 
 REFS = ("https://github.com/ggml-org/ggml/blob/master/docs/gguf.md",)
 PARSER_CVES = (
@@ -204,6 +204,18 @@ GGML_MAX_DIMS = 4
 GGML_MAX_NAME = 64
 """llama.cpp rejects tensor names of this many bytes or more."""
 MAX_KEY_BYTES = 64 * 1024
+MAX_FACTS = 32
+"""Most ``general.*`` metadata strings reported as facts."""
+MAX_FACT_BYTES = 4096
+"""Longest ``general.*`` string read for a fact (longer ones are skipped, as before)."""
+FACT_ALIASES = {
+    "general.architecture": "model.architecture",
+    "general.license": "license",
+    "general.name": "model.name",
+    "general.base_model.0.name": "base_model",
+    "general.base_model.0.repo_url": "base_model.url",
+}
+"""Format-neutral fact keys for the GGUF keys the AI-BOM and provenance read."""
 MAX_DIMS_PARSED = 64
 MAX_ARRAY_DEPTH = 8
 MAX_COUNT = 10_000_000
@@ -339,6 +351,9 @@ class _State:
     counts: dict[str, int] = field(default_factory=dict)
     templates: list[tuple[str, str, int]] = field(default_factory=list)
     """(key, template text, offset) of every chat template string found."""
+    facts: list[tuple[str, FactValue]] = field(default_factory=list)
+    """``general.*`` metadata, tensor and parameter counts (bounded; see ``MAX_FACTS``)."""
+    parameters: int = 0
     oversized_templates: list[tuple[str, int, int]] = field(default_factory=list)
     walked: int = 0
 
@@ -393,6 +408,8 @@ class GgufScanner:
             state.emit(exc.rule, exc.message, evidence=exc.evidence, offset=exc.offset)
         except LimitExceeded as exc:
             limit = exc
+        for key, value in state.facts:
+            ctx.emit(artifact.fact(key, value))
         yield from state.findings
         yield from state.summary()
         for key, text, offset in state.templates:
@@ -438,8 +455,12 @@ def _parse(r: _Reader, st: _State) -> None:
             8,
             evidence=f"tensor_count={tensor_count} kv_count={kv_count}",
         )
+    st.facts.append(("format", "gguf"))
+    st.facts.append(("gguf.version", version))
+    st.facts.append(("tensor.count", tensor_count))
     alignment = _parse_metadata(r, st, kv_count)
     tensors = _parse_tensor_infos(r, st, tensor_count)
+    st.facts.append(("parameter.count", st.parameters))
     _check_layout(r, st, tensors, alignment)
 
 
@@ -507,6 +528,14 @@ def _parse_metadata(r: _Reader, st: _State, kv_count: int) -> int:
                 )
             else:
                 alignment = value
+            continue
+        if key.startswith("general.") and vtype == T_STRING and len(st.facts) < MAX_FACTS:
+            raw, _length, _offset = _read_string(r, MAX_FACT_BYTES, key)
+            if raw is not None:
+                text = raw.decode("utf-8", "replace")
+                st.facts.append((f"gguf.{key}", text))
+                if key in FACT_ALIASES:
+                    st.facts.append((FACT_ALIASES[key], text))
             continue
         _skip_value(r, st, vtype, 0)
     return alignment
@@ -594,6 +623,10 @@ def _parse_tensor_infos(r: _Reader, st: _State, tensor_count: int) -> list[_Tens
         dims = [r.u32("dimension") if r.long == 4 else r.u64("dimension") for _ in range(n_dims)]
         ggml_type = r.u32("tensor type")
         offset = r.u64("tensor offset")
+        count = 1
+        for dim in dims:
+            count *= dim
+        st.parameters += count
         nbytes = _tensor_nbytes(st, name, n_dims, dims, ggml_type, info_offset)
         tensors.append(_Tensor(name, offset, nbytes, info_offset))
     return tensors

@@ -490,6 +490,41 @@ def parse_json_config(data: bytes, what: str, limits: Limits) -> object:
         raise ArtifactError(f"{what}: invalid JSON ({exc})") from exc
 
 
+MAX_CLASS_FACTS = 64
+"""Most distinct layer class names reported as a fact."""
+
+
+def _emit_config_facts(artifact: Artifact, ctx: ScanContext, config: object) -> None:
+    """Facts from a model config: format, model class, layer classes, Keras version/backend."""
+    ctx.emit(artifact.fact("format", "keras"))
+    if not isinstance(config, dict):
+        return
+    top = config.get("class_name")
+    if isinstance(top, str):
+        ctx.emit(artifact.fact("model.class", top))
+    for key in ("keras_version", "backend"):
+        value = config.get(key)
+        if isinstance(value, str):
+            ctx.emit(artifact.fact(f"keras.{key}", value))
+    classes: set[str] = set()
+    stack: list[tuple[object, int]] = [(config, 0)]
+    walked = 0
+    while stack and walked < 100_000:
+        node, depth = stack.pop()
+        walked += 1
+        if depth > MAX_CONFIG_DEPTH:
+            continue
+        if isinstance(node, dict):
+            cls = node.get("class_name")
+            if isinstance(cls, str) and len(classes) < MAX_CLASS_FACTS:
+                classes.add(cls)
+            stack.extend((v, depth + 1) for v in node.values() if isinstance(v, dict | list))
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node if isinstance(v, dict | list))
+    if classes:
+        ctx.emit(artifact.fact("keras.classes", tuple(sorted(classes))))
+
+
 def analyze_config(root: object, where: str) -> Iterator[ConfigHit]:
     """Walk a parsed Keras config (any format generation) and yield every problem found.
 
@@ -804,6 +839,7 @@ class KerasScanner:
             )
         )
         config = parse_json_config(data, "config.json", limits)
+        _emit_config_facts(artifact, ctx, config)
         yield from hits_to_findings(artifact, ctx, analyze_config(config, "config.json"))
 
     def _zip_member(
@@ -862,6 +898,8 @@ class KerasScanner:
         if result.get("limit"):
             raise LimitExceeded(str(result["limit"]))
         for key, config in configs:
+            if key == "model_config":
+                _emit_config_facts(artifact, ctx, config)
             yield from hits_to_findings(artifact, ctx, analyze_config(config, key))
         for what, where, target in links:
             outside = is_outside_path(target) or is_url(target)

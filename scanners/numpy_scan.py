@@ -136,6 +136,11 @@ def _scan_npy(artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
     header, data_start = parse_header(stream, artifact.size)
     dtype = _dtype(header["descr"], 8)
     remaining = artifact.size - data_start
+    ctx.emit(artifact.fact("format", "numpy"))
+    ctx.emit(artifact.fact("numpy.dtype", str(dtype) if not dtype.hasobject else "object"))
+    ctx.emit(artifact.fact("numpy.descr", repr(header["descr"])))
+    ctx.emit(artifact.fact("numpy.shape", tuple(str(d) for d in header["shape"])))
+    ctx.emit(artifact.fact("numpy.fortran_order", bool(header["fortran_order"])))
     if dtype.hasobject:
         yield artifact.finding(
             NPY001,

@@ -22,7 +22,7 @@ from scanners._protobuf import LEN, Field, ProtoReader
 from scanners.base import Artifact, ScanContext, make_rule
 from scanners.keras_scan import is_outside_path, is_url
 from supplychain.errors import ArtifactError, LimitExceeded
-from supplychain.model import ArtifactKind, Confidence, Finding, Rule, Severity
+from supplychain.model import ArtifactKind, Confidence, FactValue, Finding, Rule, Severity
 
 ONNX_TRAVERSAL = "https://homepage-423.pages.dev/blog/post/two-incomplete-fixes-for-a-path-traversal-vulnerability-in-onnx-cve-2026-27489-18075/"
 
@@ -119,15 +119,42 @@ class _OnnxWalk:
         self.functions: set[tuple[str, str]] = set()
         self.shadowing: list[str] = []
         self.saw_graph = False
+        self.facts: list[tuple[str, FactValue]] = []
+        """Producer, IR version, opsets, graph input/output counts (see ``OnnxScanner``)."""
+        self.opsets: list[str] = []
+        self.metadata = 0
 
     def model(self, size: int) -> None:
-        """ModelProto: graph = 7, functions = 25, training_info = 20."""
+        """ModelProto: graph = 7, functions = 25, training_info = 20 (and the facts' fields:
+        ir_version = 1, producer_name = 2, producer_version = 3, model_version = 5,
+        opset_import = 8, metadata_props = 14)."""
         r = self.reader
         for f in r.fields(0, size):
+            if f.number == 1 and f.wire != LEN:
+                self.facts.append(("onnx.ir_version", f.value))
+            elif f.number == 5 and f.wire != LEN:
+                self.facts.append(("onnx.model_version", f.value))
             if f.wire != LEN:
                 continue
+            if f.number == 2:
+                self.facts.append(("onnx.producer_name", r.text(f, 256)))
+            elif f.number == 3:
+                self.facts.append(("onnx.producer_version", r.text(f, 256)))
+            elif f.number == 8 and len(self.opsets) < 64:
+                self.opset(f)
+            elif f.number == 14 and self.metadata < 32:
+                self.metadata += 1
+                key = value = ""
+                for g in r.fields(f.offset, f.end):
+                    if g.wire == LEN and g.number == 1:
+                        key = r.text(g, 128)
+                    elif g.wire == LEN and g.number == 2:
+                        value = r.text(g, 512)
+                if key:
+                    self.facts.append((f"onnx.metadata.{key}", value))
             if f.number == 7:
                 self.saw_graph = True
+                self.graph_io(f)
                 self.graph(f, "graph", 0)
             elif f.number == 25:
                 self.function(f)
@@ -135,6 +162,26 @@ class _OnnxWalk:
                 for g in r.fields(f.offset, f.end):
                     if g.number in (1, 2) and g.wire == LEN:
                         self.graph(g, "training_info", 0)
+
+    def opset(self, of: Field) -> None:
+        """OperatorSetIdProto: domain = 1, version = 2."""
+        domain, version = "", 0
+        for g in self.reader.fields(of.offset, of.end):
+            if g.number == 1 and g.wire == LEN:
+                domain = self.reader.text(g, 128)
+            elif g.number == 2 and g.wire != LEN:
+                version = g.value
+        self.opsets.append(f"{domain or 'ai.onnx'}:{version}")
+
+    def graph_io(self, gf: Field) -> None:
+        """Count the main graph's inputs (11), outputs (12) and initializers (5)."""
+        counts = {5: 0, 11: 0, 12: 0}
+        for f in self.reader.fields(gf.offset, gf.end):
+            if f.wire == LEN and f.number in counts:
+                counts[f.number] += 1
+        self.facts.append(("onnx.graph.inputs", counts[11]))
+        self.facts.append(("onnx.graph.outputs", counts[12]))
+        self.facts.append(("tensor.count", counts[5]))
 
     def graph(self, gf: Field, scope: str, depth: int) -> None:
         """GraphProto: node = 1, name = 2, initializer = 5, sparse_initializer = 15."""
@@ -261,6 +308,14 @@ class OnnxScanner:
             walk.model(artifact.size)
         except ArtifactError as exc:
             error = exc
+        ctx.emit(artifact.fact("format", "onnx"))
+        for key, value in walk.facts:
+            ctx.emit(artifact.fact(key, value))
+        if walk.opsets:
+            ctx.emit(artifact.fact("onnx.opsets", tuple(walk.opsets)))
+            default = [o for o in walk.opsets if o.startswith("ai.onnx:")]
+            if default:
+                ctx.emit(artifact.fact("onnx.opset", int(default[0].split(":")[1])))
         yield from self._findings(artifact, walk)
         if error is not None:
             raise error

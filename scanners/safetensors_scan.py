@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from scanners._io import read_exact
 from scanners.base import Artifact, ScanContext, make_rule
-from supplychain.model import ArtifactKind, Confidence, Finding, Rule, Severity
+from supplychain.model import ArtifactKind, Confidence, FactValue, Finding, Rule, Severity
 
 REFS = ("https://github.com/huggingface/safetensors#format",)
 
@@ -314,6 +314,8 @@ class SafetensorsScanner:
                 spans.append(span)
         yield from self._check_layout(spans, n, data_len, artifact, emit)
         yield from emit.summary({r.id: r for r in SAFETENSORS_RULES})
+        for key, value in header_facts(doc):
+            ctx.emit(artifact.fact(key, value))
 
     def _parse(self, raw: bytes, emit: _Emitter) -> Generator[Finding, None, _Parsed]:
         """Decode and parse the header strictly; yields findings, returns (dict | None, dups)."""
@@ -547,6 +549,39 @@ class SafetensorsScanner:
 
 
 _INT_ONLY = frozenset({int})
+
+
+METADATA_FACTS = 32
+"""Most ``__metadata__`` entries reported as facts (each value is escaped and truncated)."""
+
+
+def header_facts(doc: dict[str, Any]) -> Iterator[tuple[str, FactValue]]:
+    """Facts from a parsed header: format, dtypes, tensor and parameter counts, metadata."""
+    dtypes: set[str] = set()
+    tensors = 0
+    parameters = 0
+    for name, entry in doc.items():
+        if name == "__metadata__" or not isinstance(entry, dict):
+            continue
+        tensors += 1
+        dtype = entry.get("dtype")
+        if isinstance(dtype, str):
+            dtypes.add(dtype)
+        shape = entry.get("shape")
+        if isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape):
+            count = 1
+            for dim in shape:
+                count *= dim
+            parameters += count
+    yield "format", "safetensors"
+    yield "tensor.count", tensors
+    yield "parameter.count", parameters
+    yield "tensor.dtypes", tuple(sorted(dtypes))
+    meta = doc.get("__metadata__")
+    if isinstance(meta, dict):
+        for key in sorted(meta)[:METADATA_FACTS]:
+            value = meta[key]
+            yield f"safetensors.metadata.{key}", value if isinstance(value, str) else _short(value)
 
 
 def _fast_entry(name: str, entry: object, data_len: int) -> _Span | None:

@@ -193,7 +193,7 @@ class ShardIndexCheck:
             )
         if index.path in view.named:
             return
-        suffix = _weights_suffix(shards)
+        suffix = _weights_suffix([s for s in shards if not _escapes(s)])
         if suffix is None:
             return
         for path in sorted(on_disk):

@@ -214,3 +214,143 @@ def test_formats_not_analysed_yet_are_skipped_with_that_reason(
     report = scan_paths([tmp_path])
     (result,) = report.results
     assert result.status is Status.SKIPPED and reason in result.reason and not result.expected
+
+
+# -- issue #12: lazy registry, path-free per-file results, process pool ------------------------
+
+
+def test_registry_specs_match_scanner_kinds() -> None:
+    """``BUILTIN_SPECS`` repeats each scanner's kinds (to import lazily): they must not drift.
+
+    If this fails, a scanner's ``kinds`` changed: update its line in ``scanners/__init__.py``.
+    """
+    from scanners import BUILTIN_SCANNERS, BUILTIN_SPECS
+
+    assert len(BUILTIN_SPECS) == len(BUILTIN_SCANNERS)
+    for spec, cls in zip(BUILTIN_SPECS, BUILTIN_SCANNERS, strict=True):
+        assert spec.load() is cls
+        assert spec.kinds == cls.kinds, f"{cls.__name__}: spec {spec.kinds} != {cls.kinds}"
+
+
+def _timeless(result: object) -> object:
+    from dataclasses import replace as dc_replace
+
+    from supplychain.engine import FileResult
+
+    assert isinstance(result, FileResult)
+    return dc_replace(result, results=tuple(dc_replace(r, seconds=0.0) for r in result.results))
+
+
+def test_same_bytes_under_two_names_give_equal_results_before_names_are_applied(
+    tmp_path: Path,
+) -> None:
+    import pickle as _stdlib_pickle  # building a hostile test input, never loading one
+
+    from supplychain.discover import discover
+    from supplychain.engine import FILE_PLACEHOLDER, _scan_item, apply_names
+
+    class Payload:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (os.system, ("echo supplychain-sample",))
+
+    data = _stdlib_pickle.dumps(Payload(), protocol=4)
+    for where in ("a", "b/c"):
+        (tmp_path / where).mkdir(parents=True)
+        (tmp_path / where / "model.pkl").write_bytes(data)
+    items = discover([tmp_path]).items
+    assert len(items) == 2
+    first, second = (_scan_item(item, ScanOptions()) for item in items)
+    assert first.findings and _timeless(first) == _timeless(second)
+    assert {f.location.path for f in first.findings} == {FILE_PLACEHOLDER}
+    named = apply_names(second, items[1].names)
+    assert {f.location.path for f in named.findings} == {"b/c/model.pkl"}
+    assert {r.path for r in named.records} == {"b/c/model.pkl"}
+
+
+def _tree(root: Path) -> None:
+    import io as _io
+    import pickle as _stdlib_pickle  # building test inputs only
+    import zipfile
+
+    for i in range(12):
+        (root / f"p{i}.pkl").write_bytes(_stdlib_pickle.dumps({"i": i, "v": list(range(50))}))
+    (root / "evil.pkl").write_bytes(
+        b"\x80\x04\x95\x20\x00\x00\x00\x00\x00\x00\x00\x8c\x02os\x8c\x06system\x93"
+        b"\x8c\x04echo\x85R."
+    )
+    buf = _io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("inner.pkl", _stdlib_pickle.dumps([1, 2, 3]))
+    (root / "bundle.zip").write_bytes(buf.getvalue())
+    (root / "notes.txt").write_text("hello")
+    os.symlink("p1.pkl", root / "alias.pkl")
+
+
+def _comparable(report: object) -> tuple[object, ...]:
+    from dataclasses import replace as dc_replace
+
+    from supplychain.model import Report
+
+    assert isinstance(report, Report)
+    return (
+        report.files,
+        report.findings,
+        tuple(dc_replace(r, seconds=0.0) for r in report.results),
+        report.facts,
+        report.rules,
+    )
+
+
+def test_process_pool_output_is_identical_to_serial(tmp_path: Path) -> None:
+    _tree(tmp_path)
+    serial = scan_paths([tmp_path], ScanOptions(jobs=1))
+    processes = scan_paths([tmp_path], ScanOptions(jobs=2, executor="process"))
+    threads = scan_paths([tmp_path], ScanOptions(jobs=2, executor="thread"))
+    assert serial.findings  # the tree is not trivially clean
+    assert {"alias.pkl", "bundle.zip"} <= {r.path for r in serial.files}
+    assert _comparable(processes) == _comparable(serial) == _comparable(threads)
+
+
+def test_auto_executor_picks_processes_for_many_importable_scanners(tmp_path: Path) -> None:
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+    from supplychain.engine import PROCESS_MIN_FILES, _executor
+
+    many = PROCESS_MIN_FILES
+    pool = _executor(ScanOptions(jobs=2), many)
+    assert isinstance(pool, ProcessPoolExecutor)
+    pool.shutdown()
+
+    class Local(MarkerScanner):
+        pass
+
+    pool = _executor(ScanOptions(jobs=2, scanners=(Local,)), many)
+    assert isinstance(pool, ThreadPoolExecutor)  # a test-local class cannot cross processes
+    pool.shutdown()
+    assert _executor(ScanOptions(jobs=2), 1) is None
+    assert _executor(ScanOptions(jobs=1), many) is None
+
+
+def test_scanning_one_small_file_imports_no_heavy_module(tmp_path: Path) -> None:
+    import json as _json
+    import struct
+    import subprocess
+    import sys
+
+    raw = _json.dumps({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}).encode()
+    target = tmp_path / "m.safetensors"
+    target.write_bytes(struct.pack("<Q", len(raw)) + raw + bytes(8))
+    code = (
+        "import sys\n"
+        "from supplychain.cli import main\n"
+        f"code = main(['scan', '-q', '-f', 'json', '-o', {str(tmp_path / 'r.json')!r}, "
+        f"{str(target)!r}])\n"
+        "heavy = {'numpy', 'sklearn', 'rich', 'jinja2', 'h5py', 'pyarrow', 'torch', 'onnx',\n"
+        "         'yaml', 'pandas', 'scanners.dataset_scan', 'scanners.code_scan',\n"
+        "         'scanners.keras_scan', 'scanners.onnx_scan', 'scanners.gguf_scan'}\n"
+        "print(code, sorted(m for m in sys.modules if m in heavy))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.split(None, 1) == ["0", "[]\n"]

@@ -6,7 +6,7 @@ import json
 from collections import Counter
 from typing import Any, ClassVar, TextIO
 
-from supplychain.model import Finding, Report, Severity
+from supplychain.model import Fact, Finding, Report, Severity
 
 SCHEMA_VERSION = "1.0"
 
@@ -33,6 +33,18 @@ def finding_to_dict(finding: Finding, report: Report) -> dict[str, Any]:
         "fingerprint": finding.fingerprint,
         "suppressed": finding.suppressed is not None,
         "suppression_reason": finding.suppressed,
+    }
+
+
+def fact_to_dict(fact: Fact) -> dict[str, Any]:
+    """One fact as a JSON object (tuples become arrays; text is already escaped)."""
+    value = list(fact.value) if isinstance(fact.value, tuple) else fact.value
+    return {
+        "key": fact.key,
+        "value": value,
+        "file": fact.location.path,
+        "member": list(fact.location.member),
+        "scanner": fact.scanner,
     }
 
 
@@ -106,6 +118,8 @@ def report_to_dict(report: Report) -> dict[str, Any]:
             if rule.id in used
         ],
         "extra": dict(report.extra),
+        "facts": [fact_to_dict(f) for f in report.facts],
+        "settings_fingerprint": report.settings_fingerprint,
         "timings": {
             "total_seconds": report.seconds,
             "by_scanner": {k: round(v, 4) for k, v in sorted(by_scanner.items())},
