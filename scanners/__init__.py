@@ -53,6 +53,11 @@ BUILTIN_SPECS: tuple[ScannerSpec, ...] = (
     _spec("template_scan", "TemplateScanner", K.CHAT_TEMPLATE, K.MODEL_CONFIG, K.YAML_CONFIG),
     _spec("code_scan", "CodeScanner", K.PYTHON_SOURCE),
     _spec("config_scan", "ConfigScanner", K.MODEL_CONFIG, K.YAML_CONFIG),
+    _spec(
+        "secrets_scan",
+        "SecretsScanner",
+        *(K.CHAT_TEMPLATE, K.MODEL_CONFIG, K.PYTHON_SOURCE, K.TEXT, K.YAML_CONFIG),
+    ),
     _spec("keras_scan", "KerasScanner", K.HDF5, K.KERAS_ZIP),
     _spec("tf_scan", "SavedModelScanner", K.TF_SAVEDMODEL),
     _spec("onnx_scan", "OnnxScanner", K.ONNX),

@@ -1,0 +1,568 @@
+"""Credential detectors for text shipped with models and datasets; values are never echoed.
+
+Each detector is a provider key format (with its checksum where the provider publishes one:
+GitHub and npm tokens carry a CRC32 of their random part), a structural check (PEM private-key
+blocks with a real base64 body, JWTs whose header decodes to JSON naming an ``alg``, connection
+URLs with a ``user:password@``), or, last and least trusted, a ``password=``/``secret=``
+assignment whose value also has to look random (entropy is a secondary signal only).
+Placeholders (``YOUR_API_KEY``, ``xxxx``, ``<token>``, ``sk-...``, AWS's documented example
+keys) are negatives: a gate that cries wolf gets switched off.
+
+Text is matched as ``latin-1`` decoded bytes with ASCII-only classes, so match offsets are byte
+offsets and every secret format (all ASCII) is found even inside otherwise UTF-8 text.
+Evidence is built only by ``redact``: the kind, the first 4 characters and a sha256 prefix.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import math
+import re
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from scanners.base import make_rule
+from supplychain.model import Confidence, Rule, Severity, escape_evidence
+
+DISCLOSURE = ("LLM02",)
+"""OWASP LLM Top 10 (2025): sensitive information disclosure."""
+ATLAS_CREDENTIALS = ("AML.T0055",)
+"""MITRE ATLAS: unsecured credentials."""
+_REFS = ("https://genai.owasp.org/llmrisk/llm022025-sensitive-information-disclosure/",)
+
+SEC001 = make_rule(
+    "SEC001",
+    "Provider API key or token",
+    Severity.HIGH,
+    "A credential in a provider's key format (GitHub, Slack, Stripe, AWS, Google, Azure, OpenAI, "
+    "Anthropic, Hugging Face, npm, PyPI) is shipped with the model or dataset. Anyone who "
+    "downloads the repository can use it, and a model trained on it can repeat it.",
+    "Revoke the credential at the provider now (removing the file does not un-leak it), then "
+    "remove it from the repository history and load secrets from the environment instead.",
+    cwe=798,
+    owasp_llm=DISCLOSURE,
+    atlas=ATLAS_CREDENTIALS,
+    references=_REFS,
+)
+SEC002 = make_rule(
+    "SEC002",
+    "Private key block",
+    Severity.HIGH,
+    "A PEM private key (RSA, EC, OpenSSH, PGP, or a cloud service-account JSON's private_key) "
+    "with a real base64 body is shipped with the model or dataset.",
+    "Treat the key as compromised: rotate it, remove it from the history, and keep keys out of "
+    "model and dataset repositories.",
+    cwe=321,
+    owasp_llm=DISCLOSURE,
+    atlas=ATLAS_CREDENTIALS,
+    references=_REFS,
+)
+SEC003 = make_rule(
+    "SEC003",
+    "JSON Web Token",
+    Severity.MEDIUM,
+    "A signed JWT (header decodes to JSON with an alg) is embedded. A bearer token grants access "
+    "until it expires; many are long-lived.",
+    "Invalidate the token (rotate its signing key or session) and remove it.",
+    cwe=522,
+    owasp_llm=DISCLOSURE,
+    atlas=ATLAS_CREDENTIALS,
+    references=_REFS,
+)
+SEC004 = make_rule(
+    "SEC004",
+    "Connection string with a password",
+    Severity.HIGH,
+    "A database or broker URL (postgres, mysql, mongodb, redis, amqp, mssql) carries a "
+    "user:password pair.",
+    "Change the password and pass connection settings through the environment or a secret "
+    "store, never in files shipped with the model.",
+    cwe=798,
+    owasp_llm=DISCLOSURE,
+    atlas=ATLAS_CREDENTIALS,
+    references=_REFS,
+)
+SEC005 = make_rule(
+    "SEC005",
+    "Hard-coded password or secret assignment",
+    Severity.MEDIUM,
+    "A password=/secret=/token= assignment whose value looks random (high entropy, no "
+    "placeholder). No provider format confirms it, so confidence is low.",
+    "If the value is a real secret, rotate it and read it from the environment instead.",
+    cwe=798,
+    owasp_llm=DISCLOSURE,
+    atlas=ATLAS_CREDENTIALS,
+    references=_REFS,
+)
+
+SECRET_RULES: tuple[Rule, ...] = (SEC001, SEC002, SEC003, SEC004, SEC005)
+
+
+@dataclass(frozen=True, slots=True)
+class SecretMatch:
+    """One credential found in a text; ``value`` stays in memory only (never printed)."""
+
+    kind: str
+    """Stable detector name, e.g. ``github-token``."""
+    rule: Rule
+    start: int
+    end: int
+    value: str = field(repr=False)
+    severity: Severity
+    confidence: Confidence
+
+    @property
+    def redacted(self) -> str:
+        """Printable evidence: kind, first 4 characters and a hash, never the value."""
+        return redact(self.kind, self.value)
+
+
+def redact(kind: str, value: str) -> str:
+    """``kind ghp_… sha256:0123456789ab``: enough to find and dedupe a secret, not to use it.
+
+    Four characters of a provider prefix or a 30+ character secret carry no usable entropy;
+    the hash lets a reviewer check a candidate value against the finding without printing it.
+    """
+    digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    shown = value[: min(4, len(value) // 5)]  # a short password keeps at most a fifth visible
+    return f"{kind} {escape_evidence(shown)}… sha256:{digest}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared predicates
+# ---------------------------------------------------------------------------------------------
+
+_PLACEHOLDER_WORDS = (
+    "example",
+    "your",
+    "xxxx",
+    "placeholder",
+    "dummy",
+    "redacted",
+    "changeme",
+    "change_me",
+    "replace",
+    "insert",
+    "sample",
+    "fake",
+    "secret_here",
+    "token_here",
+    "key_here",
+    "abcdef",
+    "123456",
+    "password",
+    "<",
+    ">",
+    "${",
+    "{{",
+    "%s",
+    "...",
+    "…",
+    "***",
+)
+
+
+def entropy(text: str) -> float:
+    """Shannon entropy in bits per character."""
+    if not text:
+        return 0.0
+    n = len(text)
+    return -sum(c / n * math.log2(c / n) for c in Counter(text).values())
+
+
+def is_placeholder(value: str) -> bool:
+    """Documentation filler rather than a credential: template words, runs, too few symbols."""
+    low = value.lower()
+    if any(word in low for word in _PLACEHOLDER_WORDS):
+        return True
+    if re.search(r"(.)\1{5,}", value):  # xxxxxx, 000000, ------
+        return True
+    core = re.sub(r"[^A-Za-z0-9]", "", value)
+    return len(set(core)) < min(8, max(3, len(core) // 3))
+
+
+_B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def _base62(number: int, width: int) -> str:
+    out = []
+    while number:
+        number, rem = divmod(number, 62)
+        out.append(_B62[rem])
+    return "".join(reversed(out)).rjust(width, "0")
+
+
+def crc32_token_ok(body: str) -> bool:
+    """GitHub/npm scheme: the last 6 characters are base62(CRC32(the 30 before them))."""
+    random_part, check = body[:-6], body[-6:]
+    return _base62(zlib.crc32(random_part.encode()), 6) == check
+
+
+def _b64url_json(part: str) -> object:
+    try:
+        raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+        return json.loads(raw)
+    except (binascii.Error, ValueError):
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Detectors
+# ---------------------------------------------------------------------------------------------
+
+Verdict = tuple[Severity, Confidence] | None
+"""A detector's judgement of one regex match: ``None`` rejects it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Detector:
+    """A regex that proposes candidates and a validator that accepts, grades or rejects them."""
+
+    kind: str
+    rule: Rule
+    pattern: re.Pattern[str]
+    check: Callable[[re.Match[str], str], Verdict]
+    group: int | str = 0
+    """The regex group holding the secret value (what is redacted and hashed)."""
+
+
+_HIGH = (Severity.HIGH, Confidence.HIGH)
+_B = r"(?<![A-Za-z0-9_\-])"
+"""Left word boundary that also treats ``-`` as part of a token."""
+_E = r"(?![A-Za-z0-9_\-])"
+
+
+def _value(m: re.Match[str], group: int | str) -> str:
+    return m.group(group) or ""
+
+
+def _plain(min_entropy: float = 3.0) -> Callable[[re.Match[str], str], Verdict]:
+    def check(m: re.Match[str], text: str) -> Verdict:
+        value = m.group("v") if "v" in m.re.groupindex else m.group(0)
+        if is_placeholder(value) or entropy(value) < min_entropy:
+            return None
+        return _HIGH
+
+    return check
+
+
+def _github(m: re.Match[str], text: str) -> Verdict:
+    body = m.group(0)[4:]
+    return _HIGH if crc32_token_ok(body) else None
+
+
+def _npm(m: re.Match[str], text: str) -> Verdict:
+    body = m.group(0)[4:]
+    if crc32_token_ok(body):
+        return _HIGH
+    if is_placeholder(body) or entropy(body) < 4.0:
+        return None
+    return (Severity.HIGH, Confidence.MEDIUM)
+
+
+_AWS_EXAMPLE_IDS = frozenset({"AKIAIOSFODNN7EXAMPLE", "AKIAI44QH8DHBEXAMPLE"})
+_AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+=])([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])")
+_AWS_SECRET_WINDOW = 300
+
+
+def _aws_secret_near(text: str, start: int, end: int) -> bool:
+    window = text[max(0, start - _AWS_SECRET_WINDOW) : end + _AWS_SECRET_WINDOW]
+    for cand in _AWS_SECRET.finditer(window):
+        value = cand.group(1)
+        if (
+            not is_placeholder(value)
+            and entropy(value) > 4.2
+            and any(c.isdigit() for c in value)
+            and any(c.islower() for c in value)
+            and any(c.isupper() for c in value)
+        ):
+            return True
+    return False
+
+
+def _aws_key_id(m: re.Match[str], text: str) -> Verdict:
+    value = m.group(0)
+    if value in _AWS_EXAMPLE_IDS or value.endswith("EXAMPLE") or is_placeholder(value[4:]):
+        return None
+    if _aws_secret_near(text, m.start(), m.end()):
+        return _HIGH  # key id with its secret: a usable credential pair
+    return (Severity.MEDIUM, Confidence.HIGH)  # an id alone names an account, grants nothing
+
+
+def _aws_labelled_secret(m: re.Match[str], text: str) -> Verdict:
+    value = m.group("v")
+    if is_placeholder(value) or entropy(value) < 4.0 or "EXAMPLEKEY" in value:
+        return None
+    return _HIGH
+
+
+def _stripe(m: re.Match[str], text: str) -> Verdict:
+    value = m.group(0)
+    if is_placeholder(value.split("_", 2)[2]) or entropy(value) < 3.5:
+        return None
+    if "_test_" in value:
+        return (Severity.MEDIUM, Confidence.HIGH)  # test-mode keys move no money
+    return _HIGH
+
+
+_PEM_BODY = re.compile(r"(?:\\[nr]|[\s\"'])+")
+
+
+def _pem(m: re.Match[str], text: str) -> Verdict:
+    body = _PEM_BODY.sub("", m.group("body"))
+    body = re.sub(r"^(?:[A-Za-z-]+:[^\\\n]*)+", "", body)  # Proc-Type/DEK-Info headers
+    if len(body) < 64 or is_placeholder(body) or entropy(body) < 4.5:
+        return None
+    if not re.fullmatch(r"[A-Za-z0-9+/=:,\-]+", body):
+        return None
+    return _HIGH
+
+
+def _jwt(m: re.Match[str], text: str) -> Verdict:
+    header_part, payload_part, signature = m.group(0).split(".")
+    header = _b64url_json(header_part)
+    payload = _b64url_json(payload_part)
+    if not isinstance(header, dict) or not isinstance(header.get("alg"), str):
+        return None
+    if header["alg"].lower() == "none" or not isinstance(payload, dict):
+        return None
+    if len(signature) < 16 or is_placeholder(signature):
+        return None
+    return (Severity.MEDIUM, Confidence.HIGH)
+
+
+_CONN_PLACEHOLDERS = frozenset(
+    {"pass", "pwd", "passwd", "secret", "password", "pw", "root", "admin", "test", "guest"}
+)
+
+
+def _conn(m: re.Match[str], text: str) -> Verdict:
+    password = m.group("v")
+    user = m.group("user")
+    host = m.group("host").lower()
+    if password.lower() in _CONN_PLACEHOLDERS or is_placeholder(password):
+        return None
+    if password.startswith(("$", "%", "{", "(")) or user.startswith(("$", "{", "<")):
+        return None
+    if host.endswith((".example", ".example.com", "example.com", ".example.org", ".invalid")):
+        return None
+    if host in {"host", "hostname", "server", "your-host"}:
+        return None
+    return _HIGH
+
+
+_GENERIC_KEYS = (
+    r"password|passwd|pwd|secret|secret[_-]?key|client[_-]?secret|api[_-]?key|apikey|"
+    r"access[_-]?token|auth[_-]?token|private[_-]?key|token"
+)
+_CODE_VALUE = re.compile(
+    r"^(?:os\.|env|getenv|self\.|config\.|settings\.|none$|null$|true$|false$)"
+)
+
+
+_PROVIDER_SHAPE = re.compile(
+    r"^(?:gh[pousr]_|github_pat_|npm_|xox|sk_|rk_|AKIA|ASIA|AIza|sk-|hf_|api_org_|pypi-|eyJ)"
+)
+"""Values a provider detector already judged (a wrong checksum must not come back as generic)."""
+
+
+def _generic(m: re.Match[str], text: str) -> Verdict:
+    value = m.group("v")
+    if _PROVIDER_SHAPE.match(value):
+        return None
+    if len(value) < 12 or is_placeholder(value) or _CODE_VALUE.match(value.lower()):
+        return None
+    classes = sum(
+        (
+            any(c.islower() for c in value),
+            any(c.isupper() for c in value),
+            any(c.isdigit() for c in value),
+            any(not c.isalnum() for c in value),
+        )
+    )
+    if classes < 3 or entropy(value) < 3.5:
+        return None
+    if re.fullmatch(r"[a-z]+(?:[_.-][a-z]+)*", value, re.IGNORECASE):  # identifiers, words
+        return None
+    line_start = text.rfind("\n", 0, m.start()) + 1
+    line = text[line_start : m.end()].lower()
+    if any(w in line for w in ("example", "e.g.", "for instance", "dummy", "fake")):
+        return None
+    return (Severity.MEDIUM, Confidence.LOW)
+
+
+def _rx(pattern: str, flags: int = 0) -> re.Pattern[str]:
+    return re.compile(pattern, re.ASCII | flags)
+
+
+DETECTORS: tuple[Detector, ...] = (
+    Detector("github-token", SEC001, _rx(_B + r"gh[pousr]_[A-Za-z0-9]{36}" + _E), _github),
+    Detector(
+        "github-fine-grained-token",
+        SEC001,
+        _rx(_B + r"github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}" + _E),
+        _plain(4.0),
+    ),
+    Detector("npm-token", SEC001, _rx(_B + r"npm_[A-Za-z0-9]{36}" + _E), _npm),
+    Detector(
+        "slack-token",
+        SEC001,
+        _rx(_B + r"xox[baprse]-(?:\d{8,13}-){1,3}[A-Za-z0-9\-]{20,64}" + _E),
+        _plain(3.5),
+    ),
+    Detector(
+        "slack-webhook",
+        SEC001,
+        _rx(
+            r"https://hooks\.slack\.com/services/T[A-Z0-9]{8,12}/B[A-Z0-9]{8,12}/(?P<v>[A-Za-z0-9]{24})"
+        ),
+        _plain(3.5),
+    ),
+    Detector(
+        "stripe-key", SEC001, _rx(_B + r"(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{20,99}" + _E), _stripe
+    ),
+    Detector(
+        "aws-access-key-id",
+        SEC001,
+        _rx(r"(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}(?![A-Z0-9])"),
+        _aws_key_id,
+    ),
+    Detector(
+        "aws-secret-access-key",
+        SEC001,
+        _rx(
+            r"aws_?secret_?(?:access_?)?key[\"']?\s*[:=]\s*[\"']?(?P<v>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])",
+            re.IGNORECASE,
+        ),
+        _aws_labelled_secret,
+        "v",
+    ),
+    Detector("google-api-key", SEC001, _rx(_B + r"AIza[0-9A-Za-z_\-]{35}" + _E), _plain(3.5)),
+    Detector(
+        "azure-storage-key",
+        SEC001,
+        _rx(r"AccountKey=(?P<v>[A-Za-z0-9+/]{86}==)"),
+        _plain(4.5),
+        "v",
+    ),
+    Detector(
+        "azure-client-secret",
+        SEC001,
+        _rx(
+            r"(?<![A-Za-z0-9_~.\-])[A-Za-z0-9_~.\-]{3}\dQ~[A-Za-z0-9_~.\-]{31,34}(?![A-Za-z0-9_~.\-])"
+        ),
+        _plain(4.0),
+    ),
+    Detector(
+        "openai-key",
+        SEC001,
+        _rx(
+            _B
+            + r"sk-(?:(?:proj|svcacct|admin)-[A-Za-z0-9_\-]{40,200}"
+            + r"|[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20})"
+            + _E
+        ),
+        _plain(4.0),
+    ),
+    Detector(
+        "anthropic-key",
+        SEC001,
+        _rx(_B + r"sk-ant-(?:api|admin)\d\d-[A-Za-z0-9_\-]{80,110}" + _E),
+        _plain(4.0),
+    ),
+    Detector(
+        "huggingface-token", SEC001, _rx(_B + r"(?:hf_|api_org_)[A-Za-z0-9]{34}" + _E), _plain(3.8)
+    ),
+    Detector(
+        "pypi-token",
+        SEC001,
+        _rx(_B + r"pypi-Ag(?:EIcHlwaS5vcmc|ENdGVzdC5weXBpLm9yZw)[A-Za-z0-9_\-]{50,}" + _E),
+        _plain(4.0),
+    ),
+    Detector(
+        "private-key",
+        SEC002,
+        _rx(
+            r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?P<body>[\s\S]{0,12000}?)"
+            r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
+        ),
+        _pem,
+    ),
+    Detector(
+        "jwt",
+        SEC003,
+        _rx(_B + r"eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{16,}" + _E),
+        _jwt,
+    ),
+    Detector(
+        "connection-string",
+        SEC004,
+        _rx(
+            r"\b(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|mssql|sqlserver)"
+            r"(?:\+[a-z0-9]+)?://(?P<user>[^\s:/@\"'<>]{1,64}):(?P<v>[^\s@/\"'<>]{3,128})@"
+            r"(?P<host>[A-Za-z0-9.\-_\[\]:]{1,253})",
+            re.IGNORECASE,
+        ),
+        _conn,
+    ),
+    Detector(
+        "password-assignment",
+        SEC005,
+        _rx(
+            r"(?<![A-Za-z0-9])(?:" + _GENERIC_KEYS + r")[\"']?\s*(?::=|=>|[:=])\s*"
+            r"(?P<q>[\"'`]?)(?P<v>[^\s\"'`,;]{8,128})(?P=q)",
+            re.IGNORECASE,
+        ),
+        _generic,
+        "v",
+    ),
+)
+"""Every secret detector, most specific first (a span taken by one is not reported again)."""
+
+_PREFILTER = re.compile(
+    r"gh[pousr]_|github_pat_|npm_|xox|hooks\.slack|sk_|rk_|AKIA|ASIA|ABIA|ACCA|aws|AIza|"
+    r"AccountKey|Q~|sk-|hf_|api_org_|pypi-|PRIVATE KEY|eyJ|://|" + _GENERIC_KEYS,
+    re.ASCII | re.IGNORECASE,
+)
+"""One cheap pass that rules out most rows before any detector runs."""
+
+
+def find_secrets(text: str) -> Iterator[SecretMatch]:
+    """Every credential in ``text``, each span reported once (by its most specific detector)."""
+    if not _PREFILTER.search(text):
+        return
+    taken: list[tuple[int, int]] = []
+    for det in DETECTORS:
+        for m in det.pattern.finditer(text):
+            start, end = m.span(det.group)
+            if any(s < end and start < e for s, e in taken):
+                continue
+            verdict = det.check(m, text)
+            if verdict is None:
+                continue
+            taken.append(m.span())
+            value = _value(m, det.group)
+            yield SecretMatch(det.kind, det.rule, start, end, value, verdict[0], verdict[1])
+
+
+__all__ = [
+    "DETECTORS",
+    "SEC001",
+    "SEC002",
+    "SEC003",
+    "SEC004",
+    "SEC005",
+    "SECRET_RULES",
+    "Detector",
+    "SecretMatch",
+    "crc32_token_ok",
+    "entropy",
+    "find_secrets",
+    "is_placeholder",
+    "redact",
+]
