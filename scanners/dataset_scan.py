@@ -106,6 +106,7 @@ class DatasetScanner:
 from scanners.dataset_dups import NearDuplicateCheck  # noqa: E402
 from scanners.dataset_labels import BackdoorTriggerCheck, LabelFlipCheck  # noqa: E402
 from scanners.dataset_outliers import OutlierCheck  # noqa: E402
+from scanners.dataset_sensitive import SensitiveDataCheck  # noqa: E402
 from scanners.dataset_tabular import TabularOutlierCheck  # noqa: E402
 from scanners.dataset_text import (  # noqa: E402
     HiddenUnicodeCheck,
@@ -122,6 +123,7 @@ DATASET_CHECKS: tuple[type[DatasetCheck], ...] = (
     BackdoorTriggerCheck,
     OutlierCheck,
     TabularOutlierCheck,
+    SensitiveDataCheck,
 )
 """Every dataset check, selectable by ``DatasetCheck.name`` (``--checks``)."""
 

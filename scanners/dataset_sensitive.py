@@ -1,0 +1,137 @@
+"""Sensitive data in dataset rows: credentials and personal data, counted per field, redacted.
+
+Every row's text, label, id and source fields (as the shared reader plans them) go through
+``scanners.secrets`` and ``scanners.pii``. State is bounded: per (kind, field) a count, a few
+sample rows and a few redacted samples. Severity follows kind and volume:
+
+* credentials: the detector's severity (a provider key is HIGH at any volume: a model trained
+  on it can repeat it);
+* payment cards, IBANs, national ids: MEDIUM, HIGH from ``BULK_ROWS`` rows;
+* e-mail, phone, public IP: LOW, MEDIUM from ``BULK_ROWS`` rows (contact data is common in web
+  text; a gate failing on one address would be switched off).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from scanners.dataset_base import DatasetInfo, Record
+from scanners.dataset_io import dataset_finding
+from scanners.pii import PHONE_BACKEND, PII007, PII_RULES, find_pii
+from scanners.secrets import SECRET_RULES, find_secrets, redact
+from supplychain.model import Confidence, Finding, Rule, Severity
+
+BULK_ROWS = 10
+"""Rows of one kind in one field from which the finding is raised a level."""
+SAMPLE_ROWS = 5
+SAMPLE_VALUES = 3
+_SPECIAL = frozenset({"card", "iban", "us-ssn", "uk-nino", "de-steuer-id"})
+"""Financial and government identifiers: misuse harms the person directly."""
+
+
+@dataclass(slots=True)
+class _Tally:
+    """Bounded state for one (kind, field)."""
+
+    rule: Rule
+    severity: Severity
+    confidence: Confidence
+    rows: int = 0
+    last_row: int = -1
+    sample_rows: list[int] = field(default_factory=list)
+    samples: list[str] = field(default_factory=list)
+
+    def add(self, row: int, evidence: str) -> None:
+        if row != self.last_row:
+            self.rows += 1
+            self.last_row = row
+            if len(self.sample_rows) < SAMPLE_ROWS:
+                self.sample_rows.append(row)
+        if len(self.samples) < SAMPLE_VALUES and evidence not in self.samples:
+            self.samples.append(evidence)
+
+
+class SensitiveDataCheck:
+    """Credentials and personal data in dataset rows (counts per field, redacted samples)."""
+
+    name: ClassVar[str] = "sensitive"
+    rules: ClassVar[tuple[Rule, ...]] = (*SECRET_RULES, *PII_RULES)
+
+    def __init__(self, phone_backend: str | None = None) -> None:
+        self.phone_backend = phone_backend or PHONE_BACKEND
+        self.tallies: dict[tuple[str, str], _Tally] = {}
+        self.rows = 0
+
+    def observe(self, record: Record) -> None:
+        """Run both detector families over each field of the row."""
+        self.rows += 1
+        for field_name, value in (
+            ("text", record.text),
+            ("label", record.label),
+            ("id", record.id),
+            ("source", record.source),
+        ):
+            if not value:
+                continue
+            for secret in find_secrets(value):
+                tally = self._tally(secret.kind, field_name, secret.rule)
+                tally.severity = max(tally.severity, secret.severity)
+                tally.confidence = max(tally.confidence, secret.confidence)
+                tally.add(record.index, secret.redacted)
+            for pii in find_pii(value, phone_backend=self.phone_backend):
+                tally = self._tally(pii.kind, field_name, pii.rule)
+                tally.add(record.index, redact(pii.kind, pii.value))
+
+    def _tally(self, kind: str, field_name: str, rule: Rule) -> _Tally:
+        key = (kind, field_name)
+        tally = self.tallies.get(key)
+        if tally is None:
+            is_secret = rule.id.startswith("SEC")
+            contact = not is_secret and kind not in _SPECIAL
+            tally = _Tally(
+                rule,
+                Severity.INFO if is_secret else rule.severity,
+                Confidence.LOW
+                if is_secret
+                else (Confidence.MEDIUM if contact else Confidence.HIGH),
+            )
+            self.tallies[key] = tally
+        return tally
+
+    def finish(self, info: DatasetInfo) -> Iterator[Finding]:
+        """One finding per (kind, field), worst first."""
+        names = {
+            "text": info.text_field or "text",
+            "label": info.label_field or "label",
+            "id": info.id_field or "id",
+            "source": "source",
+        }
+        for (kind, field_name), tally in sorted(
+            self.tallies.items(), key=lambda kv: (-kv[1].rows, kv[0])
+        ):
+            severity = tally.severity
+            if not tally.rule.id.startswith("SEC") and tally.rows >= BULK_ROWS:
+                severity = Severity(min(int(severity) + 1, int(Severity.HIGH)))
+            share = f"{tally.rows / max(self.rows, 1):.1%}"
+            yield dataset_finding(
+                info,
+                tally.rule,
+                f"{tally.rows} row(s) ({share}) with {kind} in field {names[field_name]!r}",
+                rows=tally.sample_rows,
+                evidence="; ".join(tally.samples),
+                severity=severity,
+                confidence=tally.confidence,
+                group=f"sensitive:{kind}:{field_name}",
+            )
+        if self.phone_backend != "phonenumbers" and self.rows:
+            yield dataset_finding(
+                info,
+                PII007,
+                "phone numbers were matched by the fallback regex (phonenumbers not installed)",
+                evidence="skip reason: phonenumbers not importable",
+            )
+
+
+__all__ = ["BULK_ROWS", "SensitiveDataCheck"]
