@@ -43,6 +43,7 @@ _STDLIB: Final[frozenset[str]] = frozenset(
         "dataclasses.dataclass",  # code: builtins.exec via dataclasses._create_fn
         "difflib._test",  # code: builtins.exec via doctest.DocTestRunner.__run
         "getpass.unix_getpass",  # file: io.FileIO
+        "gettext.GNUTranslations",  # code: builtins.exec via gettext.c2py
         "gettext.c2py",  # code: builtins.exec
         "gettext.translation",  # file: builtins.open
         "gzip.GzipFile",  # file: builtins.open
@@ -385,6 +386,9 @@ _ML_EXTRA: Final[frozenset[str]] = frozenset(
         "transformers.exporters.runners.runner_dynamo.DynamoModelRunner",
         # import: importlib.import_module via transformers.exporters.metadata.register_treespec_type
         "transformers.exporters.runners.runner_executorch.ExecutorchModelRunner",
+        "transformers.exporters.runners.runner_onnx.OnnxModelRunner",  # import: importlib.import_m…
+        # import: importlib.import_module via transformers.exporters.metadata.register_treespec_type
+        "transformers.exporters.runners.runner_openvino.OpenVINOModelRunner",
         # file: builtins.open
         "transformers.exporters.runners.runner_openvino._physical_cores",
         "transformers.exporters.utils.apply_patches",  # import: importlib.import_module via transf…

@@ -322,6 +322,10 @@ class Func:
     """Sink name -> (category, whether any call of it passes a non-literal argument)."""
     calls: dict[str, bool] = field(default_factory=dict)
     """Callee name -> whether any call of it passes a non-literal argument."""
+    self_calls: dict[str, bool] = field(default_factory=dict)
+    """``self.x(...)`` calls by attribute name: resolved against the instance's own class at
+    walk time (virtual dispatch: a base ``__init__`` calling ``self.open()`` runs the
+    subclass's ``open``)."""
 
 
 @dataclass(slots=True)
@@ -390,6 +394,8 @@ class ModuleReader:
         self.graph = graph
         self.names: dict[str, str] = {}
         self.shadowed: set[str] = set()
+        self.bases: list[str] = []
+        """Resolved bases of the class being read (for ``super()``)."""
         self.instances: dict[str, str] = {}
         """Local name -> class it was constructed from, inside the function being summarised."""
 
@@ -447,11 +453,13 @@ class ModuleReader:
             resolved = self.resolve(b, None)
             if resolved:
                 info.bases.append(resolved)
+        self.bases = info.bases
         for stmt in node.body:
             if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
                 mqual = f"{qual}.{stmt.name}"
                 info.methods[stmt.name] = mqual
                 self.graph.funcs[mqual] = self.summarise(stmt, qual)
+        self.bases = []
         self.graph.classes[qual] = info
         self.graph.roots.setdefault(qual, section)
         if not node.name.startswith("_"):
@@ -475,6 +483,13 @@ class ModuleReader:
             if isinstance(expr.value, ast.Name) and expr.value.id in self.instances:
                 # ``x = Cls(...); x.method()``
                 return f"{self.instances[expr.value.id]}.{expr.attr}"
+            if (
+                isinstance(expr.value, ast.Call)
+                and isinstance(expr.value.func, ast.Name)
+                and expr.value.func.id == "super"
+            ):
+                # ``super().x()``: the first resolved base's ``x`` (single inheritance case).
+                return f"{self.bases[0]}.{expr.attr}" if self.bases else None
             if isinstance(expr.value, ast.Call):
                 # ``Cls(...).method()``: the method of the constructed class.
                 made = self.resolve(expr.value.func, cls)
@@ -523,6 +538,14 @@ class ModuleReader:
             if kind is not None:
                 prev = out.sinks.get(target, (kind, False))
                 out.sinks[target] = (kind, prev[1] or fed)
+            elif (
+                cls
+                and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "self"
+            ):
+                attr = node.func.attr
+                out.self_calls[attr] = out.self_calls.get(attr, False) or fed
             else:
                 out.calls[target] = out.calls.get(target, False) or fed
         return out
@@ -644,33 +667,66 @@ STEERED: Final = frozenset({"code", "compile", "import", "deserialise", "native"
 fixed module name or compiling a constant string is not a gadget, running a program is."""
 
 
+def _owner(graph: Graph, body: str) -> str | None:
+    owner = body.rpartition(".")[0]
+    return owner if owner in graph.classes else None
+
+
+def _keep(graph: Graph, dispatch: str | None, owner: str | None) -> str | None:
+    """The instance class for a callee body: kept when the callee is a method of an ancestor."""
+    if dispatch is None or owner is None:
+        return owner
+    todo, seen = [dispatch], set()
+    while todo:
+        cls = todo.pop()
+        if cls == owner:
+            return dispatch
+        if cls in seen or cls not in graph.classes:
+            continue
+        seen.add(cls)
+        todo.extend(graph.classes[cls].bases)
+    return owner
+
+
 def reach(graph: Graph, root: str) -> list[tuple[str, str, tuple[str, ...]]]:
     """Breadth-first: every (category, sink, path) reached from ``root`` within MAX_DEPTH.
 
     Ordered by depth, then severity, then name, so the first entry the selection rule accepts
     is deterministic. A call whose arguments are all literals cuts the input off: below it only
-    the sinks outside ``STEERED`` count.
+    the sinks outside ``STEERED`` count. ``self.x()`` is looked up on the class of the instance
+    being built or used (the root class, the class whose method is the root, or the class a
+    call constructs), so overrides in subclasses are followed.
     """
     order = ("process", "code", "import", "native", "deserialise", "network", "file", "compile")
-    frontier: list[tuple[str, tuple[str, ...], bool]] = [
-        (b, (), True) for b in _lookup(graph, root, root=True)
+    start_cls = root if root in graph.classes else _owner(graph, root)
+    frontier: list[tuple[str, tuple[str, ...], bool, str | None]] = [
+        (b, (), True, start_cls) for b in _lookup(graph, root, root=True)
     ]
-    seen: set[tuple[str, bool]] = set()
+    seen: set[tuple[str, bool, str | None]] = set()
     out: list[tuple[str, str, tuple[str, ...]]] = []
     for _depth in range(MAX_DEPTH + 1):
         found: list[tuple[int, str, tuple[str, ...], str]] = []
-        nxt: list[tuple[str, tuple[str, ...], bool]] = []
-        for body, path, steered in frontier:
-            if (body, steered) in seen:
+        nxt: list[tuple[str, tuple[str, ...], bool, str | None]] = []
+        for body, path, steered, self_cls in frontier:
+            if (body, steered, self_cls) in seen:
                 continue
-            seen.add((body, steered))
+            seen.add((body, steered, self_cls))
             func = graph.funcs[body]
             for sink, (kind, fed) in sorted(func.sinks.items()):
                 if kind in STEERED and not (steered and fed):
                     continue
                 found.append((order.index(kind), sink, path, kind))
+            dispatch = self_cls or _owner(graph, body)
             for callee, fed in sorted(func.calls.items()):
-                nxt.extend((b, (*path, b), steered and fed) for b in _lookup(graph, callee))
+                nxt.extend(
+                    # ``Base.__init__(self)`` / ``super().__init__()`` keep the instance's class.
+                    (b, (*path, b), steered and fed, _keep(graph, dispatch, _owner(graph, b)))
+                    for b in _lookup(graph, callee)
+                )
+            for attr, fed in sorted(func.self_calls.items()):
+                m = _method(graph, dispatch, attr) if dispatch else None
+                if m is not None:
+                    nxt.append((m, (*path, m), steered and fed, dispatch))
         out.extend((kind, sink, path) for _, sink, path, kind in sorted(found))
         frontier = nxt
     return out
