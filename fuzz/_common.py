@@ -105,10 +105,10 @@ def run_target(target: Target, data: bytes, ctx: ScanContext = FUZZ_CTX) -> list
         return []
 
 
-def run_targets(targets: tuple[Target, ...], data: bytes) -> None:
+def run_targets(targets: tuple[Target, ...], data: bytes, ctx: ScanContext = FUZZ_CTX) -> None:
     """Run every target on the same bytes (one harness covers a parser's several entry points)."""
     for target in targets:
-        run_target(target, data)
+        run_target(target, data, ctx)
 
 
 class CaptureScannerErrors(logging.Handler):
