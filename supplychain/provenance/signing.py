@@ -98,16 +98,21 @@ def verify(
         cfg.verify(root, sig)
     except Exception as exc:
         text = str(exc)
-        named = sorted(set(re.findall(r"Hash mismatch for '([^']+)'", text)))
-        missing = re.search(r"Missing files in model '[^']*': (.+?)(?:'|\]|$)", text)
+        named = set(re.findall(r"Hash mismatch for \\*'([^'\\]+)\\*'", text))
+        gone: set[str] = set()
+        for name, (alg, digest) in signed.items():  # name the files ourselves where we can
+            lf = local.get(name)
+            if lf is None and not (root / name).exists():
+                gone.add(name)
+            elif lf is not None and alg == "sha256" and lf.digest("sha256") not in (digest, None):
+                named.add(name)
         findings.extend(
-            _f(PRV116, name, f"{name} does not match the signed digest", sig_rel) for name in named
+            _f(PRV116, name, f"{name} does not match the signed digest", sig_rel)
+            for name in sorted(named)
         )
-        if missing:
-            findings.extend(
-                _f(PRV116, name, f"signed file {name} is missing", sig_rel)
-                for name in missing.group(1).split(", ")
-            )
+        findings.extend(
+            _f(PRV116, name, f"signed file {name} is missing", sig_rel) for name in sorted(gone)
+        )
         if not findings:
             msg = f"signature does not verify: {type(exc).__name__}: {text[:300]}"
             findings.append(_f(PRV116, sig_rel, msg))

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from supplychain.model import Confidence, Fact, Finding, Location, Report, Rule
+from supplychain.model import Confidence, Fact, Finding, Location, Report, Rule, Severity
 from supplychain.policy import Policy, apply
 from supplychain.provenance import cache, hub, identity, lockfile, signing
 from supplychain.provenance.manifest import Comparison, FileState, compare, local_files
@@ -271,3 +271,39 @@ __all__ = [
     "state_facts",
     "verify_dir",
 ]
+
+
+class LockRefused(Exception):
+    """``supplychain lock --hf`` found the directory does not match the commit."""
+
+
+def create_lock(root: Path, options: ProvenanceOptions, output: Path | None = None) -> str:
+    """The lock text for the directory ``root`` (and write it to ``output`` when given).
+
+    With ``options.hf`` the directory is verified against the commit first, and the lock records
+    the repo and commit; a directory that does not match (or a Hub that cannot be asked) is
+    refused, so a lock never pins bytes the publisher did not release.
+    """
+    if not root.is_dir():
+        raise LockRefused(f"{root} is not a directory")
+    local = local_files(root)
+    source: dict[str, str] | None = None
+    if options.hf:
+        got = verify_dir(root, (), replace(options, lock=None, auto_lock=False))
+        bad = [f for f in got.findings if f.severity >= Severity.HIGH]
+        if bad:
+            shown = "; ".join(f"{f.rule} {f.location.path}: {f.message}" for f in bad[:5])
+            raise LockRefused(f"not locking: {len(bad)} problem(s) against the Hub: {shown}")
+        assert got.commit is not None
+        source = {
+            "repo": options.hf,
+            "repo_type": options.repo_type,
+            "commit": got.commit,
+            "revision": options.revision or "main",
+        }
+    if output is not None and output.parent.resolve() == root.resolve():
+        local.pop(output.name, None)
+    text = lockfile.render(local, source)
+    if output is not None:
+        output.write_text(text, encoding="utf-8")
+    return text

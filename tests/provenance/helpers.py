@@ -33,9 +33,7 @@ def by_rule(report: Report, rule: str) -> list[Finding]:
 
 def states(report: Report) -> dict[str, str]:
     """Path → provenance state from the report's facts."""
-    return {
-        f.location.path: str(f.value) for f in report.facts if f.key == "provenance.state"
-    }
+    return {f.location.path: str(f.value) for f in report.facts if f.key == "provenance.state"}
 
 
 def worst(findings: list[Finding]) -> Severity | None:

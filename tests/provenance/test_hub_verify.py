@@ -138,7 +138,7 @@ def test_malformed_hub_fields_fail_closed(fakehub: FakeHub, pinned: tuple[Path, 
         doc["siblings"] = [{"rfilename": "config.json", "size": 1, "blobId": "not-hex"}]
         return doc
 
-    repo.info = bad_info  # type: ignore[method-assign]
+    repo.info = bad_info  # type: ignore[method-assign,assignment]
     report = run_verify([path], ProvenanceOptions(hf=REPO_ID, revision=commit))
     assert [f.evidence for f in by_rule(report, "PRV106")] == ["malformed"]
 
