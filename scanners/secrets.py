@@ -266,7 +266,7 @@ def _npm(m: re.Match[str], text: str) -> Verdict:
 
 
 _AWS_EXAMPLE_IDS = frozenset({"AKIAIOSFODNN7EXAMPLE", "AKIAI44QH8DHBEXAMPLE"})
-_AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+=])([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])")
+_AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+])([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])")
 _AWS_SECRET_WINDOW = 300
 
 
@@ -390,7 +390,8 @@ def _generic(m: re.Match[str], text: str) -> Verdict:
     if re.fullmatch(r"[a-z]+(?:[_.-][a-z]+)*", value, re.IGNORECASE):  # identifiers, words
         return None
     line_start = text.rfind("\n", 0, m.start()) + 1
-    line = text[line_start : m.end()].lower()
+    line_end = text.find("\n", m.end())
+    line = text[line_start : line_end if line_end >= 0 else len(text)].lower()
     if any(w in line for w in ("example", "e.g.", "for instance", "dummy", "fake")):
         return None
     return (Severity.MEDIUM, Confidence.LOW)
