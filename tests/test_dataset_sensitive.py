@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from scanners.dataset_base import DatasetInfo, DatasetOptions, Record
@@ -24,7 +25,7 @@ def _run(path: Path) -> Report:
     return scan_paths([path], options)
 
 
-def _write(path: Path, rows: list[dict[str, object]]) -> Path:
+def _write(path: Path, rows: Sequence[Mapping[str, object]]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
