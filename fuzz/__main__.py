@@ -16,8 +16,13 @@ INSTRUMENTED = ("scanners", "supplychain")
 
 
 def _forget(prefixes: tuple[str, ...]) -> None:
+    """Drop earlier, uninstrumented copies of the product and of every harness module.
+
+    ``fuzz._common`` goes too: it holds the product's exception classes, which must be the ones
+    the re-imported scanners raise.
+    """
     for name in list(sys.modules):
-        if name.split(".")[0] in prefixes or name.startswith("fuzz.fuzz_"):
+        if name.split(".")[0] in prefixes or (name.startswith("fuzz.") and name != "fuzz.__main__"):
             del sys.modules[name]
 
 

@@ -53,6 +53,20 @@ def test_harnesses_import_without_a_fuzzing_engine() -> None:
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
 
 
+def test_fuzzer_start_drops_every_uninstrumented_copy(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Run as ``python -m fuzz.fuzz_x``, the harness, fuzz._common and the product are already
+    # imported; a stale fuzz._common would hold exception classes the re-imported scanners
+    # never raise, and every ArtifactError would look like a crash.
+    import fuzz.fuzz_npy  # noqa: F401
+    from fuzz.__main__ import INSTRUMENTED, _forget
+
+    modules = dict(sys.modules)
+    monkeypatch.setattr(sys, "modules", modules)
+    _forget(INSTRUMENTED)
+    left = {n for n in modules if n.split(".")[0] in {"scanners", "supplychain", "fuzz"}}
+    assert left <= {"fuzz", "fuzz.__main__"}
+
+
 def test_replay_tests_do_not_honour_the_known_issue_list() -> None:
     assert KNOWN == frozenset()
 
