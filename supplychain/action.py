@@ -59,6 +59,8 @@ SUMMARY_ROWS = 200
 """Findings listed in the job summary (GitHub caps a summary at 1 MiB)."""
 ANNOTATIONS = 50
 """Annotations emitted (GitHub shows the first 10 errors and 10 warnings of a step)."""
+MAX_UPLOAD = 10 * 2**20
+"""GitHub's limit on a gzipped SARIF upload."""
 HTTP_TIMEOUT = 30.0
 MAX_PAGES = 30
 """"List pull request files" returns at most 3,000 files (30 pages of 100)."""
@@ -159,7 +161,10 @@ class GitHub:
 
     def upload_sarif(self, repo: str, sarif: Mapping[str, Any], commit: str, ref: str) -> int:
         """POST to code scanning; the HTTP status (202 accepted)."""
-        packed = base64.b64encode(gzip.compress(json.dumps(sarif).encode())).decode()
+        zipped = gzip.compress(json.dumps(sarif).encode())
+        if len(zipped) > MAX_UPLOAD:
+            return 413  # GitHub would refuse it; annotations and the summary still report
+        packed = base64.b64encode(zipped).decode()
         body = json.dumps({"commit_sha": commit, "ref": ref, "sarif": packed}).encode()
         status, _, _ = self._request(
             f"{self.api}/repos/{repo}/code-scanning/sarifs", data=body, method="POST"

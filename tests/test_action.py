@@ -354,3 +354,19 @@ def test_pre_commit_hook_selects_model_and_dataset_files() -> None:
         assert files.search(name), name
     for name in ("src/app.py", "README.md", "setup.cfg"):
         assert not files.search(name), name
+
+
+def test_oversized_sarif_is_not_uploaded(
+    tmp_path: Path,
+    workspace: Path,
+    github: FakeGitHub,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(action, "MAX_UPLOAD", 100)
+    github.pages = [_files("models/evil.pkl")]
+    env = _env(tmp_path, workspace, github, _event(tmp_path))
+    assert action.run(["--sarif-file", str(tmp_path / "o.sarif")], env) == 1
+    assert github.uploads == []
+    assert "::error file=models/evil.pkl" in capsys.readouterr().out
+    assert "HTTP 413" in (tmp_path / "summary.md").read_text()
