@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     scan = sub.add_parser("scan", help="scan model files and directories")
     scan.add_argument("paths", nargs="+", metavar="PATH")
     _add_output_options(scan)
+    from supplychain.provenance import cli as provenance_cli
+
+    provenance_cli.add_scan_options(scan)
     scan.set_defaults(handler=cmd_scan)
 
     data = sub.add_parser("data", help="look for poisoning in datasets")
@@ -110,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.set_defaults(handler=cmd_explain)
     selftest.add_commands(sub)
     init_policy.add_commands(sub)
+    provenance_cli.add_commands(sub)
     init_policy.add_help_epilogs(parser)
     return parser
 
@@ -269,9 +273,11 @@ def _parse_checks(raw: str | None) -> frozenset[str] | None:
 
 def cmd_scan(args: argparse.Namespace) -> int:
     """``supplychain scan``: every registered scanner over files and directories."""
+    from supplychain.provenance.cli import scan_hook
     from supplychain.service import settings_from_policy
 
-    return _run(args, settings_from_policy)
+    verified = scan_hook(args)  # --hf/--lock/hf:// or a cache snapshot: scan + verify, one verdict
+    return _run(args, settings_from_policy) if verified is None else verified
 
 
 def cmd_data(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from supplychain.engine import ProgressCallback
 from supplychain.model import Confidence, Fact, Finding, Location, Report, Rule, Severity
 from supplychain.policy import Policy, apply
 from supplychain.provenance import cache, hub, identity, lockfile, signing
@@ -246,6 +247,7 @@ def run_verify(
     *,
     jobs: int = 1,
     command: str = "verify",
+    progress: ProgressCallback | None = None,
 ) -> Report:
     """Scan ``paths`` (one directory), verify its provenance, and judge it: one report."""
     from supplychain import service
@@ -257,7 +259,7 @@ def run_verify(
         raise ConfigError("provenance verification needs exactly one directory")
     settings = service.settings_from_policy(policy, command=command)
     service.check_policy(policy, settings)
-    report = service.scan_report(paths, settings, jobs=jobs)
+    report = service.scan_report(paths, settings, jobs=jobs, progress=progress)
     report = attach(report, verify_dir(root, report.files, options))
     return apply(report, policy)
 
