@@ -197,9 +197,37 @@ def _id_magic(stream: BinaryIO, head: bytes, size: int, lname: str) -> ArtifactK
         version = struct.unpack_from("<i", head, 4)[0]
         if 10 <= version <= 12:
             return ArtifactKind.FASTTEXT
-    if head.startswith(b"binf") and lname.endswith((".model", ".bin", ".xgb", ".ubj")):
+    if _xgb_legacy_names(head) is not None:
         return ArtifactKind.XGBOOST
     return None
+
+
+XGB_PARAM_BYTES = 136
+"""LearnerModelParamLegacy: base_score, num_feature, num_class, flags, versions, reserved."""
+XGB_OBJECTIVE = re.compile(rb"\A(?:reg|binary|multi|rank|count|survival):[A-Za-z0-9_:@-]{2,40}\Z")
+XGB_BOOSTERS = frozenset({b"gbtree", b"gblinear", b"dart"})
+
+
+def _xgb_legacy_names(head: bytes) -> tuple[int, bytes, bytes] | None:
+    """xgboost < 2 binary models: optional ``binf``, the 136-byte parameter block, then the
+    objective and booster names as (uint64 length, bytes): a structure no other file shares.
+
+    Returns (offset past the booster name, objective, booster) or ``None``.
+    """
+    pos = 4 if head.startswith(b"binf") else 0
+    pos += XGB_PARAM_BYTES
+    names: list[bytes] = []
+    for _ in range(2):
+        if pos + 8 > len(head):
+            return None
+        (n,) = struct.unpack_from("<Q", head, pos)
+        if not 0 < n <= 64 or pos + 8 + n > len(head):
+            return None
+        names.append(head[pos + 8 : pos + 8 + n])
+        pos += 8 + n
+    if not XGB_OBJECTIVE.match(names[0]) or names[1] not in XGB_BOOSTERS:
+        return None
+    return pos, names[0], names[1]
 
 
 def _id_sentencepiece(stream: BinaryIO, head: bytes, size: int, lname: str) -> ArtifactKind | None:
@@ -1238,9 +1266,15 @@ def _check_xgboost(artifact: Artifact, ctx: ScanContext) -> None:
     stream = artifact.stream
     stream.seek(0)
     first = stream.read(4)
-    if first.startswith(b"binf"):
-        if artifact.size < 4 + 136:
-            raise ArtifactError("xgboost binary model shorter than its parameter block")
+    if first[:1] not in (b"{", b" ", b"\n", b"\t", b"\r"):
+        # Legacy binary: the names must parse; the booster's trees follow (raw structs, no
+        # code path in them), so the file must at least hold something past the names.
+        stream.seek(0)
+        legacy = _xgb_legacy_names(stream.read(4 + XGB_PARAM_BYTES + 2 * (8 + 64)))
+        if legacy is None:
+            raise ArtifactError("xgboost binary model: objective/booster names do not parse")
+        if legacy[0] >= artifact.size:
+            raise ArtifactError("xgboost binary model ends after its header", legacy[0])
         return
     if first[:1] == b"{" and first[1:2] in (b"i", b"U", b"I", b"l", b"L"):
         walk = _Ubjson(stream, artifact.size)

@@ -908,3 +908,25 @@ def test_onnx_external_data_in_a_subdirectory_is_attributed(tmp_path: Path) -> N
     # Without a root nothing above the file's own directory is read.
     outside = list(DataFormatScanner().scan(replace(art, root=None), ScanContext()))
     assert [f.rule for f in outside] == [DAT001.id]
+
+
+def xgb_legacy(binf: bool = True, objective: bytes = b"binary:logistic") -> bytes:
+    params = struct.pack("<fIi", 0.5, 4, 0) + b"\x00" * (136 - 12)
+    names = struct.pack("<Q", len(objective)) + objective + struct.pack("<Q", 6) + b"gbtree"
+    trees = struct.pack("<4i", 3, 0, 0, 0) + b"\x00" * 64
+    return (b"binf" if binf else b"") + params + names + trees
+
+
+@pytest.mark.parametrize("binf", [True, False], ids=["binf", "no-magic"])
+def test_xgboost_legacy_binary_identified_by_its_names(binf: bool) -> None:
+    data = xgb_legacy(binf)
+    assert kind_of(data, "xgb.model") is ArtifactKind.XGBOOST
+    assert kind_of(data, "anything") is ArtifactKind.XGBOOST
+    assert scan(data, ArtifactKind.XGBOOST) == ([], [])
+    assert kind_of(xgb_legacy(binf, objective=b"os.system"), "xgb.model") is None
+
+
+def test_xgboost_legacy_binary_malformed() -> None:
+    data = xgb_legacy()
+    malformed(data[: 4 + 136 + 8 + 15 + 8 + 6], ArtifactKind.XGBOOST, "ends after its header")
+    malformed(b"binf" + b"\x00" * 200, ArtifactKind.XGBOOST, "names do not parse")
