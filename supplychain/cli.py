@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, BinaryIO, NoReturn, TextIO, cast
 
 from supplychain.errors import ConfigError, SupplyChainError
 from supplychain.model import Report, Rule, Severity
-from supplychain.policy import Policy
+from supplychain.policy import FailOn, Policy, parse_fail_on
 
 if TYPE_CHECKING:
     from supplychain.formats.base import Format
@@ -57,12 +57,24 @@ def _severity(text: str) -> Severity:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _fail_on(text: str) -> FailOn:
+    try:
+        return parse_fail_on(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _add_output_options(p: argparse.ArgumentParser) -> None:
     from supplychain.formats import FORMATS
 
     p.add_argument("--format", "-f", choices=sorted(FORMATS), default="table")
     p.add_argument("--output", "-o", type=Path, help="write the report here (after the run)")
-    p.add_argument("--fail-on", type=_severity, help="lowest failing severity (default: high)")
+    p.add_argument(
+        "--fail-on",
+        type=_fail_on,
+        help="lowest failing severity (default: high), and/or owasp:LLM02, atlas:AML.T0020 "
+        "selectors (comma-separated): findings of rules mapped to them fail too",
+    )
     p.add_argument("--policy", type=Path, help="policy file (default: nearest supplychain.toml)")
     p.add_argument("--strict", action="store_true", help="fail on files that were not analysed")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress or summary on stderr")
@@ -124,7 +136,7 @@ def _load_policy(args: argparse.Namespace) -> Policy:
     path = args.policy or pol.find_policy(args.paths)
     loaded = pol.load_policy(path) if path is not None else pol.Policy()
     if args.fail_on is not None:
-        loaded = replace(loaded, fail_on=args.fail_on)
+        loaded = pol.with_fail_on(loaded, args.fail_on)
     if args.strict:
         loaded = replace(loaded, strict=True)
     return loaded

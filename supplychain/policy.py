@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import fnmatch
+import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -18,7 +19,7 @@ from typing import Any
 
 from supplychain.errors import ConfigError
 from supplychain.limits import Limits
-from supplychain.model import Finding, Report, Severity, Status, Verdict
+from supplychain.model import Finding, Report, Rule, Severity, Status, Verdict
 
 POLICY_FILE = "supplychain.toml"
 PYPROJECT = "pyproject.toml"
@@ -73,6 +74,9 @@ class Policy:
     """Everything a policy file (and the CLI flags that override it) can say."""
 
     fail_on: Severity = Severity.HIGH
+    fail_on_ids: frozenset[str] = frozenset()
+    """Taxonomy selectors (``owasp:LLM02``, ``atlas:AML.T0020``): any unsuppressed finding above
+    INFO whose rule is mapped to one of them also fails the run, whatever ``fail_on`` says."""
     strict: bool = False
     """Count files that could not be analysed (unknown format, missing dependency) as failures."""
     allow_imports: frozenset[str] = frozenset()
@@ -81,6 +85,63 @@ class Policy:
     limits: Limits = field(default_factory=Limits)
     source: str | None = None
     """The file this policy came from, for messages."""
+
+
+_SELECTOR = re.compile(r"^(owasp):(LLM(?:0[1-9]|10))$|^(atlas):(AML\.[A-Z]{1,4}\d{4}(?:\.\d{3})?)$")
+"""OWASP LLM Top 10 (2025) ids ``LLM01``..``LLM10``; MITRE ATLAS ids (``AML.T0020``,
+``AML.T0010.001``, ``AML.TA0004``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FailOn:
+    """What ``--fail-on`` / ``fail_on`` said: a severity, taxonomy selectors, or both."""
+
+    severity: Severity | None = None
+    ids: frozenset[str] = frozenset()
+
+
+def parse_fail_on(text: str | Sequence[str]) -> FailOn:
+    """Read ``high``, ``owasp:LLM02``, ``atlas:AML.T0020`` or a comma-separated mix.
+
+    Raises ``ValueError`` naming the accepted forms; at most one severity may be given.
+    """
+    items = [text] if isinstance(text, str) else list(text)
+    severity: Severity | None = None
+    ids: set[str] = set()
+    for item in (part.strip() for chunk in items for part in chunk.split(",")):
+        if not item:
+            continue
+        if ":" not in item:
+            if severity is not None:
+                raise ValueError(f"fail-on names two severities ({severity.label}, {item})")
+            severity = Severity.parse(item)
+            continue
+        prefix, _, ident = item.partition(":")
+        normal = f"{prefix.strip().lower()}:{ident.strip().upper()}"
+        if not _SELECTOR.match(normal):
+            raise ValueError(
+                f"unknown fail-on selector {item!r}: use a severity, owasp:LLM01..owasp:LLM10 "
+                "or atlas:AML.T0000 (a MITRE ATLAS id)"
+            )
+        ids.add(normal)
+    if severity is None and not ids:
+        raise ValueError("fail-on is empty")
+    return FailOn(severity, frozenset(ids))
+
+
+def with_fail_on(policy: Policy, fail_on: FailOn) -> Policy:
+    """The policy with a command line ``--fail-on`` applied: a severity replaces the policy's,
+    selectors are added to it (a flag never weakens what the policy file demands)."""
+    if fail_on.severity is not None:
+        policy = replace(policy, fail_on=fail_on.severity)
+    return replace(policy, fail_on_ids=policy.fail_on_ids | fail_on.ids)
+
+
+def rule_selectors(rule: Rule) -> frozenset[str]:
+    """The ``owasp:``/``atlas:`` selectors a rule answers to."""
+    return frozenset(
+        [f"owasp:{t.upper()}" for t in rule.owasp_llm] + [f"atlas:{t.upper()}" for t in rule.atlas]
+    )
 
 
 def _require(cond: bool, where: str, message: str) -> None:
@@ -145,11 +206,20 @@ def parse_policy(data: Mapping[str, Any], where: str) -> Policy:
     _require(not unknown, where, f"unknown key(s) {sorted(unknown)}")
     policy = Policy(source=where)
     if "fail_on" in data:
-        _require(isinstance(data["fail_on"], str), where, "fail_on must be a severity name")
+        raw = data["fail_on"]
+        _require(
+            isinstance(raw, str)
+            or (isinstance(raw, list) and all(isinstance(r, str) for r in raw)),
+            where,
+            "fail_on must be a severity name, a selector (owasp:LLM02) or a list of them",
+        )
         try:
-            policy = replace(policy, fail_on=Severity.parse(data["fail_on"]))
+            parsed = parse_fail_on(raw)
         except ValueError as exc:
             raise ConfigError(f"{where}: {exc}") from None
+        policy = replace(policy, fail_on_ids=parsed.ids)
+        if parsed.severity is not None:
+            policy = replace(policy, fail_on=parsed.severity)
     if "strict" in data:
         _require(isinstance(data["strict"], bool), where, "strict must be true or false")
         policy = replace(policy, strict=data["strict"])
@@ -268,6 +338,22 @@ def apply(report: Report, policy: Policy, today: dt.date | None = None) -> Repor
     violations = [f for f in findings if f.suppressed is None and f.severity >= policy.fail_on]
     if violations:
         reasons.append(f"{len(violations)} finding(s) at or above {policy.fail_on.label}")
+    if policy.fail_on_ids:
+        mapped = {
+            r.id: hits for r in report.rules if (hits := rule_selectors(r) & policy.fail_on_ids)
+        }
+        selected = [
+            f
+            for f in findings
+            if f.suppressed is None
+            and f.severity > Severity.INFO
+            and f.severity < policy.fail_on
+            and f.rule in mapped
+        ]
+        if selected:
+            names = sorted(set().union(*(mapped[f.rule] for f in selected)))
+            reasons.append(f"{len(selected)} finding(s) mapped to {', '.join(names)}")
+            violations += selected
     reasons.extend(
         f"ignore ({w.describe()}) expired on {w.expires}: renew or remove it" for w in expired
     )
