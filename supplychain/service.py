@@ -92,14 +92,17 @@ def scan_options(settings: Settings, *, jobs: int = 1, executor: Executor_ = "au
 
 
 def all_rules() -> tuple[Rule, ...]:
-    """Every rule any built-in scanner, report-level check or the engine can emit."""
+    """Every rule any built-in scanner, report-level check, provenance or the engine can emit."""
     from scanners import BUILTIN_SCANNERS
     from supplychain.checks import BUILTIN_REPORT_CHECKS
+    from supplychain.provenance.rules import ALL_RULES as PROVENANCE_RULES
 
     rules = {r.id: r for r in rules_for(BUILTIN_SCANNERS)}
     for check in BUILTIN_REPORT_CHECKS:
         for r in check.rules:
             rules.setdefault(r.id, r)
+    for r in PROVENANCE_RULES:
+        rules.setdefault(r.id, r)
     return tuple(sorted(rules.values(), key=lambda r: r.id))
 
 
