@@ -327,7 +327,7 @@ def annotation_lines(sarif: Mapping[str, Any]) -> Iterator[str]:
         phys = result["locations"][0]["physicalLocation"]
         level = {"error": "error", "warning": "warning"}.get(result["level"], "notice")
         props = [
-            f"file={_command_property(phys['artifactLocation']['uri'])}",
+            f"file={_command_property(urllib.parse.unquote(phys['artifactLocation']['uri']))}",
             f"line={int(phys['region']['startLine'])}",
         ]
         if "startColumn" in phys["region"]:

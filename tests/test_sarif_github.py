@@ -284,3 +284,12 @@ def test_long_messages_are_cut() -> None:
     _validate(data)
     _github_rules(data)
     assert data["runs"][0]["results"][0]["message"]["text"].endswith("…")
+
+
+def test_uris_are_percent_encoded_references(repo: Path) -> None:
+    odd = repo / "models" / "x" / "my model #1 100%.pkl"
+    odd.write_bytes(raw_pickle())
+    data = _scan([str(repo / "models" / "x")])
+    uris = set(_by_uri(data))
+    assert "models/x/my%20model%20%231%20100%25.pkl" in uris
+    assert all(" " not in u and "#" not in u for u in uris)

@@ -26,9 +26,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TextIO
+from urllib.parse import quote
 
 from supplychain.model import ArtifactKind, Finding, Report, Rule, Severity, Status
 
+URI_SAFE = "/-._~!$&'()*+,;=:@"
+"""RFC 3986 path characters kept as they are; everything else is percent-encoded."""
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 REPOSITORY_URL = "https://github.com/supplychain-dev/supplychain"
 """NOTE: pyproject has no ``[project.urls]``; installed metadata wins when it names one."""
@@ -158,11 +161,12 @@ class PathMap:
         return None if base is None else base / rel
 
     def uri(self, rel: str) -> str:
-        """Repository-relative POSIX URI; the report path when the file is outside the root."""
+        """Repository-relative URI reference (percent-encoded: a name may hold ``%``, ``#``,
+        spaces); the report path when the file is outside the root."""
         fs = self.file(rel)
         if self.root is None or fs is None or not fs.is_relative_to(self.root):
-            return rel
-        return fs.relative_to(self.root).as_posix()
+            return quote(rel, safe=URI_SAFE)
+        return quote(fs.relative_to(self.root).as_posix(), safe=URI_SAFE)
 
 
 def _level(severity: Severity) -> str:
