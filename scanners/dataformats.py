@@ -197,6 +197,12 @@ def _id_magic(stream: BinaryIO, head: bytes, size: int, lname: str) -> ArtifactK
         version = struct.unpack_from("<i", head, 4)[0]
         if 10 <= version <= 12:
             return ArtifactKind.FASTTEXT
+    if len(head) >= 80 and lname.endswith((".bin", ".ftz")):
+        # Pre-magic fastText: thirteen constrained arguments, then consistent counts.
+        args = struct.unpack_from("<12id", head)
+        words, nwords, nlabels = struct.unpack_from("<iii", head, 56)
+        if _fasttext_args_ok(args) and 0 < words == nwords + nlabels and words < size:
+            return ArtifactKind.FASTTEXT
     if _xgb_legacy_names(head) is not None:
         return ArtifactKind.XGBOOST
     return None
@@ -1449,18 +1455,44 @@ def _check_fasttext(artifact: Artifact) -> None:
         raise ArtifactError(f"fasttext: {w.size - w.pos} bytes after the model", w.pos)
 
 
+def _fasttext_args_ok(args: tuple[Any, ...]) -> bool:
+    """Args: dim ws epoch minCount neg wordNgrams loss model bucket minn maxn lrUpdateRate t."""
+    dim, ws, epoch, min_count, neg, ngrams, loss, model, bucket, minn, maxn, lr_rate, t = args
+    return bool(
+        0 < dim <= 1 << 16
+        and 0 < ws <= 1000
+        and 0 < epoch <= 1_000_000
+        and min_count >= 0
+        and 0 <= neg <= 1000
+        and 0 < ngrams <= 100
+        and 1 <= loss <= 4
+        and 1 <= model <= 3
+        and 0 <= bucket <= 1 << 31
+        and 0 <= minn <= maxn <= 1000
+        and lr_rate > 0
+        and 0.0 <= t < 1.0
+    )
+
+
 def _fasttext(w: _Window) -> None:
-    magic, version = struct.unpack("<ii", w.take(8))
-    if magic != FASTTEXT_MAGIC or not 10 <= version <= 12:
-        raise ArtifactError(f"fasttext: bad magic or version {version}", 0)
-    args = struct.unpack("<12id", w.take(56))
-    dim, loss, model = args[0], args[6], args[7]
-    if not 0 < dim <= 1 << 16 or not 1 <= loss <= 4 or not 1 <= model <= 3:
+    first = struct.unpack("<i", w.take(4))[0]
+    new_format = first == FASTTEXT_MAGIC
+    if new_format:
+        version = struct.unpack("<i", w.take(4))[0]
+        if not 10 <= version <= 12:
+            raise ArtifactError(f"fasttext: unknown version {version}", 4)
+        args = struct.unpack("<12id", w.take(56))
+    else:
+        # Files from before the magic (2016): the arguments start at byte 0.
+        args = (first, *struct.unpack("<11id", w.take(52)))
+    if not _fasttext_args_ok(args):
+        dim, loss, model = args[0], args[6], args[7]
         raise ArtifactError(
             f"fasttext: implausible arguments dim={dim} loss={loss} model={model}", 8
         )
     size, nwords, nlabels = struct.unpack("<iii", w.take(12))
-    _ntokens, prune = struct.unpack("<qq", w.take(16))
+    _ntokens = struct.unpack("<q", w.take(8))[0]
+    prune = struct.unpack("<q", w.take(8))[0] if new_format else 0
     if size < 0 or nwords < 0 or nlabels < 0 or nwords + nlabels != size or prune < -1:
         raise ArtifactError("fasttext: inconsistent dictionary counts", w.pos)
     if size > w.size - w.pos:
@@ -1479,7 +1511,7 @@ def _fasttext(w: _Window) -> None:
     if prune > 0:
         w.skip(prune * 8)
     for what in ("input", "output"):
-        quant = w.take(1)[0]
+        quant = w.take(1)[0] if new_format else 0
         if quant:
             _fasttext_quant(w, what)
         else:

@@ -428,3 +428,30 @@ LAYOUTS: dict[str, Callable[[Path], None]] = {
 def test_framework_layout_passes_default_and_strict(tmp_path: Path, layout: str) -> None:
     LAYOUTS[layout](tmp_path)
     assert_benign(tmp_path)
+
+
+GENSIM_FIXTURES = {
+    "euclidean_vectors.bin": ArtifactKind.WORD2VEC,
+    "poincare_vectors.bin": ArtifactKind.WORD2VEC,
+    "high_precision.kv.bin": ArtifactKind.WORD2VEC,
+    "high_precision.kv.txt": ArtifactKind.WORD2VEC,
+    "lee_fasttext.vec": ArtifactKind.WORD2VEC,
+    "crime-and-punishment.vec": ArtifactKind.WORD2VEC,
+    "toy-model.bin": ArtifactKind.FASTTEXT,
+    "lee_fasttext.bin": ArtifactKind.FASTTEXT,
+    "lee_fasttext_new.bin": ArtifactKind.FASTTEXT,
+    "crime-and-punishment.bin": ArtifactKind.FASTTEXT,
+}
+
+
+def test_gensim_shipped_vector_fixtures_are_identified_and_clean(tmp_path: Path) -> None:
+    # Files other people wrote (gensim's own test data, several tool versions), not ours.
+    import shutil
+
+    from gensim.test.utils import datapath
+
+    for name in GENSIM_FIXTURES:
+        shutil.copy(datapath(name), tmp_path / name)
+    report = assert_benign(tmp_path)
+    got = kinds(report)
+    assert {n: got[n] for n in GENSIM_FIXTURES} == GENSIM_FIXTURES

@@ -930,3 +930,23 @@ def test_xgboost_legacy_binary_malformed() -> None:
     data = xgb_legacy()
     malformed(data[: 4 + 136 + 8 + 15 + 8 + 6], ArtifactKind.XGBOOST, "ends after its header")
     malformed(b"binf" + b"\x00" * 200, ArtifactKind.XGBOOST, "names do not parse")
+
+
+def fasttext_old(words: list[str], dim: int = 3) -> bytes:
+    """fastText before the magic number: args at byte 0, no prune index, no quant flags."""
+    out = struct.pack("<12id", dim, 5, 5, 5, 5, 1, 2, 2, 1000, 3, 6, 10000, 1e-4)
+    out += struct.pack("<iiiq", len(words), len(words), 0, 10)
+    for w in words:
+        out += w.encode() + b"\x00" + struct.pack("<qb", 2, 0)
+    m = len(words)
+    out += struct.pack("<qq", m, dim) + b"\x00" * (m * dim * 4)
+    return out + struct.pack("<qq", m, dim) + b"\x00" * (m * dim * 4)
+
+
+def test_fasttext_before_the_magic_number() -> None:
+    data = fasttext_old(["a", "bb"])
+    assert kind_of(data, "lee_fasttext.bin") is ArtifactKind.FASTTEXT
+    assert kind_of(data, "lee_fasttext.dat") is None  # weak structure: only under its names
+    assert scan(data, ArtifactKind.FASTTEXT) == ([], [])
+    malformed(data[:-4], ArtifactKind.FASTTEXT)
+    assert kind_of(struct.pack("<13i", *range(13)) + b"\x00" * 80, "x.bin") is None
