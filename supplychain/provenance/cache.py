@@ -161,3 +161,22 @@ def verify_snapshot(snap: CacheSnapshot, local: dict[str, LocalFile]) -> Compari
             if prior is None or prior.state == "verified":
                 states[s.path] = s
     return Comparison(tuple(findings), tuple(states[p] for p in sorted(states)))
+
+
+def snapshot_of_repo_dir(path: Path, revision: str | None = None) -> Path | None:
+    """``models--org--name`` → its snapshot for ``revision`` (``refs/<rev>`` or a commit)."""
+    if SNAPSHOT_DIR.match(path.name) is None or not (path / "snapshots").is_dir():
+        return None
+    rev = revision or "main"
+    if HEX40.match(rev):
+        commit = rev
+    else:
+        ref = path / "refs" / rev
+        try:
+            commit = ref.read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+        if not HEX40.match(commit) or ".." in rev.split("/"):
+            return None
+    snap = path / "snapshots" / commit
+    return snap if snap.is_dir() else None

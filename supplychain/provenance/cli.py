@@ -99,10 +99,12 @@ def _asked(args: argparse.Namespace) -> bool:
 
 
 def _auto(paths: list[str]) -> bool:
-    """One directory that is an HF cache snapshot or holds a lock file."""
+    """One directory that is an HF cache snapshot (or repo folder) or holds a lock file."""
     if len(paths) != 1 or not Path(paths[0]).is_dir():
         return False
     root = Path(paths[0])
+    if cache.SNAPSHOT_DIR.match(root.name) and (root / "snapshots").is_dir():
+        return True  # an HF cache repo folder (its ref is resolved, or refused, in _run)
     return cache.find_snapshot(root) is not None or (root / lockfile.LOCK_NAME).is_file()
 
 
@@ -128,6 +130,12 @@ def _run(args: argparse.Namespace, options: ProvenanceOptions, command: str) -> 
 
     if len(args.paths) != 1 or not Path(args.paths[0]).is_dir():
         raise ConfigError("provenance verification needs exactly one directory")
+    repo_dir = Path(args.paths[0])
+    snapshot = cache.snapshot_of_repo_dir(repo_dir, options.revision)
+    if snapshot is not None:  # an HF cache repo folder: verify the snapshot its ref names
+        args.paths = [str(snapshot)]
+    elif cache.SNAPSHOT_DIR.match(repo_dir.name) and (repo_dir / "snapshots").is_dir():
+        raise ConfigError(f"{repo_dir}: no cached snapshot for {options.revision or 'main'}")
     if args.jobs < 1:
         raise ConfigError("--jobs must be at least 1")
     policy = _load_policy(args)

@@ -94,3 +94,14 @@ def test_scan_hf_target_quarantines_and_keeps_only_on_pass(
 
 def test_scan_hf_target_unknown_repo_is_an_error(fakehub: FakeHub) -> None:
     assert main(["scan", "hf://acme-lab/missing"]) == 2
+
+
+def test_scan_of_a_cache_repo_folder_follows_refs(fakehub: FakeHub, tmp_path: Path) -> None:
+    snap = cache_download(fakehub.url, REPO_ID, tmp_path / "cache", revision="main")
+    repo_dir = snap.parent.parent
+    assert (repo_dir / "refs" / "main").read_text().strip() == snap.name
+    code, doc = run_json(["scan", str(repo_dir)], tmp_path)
+    assert code == 0 and rules_of(doc) == []
+    assert doc["extra"]["provenance.cache"] == f"{REPO_ID}@{snap.name}"  # type: ignore[index]
+    (repo_dir / "refs" / "main").write_text("0" * 40)
+    assert main(["scan", str(repo_dir), "-q"]) == 2

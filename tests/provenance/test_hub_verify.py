@@ -190,3 +190,14 @@ def test_near_miss_publisher_and_dataset_repo(fakehub: FakeHub, tmp_path: Path) 
     assert [f.evidence for f in by_rule(report, "PRV110")] == ["meta-llama"]
     assert set(states(report).values()) == {"verified"}
     assert by_rule(report, "PRV109") == []  # datasets have no scan status to report
+
+
+def test_fresh_commit_in_an_old_repo_is_low(fakehub: FakeHub, pinned: tuple[Path, str]) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    path, commit = pinned
+    repo = fakehub.repos[("model", REPO_ID)]
+    recent = datetime.now(UTC) - timedelta(hours=20)
+    repo.last_modified = recent.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    report = run_verify([path], ProvenanceOptions(hf=REPO_ID, revision=commit))
+    assert [f.severity for f in by_rule(report, "PRV111")] == [Severity.LOW]
