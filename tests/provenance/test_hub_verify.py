@@ -201,3 +201,29 @@ def test_fresh_commit_in_an_old_repo_is_low(fakehub: FakeHub, pinned: tuple[Path
     repo.last_modified = recent.strftime("%Y-%m-%dT%H:%M:%S.000Z")
     report = run_verify([path], ProvenanceOptions(hf=REPO_ID, revision=commit))
     assert [f.severity for f in by_rule(report, "PRV111")] == [Severity.LOW]
+
+
+def test_scanned_digest_is_the_one_verified_no_second_read(
+    pinned: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LFS files are verified with the sha256 the engine computed: never read a second time."""
+    from supplychain.provenance import manifest
+    from supplychain.provenance.verify import verify_dir
+    from supplychain.service import run_scan
+
+    path, commit = pinned
+    scanned = run_scan([path]).files
+    reads: list[str] = []
+    real_digest = manifest.LocalFile.digest
+
+    def counting(self: manifest.LocalFile, algorithm: str) -> str | None:
+        if (algorithm == "sha256" and self.sha256 is None) or algorithm == "git-sha1":
+            reads.append(self.path)
+        return real_digest(self, algorithm)
+
+    monkeypatch.setattr(manifest.LocalFile, "digest", counting)
+    got = verify_dir(path, scanned, ProvenanceOptions(hf=REPO_ID, revision=commit))
+    assert {s.state for s in got.states} == {"verified"}
+    lfs = {"model.safetensors", "extra/weights.bin"}
+    assert not lfs & set(reads)
+    assert set(reads) == set(repo_files()) - lfs  # only small git files get their sha1 pass
