@@ -427,6 +427,31 @@ def _picklable(classes: Sequence[type[object]]) -> bool:
     return True
 
 
+def _main_is_reimportable() -> bool:
+    """Whether worker processes can start without re-running the host's ``__main__``.
+
+    forkserver/spawn workers re-import the main module. That is harmless for ``python -m
+    supplychain`` (a package ``__main__``, which multiprocessing skips) and for console scripts
+    and programs whose entry point is guarded by ``if __name__ == "__main__"``; an unguarded
+    script (or code fed on stdin) would be re-run in every worker. ``auto`` then uses threads;
+    ``executor="process"`` is the caller's explicit promise.
+    """
+    main = sys.modules.get("__main__")
+    if main is None:
+        return False
+    name = getattr(getattr(main, "__spec__", None), "name", None)
+    if name is not None and (name == "__main__" or name.endswith(".__main__")):
+        return True
+    path = getattr(main, "__file__", None)
+    if not path:
+        return True  # interactive: nothing to re-run
+    try:
+        head = Path(path).read_bytes()[: 1 << 16]
+    except OSError:
+        return False
+    return b"__name__ == '__main__'" in head or b'__name__ == "__main__"' in head
+
+
 def _scan_item(item: Item, options: ScanOptions) -> FileResult:
     """One file, relative to itself (the worker function; module-level so processes can run it)."""
     if options.scanners is None:
@@ -446,7 +471,7 @@ def _executor(options: ScanOptions, files: int) -> Executor | None:
     if choice == "auto":
         classes: list[type[object]] = list(options.scanners or ())
         classes += list(options.report_checks or ())
-        process = files >= PROCESS_MIN_FILES and _picklable(classes)
+        process = files >= PROCESS_MIN_FILES and _picklable(classes) and _main_is_reimportable()
         choice = "process" if process else "thread"
     if choice == "process":
         # NOTE: forkserver, not fork: the parent may run threads (progress bar, a host app), and

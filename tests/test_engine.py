@@ -354,3 +354,22 @@ def test_scanning_one_small_file_imports_no_heavy_module(tmp_path: Path) -> None
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert out.stdout.split(None, 1) == ["0", "[]\n"]
+
+
+def test_unguarded_host_script_is_never_re_run_by_workers(tmp_path: Path) -> None:
+    """Code on stdin (or a script without a main guard) that scans with jobs=2 runs once."""
+    import subprocess
+    import sys
+
+    for i in range(6):
+        (tmp_path / f"{i}.txt").write_text("hello")
+    code = (
+        "import supplychain\n"
+        f"report = supplychain.scan([{str(tmp_path)!r}], jobs=2)\n"
+        "print('ran', len(report.files))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-"], input=code, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["ran", "6"]
