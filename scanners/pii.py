@@ -139,6 +139,8 @@ _PLACEHOLDER_LOCALS = frozenset(
 
 def _emails(text: str) -> Iterator[PiiMatch]:
     for m in _EMAIL.finditer(text):
+        if m.start() and text[m.start() - 1] in ":/":
+            continue  # user:password@host in a URL, not an address
         local, domain, tld = m.group(1).lower(), m.group(2).lower(), m.group(3).lower()
         if tld in _RESERVED_TLDS or tld in _FILE_TLDS:
             continue
@@ -183,7 +185,11 @@ def _phone_valid(candidate: str, backend: str) -> bool:
             number = _phonenumbers.parse(candidate, region)
         except _phonenumbers.NumberParseException:
             return False
-        return bool(_phonenumbers.is_valid_number(number))
+        if _phonenumbers.is_valid_number(number):
+            return True
+        # Numbering plans change and synthetic data uses unassigned area codes; a formatted
+        # NANP shape (area and exchange 2-9xx) is still a phone number.
+        return region == "US" and bool(_NANP_FALLBACK.match(candidate))
     return bool(_NANP_FALLBACK.match(candidate) or _E164_FALLBACK.match(candidate))
 
 
