@@ -35,15 +35,46 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scanners.pii import find_pii, iban_ok, luhn_ok  # noqa: E402
-from scanners.secrets import _base62, find_secrets  # noqa: E402
+from scanners.pii import find_pii, iban_ok, luhn_ok
+from scanners.secrets import _base62, find_secrets
 
 ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 LETTERS = ALNUM[:52]
-WORDS = (
-    "model training data batch loss layer token weight review customer order support answer "
-    "question the a of and to in is it for on with as at by from this that we you"
-).split()
+WORDS = [
+    "model",
+    "training",
+    "data",
+    "batch",
+    "loss",
+    "layer",
+    "token",
+    "weight",
+    "review",
+    "customer",
+    "order",
+    "support",
+    "answer",
+    "question",
+    "the",
+    "a",
+    "of",
+    "and",
+    "to",
+    "in",
+    "is",
+    "it",
+    "for",
+    "on",
+    "with",
+    "as",
+    "at",
+    "by",
+    "from",
+    "this",
+    "that",
+    "we",
+    "you",
+]
 
 
 class Gen:
@@ -138,7 +169,8 @@ def corpus(seed: int = 2026, repeat: int = 20) -> list[Case]:
         lambda: (f"{g.words(3)} wire to {g.iban()} today", "pii"),
         lambda: (f"{g.words(2)} SSN {g.ssn()} on file", "pii"),
         lambda: (
-            f"{g.words(3)} login from {g.r.randint(11, 99)}.{g.r.randint(0, 255)}.{g.r.randint(0, 255)}.{g.r.randint(1, 254)}",
+            f"{g.words(3)} login from {g.r.randint(11, 99)}.{g.r.randint(0, 255)}."
+            f"{g.r.randint(0, 255)}.{g.r.randint(1, 254)}",
             "pii",
         ),
         # hard negatives
@@ -161,7 +193,8 @@ def corpus(seed: int = 2026, repeat: int = 20) -> list[Case]:
         lambda: (f"{g.words(3)} server 192.168.{g.r.randint(0, 255)}.{g.r.randint(1, 254)}", None),
         lambda: (f"{g.words(3)} docs at 203.0.113.{g.r.randint(1, 254)}", None),
         lambda: (
-            f"{g.words(2)} version {g.r.randint(1, 9)}.{g.r.randint(0, 20)}.{g.r.randint(0, 9)}.{g.r.randint(0, 9)}",
+            f"{g.words(2)} version {g.r.randint(1, 9)}.{g.r.randint(0, 20)}."
+            f"{g.r.randint(0, 9)}.{g.r.randint(0, 9)}",
             None,
         ),
         lambda: (f"{g.words(3)} order {g.s(10, '0123456789')} shipped", None),
@@ -318,7 +351,8 @@ def main() -> int:
         t_sensitive = time_checks(path, frozenset({"sensitive"}))
         t_all = time_checks(path, None)
     print(
-        f"\n{args.rows} rows: poisoning checks {t_poison:.2f} s, sensitive check {t_sensitive:.2f} s "
+        f"\n{args.rows} rows: poisoning checks {t_poison:.2f} s, "
+        f"sensitive check {t_sensitive:.2f} s "
         f"({t_sensitive / t_poison:.2f}x), all checks {t_all:.2f} s "
         f"({t_all / t_poison:.2f}x of poisoning alone)"
     )
