@@ -9,17 +9,15 @@ from __future__ import annotations
 import copy
 import errno
 import logging
-import multiprocessing
 import os
 import stat
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from scanners import BUILTIN_SPECS, ScannerSpec
 from scanners._io import sha256_stream
@@ -56,6 +54,9 @@ from supplychain.model import (
     Status,
     escape_evidence,
 )
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
 
 log = logging.getLogger("supplychain")
 
@@ -473,6 +474,10 @@ def _executor(options: ScanOptions, files: int) -> Executor | None:
         classes += list(options.report_checks or ())
         process = files >= PROCESS_MIN_FILES and _picklable(classes) and _main_is_reimportable()
         choice = "process" if process else "thread"
+    # Imported here: a one-file scan (a per-file CI hook) never pays for the pool machinery.
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
     if choice == "process":
         # NOTE: forkserver, not fork: the parent may run threads (progress bar, a host app), and
         # forking a threaded process can deadlock on a lock another thread held. Workers import

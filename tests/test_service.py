@@ -235,3 +235,11 @@ def test_report_checks_see_every_record_and_fact(tmp_path: Path) -> None:
 def test_builtin_report_checks_is_an_explicit_tuple() -> None:
     assert BUILTIN_REPORT_CHECKS == (ShardIndexCheck,)
     assert isinstance(Settings().fingerprint(), str)
+
+
+def test_format_registry_names_match_their_classes() -> None:
+    from supplychain.formats import FORMATS
+
+    assert sorted(FORMATS) == ["html", "json", "sarif", "table"]
+    for name in FORMATS:
+        assert FORMATS[name].name == name
