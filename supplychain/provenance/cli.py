@@ -18,12 +18,7 @@ from typing import Any
 
 from supplychain.errors import ConfigError
 from supplychain.provenance import cache, hub, lockfile
-from supplychain.provenance.verify import (
-    LockRefused,
-    ProvenanceOptions,
-    create_lock,
-    run_verify,
-)
+from supplychain.provenance.verify import ProvenanceOptions
 
 HF_SCHEME = "hf://"
 
@@ -127,6 +122,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, options: ProvenanceOptions, command: str) -> int:
     from supplychain.cli import _check_output, _emit, _load_policy, _Progress
+    from supplychain.provenance.verify import run_verify
 
     if len(args.paths) != 1 or not Path(args.paths[0]).is_dir():
         raise ConfigError("provenance verification needs exactly one directory")
@@ -211,6 +207,8 @@ def _fields(options: ProvenanceOptions) -> dict[str, Any]:
 
 def cmd_lock(args: argparse.Namespace) -> int:
     """``supplychain lock PATH [-o FILE]``: 0 written, 1 refused (directory ≠ commit), 2 error."""
+    from supplychain.provenance.verify import LockRefused, create_lock
+
     root: Path = args.path
     if not root.is_dir():
         raise ConfigError(f"{root} is not a directory")

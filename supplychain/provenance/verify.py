@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from supplychain.engine import ProgressCallback
 from supplychain.model import Confidence, Fact, Finding, Location, Report, Rule, Severity
 from supplychain.policy import Policy, apply
 from supplychain.provenance import cache, hub, identity, lockfile, signing
@@ -30,6 +30,9 @@ from supplychain.provenance.rules import (
     PRV110,
     PRV111,
 )
+
+if TYPE_CHECKING:
+    from supplychain.engine import ProgressCallback
 
 SCANNER = "provenance"
 

@@ -25,6 +25,16 @@ def run_json(argv: list[str], tmp_path: Path) -> tuple[int, dict[str, object]]:
     return code, json.loads(out.read_text())
 
 
+def validate_report(doc: dict[str, object]) -> None:
+    """The JSON report with provenance facts and extras still matches the report schema."""
+    import importlib
+    import importlib.resources
+
+    jsonschema = importlib.import_module("jsonschema")
+    schema = (importlib.resources.files("supplychain") / "data" / "report.schema.json").read_text()
+    jsonschema.validate(doc, json.loads(schema))
+
+
 def rules_of(doc: dict[str, object]) -> list[str]:
     findings = doc["findings"]
     assert isinstance(findings, list)
@@ -35,6 +45,7 @@ def test_verify_clean_then_tampered(pinned: tuple[Path, str], tmp_path: Path) ->
     path, commit = pinned
     code, doc = run_json(["verify", str(path), "--hf", REPO_ID, "--revision", commit], tmp_path)
     assert code == 0 and rules_of(doc) == []
+    validate_report(doc)
     all_facts = doc["facts"]
     assert isinstance(all_facts, list)
     facts = [f for f in all_facts if f["key"] == "provenance.state"]
@@ -42,6 +53,7 @@ def test_verify_clean_then_tampered(pinned: tuple[Path, str], tmp_path: Path) ->
     (path / "config.json").write_text("{}")
     code, doc = run_json(["verify", str(path), "--hf", REPO_ID, "--revision", commit], tmp_path)
     assert code == 1 and rules_of(doc) == ["PRV101"]
+    validate_report(doc)
 
 
 def test_unpinned_passes_with_medium_and_hub_error_fails(
