@@ -120,3 +120,11 @@ def test_signed_digest_cross_checked_with_hub(signed: Path, keys: tuple[Path, Pa
         )
         found = signing.verify(signed, {}, public_key=keys[1], hub=hub)
         assert len([f for f in found if f.rule == "PRV119"]) == expect
+
+
+def test_signed_file_deleted_is_named(signed: Path, keys: tuple[Path, Path]) -> None:
+    (signed / "model.safetensors").unlink()
+    report = run_verify([signed], ProvenanceOptions(public_key=keys[1]))
+    hits = by_rule(report, "PRV116")
+    assert [f.location.path for f in hits] == ["model.safetensors"], [f.message for f in hits]
+    assert "missing" in hits[0].message
