@@ -21,7 +21,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
 
 from scanners import _zip
 from scanners._io import spool
@@ -885,6 +885,10 @@ class KerasScanner:
     # ---- HDF5 -------------------------------------------------------------------------------
 
     def _scan_hdf5(self, artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
+        if not _has_hdf5_signature(artifact.stream, artifact.size):
+            # Named .h5 but no superblock anywhere libhdf5 looks: h5py would refuse it too, so
+            # don't pay a child process (~1 s) per such file (found by fuzz/fuzz_engine.py).
+            raise ArtifactError("HDF5: no superblock signature at offset 0 or 512 * 2**n")
         result = _read_hdf5_in_child(artifact, ctx)
         if result.get("error"):
             raise ArtifactError(f"HDF5: cannot read ({result['error']})")
@@ -910,6 +914,20 @@ class KerasScanner:
                 evidence=f"{where} -> {target}",
                 severity=Severity.HIGH if outside else None,
             )
+
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _has_hdf5_signature(stream: BinaryIO, size: int) -> bool:
+    """Whether the superblock signature sits where libhdf5 searches: 0, then 512, 1024, 2048…"""
+    offset = 0
+    while offset + len(HDF5_SIGNATURE) <= size:
+        stream.seek(offset)
+        if stream.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE:
+            return True
+        offset = 512 if offset == 0 else offset * 2
+    return False
 
 
 H5_CHILD_SECONDS = 30
