@@ -49,6 +49,9 @@ EXPECTED_RULES: dict[str, frozenset[str]] = {
     # Slow unit (10 s under load): an HDF5 signature and garbage. h5py runs in a child process
     # with a wall-clock cap (a fuzzed file once made it spin), ~0.8 s here. Kept for the bound.
     "engine/hdf5-signature-garbage-slow.bin": frozenset({"GEN001"}),
+    # Timeout (11 s under load): a broken safetensors header scanned under the name model.h5 is
+    # taken for HDF5 by name and handed to the same h5py child (~0.8 s here). Kept for the bound.
+    "engine/h5-name-no-signature-timeout.bin": frozenset({"GEN001"}),
 }
 """Rules the engine must report for a saved input, keyed by ``<harness>/<file>``."""
 
@@ -178,3 +181,41 @@ def test_safetensors_entry_with_non_string_dtype_is_unknown_dtype(dtype: object)
     )
     findings = list(SafetensorsScanner().scan(artifact, ScanContext()))  # was TypeError
     assert any(f.rule == "SFT004" and f.severity >= Severity.HIGH for f in findings)
+
+
+# --- HDF5 by name only: no superblock signature, so no h5py child process ----------------------
+
+
+def _h5(userblock: int) -> bytes:
+    import h5py
+
+    buf = io.BytesIO()
+    kwargs = {"userblock_size": userblock} if userblock else {}
+    with h5py.File(buf, "w", **kwargs) as h5:
+        h5.attrs["model_config"] = json.dumps({"class_name": "Sequential", "config": {}})
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"\x89HDF", bytes(4096), b"\xc8" + bytes(7) + b'{"__metadata__": 1}'],
+    ids=["empty", "cut-signature", "zeros", "safetensors-like"],
+)
+def test_h5_named_file_without_signature_fails_closed_without_a_child(
+    data: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import scanners.keras_scan as ks
+
+    def no_child(*args: object, **kwargs: object) -> None:
+        raise AssertionError("h5py child started for a file with no HDF5 signature")
+
+    monkeypatch.setattr(ks.subprocess, "run", no_child)
+    findings, _ = scan_bytes(data, ArtifactKind.HDF5, "model.h5")
+    assert any(f.rule == "GEN001" and "signature" in f.message for f in findings)
+
+
+@pytest.mark.parametrize("userblock", [0, 512, 1024, 4096])
+def test_real_hdf5_still_reaches_h5py_whatever_its_user_block(userblock: int) -> None:
+    data = _h5(userblock)
+    findings, _ = scan_bytes(data, ArtifactKind.HDF5, "model.h5")
+    assert not any(f.rule == "GEN001" for f in findings), [f.message for f in findings]
