@@ -204,12 +204,12 @@ def _h5(userblock: int) -> bytes:
 def test_h5_named_file_without_signature_fails_closed_without_a_child(
     data: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import scanners.keras_scan as ks
+    import subprocess
 
     def no_child(*args: object, **kwargs: object) -> None:
         raise AssertionError("h5py child started for a file with no HDF5 signature")
 
-    monkeypatch.setattr(ks.subprocess, "run", no_child)
+    monkeypatch.setattr(subprocess, "run", no_child)
     findings, _ = scan_bytes(data, ArtifactKind.HDF5, "model.h5")
     assert any(f.rule == "GEN001" and "signature" in f.message for f in findings)
 
