@@ -134,9 +134,11 @@ def local_files(root: Path, records: Sequence[ArtifactRecord] = ()) -> dict[str,
     known = {r.path: r for r in records if not r.member}
     out: dict[str, LocalFile] = {}
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames.sort()
         base = Path(dirpath)
         rel_dir = base.relative_to(root).as_posix()
+        if rel_dir == ".":  # a clone's .git (LFS objects: gigabytes) is never part of the set
+            dirnames[:] = [d for d in dirnames if d != ".git"]
+        dirnames.sort()
         names = list(filenames) + [d for d in dirnames if (base / d).is_symlink()]
         for name in sorted(names):
             rel = name if rel_dir == "." else f"{rel_dir}/{name}"

@@ -93,3 +93,16 @@ def test_lock_with_hf_records_the_commit(fakehub: FakeHub, tmp_path: Path) -> No
     fakehub.fail(Failure(status=503))
     with pytest.raises(LockRefused, match="PRV106"):
         create_lock(path, ProvenanceOptions(hf=REPO_ID))
+
+
+def test_git_and_hf_metadata_dirs_are_never_part_of_the_set(model: Path, tmp_path: Path) -> None:
+    (model / ".git" / "lfs" / "objects").mkdir(parents=True)
+    (model / ".git" / "lfs" / "objects" / "blob").write_bytes(b"x" * 100)
+    (model / ".cache" / "huggingface").mkdir(parents=True)
+    (model / ".cache" / "huggingface" / "x.metadata").write_text("abc\n")
+    text = create_lock(model, ProvenanceOptions())
+    assert ".git" not in text and ".cache" not in text
+    lock = tmp_path / "m.lock"
+    lock.write_text(text)
+    report = run_verify([model], ProvenanceOptions(lock=lock))
+    assert [f for f in prv(report) if f.severity > Severity.INFO] == []
