@@ -104,7 +104,7 @@ def verify(
             lf = local.get(name)
             if lf is None:  # never open a name taken from the bundle: the local set decides
                 gone.add(name)
-            elif lf is not None and alg == "sha256" and lf.digest("sha256") not in (digest, None):
+            elif alg == "sha256" and lf.digest("sha256") not in (digest, None):
                 named.add(name)
         findings.extend(
             _f(PRV116, name, f"{name} does not match the signed digest", sig_rel)
