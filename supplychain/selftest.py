@@ -246,6 +246,10 @@ class Outcome:
     blocked: bool
     rules: tuple[str, ...]
     reason: str
+    kinds: tuple[str, ...] = ()
+    """What the scan identified the file as (content, not name)."""
+    failed: int = 0
+    """Scanner failures: a block by failure alone is fail-closed, but not a detection."""
 
 
 def check(path: Path, test: TestFile) -> Outcome:
@@ -259,7 +263,8 @@ def check(path: Path, test: TestFile) -> Outcome:
     blocked = verdict is not None and not verdict.passed
     rules = tuple(sorted({str(f.rule) for f in report.findings if f.suppressed is None}))
     reason = "; ".join(verdict.reasons[:3]) if verdict is not None else "no verdict"
-    return Outcome(test, blocked, rules, reason)
+    kinds = tuple(sorted({r.kind.value for r in report.files if not r.member}))
+    return Outcome(test, blocked, rules, reason, kinds, len(report.failed))
 
 
 def write_all(directory: Path) -> dict[str, Path]:
@@ -314,9 +319,11 @@ def cmd_selftest(args: argparse.Namespace) -> int:
         with tempfile.TemporaryDirectory(prefix="supplychain-selftest-") as tmp:
             outcomes = run_selftest(Path(tmp))
     for o in outcomes:
-        state = "blocked" if o.blocked else "NOT BLOCKED"
+        state = "NOT BLOCKED" if not o.blocked else "blocked*" if o.failed else "blocked"
         rules = ",".join(o.rules) or "-"
         sys.stdout.write(f"{state:11}  {o.test.name:8}  {o.test.what}  [{rules}]" + "\n")
+    if any(o.blocked and o.failed for o in outcomes):
+        sys.stdout.write("* blocked because analysis failed (fail closed), not by a detection\n")
     missed = [o.test.name for o in outcomes if not o.blocked]
     if missed:
         sys.stderr.write(f"selftest: FAIL: not blocked: {', '.join(missed)}" + "\n")

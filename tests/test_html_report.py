@@ -3,6 +3,7 @@ tests render it in headless Chromium and read Chromium's own network log."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import shutil
@@ -12,9 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from supplychain import service
 from supplychain.cli import main
+from supplychain.formats import FORMATS
 from supplychain.formats.html import CSP, SCRIPT, STYLE, _csp_hash
-from supplychain.selftest import _zip, dataset_rows, pickle_call
+from supplychain.policy import Policy
+from supplychain.selftest import _zip, dataset_rows, pickle_call, torch_zip
 
 XSS_NAME = "\"'><img src=x onerror=alert(1)><svg onload=alert(2)><script>.pkl"
 SENTINEL = "http://sentinel-xss.invalid/e.png"
@@ -48,9 +52,10 @@ class _Collect(HTMLParser):
             self.text.append(data)
 
 
-@pytest.fixture
-def report_html(tmp_path: Path) -> tuple[Path, str]:
+@pytest.fixture(scope="module")
+def report_html(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A scan of hostile files rendered as HTML: name and evidence carry markup."""
+    tmp_path = tmp_path_factory.mktemp("html")
     target = tmp_path / "scan"
     target.mkdir()
     (target / XSS_NAME).write_bytes(pickle_call("os", "system", XSS_ARG))
@@ -59,9 +64,15 @@ def report_html(tmp_path: Path) -> tuple[Path, str]:
         _zip({"inner/a.pkl": pickle_call("os", "system", b"echo x"), "inner/b.txt": b"hello"})
     )
     (target / "train.jsonl").write_bytes(dataset_rows())
+    (target / "pytorch_model.bin").write_bytes(torch_zip())
     out = tmp_path / "report.html"
     code = main(["scan", str(target), "-f", "html", "-o", str(out), "-q", "-j", "1"])
     assert code == 1
+    # The JSON twin, rendered from the same report (one scan): what the page must show.
+    report = service.run([target], service.settings_from_policy(Policy()), Policy(), jobs=1)
+    buf = io.StringIO()
+    FORMATS["json"].render(report, buf)
+    out.with_suffix(".json").write_text(buf.getvalue())
     return out, out.read_text(encoding="utf-8")
 
 
@@ -102,9 +113,7 @@ def test_html_shows_every_finding_and_the_sections(report_html: tuple[Path, str]
     parsed.feed(page)
     text = "".join(parsed.text)
     rows = [a for t, a in parsed.tags if t == "tr" and "data-sev" in a]
-    json_out = path.with_suffix(".json")
-    main(["scan", str(path.parent / "scan"), "-f", "json", "-o", str(json_out), "-q", "-j", "1"])
-    data = json.loads(json_out.read_text())
+    data = json.loads(path.with_suffix(".json").read_text())
     assert len(data["findings"]) >= 5
     for f in data["findings"]:
         assert f["rule"] in text and f["file"] in text
@@ -116,6 +125,10 @@ def test_html_shows_every_finding_and_the_sections(report_html: tuple[Path, str]
     hits = page.split('<span class="hit">')[1:]
     assert hits and "system" in hits[0].split("</span>")[0]  # dangerous call highlighted
     assert "DAT019" in text or "DAT018" in text  # trigger rows table
+    member_trace = page.split("<h3>pytorch_model.bin ! testfile/data.pkl</h3><pre>", 1)
+    assert len(member_trace) == 2, "a torch checkpoint's data.pkl is traced"
+    traced = member_trace[1].split("</pre>", 1)[0]
+    assert '<span class="hit">' in traced and "system" in traced
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -31,6 +31,8 @@ TRACE_LINES = 400
 TRACE_BYTES = 64 * 2**20
 """Largest pickle file traced inline."""
 DATASET_RULES_PREFIX = "DAT"
+ZIP_KINDS = frozenset({ArtifactKind.TORCH_ZIP, ArtifactKind.ZIP, ArtifactKind.NUMPY_NPZ})
+"""Containers whose pickle members are traced (one level deep, like ``supplychain explain``)."""
 
 STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:0;color:#1b1f24;background:#f6f8fa}
@@ -113,8 +115,33 @@ class _Tree:
         return f'<ul class="tree">{items}</ul>'
 
 
-def _trace(path: Path, evidence: Iterable[str]) -> list[tuple[str, bool]] | None:
-    """The ``explain`` trace of a pickle file with the lines naming the dangerous call marked."""
+def _zip_pickle(path: Path, member: str) -> bytes | None:
+    """One pickle member of a torch/zip checkpoint, read with our bounded zip walker."""
+    try:
+        from scanners import _zip
+        from supplychain.errors import ArtifactError
+        from supplychain.limits import Limits
+    except ImportError:
+        return None
+    limits = Limits()
+    try:
+        with path.open("rb") as fh:
+            size = path.stat().st_size
+            directory = _zip.read_directory(fh, size, limits.max_archive_members)
+            entry = next((e for e in directory.entries if e.name == member), None)
+            if entry is None:
+                return None
+            _zip.resolve(fh, entry, size)
+            return b"".join(_zip.iter_member(fh, entry, TRACE_BYTES, limits.max_archive_ratio))
+    except (ArtifactError, OSError):
+        return None
+
+
+def _trace(
+    path: Path, evidence: Iterable[str], member: str | None = None
+) -> list[tuple[str, bool]] | None:
+    """The ``explain`` trace of a pickle (a file, or one zip member) with the lines naming the
+    dangerous call marked."""
     try:
         from scanners.pickle_vm import explain
         from supplychain.limits import Limits
@@ -122,12 +149,17 @@ def _trace(path: Path, evidence: Iterable[str]) -> list[tuple[str, bool]] | None
     except ImportError:
         return None
     needles = [e for e in evidence if len(e) >= 3]
-    try:
-        if path.stat().st_size > TRACE_BYTES:
+    if member is not None:
+        data = _zip_pickle(path, member)
+        if data is None:
             return None
-        data = path.read_bytes()
-    except OSError:
-        return None
+    else:
+        try:
+            if path.stat().st_size > TRACE_BYTES:
+                return None
+            data = path.read_bytes()
+        except OSError:
+            return None
     out: list[tuple[str, bool]] = []
     try:
         for line in explain(io.BytesIO(data), Limits()):
@@ -291,16 +323,27 @@ def _traces(report: Report, by_file: dict[str, list[Finding]]) -> list[str]:
     kinds = {r.path: r.kind for r in report.files if not r.member}
     out: list[str] = []
     for path, findings in sorted(by_file.items()):
-        pickled = [f for f in findings if f.rule.startswith("PKL") and not f.location.member]
-        if base is None or not pickled or kinds.get(path) is not ArtifactKind.PICKLE:
-            continue
-        trace = _trace(base / path, [f.evidence for f in pickled])
-        if not trace:
-            continue
-        lines = "".join(
-            f'<span class="hit">{_e(t)}</span>' if hit else f"{_e(t)}\n" for t, hit in trace
-        )
-        out.append(f"<h3>{_e(path)}</h3><pre>{lines}</pre>")
+        if base is None:
+            break
+        kind = kinds.get(path)
+        places: dict[str | None, list[str]] = defaultdict(list)
+        for f in findings:
+            member = f.location.member
+            if not f.rule.startswith("PKL"):
+                continue
+            if not member and kind is ArtifactKind.PICKLE:
+                places[None].append(f.evidence)
+            elif len(member) == 1 and kind in ZIP_KINDS:
+                places[member[0]].append(f.evidence)
+        for member_name, evidence in sorted(places.items(), key=lambda x: x[0] or ""):
+            trace = _trace(base / path, evidence, member_name)
+            if not trace:
+                continue
+            lines = "".join(
+                f'<span class="hit">{_e(t)}</span>' if hit else f"{_e(t)}\n" for t, hit in trace
+            )
+            title = path if member_name is None else f"{path} ! {member_name}"
+            out.append(f"<h3>{_e(title)}</h3><pre>{lines}</pre>")
     if not out:
         return []
     return [
