@@ -536,6 +536,13 @@ def pickle_at_start(data: bytes, lname: str, whole: bool) -> bool:
         if not walk.complete:
             if walk.called or _dangerous(walk.imports):
                 return True
+            if walk.truncated and whole and not data.endswith(b"\n"):
+                # NOTE: the pure-Python unpickler (and dill, built on it) reads a last text line
+                # that has no newline as ``readline()[:-1]``: its final byte is dropped and the
+                # opcode runs (``ios\nsystemX`` calls os.system). Judge the stream as it reads it.
+                lenient = walk_pickle(data[:-1] + b"\n", start)
+                if lenient.called or _dangerous(lenient.imports):
+                    return True
             if walk.truncated and walk.imports:
                 return True
             if walk.truncated and not whole and walk.ops >= MIN_OPS_AT_CAP:
