@@ -201,3 +201,45 @@ def download(
         )
     except Exception as exc:
         raise _classify(exc, token) from None
+
+
+PATHS_PER_CALL = 50
+"""Paths asked per ``paths-info`` call (the Hub pages expanded listings by 50)."""
+
+
+def file_scan_status(
+    snap: HubSnapshot, *, token: str | None = None, timeout: float = DEFAULT_TIMEOUT
+) -> dict[str, str]:
+    """Path → HF's per-file scan status (``safe``/``unsafe``/``caution``/``unscanned``).
+
+    Read from ``POST /api/models/{repo}/paths-info/{commit}`` with ``expand=true`` as raw JSON
+    (the 2.4 client's ``RepoFile`` raises ``KeyError`` on a ``securityFileStatus`` without its
+    sub-scans). Corroborating evidence only: a file missing from the answer is ``unscanned``; a
+    failed call raises ``HubError`` and the caller reports the status as unknown.
+    """
+    from huggingface_hub import HfApi, get_session, hf_raise_for_status
+
+    api = HfApi(endpoint=endpoint(), token=token)
+    headers = api._build_hf_headers(token=token)
+    url = f"{api.endpoint}/api/{snap.repo_type}s/{snap.repo_id}/paths-info/{snap.commit}"
+    names = sorted(snap.manifest.files)
+    out = dict.fromkeys(names, "unscanned")
+    for start in range(0, len(names), PATHS_PER_CALL):
+        chunk = names[start : start + PATHS_PER_CALL]
+        try:
+            response = get_session().post(
+                url, data={"paths": chunk, "expand": True}, headers=headers, timeout=timeout
+            )
+            hf_raise_for_status(response)
+            entries = response.json()
+        except Exception as exc:
+            raise _classify(exc, token) from None
+        if not isinstance(entries, list):
+            raise HubError("malformed", "malformed Hub response: paths-info is not a list")
+        for e in entries:
+            if not isinstance(e, dict) or e.get("path") not in out:
+                continue
+            sec = e.get("securityFileStatus")
+            status = sec.get("status") if isinstance(sec, dict) else None
+            out[e["path"]] = status if isinstance(status, str) and status else "unscanned"
+    return out

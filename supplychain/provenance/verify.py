@@ -87,9 +87,35 @@ def _merge_states(into: dict[str, FileState], new: Sequence[FileState]) -> None:
             into[s.path] = s
 
 
-def _hub_findings(snap: hub.HubSnapshot) -> list[Finding]:
-    from supplychain.model import Severity
+def _hf_scan_findings(snap: hub.HubSnapshot, per_file: dict[str, str] | str) -> list[Finding]:
+    """HF's scan verdicts as corroborating findings; anything not scanned is unknown."""
+    out: list[Finding] = []
+    sec = snap.security
+    levels: dict[str, str] = {}
+    issues = sec.get("filesWithIssues", []) if isinstance(sec, dict) else []
+    for item in issues if isinstance(issues, list) else []:
+        if isinstance(item, dict) and isinstance(item.get("path"), str):
+            levels[item["path"]] = str(item.get("level", ""))
+    if isinstance(per_file, dict):
+        for path, status in per_file.items():
+            if status in ("unsafe", "caution"):
+                levels.setdefault(path, status)
+    for path, level in sorted(levels.items()):
+        sev = Severity.HIGH if level == "unsafe" else Severity.MEDIUM
+        out.append(_f(PRV108, path, f"Hugging Face marks {path} {level!r}", level, sev))
+    if sec is None or sec.get("scansDone") is not True:
+        out.append(_f(PRV109, ".", "Hugging Face's scan is not done: unknown, not clean"))
+    elif isinstance(per_file, str):
+        out.append(_f(PRV109, ".", f"per-file scan status unavailable ({per_file}): unknown"))
+    else:
+        unscanned = sorted(p for p, s in per_file.items() if s not in ("safe", "unsafe", "caution"))
+        if unscanned:
+            msg = f"{len(unscanned)} file(s) not scanned by Hugging Face: unknown, not clean"
+            out.append(_f(PRV109, ".", msg, ", ".join(unscanned)))
+    return out
 
+
+def _hub_findings(snap: hub.HubSnapshot, per_file: dict[str, str] | str) -> list[Finding]:
     out: list[Finding] = []
     if snap.revision.lower() != snap.commit:
         msg = f"revision {snap.revision!r} is a moving name; it resolved to commit {snap.commit}"
@@ -102,17 +128,7 @@ def _hub_findings(snap: hub.HubSnapshot) -> list[Finding]:
         if on:
             out.append(_f(PRV107, ".", f"{snap.repo_id} is {flag} on the Hub", flag))
     if snap.repo_type == "model":
-        sec = snap.security
-        if sec is None or sec.get("scansDone") is not True:
-            out.append(_f(PRV109, ".", "Hugging Face's scan is not done: unknown, not clean"))
-        issues = sec.get("filesWithIssues", []) if isinstance(sec, dict) else []
-        for item in issues if isinstance(issues, list) else []:
-            if not isinstance(item, dict):
-                continue
-            level = str(item.get("level", ""))
-            sev = Severity.HIGH if level == "unsafe" else Severity.MEDIUM
-            path = str(item.get("path", "."))
-            out.append(_f(PRV108, path, f"Hugging Face marks {path} {level!r}", level, sev))
+        out.extend(_hf_scan_findings(snap, per_file))
     owner = snap.repo_id.split("/", 1)[0]
     imitated = identity.near_miss(owner)
     if imitated is not None:
@@ -163,7 +179,15 @@ def verify_dir(root: Path, records: Sequence[object], options: ProvenanceOptions
         else:
             commit = snap.commit
             hub_manifest = snap.manifest
-            findings.extend(_hub_findings(snap))
+            per_file: dict[str, str] | str = "datasets have no scan status"
+            if snap.repo_type == "model":
+                try:
+                    per_file = hub.file_scan_status(
+                        snap, token=options.token, timeout=options.timeout
+                    )
+                except hub.HubError as exc:
+                    per_file = exc.kind
+            findings.extend(_hub_findings(snap, per_file))
             got = compare(snap.manifest, local, ignore=ignore)
             findings.extend(got.findings)
             _merge_states(states, got.states)

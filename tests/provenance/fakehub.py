@@ -56,7 +56,9 @@ class FakeRepo:
     disabled: bool = False
     scans_done: bool = True
     flagged: dict[str, str] = field(default_factory=dict)
-    """Path → HF level (``unsafe``/``caution``)."""
+    """Path → HF level (``unsafe``/``caution``), in ``filesWithIssues`` and per file."""
+    file_status: dict[str, str] = field(default_factory=dict)
+    """Path → per-file ``securityFileStatus.status`` only (e.g. ``unscanned``), overriding."""
     created_at: str = "2023-01-01T00:00:00.000Z"
     last_modified: str = "2024-02-19T11:06:12.000Z"
 
@@ -106,7 +108,7 @@ class FakeRepo:
             out["oid"] = git_blob_sha1(data)
         if expand:
             out["lastCommit"] = {"id": self.commit, "title": "upload", "date": self.last_modified}
-            level = self.flagged.get(name, "safe")
+            level = self.file_status.get(name, self.flagged.get(name, "safe"))
             out["securityFileStatus"] = {
                 "status": level,
                 "avScan": {"virusFound": False, "virusNames": []},

@@ -227,3 +227,30 @@ def test_scanned_digest_is_the_one_verified_no_second_read(
     lfs = {"model.safetensors", "extra/weights.bin"}
     assert not lfs & set(reads)
     assert set(reads) == set(repo_files()) - lfs  # only small git files get their sha1 pass
+
+
+def test_per_file_hf_status_unsafe_and_unscanned(
+    fakehub: FakeHub, pinned: tuple[Path, str]
+) -> None:
+    path, commit = pinned
+    repo = fakehub.repos[("model", REPO_ID)]
+    repo.file_status = {"extra/weights.bin": "unsafe", "README.md": "unscanned"}
+    report = run_verify([path], ProvenanceOptions(hf=REPO_ID, revision=commit))
+    assert [(f.location.path, f.severity) for f in by_rule(report, "PRV108")] == [
+        ("extra/weights.bin", Severity.HIGH)
+    ]
+    (unknown,) = by_rule(report, "PRV109")
+    assert unknown.evidence == "README.md"
+    assert any(r.startswith("POST /api/models/") and "/paths-info/" in r for r in fakehub.requests)
+
+
+def test_per_file_status_failure_is_unknown_not_unverified(
+    fakehub: FakeHub, pinned: tuple[Path, str]
+) -> None:
+    """HF's scan is corroborating: losing it is 'unknown', the digests still verify."""
+    path, commit = pinned
+    fakehub.fail(Failure(status=500, only="/paths-info/"))
+    report = run_verify([path], ProvenanceOptions(hf=REPO_ID, revision=commit))
+    (unknown,) = by_rule(report, "PRV109")
+    assert "server" in unknown.message and by_rule(report, "PRV106") == []
+    assert set(states(report).values()) == {"verified"}
