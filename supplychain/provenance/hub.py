@@ -114,12 +114,15 @@ def _manifest(info: Any, repo_id: str, repo_type: str, commit: str) -> Manifest:
         if not isinstance(name, str) or not name or name.startswith("/") or ".." in name.split("/"):
             raise HubError("malformed", f"malformed Hub response: file name {name!r:.80}")
         size = getattr(s, "size", None)
-        if not isinstance(size, int) or size < 0:
-            raise HubError("malformed", f"malformed Hub response: no size for {name!r:.80}")
+        if size is not None and (not isinstance(size, int) or size < 0):
+            raise HubError("malformed", f"malformed Hub response: size of {name!r:.80}")
         lfs = getattr(s, "lfs", None)
         if lfs:
             sha = _hex(lfs.get("sha256"), HEX64, f"LFS sha256 of {name!r:.80}")
-            files[name] = ExpectedFile(name, int(lfs.get("size", size)), sha256=sha)
+            lfs_size = lfs.get("size", size)
+            files[name] = ExpectedFile(
+                name, lfs_size if isinstance(lfs_size, int) else None, sha256=sha
+            )
         else:
             oid = _hex(getattr(s, "blob_id", None), HEX40, f"blob id of {name!r:.80}")
             files[name] = ExpectedFile(name, size, git_oid=oid)

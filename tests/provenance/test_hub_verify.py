@@ -128,14 +128,28 @@ def test_unknown_repo_and_connection_refused_fail_closed(
     assert [f.evidence for f in by_rule(report, "PRV106")] == ["network"]
 
 
-def test_malformed_hub_fields_fail_closed(fakehub: FakeHub, pinned: tuple[Path, str]) -> None:
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"siblings": [{"rfilename": "config.json", "size": 1, "blobId": "not-hex"}]},
+        {"siblings": [{"rfilename": "config.json", "size": 1}]},
+        {"siblings": [{"rfilename": "m.bin", "size": 9, "lfs": {"sha256": "x" * 64, "size": 9}}]},
+        {"siblings": [{"rfilename": "../evil.py", "size": 1, "blobId": "a" * 40}]},
+        {"siblings": [{"rfilename": "config.json", "size": -1, "blobId": "a" * 40}]},
+        {"sha": "main"},
+        {"sha": None},
+    ],
+)
+def test_malformed_hub_fields_fail_closed(
+    fakehub: FakeHub, pinned: tuple[Path, str], fields: dict[str, object]
+) -> None:
     path, commit = pinned
     repo = fakehub.repos[("model", REPO_ID)]
     original = repo.info
 
     def bad_info(c: str, security: bool) -> dict[str, object]:
         doc = original(c, security)
-        doc["siblings"] = [{"rfilename": "config.json", "size": 1, "blobId": "not-hex"}]
+        doc.update(fields)
         return doc
 
     repo.info = bad_info  # type: ignore[method-assign,assignment]
