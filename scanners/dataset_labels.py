@@ -131,28 +131,36 @@ class _Labels:
 # Label flips
 # ---------------------------------------------------------------------------------------------
 
-LABEL_SAMPLE = 50_000
-"""Rows the model-based label check trains on (uniform reservoir). Memory ~ text size of these rows;
-time ~ 5-fold logistic regression on them plus brute-force kNN (≈ 30 s at 50k on 2 cores)."""
+LABEL_SAMPLE = 20_000
+"""Rows the label check scores (uniform reservoir). Memory ~ the kept text of these rows; time ~
+hashed TF-IDF + out-of-fold class centroids (milliseconds) + the kNN vote (n × KNN_REFERENCE)."""
 MIN_PER_LABEL = 10
 CHAR_SAMPLE = 10_000
+"""Char 3–5-gram features are added when the sample is at most this big (they are slow)."""
 KNN_REFERENCE = 4000
 """Rows the kNN vote searches (a fixed uniform subset of the sample when it is bigger)."""
-"""Char 3–5-gram features are added when the sample is at most this big (they are slow)."""
+KNN_K = 10
+CENTROID_TEMP = 20.0
+"""Softmax temperature on cosine similarity to the class centroids (cosines differ by ~0.1)."""
 MAX_ROW_FINDINGS = 200
+STRONG_CONF = 0.05
+"""A flagged row is MEDIUM when the combined model gives its label under this probability and at
+most ``STRONG_KNN`` of its neighbours share it: both signals disagree clearly."""
+STRONG_KNN = 0.2
+FLAG_KNN = 0.3
 _SEED = 20_240_101
 
 
 @dataclass(slots=True)
 class _Reservoir:
-    """Algorithm R with a deterministic generator: a uniform sample of (row, text, label)."""
+    """Algorithm R, deterministic: a uniform sample of (row, text, label, values)."""
 
     cap: int
     seen: int = 0
-    items: list[tuple[int, str, int]] = field(default_factory=list)
+    items: list[tuple[int, str, int, tuple[float, ...]]] = field(default_factory=list)
     rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(_SEED))
 
-    def add(self, item: tuple[int, str, int]) -> None:
+    def add(self, item: tuple[int, str, int, tuple[float, ...]]) -> None:
         self.seen += 1
         if len(self.items) < self.cap:
             self.items.append(item)
@@ -163,33 +171,49 @@ class _Reservoir:
 
 
 class LabelFlipCheck:
-    """Confident learning on out-of-fold text-model probabilities plus kNN label agreement."""
+    """Confident learning on out-of-fold class-centroid probabilities and kNN label agreement.
+
+    Text rows use hashed word (and, for small samples, char) TF-IDF; rows without text but with
+    numeric columns (tabular data, images as pixel columns) use their robust-scaled values.
+    """
 
     name: ClassVar[str] = "label-flips"
     rules: ClassVar[tuple[Rule, ...]] = (DAT015, DAT016, DAT017)
+    needs_text: ClassVar[bool] = False
+    """Tabular files (no text field) are scored on their numeric columns."""
 
     def __init__(self, sample: int = LABEL_SAMPLE) -> None:
         self._res = _Reservoir(sample)
         self._labels = _Labels()
         self._unlabelled = 0
+        self._any_text = False
 
     def observe(self, record: Record) -> None:
         """Keep the row in a bounded uniform reservoir (labelled rows only)."""
+        if not self._any_text and record.text.strip():
+            self._any_text = True
         lid = self._labels.id(record.label)
         if lid < 0:
             self._unlabelled += 1
             return
-        self._res.add((record.index, record.text[:4000], lid))
+        self._res.add((record.index, record.text[:2000], lid, record.values))
 
     def finish(self, info: DatasetInfo) -> Iterator[Finding]:
         """Score the reservoir and report ranked doubtful labels."""
-        items = sorted(self._res.items)
+        items = sorted(self._res.items, key=lambda it: it[0])
         loc = Location(path=info.path, member=info.member)
+        n_text = sum(1 for it in items if it[1].strip())
+        use_text = n_text * 2 >= len(items) and n_text > 0
+        if not use_text:
+            width = max((len(it[3]) for it in items), default=0)
+            items = [it for it in items if len(it[3]) == width and width >= 2]
         counts: dict[int, int] = {}
-        for _, _, lid in items:
-            counts[lid] = counts.get(lid, 0) + 1
+        for it in items:
+            counts[it[2]] = counts.get(it[2], 0) + 1
         usable = {lid for lid, c in counts.items() if c >= MIN_PER_LABEL and lid != _OTHER}
         if len(usable) < 2:
+            if not self._any_text:
+                return  # a numeric table without a class label: nothing to say
             yield Finding(
                 rule=DAT017.id,
                 severity=Severity.INFO,
@@ -201,11 +225,14 @@ class LabelFlipCheck:
             return
         items = [it for it in items if it[2] in usable]
         rows = np.array([it[0] for it in items], dtype=np.int64)
-        texts = [it[1] for it in items]
         classes = sorted(usable)
         remap = {lid: i for i, lid in enumerate(classes)}
         y = np.array([remap[it[2]] for it in items], dtype=np.int64)
-        probs, knn_share = _oof_scores(texts, y, len(classes))
+        if use_text:
+            x, z = _text_features([it[1] for it in items])
+        else:
+            x = z = _numeric_features([it[3] for it in items])
+        probs, knn_share = _oof_scores(x, z, y, len(classes))
         yield from self._report(info, rows, y, probs, knn_share, classes)
 
     def _report(
@@ -217,31 +244,10 @@ class LabelFlipCheck:
         knn_share: npt.NDArray[np.float64],
         classes: list[int],
     ) -> Iterator[Finding]:
-        from cleanlab.filter import find_label_issues
-
+        flagged, estimate = _flag(y, probs, knn_share)
         n = len(y)
         self_conf = probs[np.arange(n), y]
-        try:
-            issues = find_label_issues(
-                labels=y,
-                pred_probs=probs,
-                filter_by="prune_by_noise_rate",
-                return_indices_ranked_by="self_confidence",
-                # NOTE: never let cleanlab fork a multiprocessing pool: scans run in threads,
-                # and a fork from a threaded process deadlocked on an import lock (found by
-                # fuzzing a directory of datasets with --jobs 2).
-                n_jobs=1,
-            )
-        except (ValueError, ZeroDivisionError):  # degenerate probabilities: fall back to ranking
-            issues = np.flatnonzero(self_conf < 0.5)
-            issues = issues[np.argsort(self_conf[issues], kind="stable")]
-        issues = np.asarray(issues, dtype=np.int64)
         pred = probs.argmax(axis=1)
-        strong = issues[
-            (self_conf[issues] < 0.05) & (knn_share[issues] <= 0.2) & (pred[issues] != y[issues])
-        ]
-        weak = np.setdiff1d(issues, strong, assume_unique=True)
-        weak = weak[np.argsort(self_conf[weak], kind="stable")]
         name = self._labels.name
         sampled = (
             ""
@@ -249,30 +255,33 @@ class LabelFlipCheck:
             else f" (scored a uniform sample of "
             f"{len(self._res.items)} of {self._res.seen} labelled rows)"
         )
-        for rank, i in enumerate(strong[:MAX_ROW_FINDINGS]):
+        total = len(flagged)
+        for rank, i in enumerate(flagged[:MAX_ROW_FINDINGS]):
+            strong = self_conf[i] < STRONG_CONF and knn_share[i] <= STRONG_KNN
+            score = 1.0 - float(self_conf[i])
             yield Finding(
                 rule=DAT015.id,
-                severity=Severity.MEDIUM,
-                confidence=Confidence.MEDIUM if self_conf[i] > 0.01 else Confidence.HIGH,
-                message=f"row {rows[i]} is labelled {name(classes[y[i]])!r} but the text model "
-                f"predicts {name(classes[pred[i]])!r} (p(given)={self_conf[i]:.3f}) and "
-                f"{knn_share[i]:.0%} of its nearest neighbours share its label (rank {rank + 1})"
+                severity=Severity.MEDIUM if strong else Severity.LOW,
+                confidence=Confidence.HIGH if strong else Confidence.MEDIUM,
+                message=f"row {rows[i]} is labelled {name(classes[y[i]])!r} but its text/values "
+                f"point to {name(classes[pred[i]])!r} (p(given)={self_conf[i]:.3f}; "
+                f"{knn_share[i]:.0%} of its {KNN_K} nearest rows share its label); rank "
+                f"{rank + 1} of {total} flagged, ~{estimate} wrong labels estimated in {n} rows"
                 + sampled,
                 location=Location(path=info.path, member=info.member, rows=(int(rows[i]),)),
                 evidence=f"label={name(classes[y[i]])!r} predicted={name(classes[pred[i]])!r} "
-                f"p={self_conf[i]:.3f} knn={knn_share[i]:.2f}",
+                f"score={score:.3f} p={self_conf[i]:.3f} knn={knn_share[i]:.2f} rank={rank + 1}",
                 group="label-flips",
             )
-        rest = np.concatenate((strong[MAX_ROW_FINDINGS:], weak))
+        rest = flagged[MAX_ROW_FINDINGS:]
         if len(rest):
-            share = len(issues) / max(n, 1)
             yield Finding(
                 rule=DAT016.id,
-                severity=Severity.LOW if share < 0.2 else Severity.INFO,
+                severity=Severity.LOW,
                 confidence=Confidence.LOW,
-                message=f"{len(rest)} of {n} rows have doubtful labels by one signal or a moderate "
-                f"margin (confident learning; {share:.1%} of rows flagged in all; some label noise "
-                f"is normal in subjective data). Rows ranked most doubtful first" + sampled,
+                message=f"{len(rest)} more rows with likely wrong labels (ranks "
+                f"{MAX_ROW_FINDINGS + 1}-{total}; ~{estimate} estimated in {n} rows), listed most "
+                f"doubtful first" + sampled,
                 location=Location(
                     path=info.path, member=info.member, rows=tuple(int(rows[i]) for i in rest)
                 ),
@@ -281,29 +290,56 @@ class LabelFlipCheck:
             )
 
 
-def _oof_scores(
-    texts: list[str], y: I64, n_classes: int
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """Out-of-fold class probabilities (TF-IDF + LR, 5 folds) and kNN same-label share.
+def _flag(
+    y: I64, probs: npt.NDArray[np.float64], knn_share: npt.NDArray[np.float64]
+) -> tuple[I64, int]:
+    """Rows whose label is likely wrong, most doubtful first, and the estimated count.
 
-    The two are combined as a geometric mean, so a row needs both signals to get a tiny
-    probability for its label.
+    Confident learning (prune by noise rate) picks the rows and estimates how many there are;
+    only rows whose predicted class differs from the label and whose neighbours mostly carry
+    another label (share <= ``FLAG_KNN``) are kept, ranked by the probability of their label.
+    The neighbour condition is the precision cut: on hard data (noisy sentiment, pixels) the
+    class-profile model alone doubts many correct rows that their neighbours vouch for.
+    """
+    from cleanlab.filter import find_label_issues
+
+    n = len(y)
+    self_conf = probs[np.arange(n), y]
+    pred = probs.argmax(axis=1)
+    try:
+        mask = np.asarray(
+            find_label_issues(
+                labels=y,
+                pred_probs=probs,
+                filter_by="prune_by_noise_rate",
+                # NOTE: never let cleanlab fork a multiprocessing pool: scans run in threads,
+                # and a fork from a threaded process deadlocked on an import lock (found by
+                # fuzzing a directory of datasets with --jobs 2).
+                n_jobs=1,
+            ),
+            dtype=bool,
+        )
+    except (ValueError, ZeroDivisionError):  # degenerate probabilities: fall back to a cut
+        mask = self_conf < 0.1
+    estimate = int(mask.sum())
+    idx = np.flatnonzero(mask & (pred != y) & (knn_share <= FLAG_KNN))
+    idx = idx[np.lexsort((idx, self_conf[idx]))]
+    return idx.astype(np.int64), estimate
+
+
+def _text_features(texts: list[str]) -> tuple[object, object]:
+    """Hashed TF-IDF rows (L2-normalised) and the vectors the kNN vote compares.
+
+    Hashing keeps memory fixed by ``n_features``, not by the sample's vocabulary. Large samples
+    compare rows in a 48-d SVD space of the word features (cost n × reference × 48).
     """
     from scipy.sparse import hstack
     from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
     from sklearn.preprocessing import normalize
 
     n = len(texts)
-    # hashed features: memory is fixed by n_features, not by the sample's vocabulary (a char
-    # n-gram vocabulary of 20k rows alone runs into millions of entries)
     word = HashingVectorizer(
-        ngram_range=(1, 2),
-        n_features=1 << 18,
-        alternate_sign=False,
-        norm=None,
-        dtype=np.float32,
+        ngram_range=(1, 2), n_features=1 << 18, alternate_sign=False, norm=None, dtype=np.float32
     )
     mats = [TfidfTransformer(sublinear_tf=True).fit_transform(word.transform(texts))]
     if n <= CHAR_SAMPLE:  # char n-grams are the slow part of sklearn's analyzers
@@ -317,39 +353,72 @@ def _oof_scores(
         )
         mats.append(TfidfTransformer(sublinear_tf=True).fit_transform(char.transform(texts)))
     x = normalize(hstack(mats).tocsr())
+    if n <= 5000:
+        return x, x
+    from sklearn.utils.extmath import randomized_svd
+
+    w = normalize(mats[0])
+    _u, _s, vt = randomized_svd(
+        w, 48, n_oversamples=8, n_iter=2, power_iteration_normalizer="none", random_state=0
+    )
+    return x, normalize(np.asarray(w @ vt.T, dtype=np.float32))
+
+
+def _numeric_features(values: list[tuple[float, ...]]) -> npt.NDArray[np.float32]:
+    """Standardised numeric columns (NaN → column median), L2-normalised rows (cosine)."""
+    from sklearn.preprocessing import normalize
+
+    v = np.array(values, dtype=np.float64)
+    v[~np.isfinite(v)] = np.nan
+    med = np.nanmedian(v, axis=0)
+    med = np.where(np.isfinite(med), med, 0.0)
+    v = np.where(np.isnan(v), med, v)
+    std = v.std(axis=0)
+    v = (v - v.mean(axis=0)) / np.where(std > 0, std, 1.0)
+    keep = v.std(axis=0) > 0
+    v = v[:, keep] if keep.any() else v
+    return np.asarray(normalize(v), dtype=np.float32)
+
+
+def _oof_scores(
+    x: object, z: object, y: I64, n_classes: int
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Combined class probabilities (geometric mean of out-of-fold centroid softmax and the kNN
+    vote) and each row's kNN same-label share.
+
+    A row's label gets a tiny probability only when both its class profile (fitted without the
+    row's fold) and its nearest rows point elsewhere. Class centroids (Rocchio) cost one sparse
+    product per fold and rank flips as well as a logistic regression on these features.
+    """
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.preprocessing import normalize
+
+    n = len(y)
     min_count = int(np.bincount(y, minlength=n_classes).min())
     folds = max(2, min(5, min_count))
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0)
-    # liblinear: L-BFGS bookkeeping over ~300k hashed features costs more than the fit itself
-    model = LogisticRegression(C=4.0, solver="liblinear", max_iter=200)
-    probs = np.asarray(
-        cross_val_predict(model, x, y, cv=cv, method="predict_proba"), dtype=np.float64
-    )
-    # kNN agreement against a reference set of at most KNN_REFERENCE rows (cost n × reference):
-    # exact cosine on the sparse vectors for small samples, else in a 48-d SVD space of the word
-    # features (power iterations without re-orthonormalising the features × k block)
-    if n <= 5000:
-        z = x
-    else:
-        from sklearn.utils.extmath import randomized_svd
-
-        w = normalize(mats[0])
-        _u, _s, vt = randomized_svd(
-            w, 48, n_oversamples=8, n_iter=2, power_iteration_normalizer="none", random_state=0
-        )
-        z = normalize(np.asarray(w @ vt.T, dtype=np.float32))
+    probs = np.zeros((n, n_classes), dtype=np.float64)
+    for tr, te in cv.split(np.zeros(n), y):
+        onehot = np.zeros((len(tr), n_classes), dtype=np.float32)
+        onehot[np.arange(len(tr)), y[tr]] = 1.0
+        cent = normalize(np.asarray((x[tr].T @ onehot).T))  # type: ignore[index]
+        logits = np.asarray(x[te] @ cent.T, dtype=np.float64) * CENTROID_TEMP  # type: ignore[index]
+        logits -= logits.max(axis=1, keepdims=True)
+        e = np.exp(logits)
+        probs[te] = e / e.sum(axis=1, keepdims=True)
+    # kNN vote against a reference set of at most KNN_REFERENCE rows (cost n × reference)
     ref = np.arange(n)
     if n > KNN_REFERENCE:
         ref = np.sort(np.random.default_rng(_SEED).choice(n, KNN_REFERENCE, replace=False))
-    zr = z[ref]
-    k = min(10, len(ref) - 1)
+    zr = z[ref]  # type: ignore[index]
+    k = min(KNN_K, len(ref) - 1)
     share = np.zeros(n, dtype=np.float64)
     knn_probs = np.zeros_like(probs)
     pos_in_ref = np.full(n, -1, dtype=np.int64)
     pos_in_ref[ref] = np.arange(len(ref))
     step = 1024
     for s in range(0, n, step):
-        sims = zr @ z[s : s + step].T
+        sims = zr @ z[s : s + step].T  # type: ignore[index]
         sims = np.asarray(sims.toarray() if hasattr(sims, "toarray") else sims, dtype=np.float32).T
         idx = np.arange(s, min(s + step, n))
         self_col = pos_in_ref[idx]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 
@@ -98,7 +99,7 @@ def test_clean_labels_give_no_medium_flags() -> None:
 
 
 def test_label_flips_need_two_labels() -> None:
-    one = [(t, "pos") for t, _ in _dataset(200, seed=4)]
+    one: Rows = [(t, "pos") for t, _ in _dataset(200, seed=4)]
     findings = _run(LabelFlipCheck(), one)
     assert [f.rule for f in findings] == ["DAT017"]
     unlabelled: Rows = [(t, None) for t, _ in _dataset(50, seed=4)]
@@ -118,6 +119,159 @@ def test_label_flips_on_a_sample_say_so() -> None:
         rows[i] = (text, "neg" if label == "pos" else "pos")
     findings = _run(LabelFlipCheck(sample=600), rows)
     assert findings and all("sample of 600 of 1200" in f.message for f in findings)
+
+
+# -- label flips: several classes, text and tabular (regression: liblinear crashed on >= 3) ----
+
+TOPICS = {
+    "sports": "team match goal player coach season league score stadium referee tournament",
+    "tech": "software computer chip processor startup app cloud network server algorithm code",
+    "finance": "market stock bank investor shares bond inflation earnings profit dividend loan",
+    "health": "doctor patient hospital vaccine disease treatment symptoms clinic therapy nurse",
+    "politics": "election minister parliament vote senator campaign policy government president",
+    "travel": "flight hotel beach tourist island museum passport airline resort cruise luggage",
+    "food": "recipe chef restaurant flavor kitchen bake dish sauce cheese menu dessert soup",
+    "science": "researchers telescope galaxy physics experiment molecule planet species fossil",
+    "music": "album song band concert singer guitar lyrics drummer chart melody piano vinyl",
+    "film": "movie director actor scene premiere sequel cinema screenplay trailer villain hero",
+}
+NEWS = "the a an of to in on for with after new report said this week that it is was and by"
+
+
+def _topic_rows(n: int, k: int, seed: int, topical: float = 0.3) -> Rows:
+    """News-like rows of ``k`` topics: ``topical`` of the words come from the row's topic, a
+    few from other topics, the rest are function words."""
+    rng = random.Random(seed)
+    names = list(TOPICS)[:k]
+    vocab = {t: TOPICS[t].split() for t in names}
+    fill = NEWS.split()
+    out: Rows = []
+    for _ in range(n):
+        label = rng.choice(names)
+        words = []
+        for _ in range(rng.randint(10, 25)):
+            r = rng.random()
+            if r < topical:
+                words.append(rng.choice(vocab[label]))
+            elif r < topical + 0.07:
+                words.append(rng.choice(vocab[rng.choice(names)]))
+            else:
+                words.append(rng.choice(fill))
+        out.append((" ".join(words).capitalize() + ".", label))
+    return out
+
+
+def _flip(labels: list[str], share: float, seed: int) -> set[int]:
+    rng = random.Random(seed)
+    names = sorted(set(labels))
+    chosen = set(rng.sample(range(len(labels)), int(share * len(labels))))
+    for i in chosen:
+        labels[i] = rng.choice([x for x in names if x != labels[i]])
+    return chosen
+
+
+def _f1(findings: list[Finding], truth: set[int]) -> tuple[float, float, float]:
+    got = _rows_of(findings, "DAT015", "DAT016")
+    tp = len(got & truth)
+    p = tp / max(1, len(got))
+    r = tp / max(1, len(truth))
+    return p, r, 2 * p * r / max(1e-9, p + r)
+
+
+def _run_values(
+    check: LabelFlipCheck, values: list[tuple[float, ...]], labels: list[str]
+) -> list[Finding]:
+    for i, (v, label) in enumerate(zip(values, labels, strict=True)):
+        check.observe(Record(index=i, text="", label=label, values=v))
+    return list(check.finish(DatasetInfo("t.csv", (), None, "label", None, len(values))))
+
+
+@pytest.mark.parametrize("k", [3, 5, 10])
+def test_label_flips_many_classes_text(k: int) -> None:
+    rows = _topic_rows(150 * k, k, seed=k)
+    labels = [label or "" for _, label in rows]
+    flipped = _flip(labels, 0.05, seed=k + 1)
+    findings = _run(LabelFlipCheck(), [(t, lab) for (t, _), lab in zip(rows, labels, strict=True)])
+    assert {f.rule for f in findings} <= {"DAT015", "DAT016"}
+    p, r, f1 = _f1(findings, flipped)
+    assert f1 >= 0.75, (p, r, f1)
+
+
+@pytest.mark.parametrize("k", [3, 5, 10])
+def test_label_flips_many_classes_tabular(k: int) -> None:
+    rng = random.Random(k)
+    centres = [[rng.gauss(0, 3) for _ in range(6)] for _ in range(k)]
+    values: list[tuple[float, ...]] = []
+    labels: list[str] = []
+    for i in range(120 * k):
+        c = i % k
+        values.append(tuple(x + rng.gauss(0, 1) for x in centres[c]))
+        labels.append(f"class{c}")
+    flipped = _flip(labels, 0.05, seed=k + 2)
+    findings = _run_values(LabelFlipCheck(), values, labels)
+    assert {f.rule for f in findings} <= {"DAT015", "DAT016"}
+    p, r, f1 = _f1(findings, flipped)
+    assert f1 >= 0.6, (p, r, f1)
+
+
+def test_label_flip_quality_five_topics() -> None:
+    """5 topics, 5% flips: the best peer (kNN label agreement) reaches F1 0.87."""
+    rows = _topic_rows(2000, 5, seed=11)
+    labels = [label or "" for _, label in rows]
+    flipped = _flip(labels, 0.05, seed=12)
+    findings = _run(LabelFlipCheck(), [(t, lab) for (t, _), lab in zip(rows, labels, strict=True)])
+    p, r, f1 = _f1(findings, flipped)
+    assert f1 >= 0.85 and p >= 0.85, (p, r, f1)
+    ranked = [f for f in findings if f.rule == "DAT015"]
+    assert [f.evidence.split("rank=")[1] for f in ranked[:3]] == ["1", "2", "3"]
+    assert all("score=" in f.evidence and "estimated" in f.message for f in ranked)
+    assert sum(f.severity >= Severity.MEDIUM for f in ranked) >= 0.5 * len(flipped)
+
+
+def test_label_flip_quality_digits() -> None:
+    """sklearn's bundled 8x8 digits (10 classes, pixel columns), 5% flips: peer F1 0.80."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    labels = [str(int(t)) for t in digits.target]
+    flipped = _flip(labels, 0.05, seed=4)
+    values = [tuple(float(x) for x in row) for row in digits.data]
+    p, r, f1 = _f1(_run_values(LabelFlipCheck(), values, labels), flipped)
+    assert f1 >= 0.8 and p >= 0.75, (p, r, f1)
+
+
+def test_label_flips_clean_multiclass_controls() -> None:
+    rows = _topic_rows(1500, 5, seed=13)
+    findings = _run(LabelFlipCheck(), rows)
+    assert not [f for f in findings if f.severity >= Severity.MEDIUM]
+    assert len(_rows_of(findings, "DAT015", "DAT016")) <= 15  # <= 1% review hints
+
+
+def test_label_flips_scanner_three_labels_does_not_fail(tmp_path: Path) -> None:
+    import json
+
+    from scanners.dataset_base import DatasetOptions
+    from scanners.dataset_scan import DatasetScanner
+    from supplychain.engine import ScanOptions, scan_paths
+    from supplychain.limits import Limits
+    from supplychain.model import Status
+
+    rows = _topic_rows(300, 3, seed=14)
+    labels = [label or "" for _, label in rows]
+    _flip(labels, 0.05, seed=15)
+    rows = list(zip([t for t, _ in rows], labels, strict=True))
+    path = tmp_path / "three.jsonl"
+    path.write_text("".join(json.dumps({"text": t, "label": lab}) + "\n" for t, lab in rows))
+    options = ScanOptions(
+        scanners=(DatasetScanner,),
+        limits=Limits(),
+        dataset=DatasetOptions(checks=frozenset({"label-flips"})),
+        command="data",
+    )
+    result = scan_paths([path], options)
+    assert result.results, result
+    assert all(r.status != Status.FAILED for r in result.results), result
+    assert any(f.rule == "DAT015" for f in result.findings)
 
 
 # -- backdoor triggers ---------------------------------------------------------------------------
