@@ -210,9 +210,28 @@ PATHS_PER_CALL = 50
 """Paths asked per ``paths-info`` call (the Hub pages expanded listings by 50)."""
 
 
+@dataclass(frozen=True, slots=True)
+class FileStatus:
+    """Per-file facts from ``paths-info``: HF's scan status, and the newest file commit date."""
+
+    status: dict[str, str]
+    latest_change: datetime | None = None
+    """Date of the newest ``lastCommit`` among the files: when this revision's content last
+    changed (``lastModified`` of the repo may be a later commit than the one pinned)."""
+
+
+def _date(text: object) -> datetime | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
 def file_scan_status(
     snap: HubSnapshot, *, token: str | None = None, timeout: float = DEFAULT_TIMEOUT
-) -> dict[str, str]:
+) -> FileStatus:
     """Path → HF's per-file scan status (``safe``/``unsafe``/``caution``/``unscanned``).
 
     Read from ``POST /api/models/{repo}/paths-info/{commit}`` with ``expand=true`` as raw JSON
@@ -227,6 +246,7 @@ def file_scan_status(
     url = f"{api.endpoint}/api/{snap.repo_type}s/{snap.repo_id}/paths-info/{snap.commit}"
     names = sorted(snap.manifest.files)
     out = dict.fromkeys(names, "unscanned")
+    latest: datetime | None = None
     for start in range(0, len(names), PATHS_PER_CALL):
         chunk = names[start : start + PATHS_PER_CALL]
         try:
@@ -245,4 +265,8 @@ def file_scan_status(
             sec = e.get("securityFileStatus")
             status = sec.get("status") if isinstance(sec, dict) else None
             out[e["path"]] = status if isinstance(status, str) and status else "unscanned"
-    return out
+            last = e.get("lastCommit")
+            when = _date(last.get("date")) if isinstance(last, dict) else None
+            if when is not None and (latest is None or when > latest):
+                latest = when
+    return FileStatus(out, latest)

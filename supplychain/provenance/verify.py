@@ -87,9 +87,10 @@ def _merge_states(into: dict[str, FileState], new: Sequence[FileState]) -> None:
             into[s.path] = s
 
 
-def _hf_scan_findings(snap: hub.HubSnapshot, per_file: dict[str, str] | str) -> list[Finding]:
+def _hf_scan_findings(snap: hub.HubSnapshot, status: hub.FileStatus | str) -> list[Finding]:
     """HF's scan verdicts as corroborating findings; anything not scanned is unknown."""
     out: list[Finding] = []
+    per_file = status.status if isinstance(status, hub.FileStatus) else status
     sec = snap.security
     levels: dict[str, str] = {}
     issues = sec.get("filesWithIssues", []) if isinstance(sec, dict) else []
@@ -115,7 +116,7 @@ def _hf_scan_findings(snap: hub.HubSnapshot, per_file: dict[str, str] | str) -> 
     return out
 
 
-def _hub_findings(snap: hub.HubSnapshot, per_file: dict[str, str] | str) -> list[Finding]:
+def _hub_findings(snap: hub.HubSnapshot, per_file: hub.FileStatus | str) -> list[Finding]:
     out: list[Finding] = []
     if snap.revision.lower() != snap.commit:
         msg = f"revision {snap.revision!r} is a moving name; it resolved to commit {snap.commit}"
@@ -133,10 +134,13 @@ def _hub_findings(snap: hub.HubSnapshot, per_file: dict[str, str] | str) -> list
     imitated = identity.near_miss(owner)
     if imitated is not None:
         out.append(_f(PRV110, ".", f"owner {owner!r} is a near miss of {imitated!r}", imitated))
-    if identity.fresh_commit(snap.created_at, snap.last_modified):
+    changed = snap.last_modified
+    if isinstance(per_file, hub.FileStatus) and per_file.latest_change is not None:
+        changed = per_file.latest_change  # this revision's newest file commit, not the repo head
+    if identity.fresh_commit(snap.created_at, changed):
         created = f"{snap.created_at:%Y-%m-%d}"
-        msg = f"commit {snap.commit[:12]} is days old in a repo created {created}"
-        out.append(_f(PRV111, ".", msg, str(snap.last_modified)))
+        msg = f"commit {snap.commit[:12]} changed files days ago in a repo created {created}"
+        out.append(_f(PRV111, ".", msg, str(changed)))
     return out
 
 
@@ -179,7 +183,7 @@ def verify_dir(root: Path, records: Sequence[object], options: ProvenanceOptions
         else:
             commit = snap.commit
             hub_manifest = snap.manifest
-            per_file: dict[str, str] | str = "datasets have no scan status"
+            per_file: hub.FileStatus | str = "datasets have no scan status"
             if snap.repo_type == "model":
                 try:
                     per_file = hub.file_scan_status(

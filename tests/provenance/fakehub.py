@@ -61,6 +61,8 @@ class FakeRepo:
     """Path → per-file ``securityFileStatus.status`` only (e.g. ``unscanned``), overriding."""
     created_at: str = "2023-01-01T00:00:00.000Z"
     last_modified: str = "2024-02-19T11:06:12.000Z"
+    files_changed: str = ""
+    """``lastCommit.date`` of every file (default: ``last_modified``)."""
 
     @property
     def commit(self) -> str:
@@ -107,7 +109,8 @@ class FakeRepo:
         else:
             out["oid"] = git_blob_sha1(data)
         if expand:
-            out["lastCommit"] = {"id": self.commit, "title": "upload", "date": self.last_modified}
+            date = self.files_changed or self.last_modified
+            out["lastCommit"] = {"id": self.commit, "title": "upload", "date": date}
             level = self.file_status.get(name, self.flagged.get(name, "safe"))
             out["securityFileStatus"] = {
                 "status": level,

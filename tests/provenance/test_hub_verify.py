@@ -268,3 +268,17 @@ def test_per_file_status_failure_is_unknown_not_unverified(
     (unknown,) = by_rule(report, "PRV109")
     assert "server" in unknown.message and by_rule(report, "PRV106") == []
     assert set(states(report).values()) == {"verified"}
+
+
+def test_recent_repo_head_but_old_pinned_content_is_not_fresh(
+    fakehub: FakeHub, pinned: tuple[Path, str]
+) -> None:
+    """The fresh-commit check dates the pinned content (files' lastCommit), not the repo head."""
+    from datetime import UTC, datetime, timedelta
+
+    path, commit = pinned
+    repo = fakehub.repos[("model", REPO_ID)]
+    repo.last_modified = (datetime.now(UTC) - timedelta(hours=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    repo.files_changed = "2024-01-01T00:00:00.000Z"
+    report = run_verify([path], ProvenanceOptions(hf=REPO_ID, revision=commit))
+    assert by_rule(report, "PRV111") == []
