@@ -187,11 +187,14 @@ class LabelFlipCheck:
         self._labels = _Labels()
         self._unlabelled = 0
         self._any_text = False
+        self._any_values = False
 
     def observe(self, record: Record) -> None:
         """Keep the row in a bounded uniform reservoir (labelled rows only)."""
         if not self._any_text and record.text.strip():
             self._any_text = True
+        if record.values:
+            self._any_values = True
         lid = self._labels.id(record.label)
         if lid < 0:
             self._unlabelled += 1
@@ -212,7 +215,7 @@ class LabelFlipCheck:
             counts[it[2]] = counts.get(it[2], 0) + 1
         usable = {lid for lid, c in counts.items() if c >= MIN_PER_LABEL and lid != _OTHER}
         if len(usable) < 2:
-            if not self._any_text:
+            if self._any_values and not self._any_text:
                 return  # a numeric table without a class label: nothing to say
             yield Finding(
                 rule=DAT017.id,
