@@ -1,7 +1,8 @@
 """Data-only model formats: identified by structure and checked, holding no code path.
 
 SentencePiece, ONNX external data, torch.export archives, xgboost, catboost, msgpack (spaCy,
-Flax), word2vec/fastText, Hugging Face ``datasets`` metadata and raw array side files.
+Flax), word2vec/fastText, Hugging Face ``datasets`` metadata, raw array side files, TFLite and
+Core ML (see ``docs/formats.md``).
 ``identify`` is called by ``sniff`` after the strong magics; ``DataFormatScanner`` validates
 each format with bounded, streaming parsers of our own (no library loads anything), so a file
 that claims one of these formats and does not parse is a GEN001 finding (fail closed), and one
@@ -595,6 +596,8 @@ class _Map:
     count: int
     str_keys: bool = True
     small: dict[Any, Any] = field(default_factory=dict)
+    data_at: tuple[int, int] | None = None
+    """(offset, length) of the payload under the key ``data`` (msgpack-numpy arrays)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -801,19 +804,19 @@ class _Msgpack:
                 k = key.encode() if isinstance(key, str) else key
                 view.small[k] = value
                 if k == b"data" and isinstance(value, (bytes, _Blob)):
-                    view.small[b"@data"] = self.last
+                    view.data_at = self.last
         self._msgpack_numpy(view)
         return view
 
     def _msgpack_numpy(self, view: _Map) -> None:
         """msgpack_numpy: ``{nd: True, type, kind, shape, data}``; kind ``O`` means pickled."""
         small = view.small
-        if b"nd" not in small or b"@data" not in small:
+        if b"nd" not in small or view.data_at is None:
             return
         kind = small.get(b"kind")
         dtype = small.get(b"type")
         if kind in (b"O", "O") or dtype in (b"|O", "|O", "O", b"O"):
-            self.object_arrays.append(small[b"@data"])
+            self.object_arrays.append(view.data_at)
 
 
 # --------------------------------------------------------------------------------------------

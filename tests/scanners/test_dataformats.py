@@ -950,3 +950,11 @@ def test_fasttext_before_the_magic_number() -> None:
     assert scan(data, ArtifactKind.FASTTEXT) == ([], [])
     malformed(data[:-4], ArtifactKind.FASTTEXT)
     assert kind_of(struct.pack("<13i", *range(13)) + b"\x00" * 80, "x.bin") is None
+
+
+def test_msgpack_map_with_an_at_data_key_cannot_confuse_the_object_array_check() -> None:
+    payload = pickle.dumps(["x"], protocol=2)
+    data = mp({"nd": True, "type": "|O", "data": payload, "@data": b"spoof"})
+    findings, children = scan(data, ArtifactKind.MSGPACK)
+    assert [f.rule for f in findings] == [DAT003.id]
+    assert [c.stream.read() for c in children] == [payload]
