@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from scanners._lazy import lazy_module
 from scanners.base import ATLAS_POISONING, POISONING, make_rule
-from scanners.dataset_base import DatasetInfo, Record
+from scanners.dataset_base import DatasetInfo, Record, single_blas
 from scanners.dataset_dups import _runs, mix64
 from supplychain.model import Confidence, Finding, Location, Rule, Severity
 
@@ -231,11 +231,12 @@ class LabelFlipCheck:
         classes = sorted(usable)
         remap = {lid: i for i, lid in enumerate(classes)}
         y = np.array([remap[it[2]] for it in items], dtype=np.int64)
-        if use_text:
-            x, z = _text_features([it[1] for it in items])
-        else:
-            x = z = _numeric_features([it[3] for it in items])
-        probs, knn_share = _oof_scores(x, z, y, len(classes))
+        with single_blas():
+            if use_text:
+                x, z = _text_features([it[1] for it in items])
+            else:
+                x = z = _numeric_features([it[3] for it in items])
+            probs, knn_share = _oof_scores(x, z, y, len(classes))
         yield from self._report(info, rows, y, probs, knn_share, classes)
 
     def _report(

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from scanners._lazy import lazy_module
 from scanners.base import ATLAS_POISONING, POISONING, make_rule
-from scanners.dataset_base import DatasetInfo, Record
+from scanners.dataset_base import DatasetInfo, Record, single_blas
 from scanners.dataset_dups import codepoints, normalise, shingle_hashes
 from supplychain.model import Confidence, Finding, Location, Rule, Severity
 
@@ -205,14 +205,15 @@ def _fit(texts: Sequence[str]) -> _Model:
     k = max(1, min(N_COMPONENTS, min(xr.shape) - 1))
     # power iterations without re-orthonormalising the (features × k) block: its LU/QR would
     # cost more than everything else here
-    _u, _s, vt = randomized_svd(
-        xr,
-        n_components=k,
-        n_oversamples=8,
-        n_iter=2,
-        power_iteration_normalizer="none",
-        random_state=0,
-    )
+    with single_blas():
+        _u, _s, vt = randomized_svd(
+            xr,
+            n_components=k,
+            n_oversamples=8,
+            n_iter=2,
+            power_iteration_normalizer="none",
+            random_state=0,
+        )
     return _Model(idf=idf, comps=vt.astype(np.float32))
 
 

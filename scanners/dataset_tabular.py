@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from scanners._lazy import lazy_module
 from scanners.base import ATLAS_POISONING, POISONING, make_rule
-from scanners.dataset_base import DatasetInfo, Record
+from scanners.dataset_base import DatasetInfo, Record, single_blas
 from supplychain.model import Confidence, Finding, Location, Rule, Severity
 
 if TYPE_CHECKING:
@@ -160,7 +160,8 @@ class TabularOutlierCheck:
         if prepared is None:
             return
         z, med, cols = prepared
-        score, neighbours = _lof(z)
+        with single_blas():
+            score, neighbours = _lof(z)
         center = float(np.median(score))
         mad = max(float(np.median(np.abs(score - center))) * 1.4826, MIN_MAD)
         threshold = max(LOF_MIN, center + K_MAD * mad)
