@@ -141,7 +141,7 @@ def test_huge_row_is_a_length_outlier_not_a_crash() -> None:
 def test_single_blas_limits_the_pool_inside_and_restores_it() -> None:
     # Regression: with the default OpenBLAS pool on a busy 2-core machine the outlier check's
     # SVD of 1,000 rows took 1.5 s of CPU (threads spinning) instead of 0.09 s.
-    from threadpoolctl import threadpool_info
+    from threadpoolctl import threadpool_info  # type: ignore[import-untyped]
 
     from scanners.dataset_base import single_blas
 
