@@ -36,8 +36,8 @@ from scanners.base import Artifact, ScanContext, make_rule
 from supplychain.errors import ArtifactError, LimitExceeded
 from supplychain.model import ArtifactKind, Confidence, Finding, Rule, Severity
 
-DAT001 = make_rule(
-    "DAT001",
+FMT001 = make_rule(
+    "FMT001",
     "ONNX external data not referenced by any model",
     Severity.MEDIUM,
     "The file is named like ONNX external data but no .onnx file in its directory lists it as an "
@@ -46,16 +46,16 @@ DAT001 = make_rule(
     "Keep external data next to the .onnx that references it; remove stray files.",
     cwe=912,
 )
-DAT002 = make_rule(
-    "DAT002",
+FMT002 = make_rule(
+    "FMT002",
     "ONNX external data attributed to a model",
     Severity.INFO,
     "Raw tensor bytes referenced by an ONNX model in the same directory. They are never "
     "interpreted as code by onnx or ONNX Runtime; the model itself is checked by the ONNX scanner.",
     "None needed.",
 )
-DAT003 = make_rule(
-    "DAT003",
+FMT003 = make_rule(
+    "FMT003",
     "Pickled object array inside msgpack",
     Severity.LOW,
     "A msgpack-numpy array is marked as an object array: msgpack_numpy (srsly, thinc, spaCy) "
@@ -64,8 +64,8 @@ DAT003 = make_rule(
     "Prefer numeric arrays; object arrays in a model file should be justified.",
     cwe=502,
 )
-DAT004 = make_rule(
-    "DAT004",
+FMT004 = make_rule(
+    "FMT004",
     "torch.export graph calls a target outside torch operators",
     Severity.HIGH,
     "torch.export's deserializer resolves a node target such as 'torch.x.y' by walking getattr "
@@ -75,8 +75,8 @@ DAT004 = make_rule(
     "Do not load the program. Re-export it from source you trust.",
     cwe=94,
 )
-DAT005 = make_rule(
-    "DAT005",
+FMT005 = make_rule(
+    "FMT005",
     "Custom operator namespace in a torch.export graph",
     Severity.MEDIUM,
     "Nodes call operators outside PyTorch's own namespaces. Running the program needs a "
@@ -84,8 +84,8 @@ DAT005 = make_rule(
     "Make sure the operator library comes from a source you trust and is pinned.",
     cwe=829,
 )
-DAT007 = make_rule(
-    "DAT007",
+FMT007 = make_rule(
+    "FMT007",
     "Native code in a torch.export package",
     Severity.HIGH,
     "The .pt2 archive carries a shared library (an AOTInductor package, or a planted one). "
@@ -95,8 +95,8 @@ DAT007 = make_rule(
     "otherwise.",
     cwe=829,
 )
-DAT008 = make_rule(
-    "DAT008",
+FMT008 = make_rule(
+    "FMT008",
     "Core ML model needs custom native code",
     Severity.MEDIUM,
     "The Core ML model is a customModel or has custom neural-network layers: running it needs "
@@ -104,8 +104,8 @@ DAT008 = make_rule(
     "Make sure the custom classes come from a source you trust and are pinned.",
     cwe=829,
 )
-DAT009 = make_rule(
-    "DAT009",
+FMT009 = make_rule(
+    "FMT009",
     "Custom or Flex operators in a TFLite model",
     Severity.LOW,
     "The model's operator codes name custom operators (registered by the app that loads it) "
@@ -114,8 +114,8 @@ DAT009 = make_rule(
     "Check that the app registering these operators is trusted; avoid Flex file and Python ops.",
     cwe=829,
 )
-DAT006 = make_rule(
-    "DAT006",
+FMT006 = make_rule(
+    "FMT006",
     "Dataset metadata names a file outside the dataset directory",
     Severity.HIGH,
     "A datasets state.json / dataset_dict.json names a data file or split that is absolute or "
@@ -946,15 +946,15 @@ class DataFormatScanner:
         }
     )
     rules: ClassVar[tuple[Rule, ...]] = (
-        DAT001,
-        DAT002,
-        DAT003,
-        DAT004,
-        DAT005,
-        DAT006,
-        DAT007,
-        DAT008,
-        DAT009,
+        FMT001,
+        FMT002,
+        FMT003,
+        FMT004,
+        FMT005,
+        FMT006,
+        FMT007,
+        FMT008,
+        FMT009,
     )
 
     def scan(self, artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
@@ -1108,7 +1108,7 @@ def _check_piece(body: bytes, offset: int) -> None:
 def _check_onnx_data(artifact: Artifact) -> Iterator[Finding]:
     if artifact.fs_path is None or artifact.member:
         yield artifact.finding(
-            DAT001,
+            FMT001,
             "ONNX external data inside a container: no model in its directory to attribute it to",
             severity=Severity.LOW,
             confidence=Confidence.MEDIUM,
@@ -1117,13 +1117,13 @@ def _check_onnx_data(artifact: Artifact) -> Iterator[Finding]:
     models = referencing_models(artifact.fs_path, artifact.root)
     if models:
         yield artifact.finding(
-            DAT002,
+            FMT002,
             f"external data attributed to {', '.join(models[:4])}",
             evidence=", ".join(models[:8]),
         )
         return
     yield artifact.finding(
-        DAT001,
+        FMT001,
         "named like ONNX external data but not referenced by any .onnx in this directory",
         evidence=artifact.name,
         confidence=Confidence.MEDIUM,
@@ -1192,7 +1192,7 @@ def _check_torch_export(artifact: Artifact, ctx: ScanContext) -> Iterator[Findin
         member.stream.seek(0)
         if magic.startswith(NATIVE_MAGICS) or name.lower().endswith(NATIVE_EXTS):
             yield member.finding(
-                DAT007,
+                FMT007,
                 "native code in a torch.export package: loading it runs this library",
                 evidence=name,
             )
@@ -1223,13 +1223,13 @@ def _check_pt2_graph(member: Artifact, ctx: ScanContext) -> Iterator[Finding]:
             custom[verdict[3:]] = custom.get(verdict[3:], 0) + 1
     if bad:
         yield member.finding(
-            DAT004,
+            FMT004,
             f"graph node target(s) resolve outside torch operators: {', '.join(bad[:4])}",
             evidence=", ".join(bad),
         )
     for ns, count in sorted(custom.items()):
         yield member.finding(
-            DAT005,
+            FMT005,
             f"{count} node(s) call operators in namespace {ns!r}",
             evidence=f"torch.ops.{ns}",
         )
@@ -1342,7 +1342,7 @@ def _check_msgpack(artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
         raise ArtifactError(f"msgpack: truncated ({exc})", exc.offset) from None
     for offset, length in walk.object_arrays[:16]:
         yield artifact.finding(
-            DAT003,
+            FMT003,
             f"object-dtype array pickled in msgpack ({length} bytes at {offset})",
             offset=offset,
         )
@@ -1578,7 +1578,7 @@ def _check_dataset_meta(artifact: Artifact, ctx: ScanContext) -> Iterator[Findin
         problem = name_problem(name) or ("URL" if "://" in name else None)
         if problem:
             yield artifact.finding(
-                DAT006,
+                FMT006,
                 f"data file or split {name!r}: {problem}",
                 evidence=name,
             )
@@ -1674,14 +1674,14 @@ def _check_tflite(artifact: Artifact) -> Iterator[Finding]:
     risky = [c for c in customs if c.startswith("Flex") and c[4:] in FLEX_IO_OPS]
     if risky:
         yield artifact.finding(
-            DAT009,
+            FMT009,
             f"Flex (TensorFlow) ops that touch files or run Python: {', '.join(risky[:5])}",
             evidence=", ".join(risky[:16]),
             severity=Severity.HIGH,
         )
     elif customs:
         yield artifact.finding(
-            DAT009,
+            FMT009,
             f"custom operator(s) the loading app must register: {', '.join(customs[:5])}",
             evidence=", ".join(customs[:16]),
         )
@@ -1707,7 +1707,7 @@ def _check_coreml(artifact: Artifact) -> Iterator[Finding]:
     _coreml_model(reader, 0, artifact.size, custom, 0)
     if custom:
         yield artifact.finding(
-            DAT008,
+            FMT008,
             f"custom Core ML class(es): {', '.join(custom[:5])}",
             evidence=", ".join(custom[:16]),
         )

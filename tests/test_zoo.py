@@ -205,7 +205,7 @@ def test_onnx_external_data_files_are_attributed(tmp_path: Path) -> None:
     report = assert_benign(tmp_path)
     got = kinds(report)
     assert {got[n] for n in ("W0", "W1", "W2")} == {ArtifactKind.ONNX_EXTERNAL_DATA}
-    attributed = [f for f in report.findings if f.rule == "DAT002"]
+    attributed = [f for f in report.findings if f.rule == "FMT002"]
     assert len(attributed) == 3
 
 

@@ -20,15 +20,15 @@ import pytest
 
 from scanners.base import Artifact, ScanContext
 from scanners.dataformats import (
-    DAT001,
-    DAT002,
-    DAT003,
-    DAT004,
-    DAT005,
-    DAT006,
-    DAT007,
-    DAT008,
-    DAT009,
+    FMT001,
+    FMT002,
+    FMT003,
+    FMT004,
+    FMT005,
+    FMT006,
+    FMT007,
+    FMT008,
+    FMT009,
     DataFormatScanner,
     identify,
 )
@@ -343,7 +343,7 @@ def test_msgpack_numpy_object_array_is_handed_to_the_pickle_scanner(size: int) -
     payload = pickle.dumps(["x" * size], protocol=2)
     data = thinc_model([nd(struct.pack("<2f", 1, 2)), nd(payload, dtype="|O")])
     findings, children = scan(data, ArtifactKind.MSGPACK, "ner/model")
-    assert [f.rule for f in findings] == [DAT003.id]
+    assert [f.rule for f in findings] == [FMT003.id]
     assert len(children) == 1
     assert children[0].kind is ArtifactKind.PICKLE
     assert children[0].stream.read() == payload
@@ -487,7 +487,7 @@ def test_dataset_metadata_identified_by_name_and_keys() -> None:
 )
 def test_dataset_metadata_pointing_outside_is_high(name: str, doc: dict[str, Any]) -> None:
     findings, _ = scan(json.dumps(doc).encode(), ArtifactKind.HF_DATASET_META, name)
-    assert [(f.rule, f.severity) for f in findings] == [(DAT006.id, Severity.HIGH)]
+    assert [(f.rule, f.severity) for f in findings] == [(FMT006.id, Severity.HIGH)]
 
 
 def test_dataset_metadata_malformed_is_gen001() -> None:
@@ -563,7 +563,7 @@ def test_onnx_external_data_is_attributed_to_its_model(tmp_path: Path, location:
             ArtifactKind.ONNX_EXTERNAL_DATA
         )
     findings, _ = scan(data, ArtifactKind.ONNX_EXTERNAL_DATA, location, fs_path=data_path)
-    assert [(f.rule, f.severity) for f in findings] == [(DAT002.id, Severity.INFO)]
+    assert [(f.rule, f.severity) for f in findings] == [(FMT002.id, Severity.INFO)]
     assert "model.onnx" in findings[0].message
 
 
@@ -572,7 +572,7 @@ def test_unreferenced_onnx_external_data_is_reported(tmp_path: Path) -> None:
     stray = tmp_path / "other.onnx_data"
     stray.write_bytes(b"\x00" * 64)
     findings, _ = scan(stray.read_bytes(), ArtifactKind.ONNX_EXTERNAL_DATA, fs_path=stray)
-    assert [(f.rule, f.severity) for f in findings] == [(DAT001.id, Severity.MEDIUM)]
+    assert [(f.rule, f.severity) for f in findings] == [(FMT001.id, Severity.MEDIUM)]
     assert "not referenced" in findings[0].message
     # An unnamed file nobody references stays unidentified.
     loose = tmp_path / "blob.pb"
@@ -621,13 +621,13 @@ def test_torch_export_pickled_weight_is_dispatched() -> None:
 )
 def test_torch_export_target_outside_operators_is_high(target: str) -> None:
     findings, _ = scan(pt2_archive([target]), ArtifactKind.TORCH_EXPORT)
-    assert [f.rule for f in findings] == [DAT004.id]
+    assert [f.rule for f in findings] == [FMT004.id]
     assert findings[0].severity is Severity.HIGH
 
 
 def test_torch_export_custom_operator_namespace_is_medium() -> None:
     findings, _ = scan(pt2_archive(["torch.ops.mylib.fused.default"]), ArtifactKind.TORCH_EXPORT)
-    assert [(f.rule, f.severity) for f in findings] == [(DAT005.id, Severity.MEDIUM)]
+    assert [(f.rule, f.severity) for f in findings] == [(FMT005.id, Severity.MEDIUM)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -678,9 +678,9 @@ def test_tflite_structure() -> None:
 
 def test_tflite_custom_and_flex_ops() -> None:
     findings, _ = scan(tflite_model(("TFLite_Detection_PostProcess",)), ArtifactKind.TFLITE)
-    assert [(f.rule, f.severity) for f in findings] == [(DAT009.id, Severity.LOW)]
+    assert [(f.rule, f.severity) for f in findings] == [(FMT009.id, Severity.LOW)]
     findings, _ = scan(tflite_model(("FlexAdd", "FlexWriteFile")), ArtifactKind.TFLITE)
-    assert [(f.rule, f.severity) for f in findings] == [(DAT009.id, Severity.HIGH)]
+    assert [(f.rule, f.severity) for f in findings] == [(FMT009.id, Severity.HIGH)]
     assert "FlexWriteFile" in findings[0].message
 
 
@@ -733,7 +733,7 @@ def test_torch_export_with_native_library_is_high() -> None:
         zf.writestr("m/archive_format", "pt2")
         zf.writestr("m/data/aotinductor/model/model.so", b"\x7fELF\x02\x01\x01" + b"\x00" * 64)
     findings, children = scan(buf.getvalue(), ArtifactKind.TORCH_EXPORT)
-    assert [(f.rule, f.severity) for f in findings] == [(DAT007.id, Severity.HIGH)]
+    assert [(f.rule, f.severity) for f in findings] == [(FMT007.id, Severity.HIGH)]
     assert "m/data/aotinductor/model/model.so" in {c.member[-1] for c in children}
 
 
@@ -804,7 +804,7 @@ def test_pt2_with_os_system_target_fails_the_gate(tmp_path: Path) -> None:
     (tmp_path / "model.pt2").write_bytes(pt2_archive(["torch.os.system"], extra=False))
     passed, rules = _gate(tmp_path)
     assert not passed
-    assert DAT004.id in rules
+    assert FMT004.id in rules
 
 
 def test_onnx_naming_a_python_file_as_external_data_does_not_hide_it(tmp_path: Path) -> None:
@@ -858,7 +858,7 @@ def test_coreml_neural_network_is_clean() -> None:
 def test_coreml_custom_layer_and_custom_model_are_reported() -> None:
     layer = coreml_model(pb_len(500, nn_layer("x", custom="MyNativeLayer")))
     findings, _ = scan(layer, ArtifactKind.COREML)
-    assert [(f.rule, f.severity) for f in findings] == [(DAT008.id, Severity.MEDIUM)]
+    assert [(f.rule, f.severity) for f in findings] == [(FMT008.id, Severity.MEDIUM)]
     assert "MyNativeLayer" in findings[0].message
     inner = coreml_model(pb_len(555, pb_len(10, b"EvilModel")))
     pipeline = coreml_model(pb_len(200, pb_len(1, pb_len(1, inner))))
@@ -886,7 +886,7 @@ def test_torch_export_pre_2_6_graph_is_checked() -> None:
         zf.writestr("serialized_exported_program.json", json.dumps(graph))
         zf.writestr("version", "1")
     findings, _ = scan(buf.getvalue(), ArtifactKind.TORCH_EXPORT)
-    assert [f.rule for f in findings] == [DAT004.id]
+    assert [f.rule for f in findings] == [FMT004.id]
 
 
 def test_onnx_external_data_in_a_subdirectory_is_attributed(tmp_path: Path) -> None:
@@ -903,11 +903,11 @@ def test_onnx_external_data_in_a_subdirectory_is_attributed(tmp_path: Path) -> N
         root=tmp_path,
     )
     findings = list(DataFormatScanner().scan(art, ScanContext()))
-    assert [f.rule for f in findings] == [DAT002.id]
+    assert [f.rule for f in findings] == [FMT002.id]
     assert "../model.onnx" in findings[0].message
     # Without a root nothing above the file's own directory is read.
     outside = list(DataFormatScanner().scan(replace(art, root=None), ScanContext()))
-    assert [f.rule for f in outside] == [DAT001.id]
+    assert [f.rule for f in outside] == [FMT001.id]
 
 
 def xgb_legacy(binf: bool = True, objective: bytes = b"binary:logistic") -> bytes:
@@ -956,5 +956,5 @@ def test_msgpack_map_with_an_at_data_key_cannot_confuse_the_object_array_check()
     payload = pickle.dumps(["x"], protocol=2)
     data = mp({"nd": True, "type": "|O", "data": payload, "@data": b"spoof"})
     findings, children = scan(data, ArtifactKind.MSGPACK)
-    assert [f.rule for f in findings] == [DAT003.id]
+    assert [f.rule for f in findings] == [FMT003.id]
     assert [c.stream.read() for c in children] == [payload]
