@@ -10,23 +10,17 @@ from collections import defaultdict
 
 from scanners import BUILTIN_SCANNERS
 from scanners.base import GENERIC_RULES
+from supplychain.checks import BUILTIN_REPORT_CHECKS
 from supplychain.model import Rule
+from supplychain.provenance.rules import ALL_RULES
 
 
 def _every_rule_definition() -> list[tuple[str, Rule]]:
     out: list[tuple[str, Rule]] = [("engine", r) for r in GENERIC_RULES]
     for cls in BUILTIN_SCANNERS:
         out.extend((cls.name, r) for r in cls.rules)
-    try:
-        from supplychain.checks import BUILTIN_REPORT_CHECKS
-    except ImportError:  # the report-level pass is optional in older trees
-        BUILTIN_REPORT_CHECKS = ()
     for check in BUILTIN_REPORT_CHECKS:
         out.extend((type(check).__name__, r) for r in check.rules)
-    try:
-        from supplychain.provenance.rules import ALL_RULES
-    except ImportError:
-        ALL_RULES = ()
     out.extend(("provenance", r) for r in ALL_RULES)
     return out
 
