@@ -232,7 +232,8 @@ def test_no_model_files_changed(tmp_path: Path, workspace: Path, github: FakeGit
 
 def test_fail_on_input_and_given_paths(tmp_path: Path, workspace: Path, github: FakeGitHub) -> None:
     env = _env(tmp_path, workspace, github, _event(tmp_path))
-    code = action.run(["models/ok.npy", "--upload", "never", "--sarif-file", "o.sarif"], env)
+    first = str(tmp_path / "first.sarif")
+    code = action.run(["models/ok.npy", "--upload", "never", "--sarif-file", first], env)
     assert code == 0 and github.auth == []
     code = action.run(["models", "--upload", "never", "--sarif-file", str(tmp_path / "o")], env)
     assert code == 1
@@ -327,7 +328,7 @@ def test_model_file_filter() -> None:
 
 
 def test_action_yml_is_a_composite_that_runs_the_tested_module() -> None:
-    import yaml
+    import yaml  # type: ignore[import-untyped]
 
     root = Path(__file__).resolve().parent.parent
     spec = yaml.safe_load((root / "action.yml").read_text())
