@@ -55,6 +55,12 @@ EXPECTED_RULES: dict[str, frozenset[str]] = {
     # Timeout (12 s under load, in native code): a 1 KB CSV with enough rows for the outlier
     # check, whose randomized SVD over 32768 hashed features costs ~0.8 s warm. Kept for the bound.
     "dataset_readers/csv-outlier-fit-timeout.bin": frozenset({"DAT000"}),
+    # Timeouts and slow units recorded while a full test suite ran beside the fuzzers (CPU
+    # starvation); 0.06-0.15 s warm. Kept for the time bound and the no-FAILED check only.
+    "engine/csv-slow-under-load.bin": frozenset(),
+    "engine/csv-timeout-under-load.bin": frozenset(),
+    "engine/npz-timeout-under-load.bin": frozenset(),
+    "dataset_readers/timeout-under-load.bin": frozenset(),
 }
 """Rules the engine must report for a saved input, keyed by ``<harness>/<file>``."""
 
