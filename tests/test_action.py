@@ -371,3 +371,16 @@ def test_oversized_sarif_is_not_uploaded(
     assert github.uploads == []
     assert "::error file=models/evil.pkl" in capsys.readouterr().out
     assert "HTTP 413" in (tmp_path / "summary.md").read_text()
+
+
+def test_outside_a_pull_request_the_workspace_is_scanned(
+    tmp_path: Path, workspace: Path, github: FakeGitHub
+) -> None:
+    env = _env(tmp_path, workspace, github, tmp_path / "none.json")
+    del env["GITHUB_EVENT_PATH"]
+    out = tmp_path / "ws.sarif"
+    assert action.run(["--upload", "never", "--sarif-file", str(out)], env) == 1
+    results = json.loads(out.read_text())["runs"][0]["results"]
+    uris = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in results}
+    assert uris == {"models/evil.pkl"}
+    assert github.auth == []
