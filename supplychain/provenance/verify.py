@@ -321,19 +321,28 @@ def create_lock(root: Path, options: ProvenanceOptions, output: Path | None = No
         raise LockRefused(f"{root} is not a directory")
     local = local_files(root)
     source: dict[str, str] | None = None
-    if options.hf:
+    snapshot = cache.find_snapshot(root)
+    if options.hf or snapshot is not None:
         got = verify_dir(root, (), replace(options, lock=None, auto_lock=False))
         bad = [f for f in got.findings if f.severity >= Severity.HIGH]
         if bad:
             shown = "; ".join(f"{f.rule} {f.location.path}: {f.message}" for f in bad[:5])
-            raise LockRefused(f"not locking: {len(bad)} problem(s) against the Hub: {shown}")
+            raise LockRefused(f"not locking: {len(bad)} problem(s) against the source: {shown}")
         assert got.commit is not None
-        source = {
-            "repo": options.hf,
-            "repo_type": options.repo_type,
-            "commit": got.commit,
-            "revision": options.revision or "main",
-        }
+        if options.hf:
+            source = {
+                "repo": options.hf,
+                "repo_type": options.repo_type,
+                "commit": got.commit,
+                "revision": options.revision or "main",
+            }
+        elif snapshot is not None:  # an HF cache snapshot names its repo and commit
+            source = {
+                "repo": snapshot.repo_id,
+                "repo_type": snapshot.repo_type,
+                "commit": snapshot.commit,
+                "revision": snapshot.commit,
+            }
     if output is not None and output.parent.resolve() == root.resolve():
         local.pop(output.name, None)
     text = lockfile.render(local, source)

@@ -121,3 +121,21 @@ def test_hub_verification_offline_fails_closed(snapshot: Path, offline: None) ->
     report = run_verify([snapshot], ProvenanceOptions(hf=REPO_ID))
     assert [f.evidence for f in by_rule(report, "PRV106")] == ["offline"]
     assert report.verdict is not None and not report.verdict.passed
+
+
+def test_lock_of_a_snapshot_records_repo_and_commit_offline(snapshot: Path, offline: None) -> None:
+    import json
+
+    from supplychain.provenance.verify import LockRefused, create_lock
+
+    doc = json.loads(create_lock(snapshot, ProvenanceOptions()))
+    assert doc["source"] == {
+        "repo": REPO_ID,
+        "repo_type": "model",
+        "commit": snapshot.name,
+        "revision": snapshot.name,
+    }
+    assert sorted(f["path"] for f in doc["files"]) == sorted(repo_files())
+    blob_of(snapshot, "config.json").write_text("{}")
+    with pytest.raises(LockRefused, match="PRV112"):
+        create_lock(snapshot, ProvenanceOptions())
