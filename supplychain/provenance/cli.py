@@ -117,6 +117,12 @@ def scan_hook(args: argparse.Namespace) -> int | None:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """``supplychain verify PATH``: scan and verify against the sources given (one verdict)."""
+    if not (_asked(args) or _auto([str(p) for p in args.paths])):
+        raise ConfigError(
+            "nothing to verify against: give --hf ORG/NAME, --lock FILE, --public-key or "
+            "--certificate-chain, or a directory that is an HF cache snapshot or holds "
+            f"{lockfile.LOCK_NAME}"
+        )
     return _run(args, options_from(args), "verify")
 
 

@@ -117,3 +117,11 @@ def test_scan_of_a_cache_repo_folder_follows_refs(fakehub: FakeHub, tmp_path: Pa
     assert doc["extra"]["provenance.cache"] == f"{REPO_ID}@{snap.name}"  # type: ignore[index]
     (repo_dir / "refs" / "main").write_text("0" * 40)
     assert main(["scan", str(repo_dir), "-q"]) == 2
+
+
+def test_verify_with_nothing_to_verify_against_is_an_error(tmp_path: Path) -> None:
+    root = tmp_path / "plain"
+    root.mkdir()
+    (root / "config.json").write_text("{}\n")
+    assert main(["verify", str(root), "-q"]) == 2
+    assert main(["verify", str(root / "config.json"), "--lock", str(tmp_path / "x"), "-q"]) == 2
