@@ -248,6 +248,10 @@ EXAMPLES: dict[str, str] = {
     '  supplychain completion zsh > "${fpath[1]}/_supplychain"',
     "testfile": "supplychain testfile pickle -o gate-test.pkl\n  supplychain testfile --list",
     "selftest": "supplychain selftest\n  supplychain selftest --keep /tmp/gate-tests",
+    "verify": "supplychain verify models/bert --hf org/bert --revision main\n"
+    "  supplychain verify models/bert --lock supplychain.lock -f sarif -o verify.sarif",
+    "lock": "supplychain lock models/bert -o supplychain.lock\n"
+    "  supplychain lock models/bert --hf org/bert --revision main",
 }
 
 
@@ -256,6 +260,8 @@ def add_help_epilogs(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = "examples:\n  supplychain scan models/\n  supplychain selftest\n\n" + EXIT_CODES
     for name, sub in _commands(parser).items():
+        if sub.epilog:
+            continue  # the command wrote its own
         sub.formatter_class = argparse.RawDescriptionHelpFormatter
         example = EXAMPLES.get(name, f"supplychain {name} --help")
         sub.epilog = f"examples:\n  {example}\n\n{EXIT_CODES}"
