@@ -158,7 +158,9 @@ class Failure:
 class FakeHub:
     """The server; ``url`` is its endpoint, ``requests`` logs every request line seen."""
 
-    def __init__(self, page_size: int = 2) -> None:
+    def __init__(self, page_size: int = 2, prefix: str = "") -> None:
+        self.prefix = prefix.rstrip("/")
+        """Path prefix a mirror serves under (Artifactory: ``/artifactory/api/huggingfaceml/R``)."""
         self.repos: dict[tuple[str, str], FakeRepo] = {}
         self.failure: Failure | None = None
         self.page_size = page_size
@@ -189,7 +191,7 @@ class FakeHub:
     def url(self) -> str:
         """The endpoint (``HF_ENDPOINT``)."""
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"http://{host!s}:{port}{self.prefix}"
 
     def start(self) -> FakeHub:
         """Serve in a background thread."""
@@ -215,6 +217,10 @@ class FakeHub:
     def _handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
         parts = urlsplit(h.path)
         path = unquote(parts.path)
+        if self.prefix:
+            if not path.startswith(self.prefix + "/"):
+                return self._send(h, method, 404, b"{}", {"Content-Type": "application/json"})
+            path = path[len(self.prefix) :]
         query = parse_qs(parts.query)
         self.requests.append(f"{method} {h.path}")
         self.auth.append(h.headers.get("Authorization", ""))

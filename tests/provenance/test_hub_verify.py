@@ -282,3 +282,28 @@ def test_recent_repo_head_but_old_pinned_content_is_not_fresh(
     repo.files_changed = "2024-01-01T00:00:00.000Z"
     report = run_verify([path], ProvenanceOptions(hf=REPO_ID, revision=commit))
     assert by_rule(report, "PRV111") == []
+
+
+def test_mirror_endpoint_with_a_path_prefix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An Artifactory-style HF_ENDPOINT (a path under the host) is used for every call."""
+    mirror = FakeHub(prefix="/artifactory/api/huggingfaceml/hf-remote").start()
+    try:
+        repo = mirror.add(FakeRepo(REPO_ID, repo_files(), lfs=frozenset({"model.safetensors"})))
+        import huggingface_hub.constants as constants
+
+        monkeypatch.setenv("HF_ENDPOINT", mirror.url)
+        monkeypatch.setenv("HF_HOME", str(tmp_path / "home"))
+        monkeypatch.setattr(constants, "HF_HOME", str(tmp_path / "home"))
+        monkeypatch.setattr(constants, "ENDPOINT", mirror.url)  # the client's telemetry too
+        template = mirror.url + "/{repo_id}/resolve/{revision}/{filename}"
+        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", template)
+        monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
+        path = download(mirror.url, REPO_ID, tmp_path / "m", repo.commit)
+        report = run_verify([path], ProvenanceOptions(hf=REPO_ID, revision=repo.commit))
+        assert set(states(report).values()) == {"verified"}
+        assert ("provenance.endpoint", mirror.url) in report.extra
+        assert all("/artifactory/api/huggingfaceml/hf-remote/" in r for r in mirror.requests)
+    finally:
+        mirror.stop()
