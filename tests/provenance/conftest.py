@@ -24,6 +24,31 @@ def repo_files() -> dict[str, bytes]:
     }
 
 
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+@pytest.fixture(autouse=True)
+def no_internet(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every provenance test is local: resolving or connecting to any other host fails."""
+    import socket
+
+    real_getaddrinfo = socket.getaddrinfo
+    real_connect = socket.socket.connect
+
+    def getaddrinfo(host: object, *args: object, **kw: object) -> object:
+        if host not in LOCAL_HOSTS and host is not None:
+            raise OSError(f"test tried to resolve {host!r}: tests never touch the internet")
+        return real_getaddrinfo(host, *args, **kw)  # type: ignore[arg-type]
+
+    def connect(self: socket.socket, address: object) -> None:
+        if isinstance(address, tuple) and address[0] not in LOCAL_HOSTS:
+            raise OSError(f"test tried to connect to {address!r}")
+        real_connect(self, address)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(socket.socket, "connect", connect)
+
+
 @pytest.fixture
 def fakehub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub]:
     """A fake Hub serving ``REPO_ID``; ``HF_ENDPOINT``, ``HF_HOME`` and the cache point at it."""

@@ -47,3 +47,13 @@ def test_fresh_commit_only_in_established_repos() -> None:
     assert not fresh_commit(old, now - timedelta(days=30), now)
     assert not fresh_commit(now - timedelta(days=5), now - timedelta(days=1), now)
     assert not fresh_commit(None, now, now)
+
+
+def test_the_no_internet_guard_refuses_other_hosts() -> None:
+    """The autouse guard of these tests (conftest ``no_internet``) really refuses the network."""
+    import socket
+
+    with pytest.raises(OSError, match="never touch the internet"):
+        socket.getaddrinfo("huggingface.co", 443)
+    with socket.socket() as s, pytest.raises(OSError, match="tried to connect"):
+        s.connect(("10.255.255.1", 443))
