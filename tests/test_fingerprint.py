@@ -29,6 +29,8 @@ def test_fingerprint_is_a_stable_hex_digest() -> None:
 
 
 def test_fingerprint_is_the_same_in_another_process() -> None:
+    settings_mod._code_digests.cache_clear()  # sources may have changed since first hashed
+    settings_mod._module_digest.cache_clear()
     code = "from supplychain.settings import Settings; print(Settings().fingerprint())"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
