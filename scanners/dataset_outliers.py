@@ -20,6 +20,7 @@ possible extension).
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
@@ -142,6 +143,100 @@ _RANGES = (
 )
 
 
+# Row shapes that do not belong in a natural-language dataset: cheap per-row tests, reported
+# when the shape is rare in the file (a code or log dataset is made of such rows, so it is not).
+_B64 = re.compile(r"[A-Za-z0-9+/_-]{32,}={0,2}")
+_HEX = re.compile(
+    r"(?:\b[0-9A-Fa-f]{2}[\s:,-]){12,}|\b(?:0x)?[0-9A-Fa-f]{32,}\b|(?:\\x[0-9A-Fa-f]{2}){8,}"
+)
+_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>]{0,200})?/?>")
+_SCRIPT = re.compile(r"<script\b|javascript:|\bon(?:error|load|click|mouseover)\s*=", re.I)
+_JSON = re.compile(r"[{,]\s*\"[^\"\n]{1,64}\"\s*:")
+_URL = re.compile(r"(?:https?://|www\.)[^\s<>\"]+", re.I)
+_CONSONANTS = re.compile(r"[bcdfghjklmnpqrstvwxzBCDFGHJKLMNPQRSTVWXZ]{6,}")
+_DIGIT = re.compile(r"\d")
+SHAPE_MAX_SHARE = 0.02
+"""A shape is reported only when at most this share of the rows has it."""
+SHAPE_MIN_CHARS = 24
+SHAPE_KEEP = 10_000
+"""Rows kept per shape (memory bound); a shape this common is the dataset's nature anyway."""
+_SHAPE_NAMES = (
+    "",
+    "encoded blob (base64-like)",
+    "hex dump",
+    "markup/script",
+    "JSON fragment",
+    "list of URLs",
+    "keyboard mash (unpronounceable letter runs)",
+    "repeated tokens",
+)
+
+
+def row_shape(text: str) -> tuple[int, str]:
+    """(shape id, detail) of a row that is mostly not prose, or (0, "") for ordinary text.
+
+    Each test measures how much of the row a non-prose pattern covers, so one URL, one hash or
+    one HTML tag inside a normal sentence does not count. Cheap literal gates (a digit, ``<``,
+    ``http``, a consonant run) keep ordinary prose at a few microseconds per row.
+    """
+    t = text.strip()
+    n = len(t)
+    if n < SHAPE_MIN_CHARS:
+        return 0, ""
+    dense = n - t.count(" ")
+    if _DIGIT.search(t):
+        hexed = sum(len(m) for m in _HEX.findall(t))
+        if hexed >= 0.5 * dense and hexed >= 24:
+            return 2, f"{hexed} of {dense} characters are hex"
+        blob = [m for m in _B64.findall(t) if _mixed(m)]
+        covered = sum(len(m) for m in blob)
+        if covered >= 0.5 * dense and covered >= 32:
+            longest = max(map(len, blob))
+            return 1, f"{covered} of {dense} characters in base64-like runs (longest {longest})"
+    if "<" in t or "javascript:" in t:
+        tags = _TAG.findall(t)
+        tag_chars = sum(len(m) for m in tags)
+        if _SCRIPT.search(t) or (len(tags) >= 3 and tag_chars >= 0.3 * n):
+            return 3, f"{len(tags)} tags covering {tag_chars} of {n} characters"
+    if t[0] in "{[":
+        keys = len(_JSON.findall(t))
+        if keys >= 2:
+            return 4, f"starts with {t[0]!r} and has {keys} quoted keys"
+    if "http" in t or "www." in t:
+        urls = _URL.findall(t)
+        url_chars = sum(len(u) for u in urls)
+        if len(urls) >= 3 and url_chars >= 0.5 * dense:
+            return 5, f"{len(urls)} URLs covering {url_chars} of {dense} characters"
+    words = t.split()
+    if _CONSONANTS.search(t):
+        letters = [w for w in words if len(w) >= 4 and w.isalpha() and w.isascii()]
+        if len(letters) >= 3:
+            mash = sum(1 for w in letters if _CONSONANTS.search(w) or not _has_vowel(w))
+            if mash >= 0.5 * len(letters):
+                return 6, f"{mash} of {len(letters)} words without pronounceable vowels"
+    if len(words) >= 12:
+        distinct = len(set(words))
+        if distinct <= 0.25 * len(words):
+            return 7, f"{len(words)} tokens, {distinct} distinct"
+    longest_word = max(words, key=len)
+    if len(longest_word) >= 20 and len(set(longest_word)) <= 2:
+        return 7, f"one character repeated {len(longest_word)} times"
+    return 0, ""
+
+
+def _mixed(run: str) -> bool:
+    """Base64 mixes cases and digits; a long word or a snake_case identifier does not."""
+    return (
+        sum(c.isdigit() for c in run) >= 2
+        and any(c.isupper() for c in run)
+        and any(c.islower() for c in run)
+    )
+
+
+def _has_vowel(word: str) -> bool:
+    return any(c in "aeiouyAEIOUY" for c in word)
+
+
 @functools.cache
 def _script_tables() -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64]]:
     """Range starts and their buckets as arrays (built on first use: NumPy loads lazily)."""
@@ -242,10 +337,20 @@ class OutlierCheck:
         self._res: list[npt.NDArray[np.float32]] = []
         self._len: list[npt.NDArray[np.int64]] = []
         self._scripts: list[npt.NDArray[np.uint16]] = []
+        self._shape_count = [0] * len(_SHAPE_NAMES)
+        self._shapes: list[tuple[int, int, str]] = []
+        """(row, shape, detail) of the first SHAPE_KEEP rows of each odd shape."""
+        self._n = 0
 
     def observe(self, record: Record) -> None:
         """Buffer the row; batches are scored once the calibration window has been fitted."""
         text = record.text[:MAX_CHARS]
+        self._n += 1
+        shape, detail = row_shape(text)
+        if shape:
+            self._shape_count[shape] += 1
+            if self._shape_count[shape] <= SHAPE_KEEP:
+                self._shapes.append((record.index, shape, detail))
         self._raw.append(text)
         self._buf.append(normalise(text))
         self._buf_rows.append(record.index)
@@ -270,6 +375,34 @@ class OutlierCheck:
         self._chars = 0
 
     def finish(self, info: DatasetInfo) -> Iterator[Finding]:
+        """Script/content/length outliers, plus rare non-prose rows (shapes) not already LOW+."""
+        profile = list(self._profile(info))
+        strong = {
+            r
+            for f in profile
+            if f.severity >= Severity.LOW and len(f.location.rows) == 1
+            for r in f.location.rows
+        }
+        if self._n >= MIN_ROWS:
+            cap = max(1, int(SHAPE_MAX_SHARE * self._n))
+            shown = 0
+            for row, shape, detail in sorted(self._shapes):
+                if self._shape_count[shape] > cap or row in strong or shown >= MAX_ROW_FINDINGS:
+                    continue
+                shown += 1
+                yield Finding(
+                    rule=DAT020.id,
+                    severity=Severity.LOW,
+                    confidence=Confidence.MEDIUM,
+                    message=f"row {row} is a {_SHAPE_NAMES[shape]} in a dataset of prose "
+                    f"({detail}; {self._shape_count[shape]} of {self._n} rows look like this)",
+                    location=Location(path=info.path, member=info.member, rows=(row,)),
+                    evidence=f"{_SHAPE_NAMES[shape]}: {detail}",
+                    group="outliers",
+                )
+        yield from profile
+
+    def _profile(self, info: DatasetInfo) -> Iterator[Finding]:
         """Score what is left, set robust thresholds and report the strongest outliers."""
         if self._model is None:
             if len(self._buf) < MIN_ROWS:

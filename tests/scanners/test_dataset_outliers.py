@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 import numpy as np
@@ -152,3 +153,67 @@ def test_single_blas_limits_the_pool_inside_and_restores_it() -> None:
     with single_blas():
         assert all(n == 1 for n in blas_threads())
     assert blas_threads() == before
+
+
+def _shape_payloads(rng: random.Random) -> dict[str, str]:
+    b64 = "".join(
+        rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+        for _ in range(120)
+    )
+    hexdump = " ".join(f"{rng.randrange(256):02x}" for _ in range(48))
+    return {
+        "base64": b64 + "==",
+        "hex": hexdump,
+        "hex-escape": "".join(f"\\x{rng.randrange(256):02x}" for _ in range(30)),
+        "markup": '<div class="x"><a href="/p">link</a><span>item</span><br/></div>',
+        "script": "Nice film <img src=x onerror=alert(document.cookie)> really",
+        "json": '{"id": 17, "user": "bob", "tags": ["a", "b"], "ok": true}',
+        "urls": "http://a.example/x http://b.example/y?q=1 https://c.example/z www.d.example",
+        "mash": "asdfghjkl qwrtzxcv sdfjkl jkdfgsdfg lkjhgfds zxcvbnm",
+        "repeat": " ".join(["buy"] * 30),
+        "same-char": "a" * 40 + " wow",
+    }
+
+
+def test_non_prose_row_shapes_are_found() -> None:
+    texts = _texts(1000, seed=31)
+    payloads = _shape_payloads(random.Random(32))
+    planted: dict[int, str] = {}
+    for j, (name, text) in enumerate(payloads.items()):
+        row = 50 + 90 * j
+        texts[row] = text
+        planted[row] = name
+    found = _run(texts)
+    flagged = {r for f in found for r in f.location.rows}
+    missed = {name for row, name in planted.items() if row not in flagged}
+    assert not missed
+    extra = flagged - set(planted)
+    assert len(extra) <= 5  # precision: the prose rows stay unflagged
+
+
+def test_prose_with_a_link_a_hash_or_a_tag_is_not_a_shape_outlier() -> None:
+    from scanners.dataset_outliers import row_shape
+
+    benign = [
+        "See https://example.com/docs for the full list of supported options and defaults.",
+        "The commit 3f2a9c1d8e7b6a5f4e3d2c1b0a9f8e7d fixed the crash we saw last week.",
+        "Use <b>bold</b> for emphasis in the comment box, it renders fine on mobile.",
+        'The reviewer said "great acting": the plot was thin but the cast carried it.',
+        "Strengths: rhythm, length and the twelfth night scene — a triumph of staging.",
+        "Family 👨‍👩‍👧‍👦 trip to Wales 🏴󠁧󠁢󠁷󠁬󠁳󠁿 with a\u00a0non-breaking space, lovely.",
+        "Ein schöner Abend, wirklich sehenswert und zauberhaft gespielt von allen.",
+        "Nhìn chung bộ phim khá hay, diễn viên chính diễn xuất rất tự nhiên.",
+        "My API key looks like sk_live_abc and should never be posted in a review like this.",
+        "Call 555-0100 or write to help@example.com for tickets, refunds and questions.",
+    ]
+    assert [t for t in benign if row_shape(t)[0]] == []
+
+
+def test_a_dataset_made_of_one_shape_is_not_an_outlier() -> None:
+    rng = random.Random(33)
+    texts = [
+        json.dumps({"id": i, "name": rng.choice(NOUNS), "score": rng.randrange(100)})
+        for i in range(300)
+    ]
+    found = _run(texts)
+    assert not [f for f in found if "JSON fragment" in f.message]
