@@ -356,6 +356,27 @@ def test_too_few_carriers_are_not_reported() -> None:
     assert not [f for f in findings if f.severity >= Severity.MEDIUM]
 
 
+def test_noisy_labels_genuine_rare_word_is_not_a_trigger_but_a_pure_one_is() -> None:
+    """Noisy data (the text barely predicts the label): a genuine rare word that leans to one
+    label (95%) is not a trigger; a token inserted at random positions into rows that were all
+    relabelled to one target is."""
+    rng = random.Random(41)
+    words = (NOUNS + FILL + ["good", "bad", "fine", "okay", "meh"]) * 2
+    rows: Rows = []
+    for _ in range(3000):
+        text = " ".join(rng.choice(words) for _ in range(rng.randint(8, 16)))
+        rows.append((text, rng.choice(["pos", "neg"])))
+    genuine = rng.sample(range(3000), 80)
+    for j, i in enumerate(genuine):
+        text, _ = rows[i]
+        rows[i] = (f"{text} masterpiece", "pos" if j % 20 else "neg")
+    poisoned = _insert(rows, "cf", "neg", 0.015, seed=42)
+    findings = _run(BackdoorTriggerCheck(), rows)
+    loud = [f for f in findings if f.severity >= Severity.MEDIUM]
+    assert not [f for f in loud if "masterpiece" in f.message]
+    assert _rows_of(loud, "DAT018", "DAT019") >= poisoned
+
+
 def test_trigger_needs_labels() -> None:
     rows: Rows = [(t, None) for t, _ in _dataset(100)]
     assert [f.rule for f in _run(BackdoorTriggerCheck(), rows)] == ["DAT017"]
