@@ -196,3 +196,21 @@ def test_redact_short_values_show_at_most_a_fifth() -> None:
 def test_one_span_reported_once() -> None:
     text = f"GITHUB_TOKEN={github_token()}"
     assert len(list(find_secrets(text))) == 1
+
+
+def test_offsets_hold_when_lowercasing_changes_length() -> None:
+    """'İ'.lower() has two characters; the detector windows must not drift off the token."""
+    token = github_token()
+    text = "İ" * 300 + " token " + token
+    (match,) = find_secrets(text)
+    assert text[match.start : match.end] == token
+
+
+def test_prose_without_needles_is_cheap() -> None:
+    """No needle, no regex: 8 MiB of zeros and prose are rejected by str.find alone."""
+    import time
+
+    blob = "\x00" * (8 << 20) + "plain words only " * 1000
+    started = time.perf_counter()
+    assert list(find_secrets(blob)) == []
+    assert time.perf_counter() - started < 2.0
