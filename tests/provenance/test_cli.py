@@ -144,3 +144,23 @@ def test_verify_sarif_is_valid_with_repo_level_findings(
     importlib.import_module("jsonschema").validate(doc, json.loads(schema_text))
     ids = {r["ruleId"] for r in doc["runs"][0]["results"]}
     assert {"PRV101", "PRV105"} <= ids
+
+
+@pytest.mark.parametrize(
+    ("text", "parsed"),
+    [
+        ("hf://org/name", ("model", "org/name", None)),
+        ("hf://org/name@v1.0", ("model", "org/name", "v1.0")),
+        ("hf://datasets/org/data@" + "a" * 40, ("dataset", "org/data", "a" * 40)),
+        ("hf://models/org/name", ("model", "org/name", None)),
+    ],
+)
+def test_hf_targets_parse(text: str, parsed: tuple[str, str, str | None]) -> None:
+    from supplychain.provenance.cli import parse_hf_target
+
+    assert parse_hf_target(text) == parsed
+
+
+@pytest.mark.parametrize("text", ["hf://name", "hf://../x/y", "hf://org/na me", "hf://a/b/c"])
+def test_bad_hf_targets_are_usage_errors(text: str) -> None:
+    assert main(["scan", text, "-q"]) == 2
