@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,8 @@ LFS_POINTER_MAX = 1024
 """Real pointers are ~130 bytes; anything bigger is content."""
 IGNORED_PREFIXES = (".git/", ".cache/huggingface/")
 """Never part of a repo's file set (what ``verify_repo_checksums`` ignores too)."""
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 STATES = ("verified", "mismatch", "missing", "extra", "unverifiable")
 
@@ -153,8 +156,8 @@ def local_files(root: Path, records: Sequence[ArtifactRecord] = ()) -> dict[str,
             if not regular:
                 lf.error = "not a regular file"
             record = known.get(rel)
-            if record is not None and record.size == size:
-                lf.sha256 = record.sha256
+            if record is not None and record.size == size and _SHA256.match(record.sha256):
+                lf.sha256 = record.sha256  # else (no digest recorded) it is hashed here
             out[rel] = lf
     return out
 

@@ -106,3 +106,16 @@ def test_git_and_hf_metadata_dirs_are_never_part_of_the_set(model: Path, tmp_pat
     lock.write_text(text)
     report = run_verify([model], ProvenanceOptions(lock=lock))
     assert [f for f in prv(report) if f.severity > Severity.INFO] == []
+
+
+def test_a_record_without_a_digest_is_hashed_not_trusted(model: Path) -> None:
+    """An engine record with no sha256 (e.g. a file it did not hash) never reads as a mismatch."""
+    from supplychain.model import ArtifactKind, ArtifactRecord
+    from supplychain.provenance.manifest import local_files
+
+    data = (model / "config.json").read_bytes()
+    rec = ArtifactRecord("config.json", ArtifactKind.MODEL_CONFIG, len(data), "")
+    local = local_files(model, [rec])
+    import hashlib
+
+    assert local["config.json"].digest("sha256") == hashlib.sha256(data).hexdigest()
