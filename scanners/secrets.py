@@ -344,6 +344,7 @@ def _jwt(m: re.Match[str], text: str) -> Verdict:
 
 _CONN_PLACEHOLDERS = frozenset(
     {"pass", "pwd", "passwd", "secret", "password", "pw", "root", "admin", "test", "guest"}
+    | {"postgres", "mysql", "redis", "mongo", "rabbitmq", "changeme", "example", "default"}
 )
 
 
@@ -353,6 +354,8 @@ def _conn(m: re.Match[str], text: str) -> Verdict:
     host = m.group("host").lower()
     if password.lower() in _CONN_PLACEHOLDERS or is_placeholder(password):
         return None
+    if password.lower() == user.lower():
+        return None  # postgres:postgres, guest:guest: a default account, no secret
     if password.startswith(("$", "%", "{", "(")) or user.startswith(("$", "{", "<")):
         return None
     if host.endswith((".example", ".example.com", "example.com", ".example.org", ".invalid")):
@@ -393,10 +396,17 @@ _PROVIDER_SHAPE = re.compile(
 """Values a provider detector already judged (a wrong checksum must not come back as generic)."""
 
 
+_EXPRESSION = re.compile(r"[(){}\[\]]|^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$")
+"""Brackets (a call, an f-string/template interpolation, a subscript) or a dotted name: code
+that computes the value, not a literal secret."""
+
+
 def _generic(m: re.Match[str], text: str) -> Verdict:
     value = m.group("v")
-    if _PROVIDER_SHAPE.match(value):
+    if _PROVIDER_SHAPE.match(value) or _EXPRESSION.search(value):
         return None
+    if not m.group("q") and re.fullmatch(r"[A-Za-z_]\w*", value, re.ASCII):
+        return None  # an unquoted identifier: a variable or a type annotation, not a literal
     if len(value) < 12 or is_placeholder(value) or _CODE_VALUE.match(value.lower()):
         return None
     classes = sum(

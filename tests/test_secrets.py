@@ -136,6 +136,11 @@ NEGATIVES: dict[str, str] = {
     "generic-word": "secret_key = my_secret_value",
     "generic-example-line": 'password = "Tr0ub4dor&3xQ9!zkW"  # example',
     "generic-short": 'password = "Ab1!"',
+    "generic-fstring": 'password = f"{prefix}Xk9pQ2zLm{suffix}"',
+    "generic-call": "token = TokenElement(id=1425, text='x')",
+    "generic-annotation": "private_key: Ed25519PrivateKey",
+    "generic-dotted-name": "client_secret = constants.OAUTH_CLIENT_SECRET",
+    "conn-default-account": "postgresql://postgres:postgres@localhost:5432/db",
 }
 
 
