@@ -98,3 +98,29 @@ def test_scanner_registry_has_no_import_side_effects() -> None:
         for rule in cls.rules:
             assert re.fullmatch(r"[A-Z]{3}\d{3}", rule.id), rule.id
             assert rule.title and rule.explanation and rule.remediation
+
+
+def test_cli_reaches_the_engine_only_through_the_service() -> None:
+    """The CLI is a thin shell: scans go through ``supplychain.service`` (as the server will)."""
+    names = _project(_imports(ROOT / "supplychain" / "cli.py"))
+    assert not {n for n in names if n.startswith("supplychain.engine")}, names
+
+
+def test_settings_and_checks_stay_low_in_the_layers() -> None:
+    """Settings are ground-floor data (the fingerprint reads sources, it imports no scanner);
+    report-level checks see records and facts, never the engine, service or CLI."""
+    settings = _project(_imports(ROOT / "supplychain" / "settings.py"))
+    allowed = ("supplychain.__version__", *LEAVES)
+    assert all(n == "supplychain" or n.startswith(allowed) for n in settings), settings
+    for name in _project(_imports(ROOT / "supplychain" / "checks.py")):
+        assert not name.startswith(
+            ("supplychain.engine", "supplychain.service", "supplychain.cli")
+        ), name
+    for path in _modules("scanners"):
+        for name in _project(_imports(path)):
+            assert not name.startswith(("supplychain.settings", "supplychain.checks")), path.name
+
+
+def test_service_never_imports_the_cli_or_formats() -> None:
+    for name in _project(_imports(ROOT / "supplychain" / "service.py")):
+        assert not name.startswith(("supplychain.cli", "supplychain.formats")), name
