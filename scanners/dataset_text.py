@@ -606,10 +606,10 @@ def _expand_class(cls: str) -> Iterator[str]:
 
 _STRIP = _build_strip_table()
 _CONFUSABLES = str.maketrans(
-    "аеорсухіјѕԁһӏАВЕКМНОРСТХαοικνρτυχΑΒΕΖΗΙΚΜΝΟΡΤΥΧ",
-    "aeopcyxijsdhlABEKMHOPCTXaoikvptuxABEZHIKMNOPTYX",
+    "аеорсухіјѕԁһӏАВЕКМНОРСТХІЈЅαοικνρτυχΑΒΕΖΗΙΚΜΝΟΡΤΥΧ",
+    "aeopcyxijsdhlABEKMHOPCTXIJSaoikvptuxABEZHIKMNOPTYX",
 )
-_CONFUSABLE_WORD = re.compile("\\w*[аеорсухіјѕԁһӏАВЕКМНОРСТХαοικνρτυχΑΒΕΖΗΙΚΜΝΟΡΤΥΧ]\\w*")
+_CONFUSABLE_WORD = re.compile("\\w*[аеорсухіјѕԁһӏАВЕКМНОРСТХІЈЅαοικνρτυχΑΒΕΖΗΙΚΜΝΟΡΤΥΧ]\\w*")
 _ASCII_LETTER = re.compile("[A-Za-z]")
 _TAG_RUN = re.compile("[\U000e0020-\U000e007e]+")
 _COMBINING = re.compile("[\u0300-\u036f\u3099\u309a]")
@@ -668,9 +668,20 @@ def fold_leet(text: str) -> str:
     return text
 
 
+_INWORD_MARKUP = re.compile(r"(?<=\w)(?:<!--.{0,200}?-->|</?[a-z][^<>\n]{0,60}>)+(?=\w)")
+
+
+def unsplit_markup(text: str) -> str:
+    """Delete tags and comments *inside* a word (``ign<b></b>ore``, ``prev<!-- x -->ious``): a
+    renderer or tokenizer-side cleaner joins the halves, a phrase pattern would not."""
+    return _INWORD_MARKUP.sub("", text)
+
+
 def normalize_text(text: str) -> str:
-    """Text as the injection phrases see it: ``normalize_base`` plus leetspeak folding."""
-    return fold_leet(normalize_base(text))
+    """Text as the injection phrases see it: ``normalize_base``, in-word markup removed,
+    leetspeak folding."""
+    base = normalize_base(text)
+    return fold_leet(unsplit_markup(base) if "<" in base else base)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -876,6 +887,89 @@ PATTERNS: tuple[InjectionPattern, ...] = (
         r"|all )?(?:ai|ai assistants?|ai models?|assistants?|llms?|language models?|chatbots?|"
         r"gpt|chatgpt|claude|gemini|copilot|ai agents?|ai systems?)\s?[:!,—-]",
     ),
+    _p(
+        "previous-instructions-void",
+        DAT035,
+        H,
+        ("void", "cancel", "revoked", "no longer", "obsolete", "overridden", "superseded", "null"),
+        r"\b(?:all |any |the |your )?(?:previous|prior|earlier|above|preceding|original|system|"
+        r"old) (?:instructions|directives|rules|guidelines|prompts?|commands) (?:are|is|have "
+        r"been|were) (?:now )?(?:void|null(?: and void)?|cancell?ed|revoked|no longer (?:valid|"
+        r"in effect|active|apply)|obsolete|overridden|superseded|lifted)\b",
+    ),
+    _p(
+        "forget-what-you-were-told",
+        DAT035,
+        H,
+        ("forget", "disregard", "ignore"),
+        r"\b(?:forget|disregard|ignore) (?:everything|all|anything|whatever)(?: that)? (?:you "
+        r"(?:were|have been|got) (?:told|given|taught|instructed)|you know|i (?:told|said to) "
+        r"you)(?: (?:before|earlier|previously|so far|until now|up to now))?\b",
+    ),
+    _p(
+        "stop-following-your-rules",
+        DAT035,
+        H,
+        ("stop", "cease", "quit", "no longer"),
+        r"\b(?:stop|cease|quit|no longer) (?:following|obeying|adhering to|complying with|"
+        rf"respecting) (?:all |any )?(?:your|the system's|the system|the developer's) "
+        rf"(?:\w+ )?{_EN_NOUNS}\b",
+    ),
+    _p(
+        "override-your-safety",
+        DAT035,
+        H,
+        ("override", "disable", "bypass", "turn off", "deactivate", "circumvent"),
+        r"\b(?:override|disable|bypass|turn off|switch off|deactivate|circumvent) (?:all )?(?:of )?"
+        r"your (?:safety|content|ethical|moral|security) (?:settings|filters?|guidelines|"
+        r"protocols|restrictions|rules|policies|policy|guardrails|features|measures)\b",
+    ),
+    _p(
+        "pretend-no-restrictions",
+        DAT035,
+        H,
+        ("restrict", "filter", "guideline", "polic", "censor"),
+        r"\b(?:pretend|act as if|act like|behave as if) (?:that )?you (?:have|had|are under|were "
+        r"under) no (?:restrictions|filters|guidelines|content polic(?:y|ies)|censorship|"
+        r"(?:ethical|safety|moral) (?:guidelines|constraints|rules))\b",
+    ),
+    _p(
+        "you-are-no-longer",
+        DAT035,
+        H,
+        ("no longer",),
+        r"\byou are no longer (?:chatgpt|claude|gemini|gpt|bard|llama|copilot|an? (?:ai|ai "
+        r"assistant|assistant|language model|chatbot)|bound by|restricted by|subject to|"
+        r"limited by)\b",
+    ),
+    _p(
+        "ai-reading-this-must",
+        DAT035,
+        H,
+        (
+            "reading this",
+            "processing this",
+            "summarizing this",
+            "summarising this",
+            "analyzing this",
+            "analysing this",
+            "reviewing this",
+        ),
+        r"\b(?:ai|llm|assistant|model|chatbot|language model|ai agent|gpt)s? (?:that is |who is "
+        r"|currently )?(?:reading|processing|summari[sz]ing|analy[sz]ing|reviewing) this"
+        r"(?: (?:text|page|document|message|review|email|content|file|resume|cv))? (?:must|should|"
+        r"shall|will|is (?:instructed|required) to|has to|needs to)\b",
+    ),
+    _p(
+        "from-now-on-respond",
+        DAT035,
+        M,
+        ("from now on", "henceforth", "from this point"),
+        r"\b(?:from now on|henceforth|from this point (?:on|forward)),? you (?:will|must|shall|are "
+        r"to|should) (?:only |always |now )?(?:respond|answer|reply|output|speak|act|obey|"
+        r"comply|ignore|pretend|behave)\b",
+        confidence=Confidence.LOW,
+    ),
     # ---- Spanish
     _p(
         "es-ignora-instrucciones",
@@ -960,6 +1054,15 @@ PATTERNS: tuple[InjectionPattern, ...] = (
         r"\b(?:tu es|vous etes) (?:maintenant|desormais) (?:dan|une? ia sans (?:restrictions|"
         r"filtres|censure))\b",
     ),
+    _p(
+        "fr-oublie-tes-consignes",
+        DAT035,
+        H,
+        ("consigne", "instruction", "directive"),
+        r"\b(?:oublie|oubliez|ignore|ignorez|abandonne|abandonnez) (?:toutes |tous )?(?:tes|vos) "
+        r"(?:instructions|consignes|directives|regles)(?: (?:precedentes|initiales|d'origine))?"
+        r"\b",
+    ),
     # ---- German
     _p(
         "de-ignoriere-anweisungen",
@@ -981,6 +1084,15 @@ PATTERNS: tuple[InjectionPattern, ...] = (
             "system",
             "alle",
         ),
+    ),
+    _p(
+        "de-vergiss-alles",
+        DAT035,
+        H,
+        ("vergiss", "vergessen sie", "ignoriere"),
+        r"\b(?:vergiss|vergessen sie|ignoriere|ignorieren sie) alles,? (?:was|das) (?:dir|ihnen|"
+        r"man dir|ich dir|wir dir) (?:vorher|zuvor|bisher|oben|fruher) (?:gesagt|geschrieben|"
+        r"befohlen|aufgetragen|mitgeteilt)\b",
     ),
     _p(
         "de-zeige-systemprompt",
@@ -1444,7 +1556,7 @@ class PromptInjectionCheck:
         if not text:
             return
         base = normalize_base(text)
-        norm = fold_leet(base)
+        norm = fold_leet(unsplit_markup(base) if "<" in base else base)
         matches = match_injection(norm)
         matches.extend(_markup_hits(base))
         tokens: list[str] = []
