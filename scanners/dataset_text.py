@@ -970,6 +970,99 @@ PATTERNS: tuple[InjectionPattern, ...] = (
         r"comply|ignore|pretend|behave)\b",
         confidence=Confidence.LOW,
     ),
+    # ---- "forget what you were told", "stop following your rules", "you have no limits",
+    #      "ignore your instructions" in other languages (one family each, several languages)
+    _p(
+        "xx-forget-what-you-were-told",
+        DAT035,
+        H,
+        ("olvid", "esquec", "dimentic", "забуд", "oubli", "todo lo que", "tudo"),
+        r"\b(?:(?:olvida|olvide|olviden|ignora) todo lo que (?:te|le|les) (?:dijeron|han dicho|"
+        r"dije|ordenaron|indicaron|pidieron)|(?:esquece|esqueca|ignora|ignore) tudo (?:o )?que "
+        r"(?:te|lhe) (?:disseram|foi dito|disse|mandaram|pediram)|(?:dimentica|dimenticate|"
+        r"ignora) tutto (?:quello |cio )?(?:che )?ti (?:e stato|hanno|ho) (?:detto|ordinato|"
+        r"chiesto)|(?:oublie|oubliez) tout ce qu'?on (?:t'a|vous a) (?:dit|demande)|"
+        r"(?:забудь|забудьте) все,? (?:что|чему) (?:тебе|вам) (?:говорили|сказали|велели|"
+        r"приказали))\b",
+    ),
+    _p(
+        "xx-stop-following-your-rules",
+        DAT035,
+        H,
+        (
+            "deja de",
+            "deixa de",
+            "pare de",
+            "para de",
+            "non seguire",
+            "smetti",
+            "arrete",
+            "перестань",
+            "hor auf",
+        ),
+        r"\b(?:(?:deja|dejad|deje) de (?:seguir|obedecer|cumplir) (?:tus|sus) (?:reglas|"
+        r"instrucciones|normas|directrices)|(?:deixa|pare|para) de (?:seguir|obedecer|cumprir) "
+        r"(?:as )?(?:tuas|suas) (?:regras|instrucoes|diretrizes)|(?:non seguire piu|smetti di "
+        r"seguire|smettila di seguire) (?:le )?tue (?:regole|istruzioni|linee guida)|"
+        r"(?:arrete|arretez) de suivre (?:tes|vos) (?:regles|consignes|instructions)|"
+        r"(?:перестань|перестаньте) (?:следовать|соблюдать) (?:своим|твоим|вашим|свои) "
+        r"(?:правилам|инструкциям|правила|инструкции)|hor auf,? (?:deine|ihre) (?:regeln|"
+        r"anweisungen) (?:zu befolgen|einzuhalten))\b",
+    ),
+    _p(
+        "xx-ignore-your-instructions",
+        DAT035,
+        H,
+        ("vergiss", "ignorier", "missacht", "игнорир", "desconsider", "sistema", "system"),
+        r"\b(?:(?:vergiss|ignoriere|ignorier|missachte) (?:deine|ihre) (?:anweisungen|"
+        r"instruktionen|regeln|vorgaben|richtlinien)|(?:игнорируи|игнорируите|проигнорируи) "
+        r"(?:свои |твои |ваши )?(?:системныи промпт|системные инструкции|инструкции|правила)|"
+        r"(?:ignora|ignore|desconsidera|desconsidere) (?:as |las |le )?(?:instrucoes|"
+        r"instrucciones|istruzioni) (?:do|del|di) sistema|(?:desconsidera|desconsidere) (?:as )?"
+        r"instrucoes (?:anteriores|previas))",
+    ),
+    _p(
+        "xx-you-are-no-longer",
+        DAT035,
+        H,
+        ("больше не", "ya no eres", "nao es mais", "non sei piu", "n'es plus", "bist nicht mehr"),
+        r"(?:ты больше не (?:ассистент|помощник|ии|ai|chatgpt|языковая модель)|ya no eres (?:un "
+        r"asistente|una ia|chatgpt)|(?:voce|tu) nao (?:e|es) mais (?:um assistente|uma ia|"
+        r"chatgpt)|non sei piu (?:un assistente|un'ia|chatgpt)|tu n'es plus (?:un assistant|"
+        r"une ia|chatgpt)|du bist nicht mehr (?:ein assistent|eine ki|chatgpt))",
+    ),
+    _p(
+        "zh-forget-received-instructions",
+        DAT035,
+        H,
+        ("忽略", "忘记", "忘記", "无视", "無視"),
+        r"(?:忽略|忘记|忘記|无视|無視)\s*(?:你)?\s*(?:之前|以前|先前|此前)\s*(?:收到|得到|接收|被告知)"
+        r"\s*(?:的)?\s*(?:所有|全部)?\s*(?:的)?\s*(?:指令|指示|命令|规则|規則|设定|設定)",
+    ),
+    _p(
+        "zh-no-restrictions",
+        DAT035,
+        M,
+        ("限制", "约束", "約束"),
+        r"(?:从现在开始|從現在開始|现在|現在)\s*[,，]?\s*你\s*(?:已经|已經)?\s*(?:没有|沒有)\s*"
+        r"(?:任何)?\s*(?:限制|约束|約束|规则|規則)",
+    ),
+    _p(
+        "ja-unrestricted-ai",
+        DAT035,
+        H,
+        ("制限",),
+        r"(?:もう|今から|これから)?\s*制限の(?:ない|無い)\s*(?:ai|アシスタント|モデル)"
+        r"(?:です|だ|として)",
+    ),
+    _p(
+        "ko-forget-previous",
+        DAT035,
+        H,
+        ("이전", "지시", "지침"),
+        r"이전\s*(?:의\s*)?(?:모든\s*)?(?:지시|지침|명령|규칙)\s*(?:을|를|은|는)?\s*(?:모두\s*)?"
+        r"(?:잊어|무시)",
+    ),
     # ---- Spanish
     _p(
         "es-ignora-instrucciones",
