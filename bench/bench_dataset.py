@@ -259,6 +259,8 @@ def run_all(path: Path) -> dict[str, int]:
 def worker(method: str, path: Path) -> None:
     """Run one method and print a JSON line with timing and quality."""
     n = sum(1 for _ in path.open("rb"))
+    usage0 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu0 = usage0.ru_utime + usage0.ru_stime
     start = time.perf_counter()
     result: dict[str, object] = {"method": method, "rows": n}
     if method == "all":
@@ -276,8 +278,13 @@ def worker(method: str, path: Path) -> None:
             result[f"recall_level{lvl}"] = len(w & got) / max(1, len(w))
         result["reported_pairs"] = len(got)
     seconds = time.perf_counter() - start
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime - cpu0
     result["seconds"] = round(seconds, 2)
     result["rows_per_s"] = round(n / seconds)
+    # CPU time (all threads) is what a shared machine cannot distort much; wall time can
+    result["cpu_s"] = round(cpu, 2)
+    result["rows_per_cpu_s"] = round(n / max(cpu, 1e-9))
     print(json.dumps(result))
 
 

@@ -209,10 +209,13 @@ def row_shape(text: str) -> tuple[int, str]:
             return 5, f"{len(urls)} URLs covering {url_chars} of {dense} characters"
     words = t.split()
     if _CONSONANTS.search(t):
-        letters = [w for w in words if len(w) >= 4 and w.isalpha() and w.isascii()]
+        # acronyms (HTML, NASDAQ) are written upper case and are not mash
+        letters = [
+            w for w in words if len(w) >= 4 and w.isalpha() and w.isascii() and not w.isupper()
+        ]
         if len(letters) >= 3:
             mash = sum(1 for w in letters if _CONSONANTS.search(w) or not _has_vowel(w))
-            if mash >= 0.5 * len(letters):
+            if mash >= 3 and mash >= 0.5 * len(letters):
                 return 6, f"{mash} of {len(letters)} words without pronounceable vowels"
     if len(words) >= 12:
         distinct = len(set(words))

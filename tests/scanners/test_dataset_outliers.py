@@ -205,6 +205,8 @@ def test_prose_with_a_link_a_hash_or_a_tag_is_not_a_shape_outlier() -> None:
         "Nhìn chung bộ phim khá hay, diễn viên chính diễn xuất rất tự nhiên.",
         "My API key looks like sk_live_abc and should never be posted in a review like this.",
         "Call 555-0100 or write to help@example.com for tickets, refunds and questions.",
+        "Skills HTML CSS HTTP NASDAQ SQL and some Rust, shown on my portfolio site.",
+        "Rhythm, strength and twelfth: English has long consonant runs too.",
     ]
     assert [t for t in benign if row_shape(t)[0]] == []
 
