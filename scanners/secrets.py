@@ -391,7 +391,8 @@ _CODE_VALUE = re.compile(
 
 
 _PROVIDER_SHAPE = re.compile(
-    r"^(?:gh[pousr]_|github_pat_|npm_|xox|sk_|rk_|AKIA|ASIA|AIza|sk-|hf_|api_org_|pypi-|eyJ)"
+    r"^(?:gh[pousr]_|github_pat_|npm_|xox|xapp-|sk_|rk_|AKIA|ASIA|AIza|sk-|hf_|api_org_|pypi-|eyJ|"
+    r"gl(?:pat|dt|rt|ptt|cbt|oas)-|SG\.|shp(?:at|ca|pa|ss)_|dapi|r8_|gsk_)"
 )
 """Values a provider detector already judged (a wrong checksum must not come back as generic)."""
 
@@ -548,6 +549,55 @@ DETECTORS: tuple[Detector, ...] = (
         _rx(_B + r"pypi-Ag(?:EIcHlwaS5vcmc|ENdGVzdC5weXBpLm9yZw)[A-Za-z0-9_\-]{50,}" + _E),
         _plain(4.0),
         needles=("pypi-ag",),
+    ),
+    Detector(
+        "gitlab-token",
+        SEC001,
+        _rx(_B + r"gl(?:pat|dt|rt|ptt|cbt|oas)-[A-Za-z0-9_\-]{20,64}" + _E),
+        _plain(3.5),
+        needles=("glpat-", "gldt-", "glrt-", "glptt-", "glcbt-", "gloas-"),
+    ),
+    Detector(
+        "slack-app-token",
+        SEC001,
+        _rx(_B + r"xapp-\d-[A-Z0-9]{9,12}-\d{10,14}-[a-f0-9]{64}" + _E),
+        _plain(3.5),
+        needles=("xapp-",),
+    ),
+    Detector(
+        "sendgrid-key",
+        SEC001,
+        _rx(_B + r"SG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}" + _E),
+        _plain(4.0),
+        needles=("sg.",),
+    ),
+    Detector(
+        "shopify-token",
+        SEC001,
+        _rx(_B + r"shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}" + _E),
+        _plain(3.0),
+        needles=("shpat_", "shpca_", "shppa_", "shpss_"),
+    ),
+    Detector(
+        "databricks-token",
+        SEC001,
+        _rx(_B + r"dapi[a-f0-9]{32}(?:-\d)?" + _E),
+        _plain(3.0),
+        needles=("dapi",),
+    ),
+    Detector(
+        "replicate-token",
+        SEC001,
+        _rx(_B + r"r8_[A-Za-z0-9]{37}" + _E),
+        _plain(3.8),
+        needles=("r8_",),
+    ),
+    Detector(
+        "groq-key",
+        SEC001,
+        _rx(_B + r"gsk_[A-Za-z0-9]{52}" + _E),
+        _plain(4.0),
+        needles=("gsk_",),
     ),
     Detector(
         "private-key",

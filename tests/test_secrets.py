@@ -93,6 +93,17 @@ POSITIVES: dict[str, tuple[str, str]] = {
     "anthropic": (f"sk-ant-api03-{rand(93)}AA", "anthropic-key"),
     "huggingface": (f"HF_TOKEN=hf_{rand(34, LETTERS)}", "huggingface-token"),
     "pypi": (f"password = pypi-AgEIcHlwaS5vcmc{rand(70)}", "pypi-token"),
+    "gitlab": (f"CI_TOKEN=glpat-{rand(20, ALNUM + '_-')}", "gitlab-token"),
+    "slack-app": (
+        f"xapp-1-A{rand(10, 'ABCDEFGHJK0123456789')}-{rand(13, '0123456789')}-"
+        f"{rand(64, '0123456789abcdef')}",
+        "slack-app-token",
+    ),
+    "sendgrid": (f"SENDGRID_API_KEY=SG.{rand(22)}.{rand(43, seed=5)}", "sendgrid-key"),
+    "shopify": (f"shpat_{rand(32, '0123456789abcdef')}", "shopify-token"),
+    "databricks": (f"DATABRICKS_TOKEN=dapi{rand(32, '0123456789abcdef')}", "databricks-token"),
+    "replicate": (f"REPLICATE_API_TOKEN=r8_{rand(37)}", "replicate-token"),
+    "groq": (f"GROQ_API_KEY=gsk_{rand(52)}", "groq-key"),
     "pem": (pem(), "private-key"),
     "pem-openssh": (pem("OPENSSH "), "private-key"),
     "gcp-service-account": (
@@ -122,6 +133,10 @@ NEGATIVES: dict[str, str] = {
     "env-lookup": 'password = os.environ["DB_PASSWORD"]',
     "hf-placeholder": "hf_" + "x" * 34,
     "stripe-publishable": "pk_live_" + rand(24),
+    "gitlab-placeholder": "glpat-xxxxxxxxxxxxxxxxxxxx",
+    "sendgrid-elided": "SG.xxxxxxxxxxxxxxxxxxxxxx.xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    "databricks-short": "dapi" + "0123456789abcdef" + "01234567",
+    "groq-placeholder": "gsk_" + "YOUR_GROQ_KEY_HERE_" * 3,
     "stripe-placeholder": "sk_live_xxxxxxxxxxxxxxxxxxxxxxxx",
     "pem-elided": "-----BEGIN PRIVATE KEY-----\n...\n-----END PRIVATE KEY-----",
     "pem-public": "-----BEGIN PUBLIC KEY-----\n" + rand(300) + "\n-----END PUBLIC KEY-----",
