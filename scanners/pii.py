@@ -176,20 +176,38 @@ _PHONE_WORDS = re.compile(r"phone|tel\b|mobile|cell|call|fax|whatsapp|sms|contac
 _NANP_FALLBACK = re.compile(r"^(?:\+?1[ .\-]?)?\(?[2-9]\d{2}\)?[ .\-]?[2-9]\d{2}[ .\-]\d{4}$")
 _E164_FALLBACK = re.compile(r"^\+[1-9][\d .\-]{7,17}\d$")
 _FICTIONAL = re.compile(r"555[ .\-]?01\d\d$")
+"""North American numbers reserved for fiction (555-0100..0199)."""
+_UK_DRAMA = re.compile(
+    r"(?:^|44|0)(?:2079460|7700900|1\d\d4960|1914980|1632960|8081570|9098790)\d{3}$"
+)
+"""Ofcom's numbers reserved for drama (020 7946 0xxx, 07700 900xxx, 0113 496 0xxx…), as digits."""
 
 
-def _phone_valid(candidate: str, backend: str) -> bool:
+_NATIONAL_REGIONS = ("GB", "DE", "FR", "IN", "AU", "ES", "IT", "NL", "BR", "JP")
+"""Regions tried for a number in national format (leading 0, no ``+``) next to a phone word."""
+
+
+def _phone_valid(candidate: str, backend: str, context: bool = False) -> bool:
     if backend == "phonenumbers" and _phonenumbers is not None:
         region = None if candidate.startswith("+") else "US"
         try:
             number = _phonenumbers.parse(candidate, region)
+            if _phonenumbers.is_valid_number(number):
+                return True
         except _phonenumbers.NumberParseException:
-            return False
-        if _phonenumbers.is_valid_number(number):
+            pass
+        if region == "US" and _NANP_FALLBACK.match(candidate):
+            # Numbering plans change and synthetic data uses unassigned area codes; a formatted
+            # NANP shape (area and exchange 2-9xx) is still a phone number.
             return True
-        # Numbering plans change and synthetic data uses unassigned area codes; a formatted
-        # NANP shape (area and exchange 2-9xx) is still a phone number.
-        return region == "US" and bool(_NANP_FALLBACK.match(candidate))
+        if region == "US" and context and candidate.startswith(("0", "(0")):
+            for other in _NATIONAL_REGIONS:
+                try:
+                    if _phonenumbers.is_valid_number(_phonenumbers.parse(candidate, other)):
+                        return True
+                except _phonenumbers.NumberParseException:
+                    continue
+        return False
     return bool(_NANP_FALLBACK.match(candidate) or _E164_FALLBACK.match(candidate))
 
 
@@ -200,17 +218,18 @@ def _phones(text: str, backend: str) -> Iterator[PiiMatch]:
         if not 8 <= len(digits) <= 15:
             continue
         formatted = candidate.startswith("+") or bool(re.search(r"[ .\-()]", candidate))
-        if not formatted:
-            window = text[max(0, m.start() - 40) : m.start()]
-            if not _PHONE_WORDS.search(window):
-                continue  # a bare digit run is an id, an amount or a timestamp far more often
+        context = bool(_PHONE_WORDS.search(text[max(0, m.start() - 40) : m.start()]))
+        if not formatted and not context:
+            continue  # a bare digit run is an id, an amount or a timestamp far more often
         if re.fullmatch(r"\d{4}[-./]\d{2}[-./]\d{2}", candidate) or re.fullmatch(
             r"\d{1,3}(?:\.\d{1,3}){3}", candidate
         ):
             continue  # dates and IPv4 addresses
-        if _FICTIONAL.search(candidate) or len(set(digits)) <= 2:
+        if _FICTIONAL.search(candidate) or _UK_DRAMA.search(digits) or len(set(digits)) <= 2:
             continue
-        if not _phone_valid(candidate, backend) or _example_context(text, m.start(), m.end()):
+        if not _phone_valid(candidate, backend, context) or _example_context(
+            text, m.start(), m.end()
+        ):
             continue
         yield PiiMatch("phone", PII002, m.start(1 if m.group(1) else 2), m.end(), candidate)
 
