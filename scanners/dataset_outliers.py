@@ -155,6 +155,12 @@ _JSON = re.compile(r"[{,]\s*\"[^\"\n]{1,64}\"\s*:")
 _URL = re.compile(r"(?:https?://|www\.)[^\s<>\"]+", re.I)
 _CONSONANTS = re.compile(r"[bcdfghjklmnpqrstvwxzBCDFGHJKLMNPQRSTVWXZ]{6,}")
 _DIGIT = re.compile(r"\d")
+_WORD4 = re.compile(r"\b[A-Za-z][a-z]{3,}\b")
+"""ASCII words of 4+ letters that are not all upper case (acronyms)."""
+_C = "bcdfghjklmnpqrstvwxz"
+_NO_VOWEL = re.compile(rf"\b[{_C}{_C.upper()}][{_C}]{{3,}}\b")
+"""Words of 4+ letters without a vowel (``y`` counts as one); with the 6-consonant runs of
+``_CONSONANTS`` these are the unpronounceable words (both are linear scans without backtracking)."""
 SHAPE_MAX_SHARE = 0.02
 """A shape is reported only when at most this share of the rows has it."""
 SHAPE_MIN_CHARS = 24
@@ -210,13 +216,11 @@ def row_shape(text: str) -> tuple[int, str]:
     words = t.split()
     if _CONSONANTS.search(t):
         # acronyms (HTML, NASDAQ) are written upper case and are not mash
-        letters = [
-            w for w in words if len(w) >= 4 and w.isalpha() and w.isascii() and not w.isupper()
-        ]
-        if len(letters) >= 3:
-            mash = sum(1 for w in letters if _CONSONANTS.search(w) or not _has_vowel(w))
-            if mash >= 3 and mash >= 0.5 * len(letters):
-                return 6, f"{mash} of {len(letters)} words without pronounceable vowels"
+        n_words = len(_WORD4.findall(t))
+        if n_words >= 3:
+            mash = len(_CONSONANTS.findall(t)) + len(_NO_VOWEL.findall(t))
+            if mash >= 3 and mash >= 0.5 * n_words:
+                return 6, f"{mash} of {n_words} words without pronounceable vowels"
     if len(words) >= 12:
         distinct = len(set(words))
         if distinct <= 0.25 * len(words):
@@ -234,10 +238,6 @@ def _mixed(run: str) -> bool:
         and any(c.isupper() for c in run)
         and any(c.islower() for c in run)
     )
-
-
-def _has_vowel(word: str) -> bool:
-    return any(c in "aeiouyAEIOUY" for c in word)
 
 
 @functools.cache
