@@ -314,7 +314,7 @@ def test_process_pool_output_is_identical_to_serial(tmp_path: Path) -> None:
 def test_auto_executor_picks_processes_for_many_importable_scanners(tmp_path: Path) -> None:
     from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
-    from supplychain.engine import PROCESS_MIN_FILES, _executor
+    from supplychain.engine import PROCESS_MIN_BYTES, PROCESS_MIN_FILES, _executor
 
     many = PROCESS_MIN_FILES
     pool = _executor(ScanOptions(jobs=2), many)
@@ -329,6 +329,9 @@ def test_auto_executor_picks_processes_for_many_importable_scanners(tmp_path: Pa
     pool.shutdown()
     assert _executor(ScanOptions(jobs=2), 1) is None
     assert _executor(ScanOptions(jobs=1), many) is None
+    small = _executor(ScanOptions(jobs=2), many, total_bytes=PROCESS_MIN_BYTES - 1)
+    assert isinstance(small, ThreadPoolExecutor)  # a small model directory stays on threads
+    small.shutdown()
 
 
 def test_scanning_one_small_file_imports_no_heavy_module(tmp_path: Path) -> None:
@@ -361,8 +364,11 @@ def test_unguarded_host_script_is_never_re_run_by_workers(tmp_path: Path) -> Non
     import subprocess
     import sys
 
+    from supplychain.engine import PROCESS_MIN_BYTES
+
+    blob = bytes(range(256)) * (PROCESS_MIN_BYTES // 256 // 5 + 1)  # big enough for processes
     for i in range(6):
-        (tmp_path / f"{i}.txt").write_text("hello")
+        (tmp_path / f"{i}.dat").write_bytes(blob)
     code = (
         "import supplychain\n"
         f"report = supplychain.scan([{str(tmp_path)!r}], jobs=2)\n"
