@@ -68,3 +68,24 @@ def test_location_describe_names_members_offset_rows() -> None:
     text = loc.describe()
     assert text.startswith("m.bin!a.zip!data.pkl @3 rows 0,1,2")
     assert "+2" in text
+
+
+def test_report_carries_facts_and_fingerprint_with_empty_defaults() -> None:
+    from supplychain.model import Fact, Location, Report
+
+    bare = Report(tool_version="0", target=(), started_at="", seconds=0.0)
+    assert bare.facts == () and bare.settings_fingerprint == ""
+    fact = Fact(key="tensor.count", value=3, location=Location("m.safetensors"), scanner="x")
+    assert fact.value == 3  # numbers are kept as numbers
+    other = Fact(key="format", value="gguf", location=Location("a.gguf"))
+    assert sorted([fact, other], key=Fact.sort_key) == [other, fact]
+
+
+def test_fact_is_frozen() -> None:
+    import dataclasses
+
+    from supplychain.model import Fact, Location
+
+    fact = Fact(key="k", value="v", location=Location("f"))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fact.key = "other"  # type: ignore[misc]
