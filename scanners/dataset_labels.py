@@ -54,8 +54,8 @@ DAT016 = make_rule(
     "DAT016",
     "Rows with doubtful labels (summary)",
     Severity.LOW,
-    "Rows that confident learning flags with only one signal or a moderate margin. On subjective "
-    "text a few percent of rows look like this without any attack.",
+    "Rows flagged as likely mislabelled beyond the first 200 reported one by one (DAT015), in "
+    "rank order. On subjective text a few percent of rows look like this without any attack.",
     "Use as a review queue; relabel or drop rows that are clearly wrong.",
     owasp_llm=POISONING,
     atlas=ATLAS_POISONING,
