@@ -236,6 +236,8 @@ class LabelFlipCheck:
                 x, z = _text_features([it[1] for it in items])
             else:
                 x = z = _numeric_features([it[3] for it in items])
+                if x.shape[1] == 0:  # no column varies: nothing tells the rows apart
+                    return
             probs, knn_share = _oof_scores(x, z, y, len(classes))
         yield from self._report(info, rows, y, probs, knn_share, classes)
 
@@ -374,13 +376,16 @@ def _numeric_features(values: list[tuple[float, ...]]) -> npt.NDArray[np.float32
 
     v = np.array(values, dtype=np.float64)
     v[~np.isfinite(v)] = np.nan
-    med = np.nanmedian(v, axis=0)
-    med = np.where(np.isfinite(med), med, 0.0)
+    seen = ~np.isnan(v).all(axis=0)  # all-NaN columns: median 0 (and dropped as constant)
+    med = np.zeros(v.shape[1])
+    if seen.any():
+        med[seen] = np.nanmedian(v[:, seen], axis=0)
     v = np.where(np.isnan(v), med, v)
     std = v.std(axis=0)
     v = (v - v.mean(axis=0)) / np.where(std > 0, std, 1.0)
-    keep = v.std(axis=0) > 0
-    v = v[:, keep] if keep.any() else v
+    v = v[:, v.std(axis=0) > 0]
+    if v.shape[1] == 0:
+        return np.zeros((len(values), 0), dtype=np.float32)
     return np.asarray(normalize(v), dtype=np.float32)
 
 

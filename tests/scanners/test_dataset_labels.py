@@ -214,6 +214,12 @@ def test_label_flips_many_classes_tabular(k: int) -> None:
     assert f1 >= 0.6, (p, r, f1)
 
 
+def test_label_flips_constant_numeric_columns_say_nothing() -> None:
+    labels = [f"c{i % 3}" for i in range(90)]
+    values: list[tuple[float, ...]] = [(1.0, float("nan"), 7.0)] * 90
+    assert _run_values(LabelFlipCheck(), values, labels) == []
+
+
 def test_label_flip_quality_five_topics() -> None:
     """5 topics, 5% flips: the best peer (kNN label agreement) reaches F1 0.87."""
     rows = _topic_rows(2000, 5, seed=11)
