@@ -20,8 +20,7 @@ import struct
 import zlib
 from typing import BinaryIO, NamedTuple
 
-from scanners import _zip, allowlist, dataformats, template_scan
-from scanners.torch_scan import is_legacy_torch
+from scanners import _zip
 from supplychain.model import ArtifactKind, Severity
 
 HEAD = 64 * 1024
@@ -79,6 +78,8 @@ def sniff(stream: BinaryIO, size: int, name: str) -> ArtifactKind:
         kind = _sniff_zip(stream, size)
         if kind is not None:
             return kind
+    from scanners import dataformats  # lazy: start-up of a one-file scan
+
     kind = dataformats.identify(stream, head, size, lname)
     if kind is not None:
         return kind
@@ -91,7 +92,11 @@ def sniff(stream: BinaryIO, size: int, name: str) -> ArtifactKind:
 def _torch_legacy(head: bytes, kind: ArtifactKind) -> ArtifactKind:
     """A pickle whose first value is torch's legacy magic number is a pre-1.6 torch.save stream:
     pickles then raw storage records, parsed as that layout by the torch scanner."""
-    if kind is ArtifactKind.PICKLE and is_legacy_torch(head):
+    if kind is not ArtifactKind.PICKLE:
+        return kind
+    from scanners.torch_scan import is_legacy_torch  # lazy: start-up of a one-file scan
+
+    if is_legacy_torch(head):
         return ArtifactKind.TORCH_LEGACY
     return kind
 
@@ -513,6 +518,8 @@ def _dangerous(imports: tuple[str, ...]) -> bool:
         mod, _, name = qual.rpartition(".")
         if not mod or qual == "?":
             continue
+        from scanners import allowlist  # lazy: only pickles with imports get here
+
         verdict = allowlist.classify(mod, name)
         if verdict.severity is not None and verdict.severity >= Severity.HIGH:
             return True
@@ -713,6 +720,8 @@ def _sniff_text(head: bytes, lname: str) -> ArtifactKind:
         return ArtifactKind.FLAX_MSGPACK
     if not stripped.startswith(("{", "[")) and YAML_CHAT_TEMPLATE.search(head):
         return ArtifactKind.YAML_CONFIG
+    from scanners import template_scan  # lazy: start-up of a one-file scan
+
     if not lname.endswith(NOT_TEMPLATE_EXTS) and template_scan.looks_like_template(head):
         return ArtifactKind.CHAT_TEMPLATE
     return ArtifactKind.TEXT
