@@ -649,6 +649,12 @@ DETECTORS: tuple[Detector, ...] = (
 """Every secret detector, most specific first (a span taken by one is not reported again)."""
 
 
+_NEEDLES: tuple[tuple[str, int], ...] = tuple(
+    (needle, index) for index, det in enumerate(DETECTORS) for needle in det.needles
+)
+"""Every (needle, detector index): one ``in`` per needle decides which detectors run at all."""
+
+
 def _windows(low: str, det: Detector) -> list[tuple[int, int]]:
     """Merged ``[start, end)`` ranges around every needle of ``det`` in ``low``."""
     spans: list[tuple[int, int]] = []
@@ -676,9 +682,14 @@ def find_secrets(text: str) -> Iterator[SecretMatch]:
     prose or zeros is never fed to a many-alternative regex.
     """
     low = text.lower()
+    present = {i for needle, i in _NEEDLES if needle in low}
+    if not present:
+        return
     aligned = len(low) == len(text)  # "İ".lower() is two characters: offsets would drift
     taken: list[tuple[int, int]] = []
-    for det in DETECTORS:
+    for index, det in enumerate(DETECTORS):
+        if index not in present:
+            continue
         if aligned:
             windows = _windows(low, det)
         else:
