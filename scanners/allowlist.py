@@ -157,6 +157,18 @@ ALLOW_EXACT: Final[frozenset[str]] = frozenset(
         # the state follows in BUILD): found in every old gensim model.
         "numpy.random.__RandomState_ctor",
         "numpy.random.mtrand.__RandomState_ctor",
+        # gensim's native ``save()`` pickles its model objects: plain classes with no
+        # ``__setstate__``/``__reduce__`` (NEWOBJ + BUILD only fills ``__dict__``); arrays kept
+        # beside them are separate ``.npy`` files. ``call_on_class_only`` only raises
+        # AttributeError (it replaces ``load`` on instances); ``hash`` is a pure builtin.
+        "gensim.models.word2vec.Word2Vec",
+        "gensim.models.keyedvectors.KeyedVectors",
+        "gensim.models.fasttext.FastText",
+        "gensim.models.fasttext.FastTextKeyedVectors",
+        "gensim.models.doc2vec.Doc2Vec",
+        "gensim.corpora.dictionary.Dictionary",
+        "gensim.utils.call_on_class_only",
+        "builtins.hash",
         *(
             f"numpy.{t}"
             for t in [

@@ -636,7 +636,18 @@ def test_proto_bytes_without_a_valid_header_are_still_a_pickle() -> None:
 def _text_corpus(limit: int) -> list[Path]:
     roots: list[Path] = []
     for sp in site.getsitepackages():
-        for pkg in ("transformers", "sklearn", "tokenizers", "huggingface_hub"):
+        for pkg in (
+            "transformers",
+            "sklearn",
+            "tokenizers",
+            "huggingface_hub",
+            "numpy",
+            "scipy",
+            "jinja2",
+            "pyarrow",
+            "hypothesis",
+            "onnx",
+        ):
             if (Path(sp) / pkg).is_dir():
                 roots.append(Path(sp) / pkg)
     files: list[Path] = []

@@ -23,11 +23,17 @@ from supplychain.engine import ScanOptions, scan_paths
 from supplychain.model import ArtifactKind
 from tests.test_zoo import assert_benign, kinds
 
-os.environ.setdefault("KERAS_BACKEND", "torch")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
 pytestmark = pytest.mark.zoo
+
+
+@pytest.fixture(autouse=True)
+def _framework_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Offline hub and the torch Keras backend for these tests only (collection must not leak
+    them into other modules: the provenance tests talk to a fake Hub on loopback)."""
+    monkeypatch.setenv("KERAS_BACKEND", os.environ.get("KERAS_BACKEND", "torch"))
+    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
 
 RNG = np.random.default_rng(0)
 CORPUS = "\n".join(
