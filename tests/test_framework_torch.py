@@ -40,7 +40,7 @@ def test_legacy_state_dict_is_clean(tmp_path: Path) -> None:
     state = {"w": torch.ones(3, 3), "b": torch.zeros(3), "step": 7}
     torch.save(state, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
     report = _scan(tmp_path)
-    assert report.files[0].kind.value == "pickle"  # type: ignore[attr-defined]
+    assert report.files[0].kind.value == "torch-legacy"  # type: ignore[attr-defined]
     _assert_clean(report, Severity.INFO)
 
 
