@@ -239,7 +239,7 @@ class LabelFlipCheck:
                 if x.shape[1] == 0:  # no column varies: nothing tells the rows apart
                     return
             probs, knn_share = _oof_scores(x, z, y, len(classes))
-        yield from self._report(info, rows, y, probs, knn_share, classes)
+        yield from self._report(info, rows, y, probs, knn_share, classes, medium_ok=use_text)
 
     def _report(
         self,
@@ -249,7 +249,11 @@ class LabelFlipCheck:
         probs: npt.NDArray[np.float64],
         knn_share: npt.NDArray[np.float64],
         classes: list[int],
+        *,
+        medium_ok: bool = True,
     ) -> Iterator[Finding]:
+        """Per-row findings in rank order. ``medium_ok`` is False for numeric rows: classes of
+        real tables overlap (iris versicolor/virginica), so a flagged row there is a LOW hint."""
         flagged, estimate = _flag(y, probs, knn_share)
         n = len(y)
         self_conf = probs[np.arange(n), y]
@@ -263,7 +267,7 @@ class LabelFlipCheck:
         )
         total = len(flagged)
         for rank, i in enumerate(flagged[:MAX_ROW_FINDINGS]):
-            strong = self_conf[i] < STRONG_CONF and knn_share[i] <= STRONG_KNN
+            strong = medium_ok and self_conf[i] < STRONG_CONF and knn_share[i] <= STRONG_KNN
             score = 1.0 - float(self_conf[i])
             yield Finding(
                 rule=DAT015.id,

@@ -220,6 +220,17 @@ def test_label_flips_constant_numeric_columns_say_nothing() -> None:
     assert _run_values(LabelFlipCheck(), values, labels) == []
 
 
+def test_label_flips_on_clean_real_tables_stay_below_medium() -> None:
+    """Iris/breast-cancer classes overlap: rows near the border are hints (LOW), not MEDIUM."""
+    from sklearn.datasets import load_breast_cancer, load_iris
+
+    for load in (load_iris, load_breast_cancer):
+        data = load()
+        values = [tuple(float(x) for x in row) for row in data.data]
+        findings = _run_values(LabelFlipCheck(), values, [str(int(t)) for t in data.target])
+        assert not [f for f in findings if f.severity >= Severity.MEDIUM], load.__name__
+
+
 def test_label_flip_quality_five_topics() -> None:
     """5 topics, 5% flips: the best peer (kNN label agreement) reaches F1 0.87."""
     rows = _topic_rows(2000, 5, seed=11)
