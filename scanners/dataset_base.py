@@ -37,6 +37,15 @@ class Record:
     """The row's numeric columns as floats, in one fixed column order for the whole file
     (``NaN`` for a cell that is not a number); empty unless the file has at least two numeric
     columns besides the label and id. For tabular checks (LOF outliers)."""
+    extra: tuple[tuple[str, str], ...] = ()
+    """Every other column as ``(name, value)`` pairs (nested JSON flattened to dotted names,
+    list items as ``name[]``; numbers as exact integer digits), filled only when a selected check
+    sets ``wants_extra_fields`` so the other checks pay nothing. A last pair named
+    ``EXTRA_CUT`` says how many fields the size/depth bounds left out."""
+
+
+EXTRA_CUT = "\x00extra-cut"
+"""Name of the ``Record.extra`` pair counting the fields a row's bounds left unread."""
 
 
 @dataclass(frozen=True, slots=True)

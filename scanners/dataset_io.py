@@ -25,7 +25,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from scanners.base import ATLAS_POISONING, POISONING, Artifact, ScanContext, make_rule
-from scanners.dataset_base import DatasetInfo, DatasetOptions, Record
+from scanners.dataset_base import EXTRA_CUT, DatasetInfo, DatasetOptions, Record
 from supplychain.errors import ArtifactError, LimitExceeded, MissingDependency
 from supplychain.model import ArtifactKind, Confidence, Finding, Location, Rule, Severity
 
@@ -69,6 +69,14 @@ NUMERIC_CANDIDATES = 2048
 """Columns tested for being numeric (bounds the detection cost on very wide tables)."""
 MAX_COLUMNS = 65_536
 """Columns a dataset's fields are chosen from; a wider table fails closed (DAT009)."""
+MAX_EXTRA_FIELDS = 512
+"""Other fields carried per row in ``Record.extra`` (after flattening); the rest are counted."""
+EXTRA_DEPTH = 6
+"""Nesting levels of JSON objects/lists flattened into ``Record.extra``; deeper is counted."""
+EXTRA_MIN_DIGITS = 6
+"""Integers shorter than this cannot be a card, phone, IBAN or national id: not carried."""
+EXACT_FLOAT = 2**53
+"""Integral floats up to this are exact; above it their digits are not the ones written."""
 NON_FEATURE_COLUMNS = frozenset(
     {"id", "_id", "uid", "idx", "guid", "example_id", "index", "unnamed: 0", "row", "row_id"}
 )
@@ -228,6 +236,11 @@ class FieldPlan:
         return "+".join(self.text) if self.text else None
 
     @property
+    def fields(self) -> tuple[str, ...]:
+        """The columns read into text, label, id and source (not into ``Record.extra``)."""
+        return tuple(c for c in (*self.text, self.label, self.id, self.source) if c is not None)
+
+    @property
     def columns(self) -> tuple[str, ...]:
         """Every column the plan reads, without duplicates."""
         cols = [*self.text, self.label, self.id, self.source, *self.numeric]
@@ -356,6 +369,67 @@ def cell_float(value: object) -> float:
         except (ValueError, OverflowError):
             return math.nan
     return math.nan
+
+
+def _extra_value(value: object) -> str | None:
+    """A leaf as text for the sensitive-data detectors, or ``None`` when it cannot hold any.
+
+    Numbers keep their exact digits: integers and Decimals as written, floats only when integral
+    and exactly representable (a 16-digit card stored as float64 has lost its last digits, and
+    testing digits nobody wrote would report Luhn coincidences). Short integers are skipped.
+    """
+    if isinstance(value, str):
+        return value if value.strip() else None
+    if isinstance(value, bool) or value is None:
+        return None
+    digits: str | None = None
+    if isinstance(value, int):
+        digits = str(value)
+    elif isinstance(value, float):
+        if math.isfinite(value) and value.is_integer() and abs(value) <= EXACT_FLOAT:
+            digits = str(int(value))
+    elif isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        digits = str(int(value))
+    if digits is None or len(digits.lstrip("-")) < EXTRA_MIN_DIGITS:
+        return None
+    return digits
+
+
+def extra_fields(row: Mapping[str, object], skip: Iterable[str]) -> tuple[tuple[str, str], ...]:
+    """The row's other fields as ``(name, text)`` pairs for ``Record.extra``, bounded by
+    ``MAX_EXTRA_FIELDS`` leaves and ``EXTRA_DEPTH`` levels; a final ``EXTRA_CUT`` pair counts
+    what the bounds left out, so a check can fail closed on it."""
+    skipped = set(skip)
+    out: list[tuple[str, str]] = []
+    cut = 0
+    stack: list[tuple[str, object, int]] = [
+        (str(k), v, 0) for k, v in reversed(list(row.items())) if k not in skipped
+    ]
+    while stack:
+        name, value, depth = stack.pop()
+        if isinstance(value, Mapping | list):
+            if depth >= EXTRA_DEPTH:
+                cut += 1
+                continue
+            if isinstance(value, Mapping):
+                items = [(f"{name}.{k}", v) for k, v in value.items()]
+            else:
+                items = [(f"{name}[]", v) for v in value]
+            if len(stack) + len(items) > 4 * MAX_EXTRA_FIELDS:
+                cut += len(items)
+                continue
+            stack.extend((n, v, depth + 1) for n, v in reversed(items))
+            continue
+        text = _extra_value(value)
+        if text is None:
+            continue
+        if len(out) >= MAX_EXTRA_FIELDS:
+            cut += 1
+            continue
+        out.append((name, text))
+    if cut:
+        out.append((EXTRA_CUT, str(cut)))
+    return tuple(out)
 
 
 def _first(columns: Sequence[str], names: Sequence[str], exclude: Sequence[str]) -> str | None:
@@ -600,6 +674,8 @@ class DatasetReader:
         self.columns: tuple[str, ...] = ()
         self.notes: list[str] = []
         """How the file's layout was read (metadata line, comment lines), for DAT000."""
+        self.want_extra = _wants_extra(ctx.dataset.checks)
+        """Carry every other column in ``Record.extra`` (a selected check asks for them)."""
 
     def records(self) -> Generator[Record, None, None]:
         """Yield every analysable row; raise ``ArtifactError`` when the file itself breaks."""
@@ -629,7 +705,18 @@ class DatasetReader:
             id=_scalar(row.get(plan.id)) if plan.id else None,
             source=_scalar(row.get(plan.source)) if plan.source else None,
             values=tuple(map(cell_float, map(row.get, plan.numeric))) if plan.numeric else (),
+            extra=extra_fields(row, plan.fields) if self.want_extra else (),
         )
+
+
+def _wants_extra(selected: frozenset[str] | None) -> bool:
+    """Whether a selected dataset check sets ``wants_extra_fields`` (read at reader creation)."""
+    from scanners.dataset_scan import DATASET_CHECKS  # the checks import this module
+
+    return any(
+        getattr(cls, "wants_extra_fields", False) and (selected is None or cls.name in selected)
+        for cls in DATASET_CHECKS
+    )
 
 
 def bounded_lines(stream: BinaryIO, max_line: int) -> Iterator[tuple[int, bytes | None]]:
@@ -1083,8 +1170,15 @@ class _ColumnarReader(DatasetReader):
             rows = _batch_rows(sample.slice(0, DETECT_ROWS), self)
         self.plan = plan_fields(self.columns, rows, self.options)
 
+    def read_columns(self, names: Sequence[str]) -> list[str]:
+        """The plan's columns, and every other one when ``Record.extra`` is wanted."""
+        cols = [c for c in self.plan.columns if c in names]
+        if self.want_extra:
+            cols += [c for c in names if c not in cols]
+        return cols
+
     def _batch_records(self, batch: pa.RecordBatch, start: int) -> Iterator[Record]:
-        wanted = [c for c in self.plan.columns if c in batch.schema.names]
+        wanted = self.read_columns(batch.schema.names)
         sub = batch.select(wanted) if wanted else None
         if sub is None:
             for i in range(batch.num_rows):
@@ -1177,7 +1271,7 @@ class ParquetReader(_ColumnarReader):
             if meta.num_rows and wanted:
                 sample = next(pf.iter_batches(batch_size=DETECT_ROWS, columns=wanted), None)
             self._plan_from(schema, sample)
-            cols = [c for c in self.plan.columns if c in schema.names]
+            cols = self.read_columns(schema.names)
             self._check_row_groups(meta, cols)
             index = 0
             if not cols:

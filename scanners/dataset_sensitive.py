@@ -1,8 +1,14 @@
 """Sensitive data in dataset rows: credentials and personal data, counted per field, redacted.
 
-Every row's text, label, id and source fields (as the shared reader plans them) go through
-``scanners.secrets`` and ``scanners.pii``. State is bounded: per (kind, field) a count, a few
-sample rows and a few redacted samples. Severity follows kind and volume:
+Every field of every row goes through ``scanners.secrets`` and ``scanners.pii``: the text,
+label, id and source fields the shared reader plans, and every other column, which the reader
+carries in ``Record.extra`` because this check sets ``wants_extra_fields`` (nested JSON
+flattened to dotted names, numbers as their exact digits). An extra value is checked as
+``name: value`` so the column name gives the detectors their context (``phone: 6502530000``).
+
+State is bounded: per (kind, field) a count, a few sample rows and a few redacted samples;
+at most ``MAX_FIELDS`` extra field names are tallied. Fields a row's bounds left unread are
+reported as DAT009 (HIGH, fail closed). Severity follows kind and volume:
 
 * credentials: the detector's severity (a provider key is HIGH at any volume: a model trained
   on it can repeat it);
@@ -17,8 +23,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from scanners.dataset_base import DatasetInfo, Record
-from scanners.dataset_io import dataset_finding
+from scanners.dataset_base import EXTRA_CUT, DatasetInfo, Record
+from scanners.dataset_io import DAT009, dataset_finding
 from scanners.pii import PHONE_BACKEND, PII007, PII_RULES, find_pii
 from scanners.secrets import SECRET_RULES, find_secrets, redact
 from supplychain.model import Confidence, Finding, Rule, Severity
@@ -27,6 +33,9 @@ BULK_ROWS = 10
 """Rows of one kind in one field from which the finding is raised a level."""
 SAMPLE_ROWS = 5
 SAMPLE_VALUES = 3
+MAX_FIELDS = 256
+"""Distinct extra field names tallied; later names are counted under ``OTHER_FIELDS``."""
+OTHER_FIELDS = "(other fields)"
 _SPECIAL = frozenset({"card", "iban", "us-ssn", "uk-nino", "de-steuer-id"})
 """Financial and government identifiers: misuse harms the person directly."""
 
@@ -58,11 +67,20 @@ class SensitiveDataCheck:
 
     name: ClassVar[str] = "sensitive"
     rules: ClassVar[tuple[Rule, ...]] = (*SECRET_RULES, *PII_RULES)
+    """DAT009 (fields left unread) is the reader's rule, listed by the scanner."""
+    wants_extra_fields: ClassVar[bool] = True
+    """Ask the reader for every column, not only the planned ones (``Record.extra``)."""
+    needs_text: ClassVar[bool] = False
+    """A tabular file (no text field) still has e-mail, phone and key columns to check."""
 
     def __init__(self, phone_backend: str | None = None) -> None:
         self.phone_backend = phone_backend or PHONE_BACKEND
         self.tallies: dict[tuple[str, str], _Tally] = {}
         self.rows = 0
+        self.fields: set[str] = set()
+        self.cut_rows = 0
+        self.cut_fields = 0
+        self.first_cut: list[int] = []
 
     def observe(self, record: Record) -> None:
         """Run both detector families over each field of the row."""
@@ -73,16 +91,33 @@ class SensitiveDataCheck:
             ("id", record.id),
             ("source", record.source),
         ):
-            if not value:
+            if value:
+                self._check(record.index, field_name, value)
+        for name, value in record.extra:
+            if name == EXTRA_CUT:
+                self.cut_rows += 1
+                self.cut_fields += int(value)
+                if len(self.first_cut) < SAMPLE_ROWS:
+                    self.first_cut.append(record.index)
                 continue
-            for secret in find_secrets(value):
-                tally = self._tally(secret.kind, field_name, secret.rule)
-                tally.severity = max(tally.severity, secret.severity)
-                tally.confidence = max(tally.confidence, secret.confidence)
-                tally.add(record.index, secret.redacted)
-            for pii in find_pii(value, phone_backend=self.phone_backend):
-                tally = self._tally(pii.kind, field_name, pii.rule)
-                tally.add(record.index, redact(pii.kind, pii.value))
+            if name not in self.fields:
+                if len(self.fields) >= MAX_FIELDS:
+                    name = OTHER_FIELDS
+                else:
+                    self.fields.add(name)
+            leaf = name.rsplit(".", 1)[-1].removesuffix("[]")
+            self._check(record.index, "col:" + name, f"{leaf}: {value}")
+
+    def _check(self, row: int, field_name: str, value: str) -> None:
+        """Tally every secret and personal-data match of one field value."""
+        for secret in find_secrets(value):
+            tally = self._tally(secret.kind, field_name, secret.rule)
+            tally.severity = max(tally.severity, secret.severity)
+            tally.confidence = max(tally.confidence, secret.confidence)
+            tally.add(row, secret.redacted)
+        for pii in find_pii(value, phone_backend=self.phone_backend):
+            tally = self._tally(pii.kind, field_name, pii.rule)
+            tally.add(row, redact(pii.kind, pii.value))
 
     def _tally(self, kind: str, field_name: str, rule: Rule) -> _Tally:
         key = (kind, field_name)
@@ -115,15 +150,26 @@ class SensitiveDataCheck:
             if not tally.rule.id.startswith("SEC") and tally.rows >= BULK_ROWS:
                 severity = Severity(min(int(severity) + 1, int(Severity.HIGH)))
             share = f"{tally.rows / max(self.rows, 1):.1%}"
+            shown = field_name[4:] if field_name.startswith("col:") else names[field_name]
             yield dataset_finding(
                 info,
                 tally.rule,
-                f"{tally.rows} row(s) ({share}) with {kind} in field {names[field_name]!r}",
+                f"{tally.rows} row(s) ({share}) with {kind} in field {shown!r}",
                 rows=tally.sample_rows,
                 evidence="; ".join(tally.samples),
                 severity=severity,
                 confidence=tally.confidence,
                 group=f"sensitive:{kind}:{field_name}",
+            )
+        if self.cut_rows:
+            yield dataset_finding(
+                info,
+                DAT009,
+                f"{self.cut_rows} row(s) have more fields or deeper nesting than are read: "
+                f"{self.cut_fields} field(s) were not checked for sensitive data (fails closed)",
+                rows=self.first_cut,
+                evidence=f"{self.cut_fields} fields beyond the per-row field/depth bounds",
+                group=f"sensitive:cut:{info.path}",
             )
         if self.phone_backend != "phonenumbers" and self.rows:
             yield dataset_finding(

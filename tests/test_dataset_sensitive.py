@@ -102,3 +102,210 @@ def test_phone_fallback_reports_degraded_detection() -> None:
     )
     rules = sorted(f.rule for f in check.finish(info))
     assert rules == ["PII002", "PII007"]
+
+
+# --- every column, not only text/label/id/source (issue #18) ------------------------------
+
+EMAIL = "ann.lee@proton.me"
+PHONE = "+1 650 253 0000"
+
+
+def _luhn_failing(i: int) -> int:
+    """A 16-digit number whose Luhn check fails (an order id, not a card)."""
+    from scanners.pii import luhn_ok
+
+    n = 4_000_000_000_000_000 + 7_919 * i
+    while luhn_ok(str(n)):
+        n += 1
+    return n
+
+
+def _pii_rows(n: int = 4) -> list[dict[str, object]]:
+    """A clean text column beside an e-mail column, a phone column, a card column and ids."""
+    return [
+        {
+            "text": f"a perfectly ordinary review of product number {i}",
+            "email": EMAIL if i % 2 == 0 else "",
+            "contact_phone": PHONE if i == 1 else "",
+            "card": CARD.replace(" ", "") if i == 2 else "",
+            "order_id": _luhn_failing(i),
+        }
+        for i in range(n)
+    ]
+
+
+def _control_rows(n: int = 6) -> list[dict[str, object]]:
+    """Ids, timestamps, versions and measurements that are no personal data."""
+    return [
+        {
+            "text": f"release notes for build {i}: faster start-up, fewer crashes",
+            "order_id": _luhn_failing(i),
+            "created": 1_700_000_000 + 3_600 * i,
+            "created_ms": 1_700_000_000_123 + i,
+            "version": f"1.{i}.3",
+            "score": 0.25 * i,
+            "weight": 72.5 + i,
+        }
+        for i in range(n)
+    ]
+
+
+def _sensitive(report: Report) -> list[Finding]:
+    return [f for f in report.findings if f.rule.startswith(("PII", "SEC", "DAT009"))]
+
+
+def _fields(report: Report) -> dict[str, tuple[int, ...]]:
+    """``message -> sample rows`` of the sensitive findings (messages name kind and field)."""
+    return {f.message: f.location.rows for f in _sensitive(report)}
+
+
+def _csv(path: Path, rows: Sequence[Mapping[str, object]], sep: str = ",") -> Path:
+    cols = list(rows[0])
+    lines = [sep.join(cols)] + [sep.join(str(r[c]) for c in cols) for r in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _parquet(path: Path, rows: Sequence[Mapping[str, object]]) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist(list(rows)), path)
+    return path
+
+
+def _arrow(path: Path, rows: Sequence[Mapping[str, object]]) -> Path:
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    table = pa.Table.from_pylist(list(rows))
+    with ipc.new_stream(str(path), table.schema) as writer:
+        writer.write_table(table)
+    return path
+
+
+WRITERS = {
+    "d.csv": _csv,
+    "d.tsv": lambda p, r: _csv(p, r, "\t"),
+    "d.jsonl": _write,
+    "d.parquet": _parquet,
+    "d.arrow": _arrow,
+}
+EXPECTED = {
+    "2 row(s) (50.0%) with email in field 'email'": (0, 2),
+    "1 row(s) (25.0%) with phone in field 'contact_phone'": (1,),
+    "1 row(s) (25.0%) with card in field 'card'": (2,),
+}
+
+
+def test_pii_column_beside_clean_text_in_every_reader(tmp_path: Path) -> None:
+    for name, writer in WRITERS.items():
+        report = _run(writer(tmp_path / name, _pii_rows()))
+        assert _fields(report) == EXPECTED, name
+        for f in _sensitive(report):
+            assert EMAIL not in f.evidence and "253 0000" not in f.evidence, name
+            assert CARD.replace(" ", "") not in f.evidence + f.message, name
+
+
+def test_clean_ids_timestamps_versions_are_not_reported(tmp_path: Path) -> None:
+    for name, writer in WRITERS.items():
+        report = _run(writer(tmp_path / name, _control_rows()))
+        assert _sensitive(report) == [], name
+
+
+def test_luhn_valid_number_in_numeric_column_is_a_card(tmp_path: Path) -> None:
+    """Integers in numeric Parquet/JSONL columns are tested with their exact digits."""
+    card = int(CARD.replace(" ", ""))
+    rows = [
+        dict(r, pan=card if i == 3 else _luhn_failing(i)) for i, r in enumerate(_control_rows())
+    ]
+    for name in ("d.jsonl", "d.parquet", "d.arrow", "d.csv"):
+        report = _run(WRITERS[name](tmp_path / name, rows))
+        assert _fields(report) == {"1 row(s) (16.7%) with card in field 'pan'": (3,)}, name
+
+
+def test_inexact_float_digits_are_not_tested() -> None:
+    """A 16-digit number stored as float64 lost its last digits: testing them is a coin toss."""
+    from scanners.dataset_io import extra_fields
+
+    inexact = 9_876_543_210_987_654.0  # above 2**53: float64 keeps only every second integer
+    assert inexact > 2**53
+    row = {"a": inexact, "b": 4539148803436467.0, "c": 12.5, "d": True, "e": 123}
+    assert extra_fields(row, ()) == (("b", "4539148803436467"),)
+
+
+def test_nested_jsonl_field_is_flattened(tmp_path: Path) -> None:
+    rows: list[dict[str, object]] = [
+        {"text": "an ordinary sentence about the weather", "meta": {"lang": "en"}} for _ in range(3)
+    ]
+    rows[1] = {
+        "text": "an ordinary sentence about the weather",
+        "meta": {"author": {"contact": [{"email": EMAIL}]}, "lang": "en"},
+    }
+    report = _run(_write(tmp_path / "n.jsonl", rows))
+    assert _fields(report) == {
+        "1 row(s) (33.3%) with email in field 'meta.author.contact[].email'": (1,)
+    }
+
+
+def test_secret_in_a_non_text_column_is_high(tmp_path: Path) -> None:
+    token = github_token()
+    rows = [
+        {"text": "a normal line of text here", "api_key": token if i == 1 else "none"}
+        for i in range(3)
+    ]
+    for name in ("d.jsonl", "d.csv", "d.parquet"):
+        report = _run(WRITERS[name](tmp_path / name, rows))
+        (finding,) = _sensitive(report)
+        assert finding.rule == "SEC001" and finding.severity is Severity.HIGH, name
+        assert "'api_key'" in finding.message and finding.location.rows == (1,), name
+        assert token not in finding.evidence and token[4:] not in finding.message, name
+
+
+def test_tabular_file_without_text_is_still_checked(tmp_path: Path) -> None:
+    rows = [{"name": f"n{i}", "email": EMAIL, "age": 30 + i} for i in range(3)]
+    report = _run(_csv(tmp_path / "people.csv", rows))
+    assert _fields(report) == {"3 row(s) (100.0%) with email in field 'email'": (0, 1, 2)}
+
+
+def test_rows_beyond_the_field_bounds_fail_closed(tmp_path: Path) -> None:
+    from scanners.dataset_io import EXTRA_DEPTH, MAX_EXTRA_FIELDS
+
+    deep: object = {"email": EMAIL}
+    for _ in range(EXTRA_DEPTH + 1):
+        deep = {"x": deep}
+    wide = {f"c{i}": f"value {i}" for i in range(MAX_EXTRA_FIELDS + 5)}
+    rows: list[dict[str, object]] = [
+        {"text": "one ordinary sentence", "meta": deep},
+        {"text": "another ordinary sentence", "meta": wide},
+        {"text": "a third ordinary sentence", "meta": {"ok": "fine"}},
+    ]
+    report = _run(_write(tmp_path / "b.jsonl", rows))
+    (cut,) = [f for f in report.findings if f.rule == "DAT009"]
+    assert cut.severity is Severity.HIGH and cut.location.rows == (0, 1)
+    assert "6 field(s) were not checked" in cut.message
+
+
+def test_field_names_are_bounded() -> None:
+    from scanners.dataset_sensitive import MAX_FIELDS, OTHER_FIELDS
+
+    check = SensitiveDataCheck()
+    for i in range(MAX_FIELDS + 50):
+        check.observe(Record(index=i, text="", extra=((f"k{i}", EMAIL),)))
+    assert len(check.fields) == MAX_FIELDS
+    assert len(check.tallies) == MAX_FIELDS + 1
+    assert check.tallies[("email", "col:" + OTHER_FIELDS)].rows == 50
+
+
+def test_other_checks_do_not_pay_for_extra_columns(tmp_path: Path) -> None:
+    from scanners.base import Artifact, ScanContext
+    from scanners.dataset_io import open_reader
+    from supplychain.model import ArtifactKind
+
+    path = _write(tmp_path / "x.jsonl", _pii_rows())
+    for checks, want in ((frozenset({"duplicates"}), False), (frozenset({"sensitive"}), True)):
+        ctx = ScanContext(dataset=DatasetOptions(checks=checks))
+        with path.open("rb") as stream:
+            art = Artifact(path=str(path), kind=ArtifactKind.DATASET_JSONL, stream=stream, size=1)
+            records = list(open_reader(art, ctx).records())
+        assert all(bool(r.extra) is want for r in records), checks
