@@ -388,7 +388,12 @@ def _extra_value(value: object) -> str | None:
     elif isinstance(value, float):
         if math.isfinite(value) and value.is_integer() and abs(value) <= EXACT_FLOAT:
             digits = str(int(value))
-    elif isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+    elif (
+        isinstance(value, Decimal)
+        and value.is_finite()
+        and value.adjusted() < 40  # no id has more digits; int() of 1E+99999 would be huge
+        and value == value.to_integral_value()
+    ):
         digits = str(int(value))
     if digits is None or len(digits.lstrip("-")) < EXTRA_MIN_DIGITS:
         return None

@@ -33,6 +33,10 @@ BULK_ROWS = 10
 """Rows of one kind in one field from which the finding is raised a level."""
 SAMPLE_ROWS = 5
 SAMPLE_VALUES = 3
+CLEAN_CACHE = 8192
+CLEAN_MAX_CHARS = 128
+"""Short extra values found clean are remembered (up to this many, then the memo restarts):
+categorical columns (city, status, version) repeat the same values on every row."""
 MAX_FIELDS = 256
 """Distinct extra field names tallied; later names are counted under ``OTHER_FIELDS``."""
 OTHER_FIELDS = "(other fields)"
@@ -81,6 +85,7 @@ class SensitiveDataCheck:
         self.cut_rows = 0
         self.cut_fields = 0
         self.first_cut: list[int] = []
+        self.clean: set[str] = set()
 
     def observe(self, record: Record) -> None:
         """Run both detector families over each field of the row."""
@@ -106,18 +111,28 @@ class SensitiveDataCheck:
                 else:
                     self.fields.add(name)
             leaf = name.rsplit(".", 1)[-1].removesuffix("[]")
-            self._check(record.index, "col:" + name, f"{leaf}: {value}")
+            line = f"{leaf}: {value}"
+            if line in self.clean:
+                continue
+            if not self._check(record.index, "col:" + name, line) and len(line) <= CLEAN_MAX_CHARS:
+                if len(self.clean) >= CLEAN_CACHE:
+                    self.clean.clear()
+                self.clean.add(line)
 
-    def _check(self, row: int, field_name: str, value: str) -> None:
-        """Tally every secret and personal-data match of one field value."""
+    def _check(self, row: int, field_name: str, value: str) -> bool:
+        """Tally every secret and personal-data match of one field value; whether any matched."""
+        found = False
         for secret in find_secrets(value):
+            found = True
             tally = self._tally(secret.kind, field_name, secret.rule)
             tally.severity = max(tally.severity, secret.severity)
             tally.confidence = max(tally.confidence, secret.confidence)
             tally.add(row, secret.redacted)
         for pii in find_pii(value, phone_backend=self.phone_backend):
+            found = True
             tally = self._tally(pii.kind, field_name, pii.rule)
             tally.add(row, redact(pii.kind, pii.value))
+        return found
 
     def _tally(self, kind: str, field_name: str, rule: Rule) -> _Tally:
         key = (kind, field_name)

@@ -309,3 +309,22 @@ def test_other_checks_do_not_pay_for_extra_columns(tmp_path: Path) -> None:
             art = Artifact(path=str(path), kind=ArtifactKind.DATASET_JSONL, stream=stream, size=1)
             records = list(open_reader(art, ctx).records())
         assert all(bool(r.extra) is want for r in records), checks
+
+
+def test_decimal_digits_are_exact_and_bounded() -> None:
+    from decimal import Decimal
+
+    from scanners.dataset_io import extra_fields
+
+    row = {"a": Decimal("4539148803436467"), "b": Decimal("1E+99999"), "c": Decimal("12.50")}
+    assert extra_fields(row, ()) == (("a", "4539148803436467"),)
+
+
+def test_clean_memo_never_hides_a_match_and_stays_bounded() -> None:
+    from scanners.dataset_sensitive import CLEAN_CACHE
+
+    check = SensitiveDataCheck()
+    for i in range(CLEAN_CACHE + 100):
+        check.observe(Record(index=i, text="", extra=(("city", f"town {i}"), ("email", EMAIL))))
+    assert len(check.clean) <= CLEAN_CACHE
+    assert check.tallies[("email", "col:email")].rows == CLEAN_CACHE + 100
