@@ -77,9 +77,11 @@ Executor_ = Literal["auto", "serial", "thread", "process"]
 
 PROCESS_MIN_FILES = 4
 """Below this many files a process pool costs more to start than it saves."""
-PROCESS_MIN_BYTES = 16 * 2**20
-"""Below this many bytes in all, too: starting workers (~0.3 s CPU each) would dominate a
-small model directory that threads scan in a fraction of that."""
+PROCESS_MIN_BYTES = 2 * 2**20
+"""Below this many bytes in all, too: starting the pool (~0.17 s wall) would dominate a small
+model directory that threads scan in a fraction of that. Not higher: pickles cost about 1 s of
+GIL-bound CPU per MiB, so an 8 MiB tree of them on threads ran no faster than serial
+(bench/README.md, issue #12)."""
 
 FILE_PLACEHOLDER = "\x00file"
 """The path a per-file result carries before the report applies the file's name(s): a NUL

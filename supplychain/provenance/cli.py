@@ -14,11 +14,15 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from supplychain.errors import ConfigError
-from supplychain.provenance import cache, hub, lockfile
-from supplychain.provenance.verify import ProvenanceOptions
+
+if TYPE_CHECKING:
+    from supplychain.provenance.verify import ProvenanceOptions
+
+# cache, hub, lockfile and verify (manifest, rules, signing) are imported where used: building
+# the parser and a plain file scan must not pay for them (start-up budget, bench/README.md).
 
 HF_SCHEME = "hf://"
 
@@ -74,6 +78,8 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
 
 def options_from(args: argparse.Namespace) -> ProvenanceOptions:
     """Provenance options from parsed arguments."""
+    from supplychain.provenance.verify import ProvenanceOptions
+
     return ProvenanceOptions(
         hf=getattr(args, "hf", None),
         revision=getattr(args, "revision", None),
@@ -87,16 +93,19 @@ def options_from(args: argparse.Namespace) -> ProvenanceOptions:
 
 
 def _asked(args: argparse.Namespace) -> bool:
-    o = options_from(args)
-    return bool(
-        o.hf or o.lock or o.public_key or o.certificate_chain or o.signature or o.require_signature
-    )
+    """Any provenance option given (read from ``args`` so a plain scan never imports verify)."""
+    return any(
+        getattr(args, name, None)
+        for name in ("hf", "lock", "public_key", "certificate_chain", "signature")
+    ) or bool(getattr(args, "require_signature", False))
 
 
 def _auto(paths: list[str]) -> bool:
     """One directory that is an HF cache snapshot (or repo folder) or holds a lock file."""
     if len(paths) != 1 or not Path(paths[0]).is_dir():
         return False
+    from supplychain.provenance import cache, lockfile
+
     root = Path(paths[0])
     if cache.SNAPSHOT_DIR.match(root.name) and (root / "snapshots").is_dir():
         return True  # an HF cache repo folder (its ref is resolved, or refused, in _run)
@@ -117,6 +126,8 @@ def scan_hook(args: argparse.Namespace) -> int | None:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """``supplychain verify PATH``: scan and verify against the sources given (one verdict)."""
+    from supplychain.provenance import lockfile
+
     if not (_asked(args) or _auto([str(p) for p in args.paths])):
         raise ConfigError(
             "nothing to verify against: give --hf ORG/NAME, --lock FILE, --public-key or "
@@ -128,6 +139,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, options: ProvenanceOptions, command: str) -> int:
     from supplychain.cli import _check_output, _emit, _load_policy, _Progress
+    from supplychain.provenance import cache
     from supplychain.provenance.verify import run_verify
 
     if len(args.paths) != 1 or not Path(args.paths[0]).is_dir():
@@ -157,6 +169,8 @@ def _run(args: argparse.Namespace, options: ProvenanceOptions, command: str) -> 
 
 def parse_hf_target(text: str) -> tuple[str, str, str | None]:
     """``hf://[datasets/]ORG/NAME[@REV]`` → (repo type, repo id, revision)."""
+    from supplychain.provenance import hub
+
     rest = text[len(HF_SCHEME) :]
     repo_type = "model"
     for prefix, kind in (("datasets/", "dataset"), ("models/", "model")):
@@ -170,6 +184,9 @@ def parse_hf_target(text: str) -> tuple[str, str, str | None]:
 
 def _scan_hf(args: argparse.Namespace, paths: list[str]) -> int:
     """Download into a quarantine directory pinned to the resolved commit, verify and scan it."""
+    from supplychain.provenance import hub
+    from supplychain.provenance.verify import ProvenanceOptions
+
     if len(paths) != 1:
         raise ConfigError("an hf:// target must be the only target")
     repo_type, repo_id, rev = parse_hf_target(paths[0])
@@ -208,12 +225,15 @@ def _scan_hf(args: argparse.Namespace, paths: list[str]) -> int:
 
 
 def _fields(options: ProvenanceOptions) -> dict[str, Any]:
+    from supplychain.provenance.verify import ProvenanceOptions
+
     return {name: getattr(options, name) for name in ProvenanceOptions.__slots__}
 
 
 def cmd_lock(args: argparse.Namespace) -> int:
     """``supplychain lock PATH [-o FILE]``: 0 written, 1 refused (directory ≠ commit), 2 error."""
-    from supplychain.provenance.verify import LockRefused, create_lock
+    from supplychain.provenance import lockfile
+    from supplychain.provenance.verify import LockRefused, ProvenanceOptions, create_lock
 
     root: Path = args.path
     if not root.is_dir():
