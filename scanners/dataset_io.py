@@ -1175,15 +1175,22 @@ class _ColumnarReader(DatasetReader):
             rows = _batch_rows(sample.slice(0, DETECT_ROWS), self)
         self.plan = plan_fields(self.columns, rows, self.options)
 
-    def read_columns(self, names: Sequence[str]) -> list[str]:
-        """The plan's columns, and every other one when ``Record.extra`` is wanted."""
+    def read_columns(self, schema: pa.Schema) -> list[str]:
+        """The plan's columns, and every other text/number column when ``Record.extra`` is
+        wanted. Columns holding binary data (image and audio bytes) are never added: nothing is
+        checked in bytes, and decoding them would cost memory and trip the row-group cap."""
+        names = schema.names
         cols = [c for c in self.plan.columns if c in names]
         if self.want_extra:
-            cols += [c for c in names if c not in cols]
+            cols += [
+                n
+                for n, t in zip(names, schema.types, strict=True)
+                if n not in cols and _extra_type(t)
+            ]
         return cols
 
     def _batch_records(self, batch: pa.RecordBatch, start: int) -> Iterator[Record]:
-        wanted = self.read_columns(batch.schema.names)
+        wanted = self.read_columns(batch.schema)
         sub = batch.select(wanted) if wanted else None
         if sub is None:
             for i in range(batch.num_rows):
@@ -1195,6 +1202,39 @@ class _ColumnarReader(DatasetReader):
             record = self.make_record(start + i, row)
             if record is not None:
                 yield record
+
+
+def _extra_type(t: pa.DataType, depth: int = 0) -> bool:
+    """Whether an Arrow type can hold text or digits and holds no binary (``Record.extra``)."""
+    pa = _import_pyarrow()
+    types = pa.types
+    if types.is_string(t) or types.is_large_string(t):
+        return True
+    if types.is_integer(t) or types.is_floating(t) or types.is_decimal(t):
+        return True
+    if depth >= EXTRA_DEPTH:
+        return False
+    if types.is_list(t) or types.is_large_list(t) or types.is_fixed_size_list(t):
+        return _extra_type(t.value_type, depth + 1)
+    if types.is_struct(t):
+        kinds = [t.field(i).type for i in range(t.num_fields)]
+        return not any(_has_binary(k) for k in kinds) and any(
+            _extra_type(k, depth + 1) for k in kinds
+        )
+    return False
+
+
+def _has_binary(t: pa.DataType) -> bool:
+    """Whether a (nested) Arrow type holds binary data anywhere."""
+    pa = _import_pyarrow()
+    types = pa.types
+    if types.is_binary(t) or types.is_large_binary(t) or types.is_fixed_size_binary(t):
+        return True
+    if types.is_list(t) or types.is_large_list(t) or types.is_fixed_size_list(t):
+        return _has_binary(t.value_type)
+    if types.is_struct(t):
+        return any(_has_binary(t.field(i).type) for i in range(t.num_fields))
+    return False
 
 
 def _batch_rows(
@@ -1276,7 +1316,7 @@ class ParquetReader(_ColumnarReader):
             if meta.num_rows and wanted:
                 sample = next(pf.iter_batches(batch_size=DETECT_ROWS, columns=wanted), None)
             self._plan_from(schema, sample)
-            cols = self.read_columns(schema.names)
+            cols = self.read_columns(schema)
             self._check_row_groups(meta, cols)
             index = 0
             if not cols:

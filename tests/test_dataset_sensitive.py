@@ -328,3 +328,38 @@ def test_clean_memo_never_hides_a_match_and_stays_bounded() -> None:
         check.observe(Record(index=i, text="", extra=(("city", f"town {i}"), ("email", EMAIL))))
     assert len(check.clean) <= CLEAN_CACHE
     assert check.tallies[("email", "col:email")].rows == CLEAN_CACHE + 100
+
+
+def test_binary_columns_are_not_read_for_extra_fields(tmp_path: Path) -> None:
+    """Image bytes beside the text are never decoded for the check (memory, row-group cap)."""
+    import pyarrow as pa
+
+    from scanners.base import Artifact, ScanContext
+    from scanners.dataset_io import open_reader
+    from supplychain.model import ArtifactKind
+
+    rows = [
+        {
+            "text": "a photo of a cat on a mat",
+            "image": {"bytes": b"\x89PNG" + bytes(64), "path": f"{i}.png"},
+            "thumb": b"\x00" * 32,
+            "email": EMAIL,
+            "tags": ["cat", "mat"],
+        }
+        for i in range(3)
+    ]
+    path = _parquet(tmp_path / "img.parquet", rows)
+    ctx = ScanContext(dataset=DatasetOptions(checks=frozenset({"sensitive"})))
+    with path.open("rb") as stream:
+        art = Artifact(
+            path=str(path),
+            kind=ArtifactKind.DATASET_PARQUET,
+            stream=stream,
+            size=path.stat().st_size,
+        )
+        reader = open_reader(art, ctx)
+        records = list(reader.records())
+        schema = pa.Table.from_pylist(rows).schema
+        assert reader.read_columns(schema) == ["text", "email", "tags"]  # type: ignore[attr-defined]
+    assert records[0].extra == (("email", EMAIL), ("tags[]", "cat"), ("tags[]", "mat"))
+    assert _fields(_run(path)) == {"3 row(s) (100.0%) with email in field 'email'": (0, 1, 2)}
