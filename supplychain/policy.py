@@ -24,7 +24,7 @@ from supplychain.model import Finding, Report, Rule, Severity, Status, Verdict
 POLICY_FILE = "supplychain.toml"
 PYPROJECT = "pyproject.toml"
 _TOP_KEYS = frozenset(
-    {"fail_on", "strict", "allow_imports", "extra_allowed_imports", "ignore", "limits"}
+    {"fail_on", "strict", "allow_imports", "extra_allowed_imports", "ignore", "limits", "signing"}
 )
 """``extra_allowed_imports`` is an alias of ``allow_imports`` (the engine's own name for it, and
 the name rule PKL002's remediation gives); both lists are merged."""
@@ -70,6 +70,23 @@ class Ignore:
 
 
 @dataclass(frozen=True, slots=True)
+class SigningPolicy:
+    """``[signing]``: how model signatures (OpenSSF model-signing bundles) are verified.
+
+    Paths are resolved against the policy file's directory, so a repository can pin its
+    publisher's key next to the policy. Command-line options win over these.
+    """
+
+    public_key: str | None = None
+    certificate_chain: tuple[str, ...] = ()
+    require: bool = False
+    """A model without a valid signature fails the run (PRV1xx HIGH)."""
+
+
+_SIGNING_KEYS = frozenset({"public_key", "certificate_chain", "require"})
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     """Everything a policy file (and the CLI flags that override it) can say."""
 
@@ -83,6 +100,7 @@ class Policy:
     """Extra pickle globals to allow (``module.name`` or ``module.*``)."""
     ignores: tuple[Ignore, ...] = ()
     limits: Limits = field(default_factory=Limits)
+    signing: SigningPolicy = field(default_factory=SigningPolicy)
     source: str | None = None
     """The file this policy came from, for messages."""
 
@@ -200,6 +218,30 @@ def _parse_limits(raw: object, where: str) -> Limits:
         raise ConfigError(f"{where}: {exc}") from None
 
 
+def _parse_signing(raw: object, where: str) -> SigningPolicy:
+    _require(isinstance(raw, dict), where, "[signing] must be a table")
+    assert isinstance(raw, dict)
+    unknown = set(raw) - _SIGNING_KEYS
+    _require(not unknown, where, f"unknown [signing] key(s) {sorted(unknown)}")
+    base = Path(where).parent if where and Path(where).name else Path()
+
+    def _path(value: object, key: str) -> str:
+        _require(isinstance(value, str) and bool(value), where, f"signing.{key}: a file path")
+        assert isinstance(value, str)
+        return str(base / Path(value).expanduser())
+
+    key = raw.get("public_key")
+    chain = raw.get("certificate_chain", [])
+    _require(isinstance(chain, list), where, "signing.certificate_chain must be a list of paths")
+    require = raw.get("require", False)
+    _require(isinstance(require, bool), where, "signing.require must be true or false")
+    return SigningPolicy(
+        public_key=None if key is None else _path(key, "public_key"),
+        certificate_chain=tuple(_path(c, "certificate_chain") for c in chain),
+        require=require,
+    )
+
+
 def parse_policy(data: Mapping[str, Any], where: str) -> Policy:
     """Build a ``Policy`` from a parsed TOML table, rejecting anything unknown."""
     unknown = set(data) - _TOP_KEYS
@@ -238,6 +280,8 @@ def parse_policy(data: Mapping[str, Any], where: str) -> Policy:
         policy = replace(policy, ignores=tuple(_parse_ignore(raw, where) for raw in data["ignore"]))
     if "limits" in data:
         policy = replace(policy, limits=_parse_limits(data["limits"], where))
+    if "signing" in data:
+        policy = replace(policy, signing=_parse_signing(data["signing"], where))
     return policy
 
 

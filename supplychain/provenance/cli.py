@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from supplychain.errors import ConfigError
 
 if TYPE_CHECKING:
+    from supplychain.policy import Policy
     from supplychain.provenance.verify import ProvenanceOptions
 
 # cache, hub, lockfile and verify (manifest, rules, signing) are imported where used: building
@@ -92,6 +93,28 @@ def options_from(args: argparse.Namespace) -> ProvenanceOptions:
     )
 
 
+def with_policy(options: ProvenanceOptions, policy: Policy) -> ProvenanceOptions:
+    """Fill signature options the command line left unset from the policy's ``[signing]``."""
+    from dataclasses import replace
+
+    signing = policy.signing
+    return replace(
+        options,
+        public_key=options.public_key or (Path(signing.public_key) if signing.public_key else None),
+        certificate_chain=options.certificate_chain
+        or tuple(Path(c) for c in signing.certificate_chain),
+        require_signature=options.require_signature or signing.require,
+    )
+
+
+def _policy_signing(args: argparse.Namespace) -> bool:
+    """The policy file asks for signature verification (a key, a chain or ``require``)."""
+    from supplychain.cli import _load_policy
+
+    signing = _load_policy(args).signing
+    return bool(signing.public_key or signing.certificate_chain or signing.require)
+
+
 def _asked(args: argparse.Namespace) -> bool:
     """Any provenance option given (read from ``args`` so a plain scan never imports verify)."""
     return any(
@@ -119,7 +142,7 @@ def scan_hook(args: argparse.Namespace) -> int | None:
         return _scan_hf(args, paths)
     if getattr(args, "keep", None) is not None:
         raise ConfigError("--keep only applies to an hf:// target")
-    if not (_asked(args) or _auto(paths)):
+    if not (_asked(args) or _auto(paths) or _policy_signing(args)):
         return None
     return _run(args, options_from(args), "scan")
 
@@ -128,7 +151,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     """``supplychain verify PATH``: scan and verify against the sources given (one verdict)."""
     from supplychain.provenance import lockfile
 
-    if not (_asked(args) or _auto([str(p) for p in args.paths])):
+    if not (_asked(args) or _auto([str(p) for p in args.paths]) or _policy_signing(args)):
         raise ConfigError(
             "nothing to verify against: give --hf ORG/NAME, --lock FILE, --public-key or "
             "--certificate-chain, or a directory that is an HF cache snapshot or holds "
@@ -153,6 +176,7 @@ def _run(args: argparse.Namespace, options: ProvenanceOptions, command: str) -> 
     if args.jobs < 1:
         raise ConfigError("--jobs must be at least 1")
     policy = _load_policy(args)
+    options = with_policy(options, policy)
     _check_output(args.output)
     progress = _Progress(enabled=not args.quiet)
     try:

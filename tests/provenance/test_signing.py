@@ -128,3 +128,59 @@ def test_signed_file_deleted_is_named(signed: Path, keys: tuple[Path, Path]) -> 
     hits = by_rule(report, "PRV116")
     assert [f.location.path for f in hits] == ["model.safetensors"], [f.message for f in hits]
     assert "missing" in hits[0].message
+
+
+def _scan_json(target: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, dict]:  # type: ignore[type-arg]
+    import json
+
+    from supplychain.cli import main
+
+    capsys.readouterr()
+    code = main(["scan", str(target), "--format", "json", "--quiet", *extra])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_policy_file_public_key_verifies_the_signature(
+    signed: Path, keys: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The policy beside the model (found by walking up) names the key relative to itself.
+    (signed.parent / "supplychain.toml").write_text('[signing]\npublic_key = "key.pub"\n')
+    code, report = _scan_json(signed, capsys)
+    rules = {f["rule"] for f in report["findings"]}
+    assert code == 0 and "PRV115" in rules, rules
+    (signed / "config.json").write_text('{"model_type": "bert", "auto_map": {}}\n')
+    code, report = _scan_json(signed, capsys)
+    assert code == 1
+    assert [f["location"]["path"] for f in report["findings"] if f["rule"] == "PRV116"] == [
+        "config.json"
+    ]
+
+
+def test_policy_file_require_fails_an_unsigned_model(
+    tmp_path: Path, keys: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "plain"
+    root.mkdir()
+    (root / "config.json").write_text("{}\n")
+    policy = tmp_path / "policy.toml"
+    policy.write_text(f'[signing]\npublic_key = "{keys[1]}"\nrequire = true\n')
+    code, report = _scan_json(root, capsys, "--policy", str(policy))
+    assert code == 1
+    assert any(f["rule"] == "PRV117" for f in report["findings"])
+    policy.write_text(f'[signing]\npublic_key = "{keys[1]}"\n')
+    code, _ = _scan_json(root, capsys, "--policy", str(policy))
+    assert code == 0
+
+
+def test_policy_signing_table_rejects_unknown_keys(tmp_path: Path) -> None:
+    from supplychain import policy as pol
+    from supplychain.errors import ConfigError
+
+    path = tmp_path / "p.toml"
+    path.write_text('[signing]\npublic_keys = "k.pub"\n')
+    with pytest.raises(ConfigError, match="public_keys"):
+        pol.load_policy(path)
+    path.write_text('[signing]\npublic_key = "k.pub"\ncertificate_chain = ["a.pem"]\n')
+    loaded = pol.load_policy(path).signing
+    assert loaded.public_key == str(tmp_path / "k.pub")
+    assert loaded.certificate_chain == (str(tmp_path / "a.pem"),)
