@@ -243,7 +243,7 @@ def run_rensa(path: Path) -> set[tuple[int, int]]:
 def run_all(path: Path) -> dict[str, int]:
     from scanners.base import Artifact, ScanContext
     from scanners.dataset_scan import DatasetScanner
-    from supplychain.model import ArtifactKind
+    from supplychain.core.model import ArtifactKind
 
     counts: dict[str, int] = {}
     with path.open("rb") as fh:

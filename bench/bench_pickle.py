@@ -31,8 +31,8 @@ CHILD = r"""
 import io, json, resource, sys, time
 from scanners.base import Artifact, ScanContext
 from scanners.pickle_scan import scan_pickle
-from supplychain.limits import Limits
-from supplychain.model import ArtifactKind
+from supplychain.core.limits import Limits
+from supplychain.core.model import ArtifactKind
 path = sys.argv[1]
 t0 = time.perf_counter()
 with open(path, "rb") as fh:

@@ -50,7 +50,7 @@ import io, json, sys, time
 from scanners.base import Artifact, ScanContext
 from scanners.safetensors_scan import SafetensorsScanner
 from supplychain.engine import ScanOptions, scan_paths
-from supplychain.model import ArtifactKind
+from supplychain.core.model import ArtifactKind
 t0 = time.perf_counter()
 report = scan_paths([sys.argv[1]], ScanOptions(scanners=(SafetensorsScanner,)))
 dt = time.perf_counter() - t0
@@ -135,7 +135,7 @@ MANY_CHILD = (
 import json, sys, time
 from scanners.base import Artifact, ScanContext
 from scanners.safetensors_scan import SafetensorsScanner
-from supplychain.model import ArtifactKind
+from supplychain.core.model import ArtifactKind
 import os
 size = os.path.getsize(sys.argv[1])
 before = hwm_mib()

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from scanners._io import sha256_stream
 from scanners.base import Artifact, ScanContext, Scanner
-from supplychain.errors import ArtifactError, MissingDependency
-from supplychain.model import ArtifactKind, Finding
+from supplychain.core.errors import ArtifactError, MissingDependency
+from supplychain.core.model import ArtifactKind, Finding
 
 EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
     ArtifactError,

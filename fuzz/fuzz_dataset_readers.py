@@ -15,7 +15,7 @@ from scanners.base import ScanContext
 from scanners.dataset_base import DatasetOptions
 from scanners.dataset_dups import NearDuplicateCheck
 from scanners.dataset_scan import DATASET_CHECKS, DatasetScanner
-from supplychain.model import ArtifactKind
+from supplychain.core.model import ArtifactKind
 
 CTX: ScanContext = replace(
     FUZZ_CTX,

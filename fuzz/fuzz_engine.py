@@ -17,8 +17,8 @@ import logging
 from fuzz._common import CaptureScannerErrors, HarnessFailure, tolerate_known
 from scanners import BUILTIN_SCANNERS
 from scanners.base import Artifact
+from supplychain.core.model import ArtifactKind, Finding, Status
 from supplychain.engine import ScanOptions, _FileScan
-from supplychain.model import ArtifactKind, Finding, Status
 
 NAMES = (
     "model.bin",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fuzz._common import Target, run_targets
 from scanners.numpy_scan import NumpyScanner
-from supplychain.model import ArtifactKind
+from supplychain.core.model import ArtifactKind
 
 TARGETS: tuple[Target, ...] = (Target(NumpyScanner, ArtifactKind.NUMPY_NPY, "array.npy"),)
 

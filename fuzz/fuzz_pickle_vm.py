@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from fuzz._common import Target, run_targets
 from scanners.pickle_scan import PickleScanner
-from supplychain.model import ArtifactKind
+from supplychain.core.model import ArtifactKind
 
 TARGETS: tuple[Target, ...] = (Target(PickleScanner, ArtifactKind.PICKLE, "model.pkl"),)
 

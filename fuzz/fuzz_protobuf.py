@@ -5,7 +5,7 @@ from __future__ import annotations
 from fuzz._common import Target, run_targets
 from scanners.onnx_scan import OnnxScanner
 from scanners.tf_scan import SavedModelScanner
-from supplychain.model import ArtifactKind
+from supplychain.core.model import ArtifactKind
 
 TARGETS: tuple[Target, ...] = (
     Target(OnnxScanner, ArtifactKind.ONNX, "model.onnx"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fuzz._common import Target, run_targets
 from scanners.safetensors_scan import SafetensorsScanner
-from supplychain.model import ArtifactKind
+from supplychain.core.model import ArtifactKind
 
 TARGETS: tuple[Target, ...] = (
     Target(SafetensorsScanner, ArtifactKind.SAFETENSORS, "model.safetensors"),

@@ -7,7 +7,7 @@ from __future__ import annotations
 from fuzz._common import Target, run_targets
 from scanners.archive_scan import ArchiveScanner
 from scanners.torch_scan import TorchScanner
-from supplychain.model import ArtifactKind
+from supplychain.core.model import ArtifactKind
 
 TARGETS: tuple[Target, ...] = (
     Target(ArchiveScanner, ArtifactKind.TAR, "archive.tar"),

@@ -8,7 +8,7 @@ from __future__ import annotations
 from fuzz._common import Target, run_targets
 from scanners.config_scan import ConfigScanner
 from scanners.template_scan import TemplateScanner
-from supplychain.model import ArtifactKind
+from supplychain.core.model import ArtifactKind
 
 TARGETS: tuple[Target, ...] = (
     Target(TemplateScanner, ArtifactKind.CHAT_TEMPLATE, "chat_template.jinja"),

@@ -10,7 +10,7 @@ from scanners.archive_scan import ArchiveScanner
 from scanners.keras_scan import KerasScanner
 from scanners.numpy_scan import NumpyScanner
 from scanners.torch_scan import TorchScanner
-from supplychain.model import ArtifactKind
+from supplychain.core.model import ArtifactKind
 
 TARGETS: tuple[Target, ...] = (
     Target(ArchiveScanner, ArtifactKind.ZIP, "archive.zip"),

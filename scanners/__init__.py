@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from scanners.base import Artifact, ScanContext, Scanner
-from supplychain.model import ArtifactKind as K
+from supplychain.core.model import ArtifactKind as K
 
 if TYPE_CHECKING:
     BUILTIN_SCANNERS: tuple[type[Scanner], ...]

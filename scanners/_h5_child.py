@@ -24,7 +24,7 @@ def extract(path: str) -> dict[str, Any]:
     import h5py
 
     from scanners.keras_scan import _attr_text, _h5_links
-    from supplychain.errors import LimitExceeded
+    from supplychain.core.errors import LimitExceeded
 
     out: dict[str, Any] = {"configs": [], "links": [], "error": None, "limit": None}
     try:

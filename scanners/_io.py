@@ -7,7 +7,7 @@ import tempfile
 from collections.abc import Iterable
 from typing import BinaryIO
 
-from supplychain.errors import LimitExceeded
+from supplychain.core.errors import LimitExceeded
 
 CHUNK = 1 << 20
 SPOOL_IN_MEMORY = 16 * 2**20
@@ -62,7 +62,7 @@ def spool(chunks: Iterable[bytes], max_bytes: int, what: str = "member") -> tupl
 
 def read_exact(stream: BinaryIO, size: int, what: str = "data") -> bytes:
     """Read exactly ``size`` bytes or raise ``ArtifactError`` naming what was cut short."""
-    from supplychain.errors import ArtifactError
+    from supplychain.core.errors import ArtifactError
 
     pos = stream.tell()
     data = stream.read(size)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from supplychain.errors import ArtifactError, LimitExceeded
+from supplychain.core.errors import ArtifactError, LimitExceeded
 
 VARINT, I64, LEN, I32 = 0, 1, 2, 5
 WINDOW = 64 * 1024

@@ -16,7 +16,7 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from supplychain.errors import ArtifactError, LimitExceeded
+from supplychain.core.errors import ArtifactError, LimitExceeded
 
 EOCD_SIG = b"PK\x05\x06"
 EOCD64_LOC_SIG = b"PK\x06\x07"

@@ -32,7 +32,7 @@ from typing import Final
 
 from scanners.denylist_derived import DERIVED_DENY
 from scanners.pickle_vm import canonical_module
-from supplychain.model import Severity
+from supplychain.core.model import Severity
 
 ALLOWLIST_VERSION: Final = "2026.2"
 

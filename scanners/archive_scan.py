@@ -30,10 +30,11 @@ from typing import IO, Any, BinaryIO, ClassVar
 from scanners import _zip
 from scanners._io import CHUNK, SPOOL_IN_MEMORY
 from scanners._zip import ZLIB_DECOMPRESSOR
-from scanners.base import GEN001, GEN002, Artifact, ScanContext, make_rule
-from supplychain.errors import ArtifactError, LimitExceeded, MissingDependency
-from supplychain.limits import ContainerTally, Limits
-from supplychain.model import ArtifactKind, Confidence, Finding, Rule, Severity
+from scanners.base import Artifact, ScanContext
+from supplychain.core.errors import ArtifactError, LimitExceeded, MissingDependency
+from supplychain.core.limits import ContainerTally, Limits
+from supplychain.core.model import ArtifactKind, Confidence, Finding, Rule, Severity
+from supplychain.core.rules import GEN001, GEN002, make_rule
 
 _ZIP_REFS = (
     "https://github.com/mmaitre314/picklescan/security/advisories",

@@ -21,9 +21,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from scanners.base import Artifact, ScanContext, make_rule
-from supplychain.errors import LimitExceeded
-from supplychain.model import ArtifactKind, Confidence, Finding, Rule, Severity
+from scanners.base import Artifact, ScanContext
+from supplychain.core.errors import LimitExceeded
+from supplychain.core.model import ArtifactKind, Confidence, Finding, Rule, Severity
+from supplychain.core.rules import make_rule
 
 MAX_SOURCE_BYTES = 16 * 2**20
 """Largest source parsed, below ``max_header_bytes``: an AST costs ~30x the source in RAM."""

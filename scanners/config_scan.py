@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import ClassVar
 
-from scanners.base import Artifact, ScanContext, make_rule
-from supplychain.errors import LimitExceeded
-from supplychain.model import ArtifactKind, Confidence, Finding, Rule, Severity
+from scanners.base import Artifact, ScanContext
+from supplychain.core.errors import LimitExceeded
+from supplychain.core.model import ArtifactKind, Confidence, Finding, Rule, Severity
+from supplychain.core.rules import make_rule
 
 _REFS = (
     "https://huggingface.co/docs/transformers/custom_models",

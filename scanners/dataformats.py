@@ -32,9 +32,10 @@ from scanners import _zip
 from scanners._protobuf import I32, LEN, VARINT, Field, ProtoReader
 from scanners.archive_scan import Spool as _Spool
 from scanners.archive_scan import Want, handoff, walk_zip
-from scanners.base import Artifact, ScanContext, make_rule
-from supplychain.errors import ArtifactError, LimitExceeded
-from supplychain.model import ArtifactKind, Confidence, Finding, Rule, Severity
+from scanners.base import Artifact, ScanContext
+from supplychain.core.errors import ArtifactError, LimitExceeded
+from supplychain.core.model import ArtifactKind, Confidence, Finding, Rule, Severity
+from supplychain.core.rules import make_rule
 
 FMT001 = make_rule(
     "FMT001",

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
-from supplychain.model import Finding, Rule
+from supplychain.core.model import Finding, Rule
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from scanners._lazy import lazy_module
-from scanners.base import ATLAS_POISONING, POISONING, make_rule
 from scanners.dataset_base import DatasetInfo, Record
-from supplychain.model import Confidence, Finding, Location, Rule, Severity
+from supplychain.core.model import Confidence, Finding, Location, Rule, Severity
+from supplychain.core.rules import ATLAS_POISONING, POISONING, make_rule
 
 if TYPE_CHECKING:
     import numpy as np

@@ -24,10 +24,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from scanners.base import ATLAS_POISONING, POISONING, Artifact, ScanContext, make_rule
+from scanners.base import Artifact, ScanContext
 from scanners.dataset_base import EXTRA_CUT, DatasetInfo, DatasetOptions, Record
-from supplychain.errors import ArtifactError, LimitExceeded, MissingDependency
-from supplychain.model import ArtifactKind, Confidence, Finding, Location, Rule, Severity
+from supplychain.core.errors import ArtifactError, LimitExceeded, MissingDependency
+from supplychain.core.model import ArtifactKind, Confidence, Finding, Location, Rule, Severity
+from supplychain.core.rules import ATLAS_POISONING, POISONING, make_rule
 
 if TYPE_CHECKING:
     import pyarrow as pa

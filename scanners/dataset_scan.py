@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import ClassVar
 
-from scanners.base import GEN002, Artifact, ScanContext
+from scanners.base import Artifact, ScanContext
 from scanners.dataset_base import DatasetCheck, DatasetInfo
 from scanners.dataset_io import READER_RULES, open_reader, reader_findings
-from supplychain.errors import ArtifactError
-from supplychain.model import ArtifactKind, Finding, Rule, Severity
+from supplychain.core.errors import ArtifactError
+from supplychain.core.model import ArtifactKind, Finding, Rule, Severity
+from supplychain.core.rules import GEN002
 
 
 class DatasetCheckError(RuntimeError):

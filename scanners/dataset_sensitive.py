@@ -27,7 +27,7 @@ from scanners.dataset_base import EXTRA_CUT, DatasetInfo, Record
 from scanners.dataset_io import DAT009, dataset_finding
 from scanners.pii import PHONE_BACKEND, PII007, PII_RULES, find_pii
 from scanners.secrets import SECRET_RULES, find_secrets, redact
-from supplychain.model import Confidence, Finding, Rule, Severity
+from supplychain.core.model import Confidence, Finding, Rule, Severity
 
 BULK_ROWS = 10
 """Rows of one kind in one field from which the finding is raised a level."""

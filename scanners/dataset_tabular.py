@@ -25,9 +25,9 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 from scanners._lazy import lazy_module
-from scanners.base import ATLAS_POISONING, POISONING, make_rule
 from scanners.dataset_base import DatasetInfo, Record, single_blas
-from supplychain.model import Confidence, Finding, Location, Rule, Severity
+from supplychain.core.model import Confidence, Finding, Location, Rule, Severity
+from supplychain.core.rules import ATLAS_POISONING, POISONING, make_rule
 
 if TYPE_CHECKING:
     import numpy as np

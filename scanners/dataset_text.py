@@ -15,10 +15,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from scanners.base import ATLAS_POISONING, POISONING, make_rule
 from scanners.dataset_base import DatasetInfo, Record
 from scanners.dataset_io import CHAT_FIELDS, dataset_finding
-from supplychain.model import Confidence, Finding, Rule, Severity
+from supplychain.core.model import Confidence, Finding, Rule, Severity
+from supplychain.core.rules import ATLAS_POISONING, POISONING, make_rule
 
 INJECTION = ("LLM01",)
 """OWASP LLM Top 10 (2025): prompt injection."""

@@ -15,15 +15,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO, ClassVar
 
-from scanners.base import Artifact, ScanContext, make_rule
+from scanners.base import Artifact, ScanContext
 from scanners.template_scan import (
     MAX_TEMPLATE_BYTES,
     TEMPLATE_RULES,
     TPL006,
     template_findings,
 )
-from supplychain.errors import LimitExceeded
-from supplychain.model import ArtifactKind, Confidence, FactValue, Finding, Rule, Severity
+from supplychain.core.errors import LimitExceeded
+from supplychain.core.model import ArtifactKind, Confidence, FactValue, Finding, Rule, Severity
+from supplychain.core.rules import make_rule
 
 REFS = ("https://github.com/ggml-org/ggml/blob/master/docs/gguf.md",)
 PARSER_CVES = (

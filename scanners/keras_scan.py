@@ -25,15 +25,16 @@ from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
 
 from scanners import _zip
 from scanners._io import spool
-from scanners.base import Artifact, ScanContext, make_rule
-from supplychain.errors import (
+from scanners.base import Artifact, ScanContext
+from supplychain.core.errors import (
     ArtifactError,
     LimitExceeded,
 )
-from supplychain.model import ArtifactKind, Confidence, Finding, Rule, Severity
+from supplychain.core.model import ArtifactKind, Confidence, Finding, Rule, Severity
+from supplychain.core.rules import make_rule
 
 if TYPE_CHECKING:
-    from supplychain.limits import Limits
+    from supplychain.core.limits import Limits
 
 CVE_2025_1550 = "https://www.sentinelone.com/vulnerability-database/cve-2025-1550/"
 KERAS_SAFE_MODE = "https://keras.io/api/models/model_saving_apis/model_saving_and_loading/"

@@ -18,9 +18,10 @@ from typing import Any, ClassVar
 
 from scanners._io import read_exact
 from scanners.archive_scan import ARC_RULES, Spool, bounded_reads, handoff, walk_zip
-from scanners.base import Artifact, ScanContext, make_rule
-from supplychain.errors import ArtifactError
-from supplychain.model import ArtifactKind, Confidence, Finding, Rule, Severity
+from scanners.base import Artifact, ScanContext
+from supplychain.core.errors import ArtifactError
+from supplychain.core.model import ArtifactKind, Confidence, Finding, Rule, Severity
+from supplychain.core.rules import make_rule
 
 MAGIC = b"\x93NUMPY"
 _PY2_LONG = re.compile(r"(\b\d+)L\b")

@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import ClassVar
 
 from scanners._protobuf import LEN, Field, ProtoReader
-from scanners.base import Artifact, ScanContext, make_rule
+from scanners.base import Artifact, ScanContext
 from scanners.keras_scan import is_outside_path, is_url
-from supplychain.errors import ArtifactError, LimitExceeded
-from supplychain.model import ArtifactKind, Confidence, FactValue, Finding, Rule, Severity
+from supplychain.core.errors import ArtifactError, LimitExceeded
+from supplychain.core.model import ArtifactKind, Confidence, FactValue, Finding, Rule, Severity
+from supplychain.core.rules import make_rule
 
 ONNX_TRAVERSAL = "https://homepage-423.pages.dev/blog/post/two-incomplete-fixes-for-a-path-traversal-vulnerability-in-onnx-cve-2026-27489-18075/"
 

@@ -42,7 +42,7 @@ from scanners.allowlist import (
     Classification,
     classify,
 )
-from scanners.base import Artifact, ScanContext, make_rule
+from scanners.base import Artifact, ScanContext
 from scanners.pickle_vm import (
     Blob,
     Call,
@@ -62,8 +62,9 @@ from scanners.pickle_vm import (
     iter_refs,
     render,
 )
-from supplychain.errors import LimitExceeded
-from supplychain.model import ArtifactKind, Confidence, Finding, Rule, Severity
+from supplychain.core.errors import LimitExceeded
+from supplychain.core.model import ArtifactKind, Confidence, Finding, Rule, Severity
+from supplychain.core.rules import make_rule
 
 _CONVERT: Final = (
     "Do not load it. If the model is needed, load it once inside an isolated, network-less "

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import BinaryIO, Final
 
-from supplychain.errors import LimitExceeded
-from supplychain.limits import Limits
+from supplychain.core.errors import LimitExceeded
+from supplychain.core.limits import Limits
 
 _accel_module: ModuleType | None
 try:

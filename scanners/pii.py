@@ -24,8 +24,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from scanners.base import make_rule
-from supplychain.model import Rule, Severity
+from supplychain.core.model import Rule, Severity
+from supplychain.core.rules import make_rule
 
 DISCLOSURE = ("LLM02",)
 ATLAS_LEAKAGE = ("AML.T0057",)

@@ -16,9 +16,10 @@ from collections.abc import Iterator
 from typing import ClassVar
 
 from scanners import _zip
-from scanners.base import Artifact, ScanContext, make_rule
+from scanners.base import Artifact, ScanContext
 from scanners.sniff import HEAD, LFS_MAX_BYTES, media_label, zip_kind
-from supplychain.model import ArtifactKind, Finding, Rule, Severity
+from supplychain.core.model import ArtifactKind, Finding, Rule, Severity
+from supplychain.core.rules import make_rule
 
 IDN001 = make_rule(
     "IDN001",

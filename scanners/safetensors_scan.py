@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from scanners._io import read_exact
-from scanners.base import Artifact, ScanContext, make_rule
-from supplychain.model import ArtifactKind, Confidence, FactValue, Finding, Rule, Severity
+from scanners.base import Artifact, ScanContext
+from supplychain.core.model import ArtifactKind, Confidence, FactValue, Finding, Rule, Severity
+from supplychain.core.rules import make_rule
 
 REFS = ("https://github.com/huggingface/safetensors#format",)
 

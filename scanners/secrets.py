@@ -26,8 +26,8 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from scanners.base import make_rule
-from supplychain.model import Confidence, Rule, Severity, escape_evidence
+from supplychain.core.model import Confidence, Rule, Severity, escape_evidence
+from supplychain.core.rules import make_rule
 
 DISCLOSURE = ("LLM02",)
 """OWASP LLM Top 10 (2025): sensitive information disclosure."""

@@ -14,8 +14,8 @@ from typing import ClassVar
 
 from scanners.base import Artifact, ScanContext
 from scanners.secrets import SECRET_RULES, find_secrets
-from supplychain.errors import LimitExceeded
-from supplychain.model import ArtifactKind, Finding, Rule
+from supplychain.core.errors import LimitExceeded
+from supplychain.core.model import ArtifactKind, Finding, Rule
 
 CHUNK = 1 << 20
 """Bytes read per step."""

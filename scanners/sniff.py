@@ -21,7 +21,7 @@ import zlib
 from typing import BinaryIO, NamedTuple
 
 from scanners import _zip
-from supplychain.model import ArtifactKind, Severity
+from supplychain.core.model import ArtifactKind, Severity
 
 HEAD = 64 * 1024
 PICKLE_WALK_BYTES = 1 << 20

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from scanners.base import Artifact, ScanContext, make_rule
+from scanners.base import Artifact, ScanContext
 from scanners.config_scan import may_hold_keys
-from supplychain.errors import ArtifactError, LimitExceeded
-from supplychain.model import ArtifactKind, Confidence, Finding, Rule, Severity
+from supplychain.core.errors import ArtifactError, LimitExceeded
+from supplychain.core.model import ArtifactKind, Confidence, Finding, Rule, Severity
+from supplychain.core.rules import make_rule
 
 if TYPE_CHECKING:
     from jinja2 import Environment, nodes

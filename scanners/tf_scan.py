@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from scanners._protobuf import LEN, VARINT, Field, ProtoReader
-from scanners.base import Artifact, ScanContext, make_rule
+from scanners.base import Artifact, ScanContext
 from scanners.keras_scan import (
     KERAS_CONFIG_RULES,
     analyze_config,
@@ -26,8 +26,9 @@ from scanners.keras_scan import (
     is_url,
     parse_json_config,
 )
-from supplychain.errors import ArtifactError
-from supplychain.model import ArtifactKind, Confidence, Finding, Rule, Severity
+from supplychain.core.errors import ArtifactError
+from supplychain.core.model import ArtifactKind, Confidence, Finding, Rule, Severity
+from supplychain.core.rules import make_rule
 
 TF_SECURITY = "https://github.com/tensorflow/tensorflow/blob/master/SECURITY.md"
 

@@ -44,11 +44,12 @@ from scanners.archive_scan import (
     walk_tar,
     walk_zip,
 )
-from scanners.base import Artifact, ScanContext, make_rule
+from scanners.base import Artifact, ScanContext
 from scanners.pickle_scan import scan_pickle
 from scanners.pickle_vm import Global, Persistent, PickleMachine, Stop, StreamError
-from supplychain.errors import ArtifactError
-from supplychain.model import ArtifactKind, Confidence, Finding, Rule, Severity
+from supplychain.core.errors import ArtifactError
+from supplychain.core.model import ArtifactKind, Confidence, Finding, Rule, Severity
+from supplychain.core.rules import make_rule
 
 _STORAGE = re.compile(r"(?:^|/)data/\d+$")
 """A tensor storage record: ``<root>/data/<key>`` (raw bytes, never unpickled by torch)."""

@@ -21,11 +21,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
-
-from supplychain.errors import ConfigError, SupplyChainError
-from supplychain.limits import Limits
-from supplychain.model import (
+from supplychain.core import __version__ as __version__
+from supplychain.core.errors import ConfigError, SupplyChainError
+from supplychain.core.limits import Limits
+from supplychain.core.model import (
     ArtifactKind,
     ArtifactRecord,
     Confidence,
@@ -39,7 +38,7 @@ from supplychain.model import (
     Status,
     Verdict,
 )
-from supplychain.settings import Settings
+from supplychain.core.settings import Settings
 
 if TYPE_CHECKING:
     from supplychain.policy import Policy

@@ -36,8 +36,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from supplychain.errors import ConfigError, SupplyChainError
-from supplychain.model import Report, Severity, escape_evidence
+from supplychain.core.errors import ConfigError, SupplyChainError
+from supplychain.core.model import Report, Severity, escape_evidence
 
 MODEL_SUFFIXES = frozenset(
     {

@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Protocol
 
-from scanners.base import make_rule
-from supplychain.model import (
+from supplychain.core.model import (
     ArtifactRecord,
     Confidence,
     Fact,
@@ -32,6 +31,7 @@ from supplychain.model import (
     Severity,
     Status,
 )
+from supplychain.core.rules import make_rule
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,13 +19,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, NoReturn, TextIO, cast
 
-from supplychain.errors import ConfigError, SupplyChainError
-from supplychain.model import Report, Rule, Severity
+from supplychain.core.errors import ConfigError, SupplyChainError
+from supplychain.core.model import Report, Rule, Severity
 from supplychain.policy import FailOn, Policy, parse_fail_on
 
 if TYPE_CHECKING:
+    from supplychain.core.settings import Settings
     from supplychain.formats.base import Format
-    from supplychain.settings import Settings
 
 log = logging.getLogger("supplychain")
 
@@ -378,9 +378,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
         raise ConfigError(f"pickle trace is not available: {exc}") from None
     from scanners import _zip
     from scanners.sniff import sniff
-    from supplychain.errors import ArtifactError
-    from supplychain.limits import Limits
-    from supplychain.model import ArtifactKind, escape_evidence
+    from supplychain.core.errors import ArtifactError
+    from supplychain.core.limits import Limits
+    from supplychain.core.model import ArtifactKind, escape_evidence
 
     path: Path = args.file
     limits = Limits()
@@ -437,7 +437,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 def _npy_payload_start(head: bytes) -> int | None:
     """Offset of the pickle inside an object-dtype ``.npy``, else ``None``."""
     from scanners.numpy_scan import parse_header
-    from supplychain.errors import ArtifactError
+    from supplychain.core.errors import ArtifactError
 
     try:
         header, start = parse_header(io.BytesIO(head), len(head))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable, Sequence
 
-from supplychain.model import Rule
+from supplychain.core.model import Rule
 
 OWASP_LLM_2025: tuple[tuple[str, str, str], ...] = (
     ("LLM01", "Prompt Injection", "Injected instructions in training/RAG rows and templates."),

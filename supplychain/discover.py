@@ -33,9 +33,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scanners.base import GEN004, GEN005, GEN006, GEN007, GEN008
-from supplychain.errors import ConfigError, SupplyChainError
-from supplychain.model import Confidence, Finding, Location, Rule, ScanResult, Status
+from supplychain.core.errors import ConfigError, SupplyChainError
+from supplychain.core.model import Confidence, Finding, Location, Rule, ScanResult, Status
+from supplychain.core.rules import GEN004, GEN005, GEN006, GEN007, GEN008
 
 HF_REPO_DIR = re.compile(r"^(models|datasets|spaces)--.+")
 """Hugging Face cache repo directory names (``/`` in the repo id becomes ``--``)."""

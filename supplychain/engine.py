@@ -21,25 +21,14 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 
 from scanners import BUILTIN_SPECS, ScannerSpec
 from scanners._io import sha256_stream
-from scanners.base import (
-    GEN001,
-    GEN002,
-    GEN003,
-    GEN005,
-    GEN008,
-    GENERIC_RULES,
-    Artifact,
-    ScanContext,
-    Scanner,
-)
+from scanners.base import Artifact, ScanContext, Scanner
 from scanners.dataset_base import DatasetOptions
 from scanners.sniff import sniff
 from supplychain import __version__
 from supplychain.checks import ReportCheck
-from supplychain.discover import Item, Name, TargetError, discover, special_kind
-from supplychain.errors import ArtifactError, LimitExceeded, MissingDependency
-from supplychain.limits import Limits
-from supplychain.model import (
+from supplychain.core.errors import ArtifactError, LimitExceeded, MissingDependency
+from supplychain.core.limits import Limits
+from supplychain.core.model import (
     EVIDENCE_LIMIT,
     ArtifactKind,
     ArtifactRecord,
@@ -54,6 +43,8 @@ from supplychain.model import (
     Status,
     escape_evidence,
 )
+from supplychain.core.rules import GEN001, GEN002, GEN003, GEN005, GEN008, GENERIC_RULES
+from supplychain.discover import Item, Name, TargetError, discover, special_kind
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from supplychain import __version__
-from supplychain.errors import ConfigError
-from supplychain.limits import Limits
+from supplychain.core.errors import ConfigError
+from supplychain.core.limits import Limits
 from supplychain.policy import POLICY_FILE, Policy
 
 OPTIONAL_MODULES = (

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from supplychain.errors import ConfigError
-from supplychain.limits import Limits
-from supplychain.model import Finding, Report, Rule, Severity, Status, Verdict
+from supplychain.core.errors import ConfigError
+from supplychain.core.limits import Limits
+from supplychain.core.model import Finding, Report, Rule, Severity, Status, Verdict
 
 POLICY_FILE = "supplychain.toml"
 PYPROJECT = "pyproject.toml"

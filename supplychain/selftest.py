@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from supplychain.errors import ConfigError
+from supplychain.core.errors import ConfigError
 
 MARK = "supplychain-testfile"
 ECHO = f"echo {MARK}".encode()

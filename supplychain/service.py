@@ -21,11 +21,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from scanners.dataset_base import DatasetOptions
+from supplychain.core.errors import ConfigError
+from supplychain.core.model import Report, Rule
+from supplychain.core.settings import Settings
 from supplychain.engine import Executor_, ProgressCallback, ScanOptions, rules_for, scan_paths
-from supplychain.errors import ConfigError
-from supplychain.model import Report, Rule
 from supplychain.policy import Policy, apply, check_rule_ids
-from supplychain.settings import Settings
 
 
 def settings_from_policy(

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import ClassVar
 
-from scanners.base import Artifact, ScanContext, make_rule
-from supplychain.errors import ArtifactError, LimitExceeded
-from supplychain.model import ArtifactKind, Finding, Rule, Severity
+from scanners.base import Artifact, ScanContext
+from supplychain.core.errors import ArtifactError, LimitExceeded
+from supplychain.core.model import ArtifactKind, Finding, Rule, Severity
+from supplychain.core.rules import make_rule
 
 TST001 = make_rule("TST001", "Marker found", Severity.HIGH, "test rule", "none")
 TST002 = make_rule("TST002", "Low note", Severity.LOW, "test rule", "none")

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from supplychain import action
-from supplychain.errors import ConfigError
+from supplychain.core.errors import ConfigError
 from supplychain.selftest import raw_pickle
 
 REPO = "acme/models"
@@ -288,7 +288,15 @@ def test_token_never_follows_a_link_to_another_host(github: FakeGitHub) -> None:
 
 
 def test_hostile_names_cannot_break_the_summary_or_annotations() -> None:
-    from supplychain.model import Confidence, Finding, Location, Report, RuleId, Severity, Verdict
+    from supplychain.core.model import (
+        Confidence,
+        Finding,
+        Location,
+        Report,
+        RuleId,
+        Severity,
+        Verdict,
+    )
 
     name = "m|<script>alert(1)</script>,x:y\n::error::pwned.pkl"
     finding = Finding(

@@ -20,8 +20,8 @@ import pytest
 
 from scanners.archive_scan import ArchiveScanner
 from scanners.base import Artifact, ScanContext
-from supplychain.limits import Limits
-from supplychain.model import ArtifactKind, Finding, Severity
+from supplychain.core.limits import Limits
+from supplychain.core.model import ArtifactKind, Finding, Severity
 from tests.scanners.test_archive_scan import (
     PAYLOAD,
     PAYLOAD_P0,

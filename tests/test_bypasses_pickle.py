@@ -13,7 +13,7 @@ import pytest
 
 from scanners.base import Artifact, ScanContext
 from scanners.pickle_scan import PickleScanner
-from supplychain.model import ArtifactKind, Finding, Severity
+from supplychain.core.model import ArtifactKind, Finding, Severity
 from tests.pickle_builders import PickleBuilder, call_pickle, global0
 
 

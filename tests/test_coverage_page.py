@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from supplychain.core.model import Rule, RuleId, Severity
 from supplychain.coverage import OWASP_LLM_2025, coverage_markdown
-from supplychain.model import Rule, RuleId, Severity
 from supplychain.service import all_rules
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "coverage.md"

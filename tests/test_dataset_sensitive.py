@@ -9,8 +9,8 @@ from pathlib import Path
 from scanners.dataset_base import DatasetInfo, DatasetOptions, Record
 from scanners.dataset_scan import DATASET_CHECKS, DatasetScanner
 from scanners.dataset_sensitive import BULK_ROWS, SensitiveDataCheck
+from supplychain.core.model import Finding, Report, Severity
 from supplychain.engine import ScanOptions, scan_paths
-from supplychain.model import Finding, Report, Severity
 from tests.test_secrets import github_token
 
 CARD = "4539 1488 0343 6467"
@@ -300,7 +300,7 @@ def test_field_names_are_bounded() -> None:
 def test_other_checks_do_not_pay_for_extra_columns(tmp_path: Path) -> None:
     from scanners.base import Artifact, ScanContext
     from scanners.dataset_io import open_reader
-    from supplychain.model import ArtifactKind
+    from supplychain.core.model import ArtifactKind
 
     path = _write(tmp_path / "x.jsonl", _pii_rows())
     for checks, want in ((frozenset({"duplicates"}), False), (frozenset({"sensitive"}), True)):
@@ -336,7 +336,7 @@ def test_binary_columns_are_not_read_for_extra_fields(tmp_path: Path) -> None:
 
     from scanners.base import Artifact, ScanContext
     from scanners.dataset_io import open_reader
-    from supplychain.model import ArtifactKind
+    from supplychain.core.model import ArtifactKind
 
     rows = [
         {

@@ -18,7 +18,7 @@ import pytest
 
 from scanners.allowlist import ALLOW_EXACT, DENY, classify
 from scanners.denylist_derived import DERIVED_DENY
-from supplychain.model import Severity
+from supplychain.core.model import Severity
 from tools import derive_denylist as dd
 
 ROOT = Path(__file__).resolve().parent.parent

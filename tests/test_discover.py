@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from supplychain.cli import main
+from supplychain.core.errors import ConfigError
+from supplychain.core.model import Report, Severity, Status
 from supplychain.discover import TargetError, claims_model_format, discover
 from supplychain.engine import ScanOptions, scan_paths
-from supplychain.errors import ConfigError
-from supplychain.model import Report, Severity, Status
 from tests.fakes import MarkerScanner
 from tests.pickle_builders import call_pickle
 

@@ -11,10 +11,10 @@ from typing import ClassVar
 import pytest
 
 from scanners.base import Artifact, ScanContext
+from supplychain.core.errors import ConfigError
+from supplychain.core.limits import Limits
+from supplychain.core.model import ArtifactKind, Finding, Rule, Severity, Status
 from supplychain.engine import ScanOptions, scan_paths
-from supplychain.errors import ConfigError
-from supplychain.limits import Limits
-from supplychain.model import ArtifactKind, Finding, Rule, Severity, Status
 from tests.fakes import TST001, MarkerScanner
 
 
@@ -289,7 +289,7 @@ def _tree(root: Path) -> None:
 def _comparable(report: object) -> tuple[object, ...]:
     from dataclasses import replace as dc_replace
 
-    from supplychain.model import Report
+    from supplychain.core.model import Report
 
     assert isinstance(report, Report)
     return (

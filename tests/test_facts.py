@@ -21,9 +21,7 @@ from scanners.keras_scan import KerasScanner
 from scanners.numpy_scan import NumpyScanner
 from scanners.onnx_scan import OnnxScanner
 from scanners.safetensors_scan import SafetensorsScanner
-from supplychain.engine import ScanOptions, scan_paths
-from supplychain.formats.json import report_to_dict
-from supplychain.model import (
+from supplychain.core.model import (
     FACT_ITEMS_LIMIT,
     FACT_TEXT_LIMIT,
     ArtifactKind,
@@ -31,6 +29,8 @@ from supplychain.model import (
     Location,
     Report,
 )
+from supplychain.engine import ScanOptions, scan_paths
+from supplychain.formats.json import report_to_dict
 from tests.scanners.test_keras_scan import _keras_zip, _model
 
 
@@ -194,8 +194,8 @@ def test_malformed_input_still_fails_closed_with_facts_channel(scanner: Any) -> 
     data = b"\x00garbage" * 4
     kind = next(iter(scanner.kinds))
     artifact = Artifact(path="x", kind=kind, size=len(data), stream=io.BytesIO(data))
-    from supplychain.errors import ArtifactError
-    from supplychain.model import Severity
+    from supplychain.core.errors import ArtifactError
+    from supplychain.core.model import Severity
 
     try:
         found = list(scanner().scan(artifact, ScanContext()))

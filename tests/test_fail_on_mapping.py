@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from supplychain.cli import main
-from supplychain.errors import ConfigError
-from supplychain.model import (
+from supplychain.core.errors import ConfigError
+from supplychain.core.model import (
     ArtifactKind,
     ArtifactRecord,
     Confidence,

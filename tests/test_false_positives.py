@@ -8,8 +8,8 @@ import zipfile
 from pathlib import Path
 
 from scanners.sniff import sniff
+from supplychain.core.model import ArtifactKind, Severity
 from supplychain.engine import ScanOptions, scan_paths
-from supplychain.model import ArtifactKind, Severity
 
 
 def _scan(tmp_path: Path, name: str, data: bytes) -> object:

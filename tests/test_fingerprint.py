@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-import supplychain.settings as settings_mod
+import supplychain.core.settings as settings_mod
 from scanners.dataset_base import DatasetOptions
-from supplychain.limits import Limits
-from supplychain.model import Severity
+from supplychain.core.limits import Limits
+from supplychain.core.model import Severity
+from supplychain.core.settings import Settings
 from supplychain.policy import Policy
 from supplychain.service import data_settings, scan_report, settings_from_policy
-from supplychain.settings import Settings
 from tests.fakes import MarkerScanner
 
 BASE = Settings()
@@ -31,7 +31,7 @@ def test_fingerprint_is_a_stable_hex_digest() -> None:
 def test_fingerprint_is_the_same_in_another_process() -> None:
     settings_mod._code_digests.cache_clear()  # sources may have changed since first hashed
     settings_mod._module_digest.cache_clear()
-    code = "from supplychain.settings import Settings; print(Settings().fingerprint())"
+    code = "from supplychain.core.settings import Settings; print(Settings().fingerprint())"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
@@ -79,7 +79,7 @@ def test_tool_version_flips_it(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_allowlist_source_is_part_of_the_scanners_digest(tmp_path: Path) -> None:
     """Editing the allowlist (or derived denylist) file changes the digest the key uses."""
-    source = Path(settings_mod.__file__).resolve().parent.parent / "scanners" / "allowlist.py"
+    source = Path(settings_mod.__file__).resolve().parents[2] / "scanners" / "allowlist.py"
     first = settings_mod._digest_files([source])
     copy = tmp_path / "allowlist.py"
     copy.write_bytes(source.read_bytes() + b"\n# one more entry\n")

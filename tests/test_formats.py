@@ -11,9 +11,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from supplychain.core.model import Report
 from supplychain.engine import ScanOptions, scan_paths
 from supplychain.formats import FORMATS
-from supplychain.model import Report
 from supplychain.policy import Ignore, Policy, apply
 from tests.fakes import MarkerScanner
 

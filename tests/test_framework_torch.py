@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from supplychain.core.model import Severity, Status
 from supplychain.engine import ScanOptions, scan_paths
-from supplychain.model import Severity, Status
 
 pytestmark = pytest.mark.framework
 

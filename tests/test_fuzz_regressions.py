@@ -27,8 +27,8 @@ from scanners.archive_scan import ArchiveScanner
 from scanners.base import Artifact, ScanContext
 from scanners.dataset_scan import DatasetScanner
 from scanners.safetensors_scan import SafetensorsScanner
-from supplychain.errors import ArtifactError
-from supplychain.model import ArtifactKind, Severity
+from supplychain.core.errors import ArtifactError
+from supplychain.core.model import ArtifactKind, Severity
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = ROOT / "tests" / "data" / "fuzz"

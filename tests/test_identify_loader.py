@@ -25,9 +25,9 @@ import pytest
 from scanners import dataformats, template_scan
 from scanners.placeholder_scan import human_size
 from scanners.sniff import PICKLE_WALK_BYTES, pickle_at_start, sniff, walk_pickle
+from supplychain.core.model import ArtifactKind as K
+from supplychain.core.model import Report, Severity
 from supplychain.engine import scan_paths
-from supplychain.model import ArtifactKind as K
-from supplychain.model import Report, Severity
 from supplychain.policy import Policy, apply
 
 CMD = b"echo supplychain-sample"

@@ -13,8 +13,8 @@ import pytest
 
 from supplychain import policy as pol
 from supplychain.cli import build_parser, main
+from supplychain.core.limits import Limits
 from supplychain.init_policy import _commands, policy_template
-from supplychain.limits import Limits
 
 
 def test_init_writes_a_policy_the_real_loader_accepts(

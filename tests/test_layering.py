@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-LEAVES = {"supplychain.model", "supplychain.errors", "supplychain.limits"}
+CORE = sorted(p.stem for p in (ROOT / "supplychain" / "core").glob("*.py") if p.stem != "__init__")
+LEAVES = {f"supplychain.core.{name}" for name in CORE}
 
 
 def _modules(package: str) -> list[Path]:
@@ -33,9 +34,66 @@ def _project(names: set[str]) -> set[str]:
 
 
 @pytest.mark.parametrize("leaf", sorted(LEAVES))
-def test_core_model_imports_nothing_from_the_project(leaf: str) -> None:
+def test_core_imports_nothing_above_it(leaf: str) -> None:
+    """The ground floor imports only itself (and the package version string)."""
     path = ROOT / (leaf.replace(".", "/") + ".py")
-    assert _project(_imports(path)) == set()
+    for name in _project(_imports(path)):
+        assert name.startswith("supplychain.core.") or name in {
+            "supplychain",
+            "supplychain.__version__",
+            "supplychain.core",
+            "supplychain.core.__version__",
+        }, f"{leaf} imports {name}"
+
+
+def test_core_holds_the_base_and_the_rules() -> None:
+    assert {"model", "rules", "errors", "limits", "settings"} <= set(CORE)
+    for old in ("model", "rules", "errors", "limits", "settings"):
+        assert not (ROOT / "supplychain" / f"{old}.py").exists(), old
+
+
+PACKAGES = {"supplychain", "scanners", "sbom"}
+
+
+def test_no_import_circle_between_project_modules() -> None:
+    """Module-level imports form a DAG (imports inside functions are lazy and allowed)."""
+    graph: dict[str, set[str]] = {}
+    for package in ("supplychain", "scanners", "sbom"):
+        for path in _modules(package):
+            rel = path.relative_to(ROOT).with_suffix("")
+            parts = list(rel.parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            name = ".".join(parts)
+            tree = ast.parse(path.read_text())
+            deps: set[str] = set()
+            for node in tree.body:
+                targets: list[str] = []
+                if isinstance(node, ast.Import):
+                    targets = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    targets = [node.module]
+                deps.update(
+                    t for t in targets if t.split(".")[0] in {"supplychain", "scanners", "sbom"}
+                )
+            graph[name] = deps
+    state: dict[str, int] = {}
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        for dep in sorted(graph.get(node, ())):
+            if dep not in graph or dep == node:
+                continue
+            if state.get(dep) == 1:
+                cycle = [*stack[stack.index(dep) :], dep] if dep in stack else [node, dep]
+                raise AssertionError("import circle: " + " -> ".join(cycle))
+            if dep not in state:
+                visit(dep, [*stack, dep])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
 
 
 def test_scanners_import_only_the_leaf_modules() -> None:
@@ -109,8 +167,8 @@ def test_cli_reaches_the_engine_only_through_the_service() -> None:
 def test_settings_and_checks_stay_low_in_the_layers() -> None:
     """Settings are ground-floor data (the fingerprint reads sources, it imports no scanner);
     report-level checks see records and facts, never the engine, service or CLI."""
-    settings = _project(_imports(ROOT / "supplychain" / "settings.py"))
-    allowed = ("supplychain.__version__", *LEAVES)
+    settings = _project(_imports(ROOT / "supplychain" / "core" / "settings.py"))
+    allowed = ("supplychain.core.__version__", "supplychain.core", *LEAVES)
     assert all(n == "supplychain" or n.startswith(allowed) for n in settings), settings
     for name in _project(_imports(ROOT / "supplychain" / "checks.py")):
         assert not name.startswith(
@@ -118,7 +176,9 @@ def test_settings_and_checks_stay_low_in_the_layers() -> None:
         ), name
     for path in _modules("scanners"):
         for name in _project(_imports(path)):
-            assert not name.startswith(("supplychain.settings", "supplychain.checks")), path.name
+            assert not name.startswith(("supplychain.core.settings", "supplychain.checks")), (
+                path.name
+            )
 
 
 def test_service_never_imports_the_cli_or_formats() -> None:

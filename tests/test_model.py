@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from supplychain.limits import Limits
-from supplychain.model import (
+from supplychain.core.limits import Limits
+from supplychain.core.model import (
     Confidence,
     Finding,
     Location,
@@ -71,7 +71,7 @@ def test_location_describe_names_members_offset_rows() -> None:
 
 
 def test_report_carries_facts_and_fingerprint_with_empty_defaults() -> None:
-    from supplychain.model import Fact, Location, Report
+    from supplychain.core.model import Fact, Location, Report
 
     bare = Report(tool_version="0", target=(), started_at="", seconds=0.0)
     assert bare.facts == () and bare.settings_fingerprint == ""
@@ -84,7 +84,7 @@ def test_report_carries_facts_and_fingerprint_with_empty_defaults() -> None:
 def test_fact_is_frozen() -> None:
     import dataclasses
 
-    from supplychain.model import Fact, Location
+    from supplychain.core.model import Fact, Location
 
     fact = Fact(key="k", value="v", location=Location("f"))
     with pytest.raises(dataclasses.FrozenInstanceError):

@@ -23,10 +23,10 @@ import pytest
 
 from scanners.archive_scan import ArchiveScanner, TreeBudget, tree_budget
 from scanners.base import Artifact, ScanContext
+from supplychain.core.errors import LimitExceeded
+from supplychain.core.limits import ContainerTally, Limits
+from supplychain.core.model import ArtifactKind, Report
 from supplychain.engine import ScanOptions, scan_paths
-from supplychain.errors import LimitExceeded
-from supplychain.limits import ContainerTally, Limits
-from supplychain.model import ArtifactKind, Report
 from supplychain.policy import Policy, apply
 
 HANG_GUARD = 10.0

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from supplychain.core.model import Report
 from supplychain.engine import ScanOptions, scan_paths
 from supplychain.formats import FORMATS
-from supplychain.model import Report
 from supplychain.policy import Policy, apply
 from tests.test_secrets import AWS_ID, AWS_SECRET, github_token, jwt, pem, rand
 

@@ -21,9 +21,9 @@ from scanners.dataset_base import DatasetOptions
 from scanners.dataset_io import MAX_COLUMNS, TEXT_CANDIDATES
 from scanners.dataset_scan import DatasetScanner
 from scanners.template_scan import TemplateScanner
+from supplychain.core.errors import LimitExceeded
+from supplychain.core.model import ArtifactKind, Finding, Severity
 from supplychain.engine import ScanOptions, scan_paths
-from supplychain.errors import LimitExceeded
-from supplychain.model import ArtifactKind, Finding, Severity
 from supplychain.policy import Policy, apply
 
 DEEP = "[" * 10_000 + "]" * 10_000

@@ -19,9 +19,9 @@ import pytest
 from scanners.allowlist import classify
 from scanners.base import Artifact, ScanContext
 from scanners.pickle_scan import PKL002, PKL010, PickleScanner
+from supplychain.core.limits import Limits
+from supplychain.core.model import ArtifactKind, Finding, Severity
 from supplychain.engine import ScanOptions, scan_paths
-from supplychain.limits import Limits
-from supplychain.model import ArtifactKind, Finding, Severity
 from supplychain.policy import load_policy
 from tests.pickle_builders import PickleBuilder, call_pickle, global0
 

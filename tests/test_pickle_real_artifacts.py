@@ -23,8 +23,8 @@ import pytest
 
 from scanners.base import Artifact, ScanContext
 from scanners.pickle_scan import PickleScanner
+from supplychain.core.model import ArtifactKind, Finding, Severity
 from supplychain.engine import ScanOptions, scan_paths
-from supplychain.model import ArtifactKind, Finding, Severity
 
 HERE = __name__
 """Module name of the user classes below, as the pickles name them."""

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from supplychain.errors import ConfigError
-from supplychain.model import (
+from supplychain.core.errors import ConfigError
+from supplychain.core.model import (
     ArtifactKind,
     ArtifactRecord,
     Confidence,
@@ -166,7 +166,7 @@ def test_ignore_naming_an_unknown_rule_is_rejected(tmp_path: Path, rule: str) ->
 def _accepted_policy_keys() -> frozenset[str]:
     from dataclasses import fields
 
-    from supplychain.limits import Limits
+    from supplychain.core.limits import Limits
     from supplychain.policy import _IGNORE_KEYS, _TOP_KEYS
 
     return _TOP_KEYS | _IGNORE_KEYS | {f.name for f in fields(Limits)}
@@ -196,7 +196,7 @@ def test_every_policy_key_a_rule_text_names_is_accepted(tmp_path: Path) -> None:
     unknown = {w: sorted(ids) for w, ids in named.items() if w not in accepted}
     assert not unknown, f"rule texts name policy keys the policy rejects: {unknown}"
     # …and each one really loads (a list-valued top key, an int-valued limit).
-    from supplychain.limits import Limits
+    from supplychain.core.limits import Limits
 
     limit_names = set(Limits.__dataclass_fields__)
     for word in named:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from supplychain.core.limits import Limits
+from supplychain.core.model import Status
 from supplychain.engine import ScanOptions, scan_paths
-from supplychain.limits import Limits
-from supplychain.model import Status
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 FILES = sorted(

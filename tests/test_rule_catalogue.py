@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections import defaultdict
 
 from scanners import BUILTIN_SCANNERS
-from scanners.base import GENERIC_RULES
 from supplychain.checks import BUILTIN_REPORT_CHECKS
-from supplychain.model import Rule
+from supplychain.core.model import Rule
+from supplychain.core.rules import GENERIC_RULES
 from supplychain.provenance.rules import ALL_RULES
 
 

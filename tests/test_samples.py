@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from supplychain.cli import main
+from supplychain.core.model import Severity
 from supplychain.engine import ScanOptions, scan_paths
-from supplychain.model import Severity
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 EXPECTED: dict[str, list[str]] = tomllib.loads((SAMPLES / "expected.toml").read_text())["files"]

@@ -13,9 +13,7 @@ import jsonschema
 import pytest
 
 from supplychain.cli import main
-from supplychain.formats import sarif
-from supplychain.formats.sarif import SECURITY_SEVERITY, find_git_root, report_to_sarif
-from supplychain.model import (
+from supplychain.core.model import (
     ArtifactKind,
     ArtifactRecord,
     Confidence,
@@ -25,6 +23,8 @@ from supplychain.model import (
     RuleId,
     Severity,
 )
+from supplychain.formats import sarif
+from supplychain.formats.sarif import SECURITY_SEVERITY, find_git_root, report_to_sarif
 from supplychain.selftest import _zip, raw_pickle
 from tests.fakes import TST001
 

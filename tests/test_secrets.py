@@ -24,7 +24,7 @@ from scanners.secrets import (
     find_secrets,
     redact,
 )
-from supplychain.model import Severity
+from supplychain.core.model import Severity
 
 ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"

@@ -12,8 +12,8 @@ import scanners.secrets_scan as secrets_scan
 from scanners import BUILTIN_SPECS
 from scanners.base import Artifact, ScanContext
 from scanners.secrets_scan import SecretsScanner
+from supplychain.core.model import ArtifactKind, Severity
 from supplychain.engine import scan_paths
-from supplychain.model import ArtifactKind, Severity
 from tests.test_secrets import AWS_ID, AWS_SECRET, github_token, pem, rand
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"

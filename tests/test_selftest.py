@@ -10,7 +10,7 @@ import pytest
 
 from supplychain import selftest
 from supplychain.cli import main
-from supplychain.model import ArtifactKind
+from supplychain.core.model import ArtifactKind
 
 EXPECTED: dict[str, tuple[ArtifactKind, tuple[str, ...]]] = {
     "pickle": (ArtifactKind.PICKLE, ("PKL",)),

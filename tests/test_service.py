@@ -16,11 +16,11 @@ from scanners.base import Artifact, ScanContext
 from scanners.dataset_base import DatasetOptions
 from supplychain import service
 from supplychain.checks import BUILTIN_REPORT_CHECKS, ReportView, ShardIndexCheck
+from supplychain.core.errors import ConfigError
+from supplychain.core.model import ArtifactKind, Finding, Rule, Severity, Status
+from supplychain.core.settings import Settings
 from supplychain.engine import ScanOptions, scan_paths
-from supplychain.errors import ConfigError
-from supplychain.model import ArtifactKind, Finding, Rule, Severity, Status
 from supplychain.policy import Ignore, Policy
-from supplychain.settings import Settings
 from tests.fakes import TST001, MarkerScanner
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from scanners.sniff import sniff
-from supplychain.model import ArtifactKind as K
+from supplychain.core.model import ArtifactKind as K
 
 PLAIN = {"weights": [1.5, 2.5, 3.5], "name": "layer", "shape": (3,), "ok": True, "n": None}
 """Plain data: pickles of it have no imports at all."""

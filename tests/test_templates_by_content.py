@@ -21,8 +21,8 @@ import sklearn
 from scanners.base import Artifact, ScanContext
 from scanners.config_scan import ConfigScanner
 from scanners.template_scan import TemplateScanner, looks_like_template
-from supplychain.errors import LimitExceeded
-from supplychain.model import ArtifactKind, Finding, Severity
+from supplychain.core.errors import LimitExceeded
+from supplychain.core.model import ArtifactKind, Finding, Severity
 from tests.scanners.test_template_scan import (
     ATTACKS,
     BENIGN_TEMPLATES,

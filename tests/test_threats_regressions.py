@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from supplychain import policy
+from supplychain.core.model import Finding, Report
 from supplychain.engine import scan_paths
-from supplychain.model import Finding, Report
 from tests.pickle_builders import PickleBuilder, call_pickle, global0
 
 CMD = "echo supplychain-sample"

@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 
 from scanners.base import Artifact, ScanContext
 from scanners.torch_scan import LEGACY_MAGIC, TorchScanner, is_legacy_torch
-from supplychain.errors import ArtifactError
-from supplychain.model import ArtifactKind, Finding, Severity
+from supplychain.core.errors import ArtifactError
+from supplychain.core.model import ArtifactKind, Finding, Severity
 
 PAYLOAD = b"\x80\x02cos\nsystem\nX\x17\x00\x00\x00echo supplychain-sampleq\x00\x85q\x01R."
 """``os.system("echo supplychain-sample")`` as a protocol-2 pickle (harmless if ever run)."""

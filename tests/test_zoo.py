@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from supplychain.core.model import ArtifactKind, Report, Severity, Status
 from supplychain.engine import ScanOptions, scan_paths
-from supplychain.model import ArtifactKind, Report, Severity, Status
 from supplychain.policy import Policy, apply
 from tests.scanners.test_dataformats import (
     fasttext_model,

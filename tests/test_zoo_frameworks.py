@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from supplychain.core.model import ArtifactKind
 from supplychain.engine import ScanOptions, scan_paths
-from supplychain.model import ArtifactKind
 from tests.test_zoo import assert_benign, kinds
 
 pytestmark = pytest.mark.zoo

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Protocol, TextIO
 
-from supplychain.model import Report
+from supplychain.core.model import Report
 
 
 class Format(Protocol):

@@ -24,7 +24,7 @@ from html import escape
 from pathlib import Path
 from typing import ClassVar, TextIO
 
-from supplychain.model import ArtifactKind, ArtifactRecord, Finding, Report, Severity, Status
+from supplychain.core.model import ArtifactKind, ArtifactRecord, Finding, Report, Severity, Status
 
 TRACE_LINES = 400
 """Trace lines shown per pickle (the whole trace is one ``supplychain explain`` away)."""
@@ -119,8 +119,8 @@ def _zip_pickle(path: Path, member: str) -> bytes | None:
     """One pickle member of a torch/zip checkpoint, read with our bounded zip walker."""
     try:
         from scanners import _zip
-        from supplychain.errors import ArtifactError
-        from supplychain.limits import Limits
+        from supplychain.core.errors import ArtifactError
+        from supplychain.core.limits import Limits
     except ImportError:
         return None
     limits = Limits()
@@ -144,8 +144,8 @@ def _trace(
     dangerous call marked."""
     try:
         from scanners.pickle_vm import explain
-        from supplychain.limits import Limits
-        from supplychain.model import escape_evidence
+        from supplychain.core.limits import Limits
+        from supplychain.core.model import escape_evidence
     except ImportError:
         return None
     needles = [e for e in evidence if len(e) >= 3]

@@ -6,7 +6,7 @@ import json
 from collections import Counter
 from typing import Any, ClassVar, TextIO
 
-from supplychain.model import Fact, Finding, Report, Severity
+from supplychain.core.model import Fact, Finding, Report, Severity
 
 SCHEMA_VERSION = "1.0"
 

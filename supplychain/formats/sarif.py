@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TextIO
 from urllib.parse import quote
 
-from supplychain.model import ArtifactKind, Finding, Report, Rule, Severity, Status
+from supplychain.core.model import ArtifactKind, Finding, Report, Rule, Severity, Status
 
 URI_SAFE = "/-._~!$&'()*+,;=:@"
 """RFC 3986 path characters kept as they are; everything else is percent-encoded."""

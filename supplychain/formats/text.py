@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import ClassVar, TextIO
 
-from supplychain.model import Finding, Report, Severity
+from supplychain.core.model import Finding, Report, Severity
 
 COLOURS = {
     Severity.CRITICAL: "bold white on red",

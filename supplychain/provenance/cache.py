@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from supplychain.model import Confidence, Finding, Location, Rule
+from supplychain.core.model import Confidence, Finding, Location, Rule
 from supplychain.provenance.manifest import (
     Comparison,
     ExpectedFile,

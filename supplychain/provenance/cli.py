@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from supplychain.errors import ConfigError
+from supplychain.core.errors import ConfigError
 
 if TYPE_CHECKING:
     from supplychain.policy import Policy

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from supplychain.model import ArtifactRecord, Confidence, Finding, Location, Rule
+from supplychain.core.model import ArtifactRecord, Confidence, Finding, Location, Rule
 from supplychain.provenance.rules import PRV101, PRV102, PRV103, PRV104, PRV113
 
 CHUNK = 1 << 20

@@ -6,8 +6,8 @@ at ``PRV101`` so the two families never collide.
 
 from __future__ import annotations
 
-from scanners.base import make_rule
-from supplychain.model import Rule, Severity
+from supplychain.core.model import Rule, Severity
+from supplychain.core.rules import make_rule
 
 PRV101 = make_rule(
     "PRV101",

@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from supplychain.model import Confidence, Finding, Location, Rule
+from supplychain.core.model import Confidence, Finding, Location, Rule
 from supplychain.provenance.manifest import LocalFile, Manifest, ignored
 from supplychain.provenance.rules import PRV115, PRV116, PRV117, PRV118, PRV119
 

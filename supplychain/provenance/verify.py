@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from supplychain.model import Confidence, Fact, Finding, Location, Report, Rule, Severity
+from supplychain.core.model import Confidence, Fact, Finding, Location, Report, Rule, Severity
 from supplychain.policy import Policy, apply
 from supplychain.provenance import cache, hub, identity, lockfile, signing
 from supplychain.provenance.manifest import Comparison, FileState, compare, local_files
@@ -66,7 +66,7 @@ class Verification:
 
 
 def _f(rule: Rule, path: str, message: str, evidence: str = "", sev: object = None) -> Finding:
-    from supplychain.model import Severity
+    from supplychain.core.model import Severity
 
     return Finding(
         rule=rule.id,
@@ -146,7 +146,7 @@ def _hub_findings(snap: hub.HubSnapshot, per_file: hub.FileStatus | str) -> list
 
 def verify_dir(root: Path, records: Sequence[object], options: ProvenanceOptions) -> Verification:
     """Verify the directory ``root`` (whose scan produced ``records``) against ``options``."""
-    from supplychain.model import ArtifactRecord
+    from supplychain.core.model import ArtifactRecord
 
     recs = [r for r in records if isinstance(r, ArtifactRecord)]
     local = local_files(root, recs)
@@ -282,7 +282,7 @@ def run_verify(
 ) -> Report:
     """Scan ``paths`` (one directory), verify its provenance, and judge it: one report."""
     from supplychain import service
-    from supplychain.errors import ConfigError
+    from supplychain.core.errors import ConfigError
 
     policy = policy or Policy()
     root = verification_root(paths)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from supplychain.model import Finding, Report, Severity
+from supplychain.core.model import Finding, Report, Severity
 
 
 def download(endpoint: str, repo_id: str, dest: Path, revision: str = "main") -> Path:

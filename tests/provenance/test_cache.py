@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from supplychain.model import Severity
+from supplychain.core.model import Severity
 from supplychain.provenance.cache import find_snapshot
 from supplychain.provenance.verify import ProvenanceOptions, run_verify
 from tests.provenance.conftest import REPO_ID, repo_files

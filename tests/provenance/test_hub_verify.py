@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from supplychain.model import Severity
+from supplychain.core.model import Severity
 from supplychain.provenance.verify import ProvenanceOptions, run_verify
 from tests.provenance.conftest import REPO_ID, repo_files
 from tests.provenance.fakehub import Failure, FakeHub, FakeRepo, lfs_pointer

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from supplychain.model import Severity
+from supplychain.core.model import Severity
 from supplychain.provenance import lockfile
 from supplychain.provenance.verify import LockRefused, ProvenanceOptions, create_lock, run_verify
 from tests.provenance.conftest import REPO_ID
@@ -110,7 +110,7 @@ def test_git_and_hf_metadata_dirs_are_never_part_of_the_set(model: Path, tmp_pat
 
 def test_a_record_without_a_digest_is_hashed_not_trusted(model: Path) -> None:
     """An engine record with no sha256 (e.g. a file it did not hash) never reads as a mismatch."""
-    from supplychain.model import ArtifactKind, ArtifactRecord
+    from supplychain.core.model import ArtifactKind, ArtifactRecord
     from supplychain.provenance.manifest import local_files
 
     data = (model / "config.json").read_bytes()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from supplychain.model import Severity
+from supplychain.core.model import Severity
 from supplychain.provenance import signing
 from supplychain.provenance.manifest import ExpectedFile, Manifest
 from supplychain.provenance.verify import ProvenanceOptions, run_verify
@@ -174,7 +174,7 @@ def test_policy_file_require_fails_an_unsigned_model(
 
 def test_policy_signing_table_rejects_unknown_keys(tmp_path: Path) -> None:
     from supplychain import policy as pol
-    from supplychain.errors import ConfigError
+    from supplychain.core.errors import ConfigError
 
     path = tmp_path / "p.toml"
     path.write_text('[signing]\npublic_keys = "k.pub"\n')

@@ -24,11 +24,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scanners.archive_scan import ArchiveScanner, decompressed, inner_name, looks_like_pickle
-from scanners.base import Artifact, ScanContext, make_rule
+from scanners.base import Artifact, ScanContext
+from supplychain.core.errors import ArtifactError, LimitExceeded
+from supplychain.core.limits import Limits
+from supplychain.core.model import ArtifactKind, Finding, Report, Rule, Severity
+from supplychain.core.rules import make_rule
 from supplychain.engine import ScanOptions, scan_paths
-from supplychain.errors import ArtifactError, LimitExceeded
-from supplychain.limits import Limits
-from supplychain.model import ArtifactKind, Finding, Report, Rule, Severity
 
 # --------------------------------------------------------------------------------------------
 # helpers shared with test_torch_scan, test_numpy_scan and test_bypasses_containers

@@ -14,9 +14,9 @@ import pytest
 from scanners.base import Artifact, ScanContext
 from scanners.code_scan import CodeScanner
 from scanners.config_scan import ConfigScanner
+from supplychain.core.limits import Limits
+from supplychain.core.model import ArtifactKind, Finding, Severity, Status
 from supplychain.engine import ScanOptions, scan_paths
-from supplychain.limits import Limits
-from supplychain.model import ArtifactKind, Finding, Severity, Status
 
 BENIGN_MODELING = '''\
 # coding=utf-8
@@ -572,7 +572,7 @@ def test_malformed_source_gives_a_finding_never_a_traceback(data: bytes) -> None
 
 
 def test_oversized_source_raises_limit() -> None:
-    from supplychain.errors import LimitExceeded
+    from supplychain.core.errors import LimitExceeded
 
     with pytest.raises(LimitExceeded):
         scan_source("x = 1\n" * 1000, max_header_bytes=1000)

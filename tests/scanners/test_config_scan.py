@@ -11,10 +11,10 @@ import pytest
 from scanners.base import Artifact, ScanContext
 from scanners.code_scan import CodeScanner
 from scanners.config_scan import ConfigScanner, parse_ref
+from supplychain.core.errors import LimitExceeded
+from supplychain.core.limits import Limits
+from supplychain.core.model import ArtifactKind, Finding, Severity
 from supplychain.engine import ScanOptions, scan_paths
-from supplychain.errors import LimitExceeded
-from supplychain.limits import Limits
-from supplychain.model import ArtifactKind, Finding, Severity
 
 
 def scan_config(

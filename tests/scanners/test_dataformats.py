@@ -32,8 +32,8 @@ from scanners.dataformats import (
     DataFormatScanner,
     identify,
 )
-from supplychain.errors import ArtifactError, LimitExceeded
-from supplychain.model import ArtifactKind, Finding, Severity
+from supplychain.core.errors import ArtifactError, LimitExceeded
+from supplychain.core.model import ArtifactKind, Finding, Severity
 
 # --------------------------------------------------------------------------------------------
 # tiny encoders (protobuf, msgpack) so the default suite needs no framework
@@ -738,7 +738,7 @@ def test_torch_export_with_native_library_is_high() -> None:
 
 
 def test_raw_kinds_are_not_refused_over_the_read_cap(tmp_path: Path) -> None:
-    from supplychain.limits import Limits
+    from supplychain.core.limits import Limits
 
     art = Artifact(path="x_01.npy", kind=ArtifactKind.NUMPY_RAW, size=10**6, stream=io.BytesIO())
     ctx = ScanContext(limits=Limits(max_read_bytes=1000))

@@ -15,7 +15,7 @@ from scanners.dataset_dups import (
     normalise,
     shingle_hashes,
 )
-from supplychain.model import Finding, Severity
+from supplychain.core.model import Finding, Severity
 
 INFO = DatasetInfo("data.jsonl", (), "text", "label", None, 0)
 

@@ -26,9 +26,9 @@ from scanners.dataset_io import (
     render_text,
 )
 from scanners.dataset_scan import DatasetScanner
+from supplychain.core.limits import Limits
+from supplychain.core.model import ArtifactKind, Finding, Severity
 from supplychain.engine import ScanOptions, scan_paths
-from supplychain.limits import Limits
-from supplychain.model import ArtifactKind, Finding, Severity
 
 KIND_BY_EXT = {
     ".jsonl": ArtifactKind.DATASET_JSONL,

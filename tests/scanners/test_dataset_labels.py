@@ -9,7 +9,7 @@ import pytest
 
 from scanners.dataset_base import DatasetInfo, Record
 from scanners.dataset_labels import BackdoorTriggerCheck, LabelFlipCheck
-from supplychain.model import Finding, Severity
+from supplychain.core.model import Finding, Severity
 
 INFO = DatasetInfo("data.jsonl", (), "text", "label", None, 0)
 
@@ -269,9 +269,9 @@ def test_label_flips_scanner_three_labels_does_not_fail(tmp_path: Path) -> None:
 
     from scanners.dataset_base import DatasetOptions
     from scanners.dataset_scan import DatasetScanner
+    from supplychain.core.limits import Limits
+    from supplychain.core.model import Status
     from supplychain.engine import ScanOptions, scan_paths
-    from supplychain.limits import Limits
-    from supplychain.model import Status
 
     rows = _topic_rows(300, 3, seed=14)
     labels = [label or "" for _, label in rows]

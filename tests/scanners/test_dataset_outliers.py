@@ -9,7 +9,7 @@ import numpy as np
 
 from scanners.dataset_base import DatasetInfo, Record
 from scanners.dataset_outliers import CYRILLIC, LATIN, OTHER, OutlierCheck, script_counts
-from supplychain.model import Finding, Severity
+from supplychain.core.model import Finding, Severity
 
 INFO = DatasetInfo("data.jsonl", (), "text", None, None, 0)
 

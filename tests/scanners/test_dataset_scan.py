@@ -16,9 +16,9 @@ from scanners.base import Artifact, ScanContext
 from scanners.dataset_base import DatasetInfo, DatasetOptions, Record
 from scanners.dataset_io import READER_RULES
 from scanners.dataset_scan import DATASET_CHECKS, DatasetCheckError, DatasetScanner
+from supplychain.core.limits import Limits
+from supplychain.core.model import ArtifactKind, Finding, Rule, Severity, Status
 from supplychain.engine import ScanOptions, scan_paths
-from supplychain.limits import Limits
-from supplychain.model import ArtifactKind, Finding, Rule, Severity, Status
 
 POISONED = [
     {"id": 0, "text": "A calm review of a good blender.", "label": "pos"},

@@ -19,9 +19,9 @@ from scanners.dataset_base import DatasetInfo, DatasetOptions, Record
 from scanners.dataset_io import cell_float, numeric_columns, open_reader
 from scanners.dataset_scan import DatasetScanner
 from scanners.dataset_tabular import DAT023, DAT024, TabularOutlierCheck, lof_scores
+from supplychain.core.limits import Limits
+from supplychain.core.model import ArtifactKind, Finding, Severity
 from supplychain.engine import ScanOptions, scan_paths
-from supplychain.limits import Limits
-from supplychain.model import ArtifactKind, Finding, Severity
 
 INFO = DatasetInfo("t.csv", (), None, None, None, 0)
 COLUMNS = ("f0", "f1", "f2", "f3")

@@ -16,7 +16,7 @@ from scanners.dataset_text import (
     decode_tags,
     normalize_text,
 )
-from supplychain.model import Finding, Severity
+from supplychain.core.model import Finding, Severity
 
 
 def tags(text: str) -> str:

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from scanners.base import Artifact, ScanContext
 from scanners.gguf_scan import GgufScanner
+from supplychain.core.errors import ArtifactError, LimitExceeded
+from supplychain.core.model import ArtifactKind, Finding, Severity
 from supplychain.engine import ScanOptions, scan_paths
-from supplychain.errors import ArtifactError, LimitExceeded
-from supplychain.model import ArtifactKind, Finding, Severity
 
 BENIGN_TEMPLATE = (
     "{% set ns = namespace(found=false) %}{% for message in messages %}"

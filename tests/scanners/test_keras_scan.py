@@ -22,10 +22,10 @@ from hypothesis import strategies as st
 
 from scanners.base import Artifact, ScanContext
 from scanners.keras_scan import KerasScanner, summarize_marshal
+from supplychain.core.errors import ArtifactError, LimitExceeded
+from supplychain.core.limits import Limits
+from supplychain.core.model import ArtifactKind, Finding, Report, Severity
 from supplychain.engine import ScanOptions, scan_paths
-from supplychain.errors import ArtifactError, LimitExceeded
-from supplychain.limits import Limits
-from supplychain.model import ArtifactKind, Finding, Report, Severity
 
 PICKLE = b"\x80\x02cbuiltins\nprint\nq\x00X\x06\x00\x00\x00systemq\x01\x85q\x02Rq\x03."
 """``print("system")`` as a pickle: harmless if anything ever loaded it."""

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from scanners.base import Artifact, ScanContext
 from scanners.numpy_scan import NumpyScanner, parse_header
-from supplychain.errors import ArtifactError
-from supplychain.model import ArtifactKind
+from supplychain.core.errors import ArtifactError
+from supplychain.core.model import ArtifactKind
 from tests.scanners.test_archive_scan import PAYLOAD, flagged, make_zip, rules, scan_file
 
 

@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 
 from scanners.base import Artifact, ScanContext
 from scanners.onnx_scan import OnnxScanner
+from supplychain.core.errors import ArtifactError, LimitExceeded
+from supplychain.core.model import ArtifactKind, Report, Severity
 from supplychain.engine import ScanOptions, scan_paths
-from supplychain.errors import ArtifactError, LimitExceeded
-from supplychain.model import ArtifactKind, Report, Severity
 
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402

@@ -22,8 +22,8 @@ import pytest
 
 import scanners.pickle_vm as pv
 from scanners.pickle_vm import OPAQUE_CODE, PAD, RICH_CODE, UNSET, PickleMachine, Stats, Stop
-from supplychain.errors import LimitExceeded
-from supplychain.limits import Limits
+from supplychain.core.errors import LimitExceeded
+from supplychain.core.limits import Limits
 
 ACCEL: ModuleType | None = pv._accel_module
 

@@ -20,10 +20,10 @@ import pytest
 from scanners.allowlist import ALLOWLIST_VERSION, classify
 from scanners.base import Artifact, ScanContext
 from scanners.pickle_scan import PickleScanner, scan_pickle
+from supplychain.core.errors import LimitExceeded
+from supplychain.core.limits import Limits
+from supplychain.core.model import ArtifactKind, Finding, Rule, Severity
 from supplychain.engine import ScanOptions, scan_paths
-from supplychain.errors import LimitExceeded
-from supplychain.limits import Limits
-from supplychain.model import ArtifactKind, Finding, Rule, Severity
 from tests.pickle_builders import PickleBuilder, call_pickle, global0
 
 

@@ -31,8 +31,8 @@ from scanners.pickle_vm import (
     explain,
     render,
 )
-from supplychain.errors import ArtifactError, LimitExceeded
-from supplychain.limits import Limits
+from supplychain.core.errors import ArtifactError, LimitExceeded
+from supplychain.core.limits import Limits
 from tests.pickle_builders import PickleBuilder, call_pickle, global0
 
 

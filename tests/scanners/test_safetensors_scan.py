@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 
 from scanners.base import Artifact, ScanContext
 from scanners.safetensors_scan import DTYPE_BITS, SafetensorsScanner
+from supplychain.core.errors import ArtifactError
+from supplychain.core.limits import Limits
+from supplychain.core.model import ArtifactKind, Finding, Severity
 from supplychain.engine import ScanOptions, scan_paths
-from supplychain.errors import ArtifactError
-from supplychain.limits import Limits
-from supplychain.model import ArtifactKind, Finding, Severity
 
 
 def _scan(data: bytes, limits: Limits | None = None) -> list[Finding]:

@@ -16,10 +16,10 @@ from scanners.template_scan import (
     TemplateScanner,
     analyze_template,
 )
+from supplychain.core.errors import ArtifactError, LimitExceeded
+from supplychain.core.limits import Limits
+from supplychain.core.model import ArtifactKind, Finding, Severity
 from supplychain.engine import ScanOptions, scan_paths
-from supplychain.errors import ArtifactError, LimitExceeded
-from supplychain.limits import Limits
-from supplychain.model import ArtifactKind, Finding, Severity
 
 # --------------------------------------------------------------------------------------------
 # Realistic benign templates (shapes copied from the published model repos' tokenizer configs).

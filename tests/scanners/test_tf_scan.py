@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 
 from scanners.base import Artifact, ScanContext
 from scanners.tf_scan import SavedModelScanner
+from supplychain.core.errors import ArtifactError, LimitExceeded
+from supplychain.core.model import ArtifactKind, Finding, Report
 from supplychain.engine import ScanOptions, scan_paths
-from supplychain.errors import ArtifactError, LimitExceeded
-from supplychain.model import ArtifactKind, Finding, Report
 
 # ---- a tiny protobuf writer --------------------------------------------------------------------
 

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 from scanners.base import Artifact, ScanContext
 from scanners.torch_scan import TorchScanner
-from supplychain.errors import ArtifactError
-from supplychain.limits import Limits
-from supplychain.model import ArtifactKind, Severity
+from supplychain.core.errors import ArtifactError
+from supplychain.core.limits import Limits
+from supplychain.core.model import ArtifactKind, Severity
 from tests.scanners.test_archive_scan import (
     PAYLOAD,
     central_offsets,

@@ -9,49 +9,14 @@ from __future__ import annotations
 import enum
 import hashlib
 from dataclasses import dataclass, field
-from typing import NewType
 
-RuleId = NewType("RuleId", str)
+from supplychain.core.rules import Confidence as Confidence
+from supplychain.core.rules import Rule as Rule
+from supplychain.core.rules import RuleId as RuleId
+from supplychain.core.rules import Severity as Severity
 
 EVIDENCE_LIMIT = 240
 """Longest evidence string kept; attacker-controlled text beyond it is cut."""
-
-
-class Severity(enum.IntEnum):
-    """How bad a finding is. Ordered, so ``max()`` and ``>=`` need no helpers."""
-
-    INFO = 0
-    LOW = 1
-    MEDIUM = 2
-    HIGH = 3
-    CRITICAL = 4
-
-    @classmethod
-    def parse(cls, text: str) -> Severity:
-        """Read a severity name case-insensitively; raise ``ValueError`` naming the choices."""
-        try:
-            return cls[text.strip().upper()]
-        except KeyError:
-            choices = ", ".join(s.name.lower() for s in cls)
-            raise ValueError(f"unknown severity {text!r} (choose from {choices})") from None
-
-    @property
-    def label(self) -> str:
-        """Lower-case name used in every output format."""
-        return self.name.lower()
-
-
-class Confidence(enum.IntEnum):
-    """How sure the analysis is; separate from severity (a heuristic can be severe but unsure)."""
-
-    LOW = 0
-    MEDIUM = 1
-    HIGH = 2
-
-    @property
-    def label(self) -> str:
-        """Lower-case name used in every output format."""
-        return self.name.lower()
 
 
 class Status(enum.Enum):
@@ -126,34 +91,6 @@ class ArtifactKind(enum.Enum):
     TEXT = "text"
     """Plain text or JSON we recognise and have no analysis for (README, licence, vocab)."""
     UNKNOWN = "unknown"
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    """A rule's documentation: everything a reviewer needs to understand and act on a finding."""
-
-    id: RuleId
-    title: str
-    severity: Severity
-    """Default severity; a scanner may raise or lower it per finding with a reason."""
-    explanation: str
-    remediation: str
-    cwe: int | None = None
-    owasp_llm: tuple[str, ...] = ()
-    """OWASP Top 10 for LLM Applications (2025) ids, e.g. ``LLM03``."""
-    atlas: tuple[str, ...] = ()
-    """MITRE ATLAS technique ids, e.g. ``AML.T0010``."""
-    references: tuple[str, ...] = ()
-
-    @property
-    def tags(self) -> tuple[str, ...]:
-        """Taxonomy tags as shown in SARIF and ``supplychain rules``."""
-        tags = ["security"]
-        if self.cwe is not None:
-            tags.append(f"external/cwe/cwe-{self.cwe}")
-        tags.extend(f"owasp-llm/{t}" for t in self.owasp_llm)
-        tags.extend(f"mitre-atlas/{t}" for t in self.atlas)
-        return tuple(tags)
 
 
 def escape_evidence(text: str, limit: int = EVIDENCE_LIMIT) -> str:
@@ -357,7 +294,7 @@ class Report:
     facts: tuple[Fact, ...] = ()
     """Typed observations beside the findings (format, dtype, architecture, licence…)."""
     settings_fingerprint: str = ""
-    """Digest of every setting that can change a per-file verdict (see ``supplychain.settings``):
+    """Digest of every setting that can change a per-file verdict (``supplychain.core.settings``):
     with a file's sha256 it keys a verdict cache."""
 
     @property

@@ -30,15 +30,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from supplychain import __version__
-from supplychain.limits import Limits
+from supplychain.core import __version__
+from supplychain.core.limits import Limits
 
 FINGERPRINT_VERSION = 1
 """Bumped when the fingerprint document itself changes shape."""
 
 _S = TypeVar("_S")
 
-ENGINE_MODULES = ("supplychain.model", "supplychain.limits", "supplychain.engine")
+ENGINE_MODULES = (
+    "supplychain.core.model",
+    "supplychain.core.rules",
+    "supplychain.core.limits",
+    "supplychain.engine",
+)
 """Project modules outside ``scanners`` whose code shapes a per-file result."""
 
 
@@ -159,7 +164,11 @@ def _code_digests() -> dict[str, str]:
         return {}
     package = Path(next(iter(spec.submodule_search_locations)))
     sources = sorted(
-        p for p in package.iterdir() if p.suffix in (".py", ".c", ".pyi") and p.is_file()
+        p
+        for p in package.rglob("*")
+        if p.suffix in (".py", ".c", ".pyi", ".json", ".txt")
+        and p.is_file()
+        and "__pycache__" not in p.parts
     )
     return {
         "scanners": _digest_files(sources),
