@@ -179,7 +179,7 @@ def _rows(path: Path):  # type: ignore[no-untyped-def]
 
 
 def _shingles(text: str) -> list[str]:
-    from scanners.dataset_dups import normalise
+    from scanners.dataset.dups import normalise
 
     t = normalise(text)
     if len(t) < 20:
@@ -189,8 +189,8 @@ def _shingles(text: str) -> list[str]:
 
 
 def run_ours(path: Path) -> set[tuple[int, int]]:
-    from scanners.dataset_base import Record
-    from scanners.dataset_dups import NearDuplicateCheck
+    from scanners.dataset.common import Record
+    from scanners.dataset.dups import NearDuplicateCheck
 
     check = NearDuplicateCheck(threshold=THRESHOLD)
     for i, text, label in _rows(path):
@@ -242,7 +242,7 @@ def run_rensa(path: Path) -> set[tuple[int, int]]:
 
 def run_all(path: Path) -> dict[str, int]:
     from scanners.base import Artifact, ScanContext
-    from scanners.dataset_scan import DatasetScanner
+    from scanners.dataset.runner import DatasetScanner
     from supplychain.core.model import ArtifactKind
 
     counts: dict[str, int] = {}

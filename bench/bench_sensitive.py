@@ -299,8 +299,8 @@ def write_rows(path: Path, rows: int, seed: int = 7) -> None:
 
 
 def time_checks(path: Path, checks: frozenset[str] | None) -> float:
-    from scanners.dataset_base import DatasetOptions
-    from scanners.dataset_scan import DatasetScanner
+    from scanners.dataset.common import DatasetOptions
+    from scanners.dataset.runner import DatasetScanner
     from supplychain.engine import ScanOptions, scan_paths
 
     options = ScanOptions(
@@ -341,7 +341,7 @@ def main() -> int:
             )
     if args.skip_timing:
         return 0
-    from scanners.dataset_scan import DATASET_CHECKS
+    from scanners.dataset.runner import DATASET_CHECKS
 
     poisoning = frozenset(c.name for c in DATASET_CHECKS if c.name != "sensitive")
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,4 +1,4 @@
-"""Fuzz the dataset readers (``scanners.dataset_io``) and the text checks behind them.
+"""Fuzz the dataset readers (``scanners.dataset.readers``) and the text checks behind them.
 
 The ``DatasetScanner`` runs on JSONL, CSV, Parquet and Arrow: the readers, then every check but
 near-duplicates (regex-heavy text checks are where a slow input would show). The near-duplicate
@@ -12,9 +12,9 @@ from dataclasses import replace
 
 from fuzz._common import FUZZ_CTX, Target, run_targets
 from scanners.base import ScanContext
-from scanners.dataset_base import DatasetOptions
-from scanners.dataset_dups import NearDuplicateCheck
-from scanners.dataset_scan import DATASET_CHECKS, DatasetScanner
+from scanners.dataset.common import DatasetOptions
+from scanners.dataset.dups import NearDuplicateCheck
+from scanners.dataset.runner import DATASET_CHECKS, DatasetScanner
 from supplychain.core.model import ArtifactKind
 
 CTX: ScanContext = replace(

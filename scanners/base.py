@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO, ClassVar, Protocol, TypeVar
 
-from scanners.dataset_base import DatasetOptions
+from scanners.dataset.common import DatasetOptions
 from supplychain.core.limits import ContainerTally, Limits
 from supplychain.core.model import (
     ArtifactKind,

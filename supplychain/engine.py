@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 from scanners import BUILTIN_SPECS, ScannerSpec
 from scanners._io import sha256_stream
 from scanners.base import Artifact, ScanContext, Scanner
-from scanners.dataset_base import DatasetOptions
+from scanners.dataset.common import DatasetOptions
 from scanners.sniff import sniff
 from supplychain import __version__
 from supplychain.checks import ReportCheck

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from scanners.dataset_base import DatasetOptions
+from scanners.dataset.common import DatasetOptions
 from supplychain.core.errors import ConfigError
 from supplychain.core.model import Report, Rule
 from supplychain.core.settings import Settings
@@ -55,7 +55,7 @@ def data_settings(
 ) -> Settings:
     """Settings for ``supplychain data``: the dataset scanner alone, with its typed section."""
     try:
-        from scanners.dataset_scan import DATASET_CHECKS, DatasetScanner
+        from scanners.dataset.runner import DATASET_CHECKS, DatasetScanner
     except ImportError as exc:
         raise ConfigError(f"dataset analysis is not available: {exc}") from None
     if checks is not None:

@@ -6,9 +6,9 @@ import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from scanners.dataset_base import DatasetInfo, DatasetOptions, Record
-from scanners.dataset_scan import DATASET_CHECKS, DatasetScanner
-from scanners.dataset_sensitive import BULK_ROWS, SensitiveDataCheck
+from scanners.dataset.common import DatasetInfo, DatasetOptions, Record
+from scanners.dataset.runner import DATASET_CHECKS, DatasetScanner
+from scanners.dataset.sensitive import BULK_ROWS, SensitiveDataCheck
 from supplychain.core.model import Finding, Report, Severity
 from supplychain.engine import ScanOptions, scan_paths
 from tests.test_secrets import github_token
@@ -226,7 +226,7 @@ def test_luhn_valid_number_in_numeric_column_is_a_card(tmp_path: Path) -> None:
 
 def test_inexact_float_digits_are_not_tested() -> None:
     """A 16-digit number stored as float64 lost its last digits: testing them is a coin toss."""
-    from scanners.dataset_io import extra_fields
+    from scanners.dataset.readers import extra_fields
 
     inexact = 9_876_543_210_987_654.0  # above 2**53: float64 keeps only every second integer
     assert inexact > 2**53
@@ -269,7 +269,7 @@ def test_tabular_file_without_text_is_still_checked(tmp_path: Path) -> None:
 
 
 def test_rows_beyond_the_field_bounds_fail_closed(tmp_path: Path) -> None:
-    from scanners.dataset_io import EXTRA_DEPTH, MAX_EXTRA_FIELDS
+    from scanners.dataset.readers import EXTRA_DEPTH, MAX_EXTRA_FIELDS
 
     deep: object = {"email": EMAIL}
     for _ in range(EXTRA_DEPTH + 1):
@@ -287,7 +287,7 @@ def test_rows_beyond_the_field_bounds_fail_closed(tmp_path: Path) -> None:
 
 
 def test_field_names_are_bounded() -> None:
-    from scanners.dataset_sensitive import MAX_FIELDS, OTHER_FIELDS
+    from scanners.dataset.sensitive import MAX_FIELDS, OTHER_FIELDS
 
     check = SensitiveDataCheck()
     for i in range(MAX_FIELDS + 50):
@@ -299,7 +299,7 @@ def test_field_names_are_bounded() -> None:
 
 def test_other_checks_do_not_pay_for_extra_columns(tmp_path: Path) -> None:
     from scanners.base import Artifact, ScanContext
-    from scanners.dataset_io import open_reader
+    from scanners.dataset.readers import open_reader
     from supplychain.core.model import ArtifactKind
 
     path = _write(tmp_path / "x.jsonl", _pii_rows())
@@ -314,14 +314,14 @@ def test_other_checks_do_not_pay_for_extra_columns(tmp_path: Path) -> None:
 def test_decimal_digits_are_exact_and_bounded() -> None:
     from decimal import Decimal
 
-    from scanners.dataset_io import extra_fields
+    from scanners.dataset.readers import extra_fields
 
     row = {"a": Decimal("4539148803436467"), "b": Decimal("1E+99999"), "c": Decimal("12.50")}
     assert extra_fields(row, ()) == (("a", "4539148803436467"),)
 
 
 def test_clean_memo_never_hides_a_match_and_stays_bounded() -> None:
-    from scanners.dataset_sensitive import CLEAN_CACHE
+    from scanners.dataset.sensitive import CLEAN_CACHE
 
     check = SensitiveDataCheck()
     for i in range(CLEAN_CACHE + 100):
@@ -335,7 +335,7 @@ def test_binary_columns_are_not_read_for_extra_fields(tmp_path: Path) -> None:
     import pyarrow as pa
 
     from scanners.base import Artifact, ScanContext
-    from scanners.dataset_io import open_reader
+    from scanners.dataset.readers import open_reader
     from supplychain.core.model import ArtifactKind
 
     rows = [

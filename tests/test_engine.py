@@ -349,7 +349,7 @@ def test_scanning_one_small_file_imports_no_heavy_module(tmp_path: Path) -> None
         f"code = main(['scan', '-q', '-f', 'json', '-o', {str(tmp_path / 'r.json')!r}, "
         f"{str(target)!r}])\n"
         "heavy = {'numpy', 'sklearn', 'rich', 'jinja2', 'h5py', 'pyarrow', 'torch', 'onnx',\n"
-        "         'yaml', 'pandas', 'scanners.dataset_scan', 'scanners.code_scan',\n"
+        "         'yaml', 'pandas', 'scanners.dataset.runner', 'scanners.code_scan',\n"
         "         'scanners.keras_scan', 'scanners.onnx_scan', 'scanners.gguf_scan'}\n"
         "print(code, sorted(m for m in sys.modules if m in heavy))\n"
     )

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import supplychain.core.settings as settings_mod
-from scanners.dataset_base import DatasetOptions
+from scanners.dataset.common import DatasetOptions
 from supplychain.core.limits import Limits
 from supplychain.core.model import Severity
 from supplychain.core.settings import Settings

@@ -25,7 +25,7 @@ from fuzz.fuzz_engine import scan_bytes
 from fuzz.fuzz_zip import TARGETS as ZIP_TARGETS
 from scanners.archive_scan import ArchiveScanner
 from scanners.base import Artifact, ScanContext
-from scanners.dataset_scan import DatasetScanner
+from scanners.dataset.runner import DatasetScanner
 from scanners.safetensors_scan import SafetensorsScanner
 from supplychain.core.errors import ArtifactError
 from supplychain.core.model import ArtifactKind, Severity

@@ -17,9 +17,9 @@ import pytest
 from scanners import config_scan, template_scan
 from scanners.base import Artifact, ScanContext
 from scanners.config_scan import ConfigScanner
-from scanners.dataset_base import DatasetOptions
-from scanners.dataset_io import MAX_COLUMNS, TEXT_CANDIDATES
-from scanners.dataset_scan import DatasetScanner
+from scanners.dataset.common import DatasetOptions
+from scanners.dataset.readers import MAX_COLUMNS, TEXT_CANDIDATES
+from scanners.dataset.runner import DatasetScanner
 from scanners.template_scan import TemplateScanner
 from supplychain.core.errors import LimitExceeded
 from supplychain.core.model import ArtifactKind, Finding, Severity

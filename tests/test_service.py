@@ -13,7 +13,7 @@ from typing import ClassVar
 import pytest
 
 from scanners.base import Artifact, ScanContext
-from scanners.dataset_base import DatasetOptions
+from scanners.dataset.common import DatasetOptions
 from supplychain import service
 from supplychain.checks import BUILTIN_REPORT_CHECKS, ReportView, ShardIndexCheck
 from supplychain.core.errors import ConfigError

@@ -7,8 +7,8 @@ import string
 
 import numpy as np
 
-from scanners.dataset_base import DatasetInfo, Record
-from scanners.dataset_dups import (
+from scanners.dataset.common import DatasetInfo, Record
+from scanners.dataset.dups import (
     NUM_PERM,
     NearDuplicateCheck,
     minhash,

@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scanners.base import Artifact, ScanContext
-from scanners.dataset_base import DatasetOptions, Record
-from scanners.dataset_io import (
+from scanners.dataset.common import DatasetOptions, Record
+from scanners.dataset.readers import (
     CsvReader,
     JsonlReader,
     ParquetReader,
@@ -25,7 +25,7 @@ from scanners.dataset_io import (
     plan_fields,
     render_text,
 )
-from scanners.dataset_scan import DatasetScanner
+from scanners.dataset.runner import DatasetScanner
 from supplychain.core.limits import Limits
 from supplychain.core.model import ArtifactKind, Finding, Severity
 from supplychain.engine import ScanOptions, scan_paths

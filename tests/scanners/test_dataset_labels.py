@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from scanners.dataset_base import DatasetInfo, Record
-from scanners.dataset_labels import BackdoorTriggerCheck, LabelFlipCheck
+from scanners.dataset.common import DatasetInfo, Record
+from scanners.dataset.labels import BackdoorTriggerCheck, LabelFlipCheck
 from supplychain.core.model import Finding, Severity
 
 INFO = DatasetInfo("data.jsonl", (), "text", "label", None, 0)
@@ -267,8 +267,8 @@ def test_label_flips_clean_multiclass_controls() -> None:
 def test_label_flips_scanner_three_labels_does_not_fail(tmp_path: Path) -> None:
     import json
 
-    from scanners.dataset_base import DatasetOptions
-    from scanners.dataset_scan import DatasetScanner
+    from scanners.dataset.common import DatasetOptions
+    from scanners.dataset.runner import DatasetScanner
     from supplychain.core.limits import Limits
     from supplychain.core.model import Status
     from supplychain.engine import ScanOptions, scan_paths

@@ -7,8 +7,8 @@ import random
 
 import numpy as np
 
-from scanners.dataset_base import DatasetInfo, Record
-from scanners.dataset_outliers import CYRILLIC, LATIN, OTHER, OutlierCheck, script_counts
+from scanners.dataset.common import DatasetInfo, Record
+from scanners.dataset.outliers import CYRILLIC, LATIN, OTHER, OutlierCheck, script_counts
 from supplychain.core.model import Finding, Severity
 
 INFO = DatasetInfo("data.jsonl", (), "text", None, None, 0)
@@ -144,7 +144,7 @@ def test_single_blas_limits_the_pool_inside_and_restores_it() -> None:
     # SVD of 1,000 rows took 1.5 s of CPU (threads spinning) instead of 0.09 s.
     from threadpoolctl import threadpool_info  # type: ignore[import-untyped]
 
-    from scanners.dataset_base import single_blas
+    from scanners.dataset.common import single_blas
 
     def blas_threads() -> list[int]:
         return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
@@ -192,7 +192,7 @@ def test_non_prose_row_shapes_are_found() -> None:
 
 
 def test_prose_with_a_link_a_hash_or_a_tag_is_not_a_shape_outlier() -> None:
-    from scanners.dataset_outliers import row_shape
+    from scanners.dataset.outliers import row_shape
 
     benign = [
         "See https://example.com/docs for the full list of supported options and defaults.",

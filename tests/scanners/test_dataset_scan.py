@@ -11,11 +11,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import scanners.dataset_scan as dataset_scan
+import scanners.dataset.runner as dataset_scan
 from scanners.base import Artifact, ScanContext
-from scanners.dataset_base import DatasetInfo, DatasetOptions, Record
-from scanners.dataset_io import READER_RULES
-from scanners.dataset_scan import DATASET_CHECKS, DatasetCheckError, DatasetScanner
+from scanners.dataset.common import DatasetInfo, DatasetOptions, Record
+from scanners.dataset.readers import READER_RULES
+from scanners.dataset.runner import DATASET_CHECKS, DatasetCheckError, DatasetScanner
 from supplychain.core.limits import Limits
 from supplychain.core.model import ArtifactKind, Finding, Rule, Severity, Status
 from supplychain.engine import ScanOptions, scan_paths

@@ -15,10 +15,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from scanners.base import Artifact, ScanContext
-from scanners.dataset_base import DatasetInfo, DatasetOptions, Record
-from scanners.dataset_io import cell_float, numeric_columns, open_reader
-from scanners.dataset_scan import DatasetScanner
-from scanners.dataset_tabular import DAT023, DAT024, TabularOutlierCheck, lof_scores
+from scanners.dataset.common import DatasetInfo, DatasetOptions, Record
+from scanners.dataset.readers import cell_float, numeric_columns, open_reader
+from scanners.dataset.runner import DatasetScanner
+from scanners.dataset.tabular import DAT023, DAT024, TabularOutlierCheck, lof_scores
 from supplychain.core.limits import Limits
 from supplychain.core.model import ArtifactKind, Finding, Severity
 from supplychain.engine import ScanOptions, scan_paths

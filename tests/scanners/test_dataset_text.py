@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from scanners.dataset_base import DatasetInfo, Record
-from scanners.dataset_text import (
+from scanners.dataset.common import DatasetInfo, Record
+from scanners.dataset.text import (
     MAX_ROW_FINDINGS,
     HiddenUnicodeCheck,
     PromptInjectionCheck,

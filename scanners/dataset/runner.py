@@ -1,6 +1,6 @@
 """The dataset scanner: one streaming pass over a dataset file, feeding every enabled check.
 
-Rows come from ``scanners.dataset_io`` (JSONL, CSV/TSV, Parquet, Arrow), are capped at
+Rows come from ``scanners.dataset.readers`` (JSONL, CSV/TSV, Parquet, Arrow), are capped at
 ``Limits.max_dataset_rows``, and each ``DatasetCheck`` sees every row once and keeps bounded
 state. Memory is bounded by the checks' sketches and one record/batch, never by the file.
 """
@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from typing import ClassVar
 
 from scanners.base import Artifact, ScanContext
-from scanners.dataset_base import DatasetCheck, DatasetInfo
-from scanners.dataset_io import READER_RULES, open_reader, reader_findings
+from scanners.dataset.common import DatasetCheck, DatasetInfo
+from scanners.dataset.readers import READER_RULES, open_reader, reader_findings
 from supplychain.core.errors import ArtifactError
 from supplychain.core.model import ArtifactKind, Finding, Rule, Severity
 from supplychain.core.rules import GEN002
@@ -104,12 +104,12 @@ class DatasetScanner:
 
 # Part A (this package's text checks) and part B (duplicates, labels, triggers, outliers).
 # Imported here, after the scanner, so the check modules can import the reader helpers freely.
-from scanners.dataset_dups import NearDuplicateCheck  # noqa: E402
-from scanners.dataset_labels import BackdoorTriggerCheck, LabelFlipCheck  # noqa: E402
-from scanners.dataset_outliers import OutlierCheck  # noqa: E402
-from scanners.dataset_sensitive import SensitiveDataCheck  # noqa: E402
-from scanners.dataset_tabular import TabularOutlierCheck  # noqa: E402
-from scanners.dataset_text import (  # noqa: E402
+from scanners.dataset.dups import NearDuplicateCheck  # noqa: E402
+from scanners.dataset.labels import BackdoorTriggerCheck, LabelFlipCheck  # noqa: E402
+from scanners.dataset.outliers import OutlierCheck  # noqa: E402
+from scanners.dataset.sensitive import SensitiveDataCheck  # noqa: E402
+from scanners.dataset.tabular import TabularOutlierCheck  # noqa: E402
+from scanners.dataset.text import (  # noqa: E402
     HiddenUnicodeCheck,
     PromptInjectionCheck,
     RagPoisoningCheck,

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from scanners._lazy import lazy_module
-from scanners.dataset_base import DatasetInfo, Record, single_blas
-from scanners.dataset_dups import codepoints, normalise, shingle_hashes
+from scanners.dataset.common import DatasetInfo, Record, single_blas
+from scanners.dataset.dups import codepoints, normalise, shingle_hashes
 from supplychain.core.model import Confidence, Finding, Location, Rule, Severity
 from supplychain.core.rules import ATLAS_POISONING, POISONING, make_rule
 

@@ -23,8 +23,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from scanners.dataset_base import EXTRA_CUT, DatasetInfo, Record
-from scanners.dataset_io import DAT009, dataset_finding
+from scanners.dataset.common import EXTRA_CUT, DatasetInfo, Record
+from scanners.dataset.readers import DAT009, dataset_finding
 from scanners.pii import PHONE_BACKEND, PII007, PII_RULES, find_pii
 from scanners.secrets import SECRET_RULES, find_secrets, redact
 from supplychain.core.model import Confidence, Finding, Rule, Severity

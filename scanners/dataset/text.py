@@ -15,8 +15,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from scanners.dataset_base import DatasetInfo, Record
-from scanners.dataset_io import CHAT_FIELDS, dataset_finding
+from scanners.dataset.common import DatasetInfo, Record
+from scanners.dataset.readers import CHAT_FIELDS, dataset_finding
 from supplychain.core.model import Confidence, Finding, Rule, Severity
 from supplychain.core.rules import ATLAS_POISONING, POISONING, make_rule
 

@@ -25,7 +25,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from scanners.base import Artifact, ScanContext
-from scanners.dataset_base import EXTRA_CUT, DatasetInfo, DatasetOptions, Record
+from scanners.dataset.common import EXTRA_CUT, DatasetInfo, DatasetOptions, Record
 from supplychain.core.errors import ArtifactError, LimitExceeded, MissingDependency
 from supplychain.core.model import ArtifactKind, Confidence, Finding, Location, Rule, Severity
 from supplychain.core.rules import ATLAS_POISONING, POISONING, make_rule
@@ -717,7 +717,7 @@ class DatasetReader:
 
 def _wants_extra(selected: frozenset[str] | None) -> bool:
     """Whether a selected dataset check sets ``wants_extra_fields`` (read at reader creation)."""
-    from scanners.dataset_scan import DATASET_CHECKS  # the checks import this module
+    from scanners.dataset.runner import DATASET_CHECKS  # the checks import this module
 
     return any(
         getattr(cls, "wants_extra_fields", False) and (selected is None or cls.name in selected)

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 from scanners._lazy import lazy_module
-from scanners.dataset_base import DatasetInfo, Record, single_blas
-from scanners.dataset_dups import _runs, mix64
+from scanners.dataset.common import DatasetInfo, Record, single_blas
+from scanners.dataset.dups import _runs, mix64
 from supplychain.core.model import Confidence, Finding, Location, Rule, Severity
 from supplychain.core.rules import ATLAS_POISONING, POISONING, make_rule
 
