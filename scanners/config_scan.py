@@ -291,6 +291,9 @@ class ConfigScanner:
             yield from _trust_flags(artifact, doc)  # parsed, and no loader reads it as a config
             return
         loader = artifact.name.lower() in LOADER_CONFIGS
+        if artifact.name.lower() == "config.json":
+            for key, value in config_facts(doc):
+                ctx.emit(artifact.fact(key, value))
         yield from self._auto_map(artifact, doc.get("auto_map"), loader)
         yield from self._custom_pipelines(artifact, doc.get("custom_pipelines"))
         if artifact.name.lower() == "model_index.json":
@@ -442,6 +445,49 @@ class ConfigScanner:
                     "(needs trust_remote_code)",
                     evidence=f"{component}: {value!r}",
                 )
+
+
+CONFIG_FACT_SCALARS = (
+    "model_type",
+    "problem_type",
+    "torch_dtype",
+    "dtype",
+    "transformers_version",
+    "num_labels",
+    "hidden_size",
+    "num_hidden_layers",
+    "vocab_size",
+    "max_position_embeddings",
+)
+"""Scalar ``config.json`` keys kept as ``config.<key>`` facts (the AI-BOM model card reads them)."""
+
+
+def config_facts(doc: dict[str, object]) -> Iterator[tuple[str, str | int | tuple[str, ...]]]:
+    """``config.*`` facts from a parsed ``config.json``: only what is there, never guessed."""
+    for key in CONFIG_FACT_SCALARS:
+        value = doc.get(key)
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, str | int):
+            yield f"config.{key}", value
+    architectures = doc.get("architectures")
+    if isinstance(architectures, list):
+        names = tuple(a for a in architectures if isinstance(a, str))
+        if names:
+            yield "config.architectures", names
+    id2label = doc.get("id2label")
+    if isinstance(id2label, dict):
+        yield "config.id2label.count", len(id2label)
+    auto_map = doc.get("auto_map")
+    if isinstance(auto_map, dict):
+        files: set[str] = set()
+        for value in auto_map.values():
+            for entry in value if isinstance(value, list) else [value]:
+                ref = parse_ref(entry) if isinstance(entry, str) else None
+                if ref is not None:
+                    files.add(f"{ref.repo}--{ref.file}" if ref.repo else ref.file)
+        if files:
+            yield "config.auto_map.files", tuple(sorted(files))
 
 
 def _bad_ref(artifact: Artifact, where: str, raw: object) -> Finding:
@@ -658,6 +704,7 @@ __all__ = [
     "ConfigScanner",
     "YamlDoc",
     "YamlError",
+    "config_facts",
     "is_config_name",
     "load_yaml_bounded",
     "looks_like_go_template",

@@ -32,6 +32,7 @@ class SecretsScanner:
     kinds: ClassVar[frozenset[ArtifactKind]] = frozenset(
         {
             ArtifactKind.CHAT_TEMPLATE,
+            ArtifactKind.MODEL_CARD,
             ArtifactKind.MODEL_CONFIG,
             ArtifactKind.PYTHON_SOURCE,
             ArtifactKind.TEXT,

@@ -35,6 +35,9 @@ YAML_EXTS = (".yaml", ".yml")
 NOT_TEMPLATE_EXTS = (".md", ".markdown", ".rst", ".html", ".htm", ".json", ".py")
 """Documents that may quote Jinja in examples; only a template's own name makes them templates."""
 YAML_CHAT_TEMPLATE = re.compile(rb"(?m)^chat_template\s*:")
+MODEL_CARD_NAMES = ("readme.md", "readme.markdown", "modelcard.md", "model_card.md")
+FRONT_MATTER = re.compile(rb"\A(?:\xef\xbb\xbf)?---[ \t]*\r?\n")
+"""A model card opens with a ``---`` line; a README without one stays plain text."""
 PROTO_FIELDS_ONNX = frozenset({1, 2, 3, 4, 5, 6, 7, 8, 14, 20, 25})
 CONFIG_NAMES = ("config.json", "tokenizer_config.json", "generation_config.json")
 SAVEDMODEL_NAMES = ("saved_model.pb", "keras_metadata.pb", "fingerprint.pb")
@@ -677,6 +680,8 @@ def _sniff_protobuf(stream: BinaryIO, head: bytes, size: int, lname: str) -> Art
 
 
 def _sniff_text(head: bytes, lname: str) -> ArtifactKind:
+    if lname in MODEL_CARD_NAMES and FRONT_MATTER.match(head):
+        return ArtifactKind.MODEL_CARD  # even when not UTF-8: the card scanner fails it closed
     try:
         text = head.decode("utf-8")
     except UnicodeDecodeError as exc:

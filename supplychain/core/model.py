@@ -88,6 +88,8 @@ class ArtifactKind(enum.Enum):
     """Hugging Face ``datasets`` ``state.json`` / ``dataset_info.json``."""
     NUMPY_RAW = "numpy-raw"
     """Raw array bytes with no header (old joblib ``ZF`` side files once unwrapped)."""
+    MODEL_CARD = "model-card"
+    """A ``README.md`` / model card that opens with a ``---`` YAML front matter block."""
     TEXT = "text"
     """Plain text or JSON we recognise and have no analysis for (README, licence, vocab)."""
     UNKNOWN = "unknown"
