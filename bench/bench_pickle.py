@@ -30,7 +30,7 @@ from pathlib import Path
 CHILD = r"""
 import io, json, resource, sys, time
 from scanners.base import Artifact, ScanContext
-from scanners.pickle_scan import scan_pickle
+from scanners.pickle_analysis import scan_pickle
 from supplychain.core.limits import Limits
 from supplychain.core.model import ArtifactKind
 path = sys.argv[1]

@@ -29,10 +29,11 @@ from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
 from scanners import _zip
+from scanners._paths import path_escape
 from scanners._protobuf import I32, LEN, VARINT, Field, ProtoReader
-from scanners.archive_scan import Spool as _Spool
-from scanners.archive_scan import Want, handoff, walk_zip
-from scanners.base import Artifact, ScanContext
+from scanners.base import Artifact, ScanContext, note_sibling_read
+from scanners.containers import Spool as _Spool
+from scanners.containers import Want, handoff, walk_zip
 from supplychain.core.errors import ArtifactError, LimitExceeded
 from supplychain.core.model import ArtifactKind, Confidence, Finding, Rule, Severity
 from supplychain.core.rules import make_rule
@@ -454,6 +455,7 @@ def referencing_models(path: Path, root: Path | None = None) -> tuple[str, ...]:
     searched, so nothing outside what the user asked to scan is ever read. Names are reported
     relative to the data file's directory.
     """
+    note_sibling_read("ONNX models beside the file")
     found: list[str] = []
     levels = 1
     if root is not None:
@@ -1573,10 +1575,9 @@ def _check_dataset_meta(artifact: Artifact, ctx: ScanContext) -> Iterator[Findin
     features = doc.get("features")
     if features is not None and not isinstance(features, (dict, list)):
         raise ArtifactError("dataset_info.json: features is not an object")
-    from scanners.archive_scan import name_problem
 
     for name in names:
-        problem = name_problem(name) or ("URL" if "://" in name else None)
+        problem = path_escape(name) or ("URL" if "://" in name else None)
         if problem:
             yield artifact.finding(
                 FMT006,

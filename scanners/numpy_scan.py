@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from scanners._io import read_exact
-from scanners.archive_scan import ARC_RULES, Spool, bounded_reads, handoff, walk_zip
 from scanners.base import Artifact, ScanContext
+from scanners.containers import ARC_RULES, Spool, bounded_reads, handoff, walk_zip
 from supplychain.core.errors import ArtifactError
 from supplychain.core.model import ArtifactKind, Confidence, Finding, Rule, Severity
 from supplychain.core.rules import make_rule

@@ -11,22 +11,31 @@ STOP, or a break only after the loader already imported and called something. Se
 
 from __future__ import annotations
 
-import io
 import json
 import lzma
-import pickletools
 import re
 import struct
 import zlib
-from typing import BinaryIO, NamedTuple
+from typing import BinaryIO
 
 from scanners import _zip
-from supplychain.core.model import ArtifactKind, Severity
+from scanners._magic import (
+    BZIP2_MAGIC,
+    GZIP_MAGIC,
+    HDF5_MAGIC,
+    LZ4_MAGIC,
+    NUMPY_MAGIC,
+    SEVEN_ZIP_MAGIC,
+    XZ_MAGIC,
+    ZIP_LOCAL_MAGIC,
+    is_legacy_torch,
+    is_pickle_stream,
+)
+from supplychain.core.model import ArtifactKind
 
 HEAD = 64 * 1024
 PICKLE_WALK_BYTES = 1 << 20
 ZIP_HINT_EXTS = (".zip", ".pt", ".pth", ".keras", ".npz", ".ckpt", ".bin", ".pt2")
-PICKLE_EXTS = (".pkl", ".pickle", ".pt", ".pth", ".bin", ".ckpt", ".joblib", ".dill", ".sav")
 TEXT_DATASET_EXTS = {".csv": ArtifactKind.DATASET_CSV, ".tsv": ArtifactKind.DATASET_CSV}
 JSONL_EXTS = (".jsonl", ".ndjson")
 TEMPLATE_NAMES = ("chat_template.jinja", "chat_template.json")
@@ -97,8 +106,6 @@ def _torch_legacy(head: bytes, kind: ArtifactKind) -> ArtifactKind:
     pickles then raw storage records, parsed as that layout by the torch scanner."""
     if kind is not ArtifactKind.PICKLE:
         return kind
-    from scanners.torch_scan import is_legacy_torch  # lazy: start-up of a one-file scan
-
     if is_legacy_torch(head):
         return ArtifactKind.TORCH_LEGACY
     return kind
@@ -172,7 +179,7 @@ def media_label(head: bytes, size: int) -> str | None:
 def _sniff_magic(stream: BinaryIO, head: bytes, size: int, lname: str) -> ArtifactKind | None:
     # NOTE: torch.load's _is_zipfile only checks for PK\x03\x04 at offset 0; anything else it
     # unpickles from byte 0 (see sniff). numpy's npz test also accepts an empty zip's EOCD.
-    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+    if head.startswith((ZIP_LOCAL_MAGIC, b"PK\x05\x06")):
         kind = _sniff_zip(stream, size)
         if kind is not None:
             return kind
@@ -180,24 +187,24 @@ def _sniff_magic(stream: BinaryIO, head: bytes, size: int, lname: str) -> Artifa
         return ArtifactKind.SAFETENSORS
     if len(head) >= 2 and head[0] == 0x80 and 0 <= head[1] <= 5:
         return ArtifactKind.PICKLE
-    if head.startswith(b"\x93NUMPY"):
+    if head.startswith(NUMPY_MAGIC):
         return ArtifactKind.NUMPY_NPY
     if head.startswith(b"GGUF"):
         return ArtifactKind.GGUF
     if head.startswith(b"MZqFpD") or (head.startswith(b"\x7fELF") and b"GGUF" in head):
         return ArtifactKind.LLAMAFILE
     for off in (0, 512, 1024, 2048):
-        if head[off : off + 8] == b"\x89HDF\r\n\x1a\n":
+        if head[off : off + 8] == HDF5_MAGIC:
             return ArtifactKind.HDF5
-    if head.startswith(b"7z\xbc\xaf\x27\x1c"):
+    if head.startswith(SEVEN_ZIP_MAGIC):
         return ArtifactKind.SEVEN_ZIP
-    if head.startswith(b"\x1f\x8b"):
+    if head.startswith(GZIP_MAGIC):
         return ArtifactKind.GZIP
-    if head.startswith(b"BZh") and head[4:10] == b"1AY&SY":
+    if head.startswith(BZIP2_MAGIC) and head[4:10] == b"1AY&SY":
         return ArtifactKind.BZIP2
-    if head.startswith(b"\xfd7zXZ\x00"):
+    if head.startswith(XZ_MAGIC):
         return ArtifactKind.XZ
-    if head.startswith(b"\x04\x22\x4d\x18"):
+    if head.startswith(LZ4_MAGIC):
         return ArtifactKind.LZ4
     if head[4:8] == b"TFL3":
         return ArtifactKind.TFLITE
@@ -234,7 +241,7 @@ def _sniff_magic(stream: BinaryIO, head: bytes, size: int, lname: str) -> Artifa
 def _looks_like_pickle_head(head: bytes) -> bool:
     """Media with text magic (``GIF8``…) that also walks as a pickle is one: the loader wins."""
     # The name's leniency does not apply here: PNG's 0x89 is NEWFALSE, "GIF8" is BINFLOAT.
-    return pickle_at_start(head, "", whole=False)
+    return is_pickle_stream(head, whole=False)
 
 
 def _is_safetensors(stream: BinaryIO, head: bytes, size: int) -> bool:
@@ -265,7 +272,7 @@ def _is_safetensors(stream: BinaryIO, head: bytes, size: int) -> bool:
     # NOTE: loader wins. A polyglot whose header sits inside a pickle string argument is still
     # run by torch.load's legacy path; real files fail the walk at byte 2 (opcode 0x00).
     stream.seek(0)
-    return not pickle_at_start(stream.read(PICKLE_WALK_BYTES), "", whole=size <= PICKLE_WALK_BYTES)
+    return not is_pickle_stream(stream.read(PICKLE_WALK_BYTES), whole=size <= PICKLE_WALK_BYTES)
 
 
 def is_tar_header(head: bytes) -> bool:
@@ -353,7 +360,7 @@ def _sniff_zip(stream: BinaryIO, size: int) -> ArtifactKind | None:
         directory = _zip.read_directory(stream, size, max_entries=100_000)
     except Exception:
         stream.seek(0)
-        return ArtifactKind.ZIP if stream.read(4) == b"PK\x03\x04" else None
+        return ArtifactKind.ZIP if stream.read(4) == ZIP_LOCAL_MAGIC else None
     names = [e.name for e in directory.entries]
     base = {n.rsplit("/", 1)[-1] for n in names}
     if _is_torch_export(names, base):
@@ -386,195 +393,10 @@ def _is_torch_export(names: list[str], base: set[str]) -> bool:
     return any(n.rsplit("/", 1)[-1] in TORCH_EXPORT_MARKERS and n.count("/") <= 1 for n in names)
 
 
-MAX_STACKED_PICKLES = 64
-MIN_OPS_UNDER_PICKLE_NAME = 2
-"""Under a pickle name, a global-free stream that walks this many opcodes and then runs out of
-bytes is a truncated pickle (the pickle scanner reports it); one that breaks on a bad opcode is
-left to the text/extension fallbacks (text under a model name is reported as text)."""
-MIN_OPS_AT_CAP = 1000
-"""A global-free stream still valid when the walk buffer runs out is a pickle past this many ops."""
-CALL_OPS = frozenset({"REDUCE", "BUILD", "INST", "OBJ", "NEWOBJ", "NEWOBJ_EX"})
-"""Opcodes with which the unpickler calls into what an import returned."""
-IMPORT_OPS = frozenset({"GLOBAL", "INST", "STACK_GLOBAL", "EXT1", "EXT2", "EXT4"})
-MEMO_GETS = frozenset({"GET", "BINGET", "LONG_BINGET"})
-MEMO_PUTS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
-STRING_OPS = frozenset(
-    {
-        "STRING",
-        "BINSTRING",
-        "SHORT_BINSTRING",
-        "UNICODE",
-        "BINUNICODE",
-        "SHORT_BINUNICODE",
-        "BINUNICODE8",
-    }
-)
-DOTTED_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
-"""``module.name`` as an import can resolve it (one dot at least: module and attribute)."""
-OPCODE_BYTES = frozenset(ord(op.code) for op in pickletools.opcodes)
-_EOF_MESSAGES = ("not enough data", "exhausted", "no newline found", "truncated", "eof")
-
-
-class PickleWalk(NamedTuple):
-    """What a bounded walk of one pickle saw, mirroring CPython's unpickler stack discipline."""
-
-    complete: bool
-    """Reached STOP with a consistent stack."""
-    stop: int
-    """Offset of that STOP (absolute), or of the break."""
-    ops: int
-    """Opcodes that executed cleanly before STOP or the break."""
-    imports: tuple[str, ...]
-    """``module.name`` of every import reached (``?`` when a STACK_GLOBAL operand is unknown)."""
-    called: bool
-    """A call opcode ran after an import: the loader executed code before any break."""
-    truncated: bool
-    """The walk broke because the bytes ran out (end of file or of the walk buffer)."""
-
-
-def walk_pickle(data: bytes, start: int = 0) -> PickleWalk:
-    """Walk one pickle from ``start`` the way CPython's unpickler would, without running it.
-
-    The C unpickler keeps MARKs out of the stack as fences: ordinary opcodes cannot pop below
-    the latest mark, mark-consuming opcodes need one, and POP right after MARK pops the mark.
-    Any opcode is accepted at byte 0 (no PROTO needed) because CPython accepts it.
-    """
-    depth = 0
-    marks: list[int] = []
-    values: list[str | None] = []
-    memo: set[int] = set()
-    imports: list[str] = []
-    called = False
-    ops = 0
-    pos = start
-    try:
-        for op, arg, rel in pickletools.genops(io.BytesIO(data[start:])):
-            pos = start + (rel or 0)
-            name = op.name
-            before = op.stack_before
-            if name == "MARK":
-                marks.append(depth)
-                ops += 1
-                continue
-            if name == "POP" and marks and depth == marks[-1]:
-                marks.pop()
-                ops += 1
-                continue
-            if name in MEMO_GETS and arg not in memo:
-                # CPython: "Memo value not found"; nothing after this runs.
-                return PickleWalk(False, pos, ops, tuple(imports), called, False)
-            if name in MEMO_PUTS and depth - (marks[-1] if marks else 0) < 1:
-                return PickleWalk(False, pos, ops, tuple(imports), called, False)
-            if name in MEMO_PUTS:
-                memo.add(arg if isinstance(arg, int) else -1)
-            elif name == "MEMOIZE":
-                memo.add(len(memo))
-            operands = values[-2:]
-            if pickletools.markobject in before:
-                at = before.index(pickletools.markobject)
-                need_above = sum(1 for s in before[at + 1 :] if s is not pickletools.stackslice)
-                if not marks or depth - marks[-1] < need_above:
-                    return PickleWalk(False, pos, ops, tuple(imports), called, False)
-                depth = marks.pop()
-                fence = marks[-1] if marks else 0
-                if depth - fence < at:
-                    return PickleWalk(False, pos, ops, tuple(imports), called, False)
-                depth -= at
-            else:
-                fence = marks[-1] if marks else 0
-                if len(before) > depth - fence:
-                    return PickleWalk(False, pos, ops, tuple(imports), called, False)
-                depth -= len(before)
-            del values[depth:]
-            if name in ("GLOBAL", "INST"):
-                qualname = ".".join(str(arg).split(" ", 1))
-                if not DOTTED_NAME.fullmatch(qualname):
-                    # find_class cannot import it: the real loader stops right here.
-                    return PickleWalk(False, pos, ops, tuple(imports), called, False)
-                imports.append(qualname)
-            elif name == "STACK_GLOBAL":
-                mod, qual = operands if len(operands) == 2 else (None, None)
-                imports.append(f"{mod}.{qual}" if mod and qual else "?")
-            elif name in ("EXT1", "EXT2", "EXT4"):
-                imports.append(f"copyreg.extension[{arg}]")
-            if name in CALL_OPS and imports:
-                called = True
-            depth += len(op.stack_after)
-            pushed: str | None = str(arg) if name in STRING_OPS else None
-            values.extend([pushed] * len(op.stack_after))
-            ops += 1
-            if name == "STOP":
-                return PickleWalk(True, pos, ops, tuple(imports), called, False)
-    except ValueError as exc:
-        text = str(exc).lower()
-        eof = any(m in text for m in _EOF_MESSAGES)
-        return PickleWalk(False, pos, ops, tuple(imports), called, eof)
-    except Exception:
-        # Undecodable string arguments and the like: the unpickler fails there too.
-        return PickleWalk(False, pos, ops, tuple(imports), called, False)
-    return PickleWalk(False, pos, ops, tuple(imports), called, True)
-
-
-def _dangerous(imports: tuple[str, ...]) -> bool:
-    """An import the allowlist rates HIGH or worse (``os.system``, ``builtins.eval``…)."""
-    for qual in imports:
-        mod, _, name = qual.rpartition(".")
-        if not mod or qual == "?":
-            continue
-        from scanners import allowlist  # lazy: only pickles with imports get here
-
-        verdict = allowlist.classify(mod, name)
-        if verdict.severity is not None and verdict.severity >= Severity.HIGH:
-            return True
-    return False
-
-
-def pickle_at_start(data: bytes, lname: str, whole: bool) -> bool:
-    """Whether an unpickler handed these bytes would treat them as a pickle (and run it).
-
-    ``whole`` says ``data`` is the entire file (otherwise the walk buffer ran out first).
-    The bar, so prose, JSON, CSV, source and vocab files stay text: a stack-consistent walk to
-    STOP (stacked pickles must all walk), or a break only after the loader already imported and
-    called something, imported something the allowlist rates HIGH, or ran out of bytes after an
-    import (a truncated pickle, nullifAI). Under a pickle name a shorter valid run is enough.
-    """
-    if not data or data[0] not in OPCODE_BYTES:
-        return False
-    start = 0
-    for _ in range(MAX_STACKED_PICKLES):
-        walk = walk_pickle(data, start)
-        if not walk.complete:
-            if walk.called or _dangerous(walk.imports):
-                return True
-            if walk.truncated and whole and not data.endswith(b"\n"):
-                # NOTE: the pure-Python unpickler (and dill, built on it) reads a last text line
-                # that has no newline as ``readline()[:-1]``: its final byte is dropped and the
-                # opcode runs (``ios\nsystemX`` calls os.system). Judge the stream as it reads it.
-                lenient = walk_pickle(data[:-1] + b"\n", start)
-                if lenient.called or _dangerous(lenient.imports):
-                    return True
-            if walk.truncated and walk.imports:
-                return True
-            if walk.truncated and not whole and walk.ops >= MIN_OPS_AT_CAP:
-                return True
-            if lname.endswith(PICKLE_EXTS) and (
-                walk.imports or (walk.truncated and walk.ops >= MIN_OPS_UNDER_PICKLE_NAME)
-            ):
-                return True
-            return start > 0
-        rest = data[walk.stop + 1 :]
-        if walk.imports or lname.endswith(PICKLE_EXTS) or not rest.strip():
-            return True
-        if rest[0] not in OPCODE_BYTES:
-            return False
-        start = walk.stop + 1
-    return True
-
-
 def _looks_like_pickle(stream: BinaryIO, lname: str, size: int) -> bool:
     stream.seek(0)
     data = stream.read(PICKLE_WALK_BYTES)
-    return pickle_at_start(data, lname, whole=len(data) >= size)
+    return is_pickle_stream(data, name=lname, whole=len(data) >= size)
 
 
 EXTENSION_KINDS: dict[str, ArtifactKind] = {

@@ -24,30 +24,26 @@ that could not be placed are analysed as a potential pickle.
 from __future__ import annotations
 
 import dataclasses
-import io
-import pickletools
 import re
 import struct
-import warnings
 from collections.abc import Iterator
 from typing import BinaryIO, ClassVar
 
 from scanners import _zip
-from scanners.archive_scan import (
+from scanners._magic import LEGACY_MAGIC, LEGACY_PROTOCOL, is_pickle_stream
+from scanners.base import Artifact, ScanContext
+from scanners.containers import (
     ARC011,
     ARC013,
     ARC_RULES,
-    Spool,
+    ELEMENT_SIZE,
     Want,
-    handoff,
-    looks_like_pickle,
+    legacy_member,
     walk_tar,
     walk_zip,
 )
-from scanners.base import Artifact, ScanContext
-from scanners.pickle_scan import scan_pickle
+from scanners.pickle_analysis import scan_pickle
 from scanners.pickle_vm import Global, Persistent, PickleMachine, Stop, StreamError
-from supplychain.core.errors import ArtifactError
 from supplychain.core.model import ArtifactKind, Confidence, Finding, Rule, Severity
 from supplychain.core.rules import make_rule
 
@@ -75,55 +71,7 @@ ARC014 = make_rule(
     "environment.",
     cwe=506,
 )
-LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
-"""``torch.serialization.MAGIC_NUMBER``: the first pickle of a legacy stream."""
-LEGACY_PROTOCOL = 1001
-"""``torch.serialization.PROTOCOL_VERSION``: the second pickle."""
 LEGACY_HEADER_PICKLES = 5
-PICKLE_SEGMENT_MAX = 1 << 20
-"""Largest header pickle expected inside legacy ``storages``/``tensors`` (they are tiny)."""
-_ELEMENT_SIZE = {
-    "DoubleStorage": 8,
-    "FloatStorage": 4,
-    "HalfStorage": 2,
-    "BFloat16Storage": 2,
-    "LongStorage": 8,
-    "IntStorage": 4,
-    "ShortStorage": 2,
-    "CharStorage": 1,
-    "ByteStorage": 1,
-    "BoolStorage": 1,
-    "ComplexDoubleStorage": 16,
-    "ComplexFloatStorage": 8,
-    "QUInt8Storage": 1,
-    "QInt8Storage": 1,
-    "QInt32Storage": 4,
-    "QUInt4x2Storage": 1,
-    "QUInt2x4Storage": 1,
-}
-"""Element size per storage class name (``torch.storage._dtype_to_storage_type_map``); the
-legacy loader maps any ``*Storage`` name it knows, whatever the module, to its dtype."""
-
-
-def is_legacy_torch(head: bytes) -> bool:
-    """Whether ``head`` starts with the legacy torch magic-number pickle (any protocol).
-
-    This is what torch.load checks after its zip and tar tests fail: the first pickle must
-    load as ``MAGIC_NUMBER``. Meant for identification (``scanners.sniff``).
-    """
-    window = head[:64]
-    values: list[object] = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            for op, arg, _pos in pickletools.genops(io.BytesIO(window)):
-                if op.name == "STOP":
-                    return values == [LEGACY_MAGIC]
-                if op.name not in ("PROTO", "FRAME"):
-                    values.append(arg)
-        except Exception:  # not a complete pickle in the window
-            return False
-    return False
 
 
 class TorchScanner:
@@ -166,135 +114,6 @@ class TorchScanner:
                 evidence=", ".join(repr(r) for r in list(roots)[:8]),
                 confidence=Confidence.MEDIUM,
             )
-
-
-def legacy_member(member: Artifact, ctx: ScanContext) -> Iterator[Finding]:
-    """Legacy tar members: ``storages``/``tensors`` are split into their pickles.
-
-    torch.load opens any tar holding these names, whatever their order, so the archive scanner
-    uses this handler for plain tars too; a member that does not start with a pickle is
-    dispatched whole as usual.
-    """
-    base = member.member[-1] if member.member else ""
-    if base in ("storages", "tensors"):
-        member.stream.seek(0)
-        head = member.stream.read(2)
-        member.stream.seek(0)
-        if head[:1] == b"\x80":
-            yield from _split_legacy(member, ctx, base)
-            return
-    yield from ctx.dispatch(member)
-
-
-def _pickle_end(data: bytes) -> tuple[int, list[tuple[str, object]]] | None:
-    """Length of the pickle at the start of ``data`` and its opcodes, or ``None`` if cut short."""
-    ops: list[tuple[str, object]] = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # pickletools warns on odd string escapes
-        try:
-            for op, arg, pos in pickletools.genops(io.BytesIO(data)):
-                ops.append((op.name, arg))
-                if op.name == "STOP":
-                    return (pos or 0) + 1, ops
-        except Exception:  # not a (complete) pickle within the window
-            return None
-    return None
-
-
-def _small_int(ops: list[tuple[str, object]]) -> int | None:
-    """The value of a pickle that is just one integer (legacy record counts)."""
-    values = [arg for name, arg in ops if name not in ("PROTO", "FRAME", "STOP")]
-    if len(values) == 1 and isinstance(values[0], int) and not isinstance(values[0], bool):
-        return values[0]
-    return None
-
-
-def _storage_element_size(ops: list[tuple[str, object]]) -> int | None:
-    for name, arg in ops:
-        if name == "GLOBAL" and isinstance(arg, str):
-            module, _, attr = arg.partition(" ")
-            if module == "torch" and attr in _ELEMENT_SIZE:
-                return _ELEMENT_SIZE[attr]
-    return None
-
-
-def _split_legacy(member: Artifact, ctx: ScanContext, base: str) -> Iterator[Finding]:
-    """Walk ``storages``/``tensors`` the way ``torch.serialization._legacy_load`` does.
-
-    Layout: count pickle; per record an args pickle then raw bytes (storages: int64 element
-    count then data; tensors: ndim, padding, sizes, strides, offset); then trailing pickles.
-    """
-    stream = member.stream
-    size = member.size
-    pos = 0
-    count: int | None = None
-    records = 0
-    while pos < size:
-        stream.seek(pos)
-        window = stream.read(min(PICKLE_SEGMENT_MAX, size - pos))
-        parsed = _pickle_end(window)
-        if parsed is None:
-            # Hand on what is there (a broken payload is still a payload), then report.
-            yield from _dispatch_slice(member, ctx, pos, window)
-            yield member.finding(
-                ARC013,
-                f"no complete pickle at offset {pos} of legacy {base!r}",
-                offset=pos,
-            )
-            return
-        length, ops = parsed
-        yield from _dispatch_slice(member, ctx, pos, window[:length])
-        pos += length
-        if count is None:
-            count = _small_int(ops)
-            if count is None or count < 0 or count > size:
-                yield member.finding(
-                    ARC013, f"legacy {base!r} does not start with a record count", offset=0
-                )
-                return
-            continue
-        if records >= count:
-            continue  # trailing pickles (storage views): dispatched above
-        records += 1
-        try:
-            pos = _skip_raw(stream, pos, size, base, ops)
-        except ArtifactError as exc:
-            yield member.finding(ARC013, f"legacy {base!r}: {exc}", offset=exc.offset)
-            return
-
-
-def _skip_raw(
-    stream: BinaryIO, pos: int, size: int, base: str, ops: list[tuple[str, object]]
-) -> int:
-    """Offset after the raw bytes that follow one record's args pickle."""
-    read = stream.read
-    stream.seek(pos)
-    if base == "storages":
-        elsize = _storage_element_size(ops)
-        if elsize is None:
-            raise ArtifactError("storage record names no known torch storage type", pos)
-        head = read(8)
-        if len(head) < 8:
-            raise ArtifactError("storage record cut short", pos)
-        numel = int(struct.unpack("<q", head)[0])
-        end = pos + 8 + numel * elsize
-    else:
-        head = read(8)
-        if len(head) < 8:
-            raise ArtifactError("tensor record cut short", pos)
-        (ndim,) = struct.unpack("<i", head[:4])
-        if not 0 <= ndim <= 64:
-            raise ArtifactError(f"tensor record with {ndim} dimensions", pos)
-        end = pos + 8 + 16 * ndim + 8
-    if end < pos or end > size:
-        raise ArtifactError("record data runs past the end of the member", pos)
-    return end
-
-
-def _dispatch_slice(member: Artifact, ctx: ScanContext, pos: int, data: bytes) -> Iterator[Finding]:
-    spool = Spool()
-    spool.write(data)
-    yield from handoff(member, f"@{pos}", spool, ctx.dispatch, None)
 
 
 # --------------------------------------------------------------------------------------------
@@ -349,7 +168,7 @@ def _storage_sizes(persistent: list[object]) -> dict[object, tuple[int, int, str
             continue
         name = storage_type.name if isinstance(storage_type, Global) else ""
         # ``torch.cuda.FloatStorage`` and the like resolve to the same dtype as the CPU class.
-        elsize = _ELEMENT_SIZE.get(name.rsplit(".", 1)[-1], 0) if "Storage" in name else 0
+        elsize = ELEMENT_SIZE.get(name.rsplit(".", 1)[-1], 0) if "Storage" in name else 0
         count = numel if isinstance(numel, int) and not isinstance(numel, bool) else -1
         sizes[key] = (elsize, count, name or repr(storage_type))
     return sizes
@@ -494,7 +313,7 @@ def _unplaced(artifact: Artifact, ctx: ScanContext, pos: int, where: str) -> Ite
             if i + 1 < len(block) and 2 <= block[i + 1] <= 5:
                 checked += 1
                 stream.seek(at + i)
-                if looks_like_pickle(stream.read(64 * 1024)):
+                if is_pickle_stream(stream.read(64 * 1024), strict=True):
                     found += 1
                     yield artifact.finding(
                         ARC013,
@@ -514,7 +333,7 @@ def _storage_stash(
     stream = artifact.stream
     stream.seek(start)
     head = stream.read(min(end - start, 64 * 1024))
-    if not looks_like_pickle(head):
+    if not is_pickle_stream(head, strict=True):
         return
     yield artifact.finding(
         ARC011,

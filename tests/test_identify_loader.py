@@ -23,8 +23,9 @@ from pathlib import Path
 import pytest
 
 from scanners import dataformats, template_scan
+from scanners._magic import pickle_at_start, walk_pickle
 from scanners.placeholder_scan import human_size
-from scanners.sniff import PICKLE_WALK_BYTES, pickle_at_start, sniff, walk_pickle
+from scanners.sniff import PICKLE_WALK_BYTES, sniff
 from supplychain.core.model import ArtifactKind as K
 from supplychain.core.model import Report, Severity
 from supplychain.engine import scan_paths

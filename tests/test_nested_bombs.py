@@ -2,8 +2,8 @@
 
 Every bomb here stays under the per-member caps at each level (no member is both over the
 ratio and over ``min_bomb_bytes``), so only a budget shared by the whole tree of nested
-containers (expanded bytes, members, time: ``archive_scan.TreeBudget``) can stop it. Each scan
-must end with a GEN002 finding, fail the default gate, and finish well inside a hang guard
+containers (expanded bytes, members, time: ``scanners.containers.TreeBudget``) can stop it.
+Each scan must end with a GEN002 finding, fail the default gate, and finish well inside a hang guard
 (``HANG_GUARD`` seconds: generous on purpose, this is not a speed benchmark). Default limits.
 """
 
@@ -21,8 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from scanners.archive_scan import ArchiveScanner, TreeBudget, tree_budget
+from scanners.archive_scan import ArchiveScanner
 from scanners.base import Artifact, ScanContext
+from scanners.containers import TreeBudget, tree_budget
 from supplychain.core.errors import LimitExceeded
 from supplychain.core.limits import ContainerTally, Limits
 from supplychain.core.model import ArtifactKind, Report

@@ -18,7 +18,8 @@ import pytest
 
 from scanners.allowlist import classify
 from scanners.base import Artifact, ScanContext
-from scanners.pickle_scan import PKL002, PKL010, PickleScanner
+from scanners.pickle_analysis import PKL002, PKL010
+from scanners.pickle_scan import PickleScanner
 from supplychain.core.limits import Limits
 from supplychain.core.model import ArtifactKind, Finding, Severity
 from supplychain.engine import ScanOptions, scan_paths
@@ -507,7 +508,7 @@ def test_many_storages_are_all_analysed_and_the_last_one_counts(tmp_path: Path) 
 
 
 def test_deserialiser_calls_over_the_cap_fail_closed(monkeypatch: pytest.MonkeyPatch) -> None:
-    import scanners.pickle_scan as ps
+    import scanners.pickle_analysis as ps
 
     monkeypatch.setattr(ps, "MAX_NESTED", 2)
     b = PickleBuilder(2).mark()

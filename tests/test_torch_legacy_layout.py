@@ -20,8 +20,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from scanners._magic import LEGACY_MAGIC, is_legacy_torch
 from scanners.base import Artifact, ScanContext
-from scanners.torch_scan import LEGACY_MAGIC, TorchScanner, is_legacy_torch
+from scanners.torch_scan import TorchScanner
 from supplychain.core.errors import ArtifactError
 from supplychain.core.model import ArtifactKind, Finding, Severity
 

@@ -23,8 +23,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scanners.archive_scan import ArchiveScanner, decompressed, inner_name, looks_like_pickle
+from scanners._magic import is_pickle_stream
+from scanners.archive_scan import ArchiveScanner
 from scanners.base import Artifact, ScanContext
+from scanners.containers import decompressed, inner_name
 from supplychain.core.errors import ArtifactError, LimitExceeded
 from supplychain.core.limits import Limits
 from supplychain.core.model import ArtifactKind, Finding, Report, Rule, Severity
@@ -449,13 +451,15 @@ def test_corrupt_7z_is_malformed(tmp_path: Path) -> None:
 def test_looks_like_pickle_is_strict() -> None:
     import random
 
-    assert looks_like_pickle(PAYLOAD)
-    assert not looks_like_pickle(BENIGN)  # no import: cannot run code, not worth a finding
+    assert is_pickle_stream(PAYLOAD, strict=True)
+    assert not is_pickle_stream(
+        BENIGN, strict=True
+    )  # no import: cannot run code, not worth a finding
     rng = random.Random(7)
     hits = 0
     for _ in range(2000):
         blob = b"\x80\x02" + rng.randbytes(4096)
-        hits += looks_like_pickle(blob)
+        hits += is_pickle_stream(blob, strict=True)
     assert hits == 0
 
 

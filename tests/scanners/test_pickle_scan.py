@@ -19,7 +19,8 @@ import pytest
 
 from scanners.allowlist import ALLOWLIST_VERSION, classify
 from scanners.base import Artifact, ScanContext
-from scanners.pickle_scan import PickleScanner, scan_pickle
+from scanners.pickle_analysis import scan_pickle
+from scanners.pickle_scan import PickleScanner
 from supplychain.core.errors import LimitExceeded
 from supplychain.core.limits import Limits
 from supplychain.core.model import ArtifactKind, Finding, Rule, Severity
