@@ -93,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Find code in ML models, tampering and poisoned data without executing them.",
     )
     from supplychain import init_policy, selftest
+    from supplychain.server import cli as server_cli
 
     parser.add_argument("--version", action=init_policy.VersionAction)
     parser.add_argument("-v", "--verbose", action="count", default=0)
@@ -112,6 +113,18 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--label-field")
     data.add_argument("--id-field")
     data.add_argument("--checks", help="comma-separated checks to run (default: all)")
+    data.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="where the checks run: here (default) or on a Ray cluster (shards as one dataset)",
+    )
+    data.add_argument(
+        "--engine-address", help="cluster to connect to (default: RAY_ADDRESS, else a local one)"
+    )
+    data.add_argument(
+        "--workers", type=int, default=2, help="CPUs of the local cluster started for the run"
+    )
     _add_output_options(data)
     data.set_defaults(handler=cmd_data)
 
@@ -126,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     selftest.add_commands(sub)
     init_policy.add_commands(sub)
     provenance_cli.add_commands(sub)
+    server_cli.add_commands(sub)
     init_policy.add_help_epilogs(parser)
     return parser
 
@@ -297,6 +311,8 @@ def cmd_data(args: argparse.Namespace) -> int:
     from supplychain.service import data_settings
 
     checks = _parse_checks(args.checks)
+    if args.engine != "local":
+        return _run_distributed(args, checks)
     return _run(
         args,
         lambda policy: data_settings(
@@ -307,6 +323,31 @@ def cmd_data(args: argparse.Namespace) -> int:
             checks=checks,
         ),
     )
+
+
+def _run_distributed(args: argparse.Namespace, checks: frozenset[str] | None) -> int:
+    """``supplychain data --engine ray``: the same settings and report, run on a cluster."""
+    from supplychain import service
+
+    policy = _load_policy(args)
+    assert isinstance(policy, Policy)
+    settings = service.data_settings(
+        policy,
+        text_field=args.text_field,
+        label_field=args.label_field,
+        id_field=args.id_field,
+        checks=checks,
+    )
+    _check_output(args.output)
+    report = service.run_data_distributed(
+        args.paths,
+        settings,
+        policy,
+        engine=args.engine,
+        address=args.engine_address,
+        workers=args.workers,
+    )
+    return _emit(report, args)
 
 
 def all_rules() -> tuple[Rule, ...]:
