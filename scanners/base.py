@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO, ClassVar, Protocol, TypeVar
@@ -103,6 +104,18 @@ def _no_dispatch(artifact: Artifact) -> Iterator[Finding]:
 
 
 SectionT = TypeVar("SectionT")
+
+SIBLING_READS: ContextVar[list[str] | None] = ContextVar("supplychain_sibling_reads", default=None)
+"""Set by the engine around one file's scan; ``note_sibling_read`` appends to it."""
+
+
+def note_sibling_read(what: str) -> None:
+    """Declare that this file's result consulted something beside the file (a sibling file, the
+    directory listing): the verdict then depends on more than the file's bytes, so the engine
+    never serves it from the verdict cache (``docs/cache.md``). Call it before looking."""
+    seen = SIBLING_READS.get()
+    if seen is not None:
+        seen.append(what)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import ClassVar
 
-from scanners.base import Artifact, ScanContext
+from scanners.base import Artifact, ScanContext, note_sibling_read
 from supplychain.core.errors import LimitExceeded
 from supplychain.core.model import ArtifactKind, Confidence, Finding, Rule, Severity
 from supplychain.core.rules import make_rule
@@ -553,6 +553,7 @@ def _sibling_exists(artifact: Artifact, relative: str) -> bool:
     """Whether ``relative`` exists next to the config, without leaving the scan root."""
     if artifact.fs_path is None or _escapes(relative):
         return False
+    note_sibling_read(f"code file {relative!r}")
     base = artifact.fs_path.parent
     target = base.joinpath(*PurePosixPath(relative).parts)
     try:

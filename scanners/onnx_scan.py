@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from scanners._protobuf import LEN, Field, ProtoReader
-from scanners.base import Artifact, ScanContext
+from scanners.base import Artifact, ScanContext, note_sibling_read
 from scanners.keras_scan import is_outside_path, is_url
 from supplychain.core.errors import ArtifactError, LimitExceeded
 from supplychain.core.model import ArtifactKind, Confidence, FactValue, Finding, Rule, Severity
@@ -372,6 +372,7 @@ def _check_location(artifact: Artifact, loc: str, entry: _Location) -> Iterator[
         )
     if artifact.fs_path is None or artifact.member or is_url(loc):
         return
+    note_sibling_read(f"external data {loc!r}")
     base = os.path.realpath(artifact.fs_path.parent)
     target = Path(artifact.fs_path.parent, loc)
     real = os.path.realpath(target)
