@@ -67,3 +67,36 @@ class ContainerTally:
     """Members handed on so far."""
     spent: str | None = None
     """Why the budget ran out, once it has; every later charge fails at once."""
+
+
+@dataclass(frozen=True, slots=True)
+class OciLimits:
+    """Caps on pulling an OCI artifact (``supplychain.oci``): a registry is untrusted input too.
+
+    Not part of ``Limits``: they bound the download, not the verdict on bytes, so they stay out
+    of the settings fingerprint. Going over one fails the pull (never a partial scan).
+    """
+
+    max_manifest_bytes: int = 4 * 2**20
+    """Largest manifest or index (the OCI distribution spec's recommended 4 MiB)."""
+    max_layers: int = 4_096
+    """Layers one manifest may list."""
+    max_blob_bytes: int = 64 * 2**30
+    """Largest single layer (declared and streamed); matches ``Limits.max_read_bytes``."""
+    max_total_bytes: int = 128 * 2**30
+    """Bytes one artifact may download in total (layers, plus any decompressed zstd layer)."""
+    max_zstd_ratio: int = 200
+    """Largest expanded/compressed ratio of a zstd layer decompressed to a tar in the temp dir."""
+    max_redirects: int = 5
+    max_token_bytes: int = 1 * 2**20
+    """Largest token-service response."""
+    timeout_seconds: int = 30
+    """Connect and per-read timeout of each request."""
+    deadline_seconds: int = 6 * 3600
+    """Wall-clock budget of one whole pull (a registry dripping bytes cannot hold a worker)."""
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"limit {f.name} must be a positive integer, got {value!r}")
