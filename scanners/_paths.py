@@ -39,9 +39,14 @@ def path_escape(name: str, *, home: bool = False) -> str | None:
     return None
 
 
+def is_outside_path(value: str) -> bool:
+    """A path a loader opens (``expanduser`` included) that leaves the model directory."""
+    return path_escape(value, home=True) is not None
+
+
 def is_url(value: str) -> bool:
     """True when ``value`` starts with a URL scheme (http://, gs://, file://...)."""
     return bool(URL_RE.match(value))
 
 
-__all__ = ["URL_RE", "is_url", "path_escape"]
+__all__ = ["URL_RE", "is_outside_path", "is_url", "path_escape"]

@@ -24,8 +24,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
 
 from scanners import _zip
-from scanners._io import spool
+from scanners._magic import HDF5_MAGIC
+from scanners._paths import is_outside_path, is_url
 from scanners.base import Artifact, ScanContext
+from scanners.containers import Spool, TreeBudget, tree_budget
 from supplychain.core.errors import (
     ArtifactError,
     LimitExceeded,
@@ -235,8 +237,6 @@ PATH_KEYS = frozenset(
     }
 )  # fmt: skip
 """Config keys whose string value the loader may open or fetch."""
-URL_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]{1,15}://")
-DRIVE_RE = re.compile(r"^[a-zA-Z]:[\\/]")
 MAX_CONFIG_DEPTH = 512
 EXPECTED_MEMBERS = frozenset({"config.json", "metadata.json", "model.weights.h5"})
 OPTIONAL_MEMBERS = frozenset({"model.weights.npz", "model.weights.json"})
@@ -465,18 +465,6 @@ class ConfigHit:
     payload: bytes | None = None
     """Embedded bytes (a pickle) the caller should hand back to the engine to scan."""
     payload_name: str = ""
-
-
-def is_outside_path(value: str) -> bool:
-    """True for an absolute path, a Windows drive, a UNC path or any '..' segment."""
-    if value.startswith(("/", "\\", "~")) or DRIVE_RE.match(value):
-        return True
-    return ".." in re.split(r"[\\/]", value)
-
-
-def is_url(value: str) -> bool:
-    """True when ``value`` starts with a URL scheme (http://, gs://, file://...)."""
-    return bool(URL_RE.match(value))
 
 
 def parse_json_config(data: bytes, what: str, limits: Limits) -> object:
@@ -793,6 +781,12 @@ class KerasScanner:
     # ---- .keras zip -------------------------------------------------------------------------
 
     def _scan_zip(self, artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
+        with tree_budget(ctx, artifact) as tree:
+            yield from self._scan_zip_in(artifact, ctx, tree)
+
+    def _scan_zip_in(
+        self, artifact: Artifact, ctx: ScanContext, tree: TreeBudget
+    ) -> Iterator[Finding]:
         stream, limits = artifact.stream, ctx.limits
         directory = _zip.read_directory(stream, artifact.size, limits.max_archive_members)
         for problem in directory.problems:
@@ -819,7 +813,7 @@ class KerasScanner:
             except ArtifactError as exc:
                 errors.append(exc)
         for entry in directory.entries:
-            yield from self._zip_member(artifact, ctx, entry)
+            yield from self._zip_member(artifact, ctx, entry, tree)
         if errors:
             raise errors[0]
         if not configs:
@@ -844,7 +838,7 @@ class KerasScanner:
         yield from hits_to_findings(artifact, ctx, analyze_config(config, "config.json"))
 
     def _zip_member(
-        self, artifact: Artifact, ctx: ScanContext, entry: _zip.ZipEntry
+        self, artifact: Artifact, ctx: ScanContext, entry: _zip.ZipEntry, tree: TreeBudget
     ) -> Iterator[Finding]:
         name = entry.name
         if is_outside_path(name) or "\\" in name:
@@ -877,11 +871,16 @@ class KerasScanner:
             ctx.limits.max_archive_ratio,
             min_bomb_bytes=ctx.limits.min_bomb_bytes,
         )
-        member_stream, size = spool(chunks, ctx.limits.max_read_bytes, f"member {name!r}")
+        tree.member()
+        spool = Spool(tree)
+        error = spool.fill(chunks)
         try:
-            yield from ctx.dispatch(artifact.child(name, ArtifactKind.UNKNOWN, size, member_stream))
+            if error is not None:
+                raise error
+            child = artifact.child(name, ArtifactKind.UNKNOWN, spool.size, spool.stream())
+            yield from ctx.dispatch(child)
         finally:
-            member_stream.close()
+            spool.file.close()
 
     # ---- HDF5 -------------------------------------------------------------------------------
 
@@ -917,7 +916,7 @@ class KerasScanner:
             )
 
 
-HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+HDF5_SIGNATURE = HDF5_MAGIC
 
 
 def _has_hdf5_signature(stream: BinaryIO, size: int) -> bool:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Protocol
 
+from scanners._paths import path_escape
 from supplychain.core.model import (
     ArtifactRecord,
     Confidence,
@@ -211,12 +212,12 @@ def _claims_weight_map(path: str) -> bool:
 
 
 def _escapes(shard: str) -> bool:
-    """Absolute, drive-qualified, backslashed or ``..``-climbing shard names."""
-    if not shard or shard.startswith(("/", "\\")) or "\\" in shard or "\x00" in shard:
+    """Absolute, drive-qualified, backslashed or ``..``-climbing shard names (judged by the one
+    path-escape test, ``scanners._paths.path_escape``; a shard name has no use for ``\\`` or ``:``).
+    """
+    if not shard or "\\" in shard or (len(shard) > 1 and shard[1] == ":"):
         return True
-    if len(shard) > 1 and shard[1] == ":":
-        return True
-    return ".." in shard.split("/")
+    return path_escape(shard) is not None
 
 
 def _weights_suffix(shards: list[str]) -> str | None:
