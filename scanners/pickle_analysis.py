@@ -459,6 +459,31 @@ def _on_event(
             pass
 
 
+def _shape(
+    walk: _Walk,
+    artifact: Artifact,
+    message: str | Callable[[], str],
+    *,
+    evidence: str,
+    offset: int,
+    rule: Rule = PKL008,
+    escalate: bool = True,
+    severity: Severity | None = None,
+) -> Iterator[Finding]:
+    """The one capped call-shape finding: at most ``MAX_SHAPE_FINDINGS`` per pickle (PKL008 and
+    PKL009 share the cap). ``escalate`` makes it HIGH, or CRITICAL once a critical callable was
+    seen in the stream; otherwise ``severity`` (``None``: the rule's default). A message that
+    renders values is passed as a callable, built only under the cap (rendering is not free).
+    """
+    if walk.shapes >= MAX_SHAPE_FINDINGS:
+        return
+    walk.shapes += 1
+    if escalate:
+        severity = Severity.CRITICAL if walk.critical_seen else Severity.HIGH
+    text = message if isinstance(message, str) else message()
+    yield artifact.finding(rule, text, evidence=evidence, offset=offset, severity=severity)
+
+
 def _any_denied(names: tuple[str, ...]) -> bool:
     for qualname in names:
         module, _, name = qualname.rpartition(".")
@@ -540,15 +565,14 @@ def _on_call(ev: Call, artifact: Artifact, walk: _Walk, extra: frozenset[str]) -
         target = _callee(func, ev.args)
         if target is not None:
             yield from _resolved_call(ev, target, artifact, walk, extra)
-        elif _computed(func) and walk.shapes < MAX_SHAPE_FINDINGS:
-            walk.shapes += 1
-            what = "the result of a call" if type(func) is CallResult else render(func, budget=60)
-            yield artifact.finding(
-                PKL008,
-                f"{kind} calls {what}, not an imported global",
+        elif _computed(func):
+            what = "the result of a call" if type(func) is CallResult else None
+            yield from _shape(
+                walk,
+                artifact,
+                lambda: f"{kind} calls {what or render(func, budget=60)}, not an imported global",
                 evidence=shown,
                 offset=ev.offset,
-                severity=Severity.CRITICAL if walk.critical_seen else Severity.HIGH,
             )
     _note_dangerous_arguments(ev, walk, shown)
 
@@ -562,16 +586,16 @@ def _bound_method_arguments(
         return
     for ref in iter_refs(ev.args):
         if type(ref) is CallResult and walk.methods.get(id(ref)) is ref:
-            if walk.shapes < MAX_SHAPE_FINDINGS:
-                walk.shapes += 1
-                yield artifact.finding(
-                    PKL008,
+            yield from _shape(
+                walk,
+                artifact,
+                (
                     f"{ev.kind} passes the bound method {render(ref, budget=60)} to {qualname},"
-                    " which may call it at load time",
-                    evidence=shown,
-                    offset=ev.offset,
-                    severity=Severity.CRITICAL if walk.critical_seen else Severity.HIGH,
-                )
+                    " which may call it at load time"
+                ),
+                evidence=shown,
+                offset=ev.offset,
+            )
             return
 
 
@@ -650,14 +674,13 @@ def _resolved_call(
             walk.critical_seen = True
     _queue_nested(ev.kind, ev.offset, ref.qualname, full, walk)
     quiet = rec is not None and rec.verdict.allowed and not rec.verdict.rebuild_only
-    if target.helper_unsafe and not quiet and walk.shapes < MAX_SHAPE_FINDINGS:
-        walk.shapes += 1
-        yield artifact.finding(
-            PKL008,
+    if target.helper_unsafe and not quiet:
+        yield from _shape(
+            walk,
+            artifact,
             f"{ev.kind} calls {ref.qualname}, reached through {target.via} at load time",
             evidence=shown,
             offset=ev.offset,
-            severity=Severity.CRITICAL if walk.critical_seen else Severity.HIGH,
         )
 
 
@@ -684,15 +707,13 @@ def _special_callee(
         return
     target = _callee(called, call_args)
     if target is None:
-        if walk.shapes < MAX_SHAPE_FINDINGS:
-            walk.shapes += 1
-            yield artifact.finding(
-                PKL008,
-                f"{qualname} calls {render(called, budget=60)}, not an imported global",
-                evidence=_render_call(ev),
-                offset=ev.offset,
-                severity=Severity.CRITICAL if walk.critical_seen else Severity.HIGH,
-            )
+        yield from _shape(
+            walk,
+            artifact,
+            lambda: f"{qualname} calls {render(called, budget=60)}, not an imported global",
+            evidence=_render_call(ev),
+            offset=ev.offset,
+        )
         return
     via = f"{qualname}" + (f" and {target.via}" if target.via else "")
     inner = _Target(target.ref, target.bound, via, target.helper_unsafe, target.own_args)
@@ -709,24 +730,23 @@ def _on_build(
     state = args[0] if type(args) is tuple and args else None
     if type(target) is Global:
         # Mutating an imported class or module itself: monkeypatching at load time.
-        if walk.shapes < MAX_SHAPE_FINDINGS:
-            walk.shapes += 1
-            yield artifact.finding(
-                PKL008,
-                f"BUILD mutates the imported object {target.qualname} itself",
-                evidence=shown,
-                offset=ev.offset,
-            )
+        yield from _shape(
+            walk,
+            artifact,
+            f"BUILD mutates the imported object {target.qualname} itself",
+            evidence=shown,
+            offset=ev.offset,
+            escalate=False,
+        )
         return
     if type(target) is not CallResult:
-        if _computed(target) and walk.shapes < MAX_SHAPE_FINDINGS:
-            walk.shapes += 1
-            yield artifact.finding(
-                PKL008,
-                f"BUILD calls {render(target, budget=60)}, not an object the loader built",
+        if _computed(target):
+            yield from _shape(
+                walk,
+                artifact,
+                lambda: f"BUILD calls {render(target, budget=60)}, not an object the loader built",
                 evidence=shown,
                 offset=ev.offset,
-                severity=Severity.CRITICAL if walk.critical_seen else Severity.HIGH,
             )
         return
     yield from _invoke_planted(ev, target, (state,), artifact, walk, extra)
@@ -739,14 +759,14 @@ def _on_mutation(
     """APPENDS/SETITEMS/ADDITEMS on something that is not a plain container."""
     target = ev.func
     if type(target) is Global:
-        if walk.shapes < MAX_SHAPE_FINDINGS:
-            walk.shapes += 1
-            yield artifact.finding(
-                PKL008,
-                f"{ev.kind} mutates the imported object {target.qualname} itself",
-                evidence=shown,
-                offset=ev.offset,
-            )
+        yield from _shape(
+            walk,
+            artifact,
+            f"{ev.kind} mutates the imported object {target.qualname} itself",
+            evidence=shown,
+            offset=ev.offset,
+            escalate=False,
+        )
         return
     if type(target) is CallResult:
         # The loader calls extend/__setitem__/add on an object it built: ordinary, unless
@@ -755,14 +775,13 @@ def _on_mutation(
         items: object = list(args) if type(args) is tuple else args
         yield from _invoke_planted(ev, target, (items,), artifact, walk, extra)
         return
-    if _computed(target) and walk.shapes < MAX_SHAPE_FINDINGS:
-        walk.shapes += 1
-        yield artifact.finding(
-            PKL008,
-            f"{ev.kind} calls {render(target, budget=60)}, not an imported global",
+    if _computed(target):
+        yield from _shape(
+            walk,
+            artifact,
+            lambda: f"{ev.kind} calls {render(target, budget=60)}, not an imported global",
             evidence=shown,
             offset=ev.offset,
-            severity=Severity.CRITICAL if walk.critical_seen else Severity.HIGH,
         )
 
 
@@ -812,15 +831,16 @@ def _plant(
             walk.planted[id(target)] = entry
         if entry is not None:
             entry[1][key] = value
-        if dunder and walk.shapes < MAX_SHAPE_FINDINGS:
-            walk.shapes += 1
-            yield artifact.finding(
-                PKL008,
-                f"BUILD state plants {render(value, budget=60)} as {key} on an object; the "
-                "loader or the application invokes special names",
+        if dunder:
+            yield from _shape(
+                walk,
+                artifact,
+                (
+                    f"BUILD state plants {render(value, budget=60)} as {key} on an object; the "
+                    "loader or the application invokes special names"
+                ),
                 evidence=shown,
                 offset=ev.offset,
-                severity=Severity.CRITICAL if walk.critical_seen else Severity.HIGH,
             )
 
 
@@ -977,23 +997,27 @@ def _check_arguments(
             and 1 <= len(args) <= 2
             and all(type(a) is str or (type(a) is Blob and a.kind == "str") for a in args)
         )
-        if not ok and walk.shapes < MAX_SHAPE_FINDINGS:
-            walk.shapes += 1
-            yield artifact.finding(
-                PKL009,
+        if not ok:
+            yield from _shape(
+                walk,
+                artifact,
                 "codecs.encode called with something other than string constants",
                 evidence=_render_call(ev),
                 offset=ev.offset,
+                rule=PKL009,
+                escalate=False,
             )
     elif name == "numpy.core._ufunc_reconstruct":
         ok = type(args) is tuple and len(args) == 2 and all(type(a) is str for a in args)
-        if not ok and walk.shapes < MAX_SHAPE_FINDINGS:
-            walk.shapes += 1
-            yield artifact.finding(
-                PKL009,
+        if not ok:
+            yield from _shape(
+                walk,
+                artifact,
                 "_ufunc_reconstruct imports a module named by a value computed at load time",
                 evidence=_render_call(ev),
                 offset=ev.offset,
+                rule=PKL009,
+                escalate=False,
             )
         elif ok:
             # It imports args[0] and returns args[0].args[1]: judge that global instead.
@@ -1019,13 +1043,15 @@ def _check_arguments(
                 continue
             inner = walk.records.get(found.qualname)
             sev = _severity_of(inner) if inner is not None else None
-            if sev is not None and sev >= Severity.HIGH and walk.shapes < MAX_SHAPE_FINDINGS:
-                walk.shapes += 1
-                yield artifact.finding(
-                    PKL009,
+            if sev is not None and sev >= Severity.HIGH:
+                yield from _shape(
+                    walk,
+                    artifact,
                     f"allowlisted {name} receives {found.qualname} as an argument",
                     evidence=_render_call(ev),
                     offset=ev.offset,
+                    rule=PKL009,
+                    escalate=False,
                     severity=sev,
                 )
                 break
