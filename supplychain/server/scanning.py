@@ -100,11 +100,6 @@ def _cache_kwargs(config: ServerConfig) -> dict[str, Any]:
 
 
 def _cache_hits(report: Report) -> int:
-    """Files the cache answered, as the cache records them in ``report.extra`` (0 if absent)."""
-    for key, value in report.extra:
-        if key == "cache_hits":
-            try:
-                return int(value)
-            except ValueError:
-                return 0
-    return 0
+    """Files the verdict cache answered (``Report.cache_hits`` once the cache exists)."""
+    hits = getattr(report, "cache_hits", 0)
+    return hits if isinstance(hits, int) else 0

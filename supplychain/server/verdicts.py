@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from supplychain.core.errors import SupplyChainError
+
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 MAX_REASON = 2000
 
@@ -31,7 +33,7 @@ CREATE TABLE IF NOT EXISTS verdicts (
 """
 
 
-class VerdictStoreError(Exception):
+class VerdictStoreError(SupplyChainError):
     """The store could not be opened, read or written."""
 
 
