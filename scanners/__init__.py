@@ -53,11 +53,13 @@ BUILTIN_SPECS: tuple[ScannerSpec, ...] = (
     _spec("template_scan", "TemplateScanner", K.CHAT_TEMPLATE, K.MODEL_CONFIG, K.YAML_CONFIG),
     _spec("code_scan", "CodeScanner", K.PYTHON_SOURCE),
     _spec("config_scan", "ConfigScanner", K.MODEL_CONFIG, K.YAML_CONFIG),
+    _spec("requirements_scan", "RequirementsScanner", K.REQUIREMENTS),
     _spec("modelcard_scan", "ModelCardScanner", K.MODEL_CARD),
     _spec(
         "secrets_scan",
         "SecretsScanner",
         *(K.CHAT_TEMPLATE, K.MODEL_CARD, K.MODEL_CONFIG, K.PYTHON_SOURCE, K.TEXT, K.YAML_CONFIG),
+        K.REQUIREMENTS,  # index URLs carry tokens (user:token@host)
     ),
     _spec("keras_scan", "KerasScanner", K.HDF5, K.KERAS_ZIP),
     _spec("tf_scan", "SavedModelScanner", K.TF_SAVEDMODEL),

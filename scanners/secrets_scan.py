@@ -35,6 +35,7 @@ class SecretsScanner:
             ArtifactKind.MODEL_CARD,
             ArtifactKind.MODEL_CONFIG,
             ArtifactKind.PYTHON_SOURCE,
+            ArtifactKind.REQUIREMENTS,
             ArtifactKind.TEXT,
             ArtifactKind.YAML_CONFIG,
         }

@@ -502,6 +502,10 @@ def _sniff_protobuf(stream: BinaryIO, head: bytes, size: int, lname: str) -> Art
 
 
 def _sniff_text(head: bytes, lname: str) -> ArtifactKind:
+    from scanners.deps_options import requirements_format  # tiny, no parser imported
+
+    if requirements_format(lname) is not None:
+        return ArtifactKind.REQUIREMENTS  # even when not UTF-8: the scanner fails it closed
     if lname in MODEL_CARD_NAMES and FRONT_MATTER.match(head):
         return ArtifactKind.MODEL_CARD  # even when not UTF-8: the card scanner fails it closed
     try:

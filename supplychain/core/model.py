@@ -90,6 +90,9 @@ class ArtifactKind(enum.Enum):
     """Raw array bytes with no header (old joblib ``ZF`` side files once unwrapped)."""
     MODEL_CARD = "model-card"
     """A ``README.md`` / model card that opens with a ``---`` YAML front matter block."""
+    REQUIREMENTS = "requirements"
+    """A Python requirement or lock file, by name: ``requirements*.txt``, ``constraints*.txt``,
+    ``pyproject.toml``, ``pylock.toml``, ``uv.lock``, ``poetry.lock``, ``Pipfile.lock``."""
     TEXT = "text"
     """Plain text or JSON we recognise and have no analysis for (README, licence, vocab)."""
     UNKNOWN = "unknown"
@@ -298,6 +301,8 @@ class Report:
     settings_fingerprint: str = ""
     """Digest of every setting that can change a per-file verdict (``supplychain.core.settings``):
     with a file's sha256 it keys a verdict cache."""
+    cache_hits: int = 0
+    """Files answered from the verdict cache (``supplychain.cache``) instead of being scanned."""
 
     @property
     def worst(self) -> Severity | None:
