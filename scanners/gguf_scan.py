@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO, ClassVar
 
+from scanners._magic import hidden_magic
 from scanners.base import Artifact, ScanContext
 from scanners.template_scan import (
     MAX_TEMPLATE_BYTES,
@@ -226,17 +227,6 @@ MAX_WALKED_ITEMS = 32_000_000
 MAX_PER_RULE = 20
 WINDOW = 1 << 16
 TEMPLATE_KEY = "tokenizer.chat_template"
-HIDDEN_MAGIC: tuple[tuple[bytes, str], ...] = (
-    (b"\x80\x02", "pickle protocol 2"),
-    (b"\x80\x03", "pickle protocol 3"),
-    (b"\x80\x04", "pickle protocol 4"),
-    (b"\x80\x05", "pickle protocol 5"),
-    (b"PK\x03\x04", "zip archive"),
-    (b"GGUF", "GGUF model"),
-    (b"\x7fELF", "ELF executable"),
-    (b"MZ", "PE executable"),
-    (b"#!", "script"),
-)
 
 
 class _Malformed(Exception):
@@ -739,7 +729,7 @@ def _check_layout(r: _Reader, st: _State, tensors: list[_Tensor], alignment: int
 def _hole(r: _Reader, st: _State, begin: int, end: int, where: str) -> None:
     r.stream.seek(begin)
     head = r.stream.read(min(16, end - begin))
-    label = next((what for magic, what in HIDDEN_MAGIC if head.startswith(magic)), None)
+    label = hidden_magic(head)
     message = f"{end - begin} bytes at offset {begin} {where} belong to no tensor"
     if label is not None:
         st.emit(

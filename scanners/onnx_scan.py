@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
+from scanners._paths import is_outside_path, is_url
 from scanners._protobuf import LEN, Field, ProtoReader
 from scanners.base import Artifact, ScanContext, note_sibling_read
-from scanners.keras_scan import is_outside_path, is_url
 from supplychain.core.errors import ArtifactError, LimitExceeded
 from supplychain.core.model import ArtifactKind, Confidence, FactValue, Finding, Rule, Severity
 from supplychain.core.rules import make_rule

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from scanners._io import read_exact
+from scanners._magic import hidden_magic
 from scanners.base import Artifact, ScanContext
 from supplychain.core.model import ArtifactKind, Confidence, FactValue, Finding, Rule, Severity
 from supplychain.core.rules import make_rule
@@ -185,20 +186,6 @@ REFERENCE_MAX_HEADER = 100_000_000
 MAX_PER_RULE = 20
 """Findings listed per rule before a summary line."""
 BIG_METADATA_VALUE = 1 << 20
-HIDDEN_MAGIC: tuple[tuple[bytes, str], ...] = (
-    (b"\x80\x02", "pickle protocol 2"),
-    (b"\x80\x03", "pickle protocol 3"),
-    (b"\x80\x04", "pickle protocol 4"),
-    (b"\x80\x05", "pickle protocol 5"),
-    (b"PK\x03\x04", "zip archive"),
-    (b"\x93NUMPY", "numpy array"),
-    (b"GGUF", "GGUF model"),
-    (b"\x7fELF", "ELF executable"),
-    (b"MZ", "PE executable"),
-    (b"#!", "script"),
-    (b"\x1f\x8b", "gzip stream"),
-)
-"""Magic numbers worth naming when they start a hole in the data region."""
 
 _B64_PICKLE = re.compile(r"(?:^|[^A-Za-z0-9+/])gA[JNSW][A-Za-z0-9+/]{37,}")
 _RAW_PICKLE = re.compile(r"\x80[\x02-\x05]")
@@ -533,7 +520,7 @@ class SafetensorsScanner:
         offset = 8 + n + begin
         artifact.stream.seek(offset)
         head = artifact.stream.read(min(16, end - begin))
-        label = next((what for magic, what in HIDDEN_MAGIC if head.startswith(magic)), None)
+        label = hidden_magic(head)
         what = f"{end - begin} bytes at data offset {begin} belong to no tensor"
         if end == artifact.size - 8 - n:
             what += " (after the last tensor)"

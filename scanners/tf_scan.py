@@ -16,14 +16,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from scanners._paths import is_outside_path, is_url
 from scanners._protobuf import LEN, VARINT, Field, ProtoReader
 from scanners.base import Artifact, ScanContext
-from scanners.keras_scan import (
+from scanners.keras_config import (
     KERAS_CONFIG_RULES,
     analyze_config,
     hits_to_findings,
-    is_outside_path,
-    is_url,
     parse_json_config,
 )
 from supplychain.core.errors import ArtifactError

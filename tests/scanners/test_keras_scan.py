@@ -21,7 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scanners.base import Artifact, ScanContext
-from scanners.keras_scan import KerasScanner, summarize_marshal
+from scanners.keras_config import summarize_marshal
+from scanners.keras_scan import KerasScanner
 from supplychain.core.errors import ArtifactError, LimitExceeded
 from supplychain.core.limits import Limits
 from supplychain.core.model import ArtifactKind, Finding, Report, Severity
