@@ -184,3 +184,65 @@ def test_settings_and_checks_stay_low_in_the_layers() -> None:
 def test_service_never_imports_the_cli_or_formats() -> None:
     for name in _project(_imports(ROOT / "supplychain" / "service.py")):
         assert not name.startswith(("supplychain.cli", "supplychain.formats")), name
+
+
+def _all_imports(path: Path) -> set[str]:
+    """Every absolute import in the module, module level or inside functions (lazy ones too)."""
+    return _imports(path)
+
+
+def _format_scanner_modules() -> set[str]:
+    """The modules named in ``scanners.BUILTIN_SPECS`` (read from source: no import needed)."""
+    source = (ROOT / "scanners" / "__init__.py").read_text()
+    return {f"scanners.{m}" for m in re.findall(r'_spec\(\s*"([\w.]+)"', source)}
+
+
+KNOWN_FORMAT_TO_FORMAT = {
+    # TODO(#12): the bounded YAML loader and the Jinja template analysis become helper modules
+    # (their owners' files); until then these are the only format -> format imports left.
+    ("scanners.gguf_scan", "scanners.template_scan"),
+    ("scanners.modelcard_scan", "scanners.config_scan"),
+    ("scanners.template_scan", "scanners.config_scan"),
+}
+
+
+def test_format_scanners_do_not_import_each_other() -> None:
+    """Format scanners share code through helpers (``scanners.containers``, ``_paths``,
+    ``_magic``, ``pickle_analysis``, ``keras_config``…), never through another scanner: no
+    archive <-> torch circle, lazy in-function imports included."""
+    formats = _format_scanner_modules()
+    assert {"scanners.archive_scan", "scanners.torch_scan", "scanners.keras_scan"} <= formats
+    found = set()
+    for module in sorted(formats):
+        path = ROOT / (module.replace(".", "/") + ".py")
+        if not path.exists():
+            path = ROOT / module.replace(".", "/") / "__init__.py"
+        for name in _project(_all_imports(path)):
+            for other in formats - {module}:
+                if name == other or name.startswith(other + "."):
+                    found.add((module, other))
+    assert found <= KNOWN_FORMAT_TO_FORMAT, sorted(found - KNOWN_FORMAT_TO_FORMAT)
+    owned = {"scanners.archive_scan", "scanners.torch_scan", "scanners.keras_scan"}
+    owned |= {"scanners.pickle_scan", "scanners.numpy_scan", "scanners.tf_scan"}
+    owned |= {"scanners.onnx_scan", "scanners.dataformats", "scanners.safetensors_scan"}
+    assert not {pair for pair in found if pair[0] in owned or pair[1] in owned}
+
+
+def test_the_container_toolkit_and_helpers_import_no_format_scanner() -> None:
+    formats = _format_scanner_modules()
+    helpers = [*_modules("scanners/containers")]
+    helpers += [ROOT / "scanners" / f for f in ("_paths.py", "_magic.py", "_io.py", "_zip.py")]
+    helpers += [ROOT / "scanners" / f for f in ("pickle_analysis.py", "keras_config.py")]
+    for path in helpers:
+        for name in _project(_all_imports(path)):
+            assert not any(name == f or name.startswith(f + ".") for f in formats), (
+                f"{path.relative_to(ROOT)} imports {name}"
+            )
+
+
+def test_cli_never_imports_private_scanner_modules() -> None:
+    """The CLI is a shell: scanner internals (``scanners._zip``, ``scanners._io``…) stay behind
+    the service and the public scanner modules (``scanners.explain`` for ``explain``)."""
+    for name in _project(_all_imports(ROOT / "supplychain" / "cli.py")):
+        parts = name.split(".")
+        assert not (parts[0] == "scanners" and any(p.startswith("_") for p in parts[1:])), name
