@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import enum
-import io
 import logging
 import os
 import sys
@@ -17,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, NoReturn, TextIO, cast
+from typing import TYPE_CHECKING, NoReturn, TextIO, cast
 
 from supplychain.core.errors import ConfigError, SupplyChainError
 from supplychain.core.model import Report, Rule, Severity
@@ -413,81 +412,28 @@ def rules_markdown(rules: Sequence[Rule]) -> str:
 def cmd_explain(args: argparse.Namespace) -> int:
     """``supplychain explain FILE``: the decompiled trace of a pickle, never executed.
 
-    Torch/zip checkpoints are explained member by member, and an object-dtype ``.npy`` from its
-    pickle payload; every line is escaped (the trace quotes attacker-controlled strings).
+    The trace comes from ``scanners.explain`` (streamed, escaped lines); this only prints it.
     """
     try:
-        from scanners.pickle_vm import explain
+        from scanners.explain import explain_file
     except ImportError as exc:
         raise ConfigError(f"pickle trace is not available: {exc}") from None
-    from scanners import _zip
-    from scanners.sniff import sniff
     from supplychain.core.errors import ArtifactError
-    from supplychain.core.limits import Limits
-    from supplychain.core.model import ArtifactKind, escape_evidence
 
     path: Path = args.file
-    limits = Limits()
     out = sys.stdout
     try:
         fh = path.open("rb")
     except OSError as exc:
         raise ConfigError(f"cannot open {path}: {exc.strerror}") from None
-
-    def emit(stream: BinaryIO) -> None:
-        for line in explain(stream, limits):
-            out.write(escape_evidence(line, limit=4000) + "\n")
-
     with fh:
         size = os.fstat(fh.fileno()).st_size
-        kind = sniff(fh, size, path.name)
-        fh.seek(0)
-        if kind in (ArtifactKind.TORCH_ZIP, ArtifactKind.ZIP, ArtifactKind.NUMPY_NPZ):
-            try:
-                directory = _zip.read_directory(fh, size, limits.max_archive_members)
-            except ArtifactError as exc:
-                raise ConfigError(f"{path}: {exc}") from None
-            for entry in directory.entries:
-                if entry.is_dir or entry.name.split("/")[-2:-1] == ["data"]:
-                    continue  # tensor storages are raw numbers, not pickles
-                try:
-                    _zip.resolve(fh, entry, size)
-                    data = b"".join(
-                        _zip.iter_member(fh, entry, 256 * 2**20, limits.max_archive_ratio)
-                    )
-                except ArtifactError as exc:
-                    out.write(f"# member {escape_evidence(entry.name)}: {exc}\n")
-                    continue
-                if data[:1] == b"\x80" or entry.name.endswith((".pkl", ".npy")):
-                    out.write(f"# member {escape_evidence(entry.name)}\n")
-                    start = _npy_payload_start(data) if entry.name.endswith(".npy") else 0
-                    if start is not None:
-                        emit(io.BytesIO(data[start:]))
-            return ExitCode.CLEAN
-        if kind is ArtifactKind.NUMPY_NPY:
-            start = _npy_payload_start(fh.read(1 << 20))
-            if start is None:
-                out.write("# not an object array: no pickle inside\n")
-                return ExitCode.CLEAN
-            fh.seek(start)
-            emit(io.BytesIO(fh.read(256 * 2**20)))
-            return ExitCode.CLEAN
-        if kind not in (ArtifactKind.PICKLE, ArtifactKind.NUMPY_NPY):
-            out.write(f"# {path.name} is {kind.value}, not a pickle; tracing it anyway\n")
-        emit(fh)
+        try:
+            for line in explain_file(fh, size, path.name):
+                out.write(line + "\n")
+        except ArtifactError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
     return ExitCode.CLEAN
-
-
-def _npy_payload_start(head: bytes) -> int | None:
-    """Offset of the pickle inside an object-dtype ``.npy``, else ``None``."""
-    from scanners.numpy_scan import parse_header
-    from supplychain.core.errors import ArtifactError
-
-    try:
-        header, start = parse_header(io.BytesIO(head), len(head))
-    except ArtifactError:
-        return None
-    return start if "O" in str(header.get("descr", "")) else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
