@@ -238,6 +238,41 @@ SCAN_BODY = {
         },
     }
 }
+_POD = {
+    "type": "object",
+    "properties": {
+        "metadata": {
+            "type": "object",
+            "properties": {
+                "annotations": {
+                    "type": "object",
+                    "properties": {adm.ANNOTATION: {"type": "string"}},
+                    "additionalProperties": {"type": "string"},
+                }
+            },
+        },
+        "spec": {
+            "type": "object",
+            "properties": {
+                "volumes": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["name"],
+                        "properties": {
+                            "name": {"type": "string"},
+                            "image": {
+                                "type": "object",
+                                "required": ["reference"],
+                                "properties": {"reference": {"type": "string"}},
+                            },
+                        },
+                    },
+                }
+            },
+        },
+    },
+}
 ADMISSION_BODY = {
     "requestBody": {
         "required": True,
@@ -245,12 +280,32 @@ ADMISSION_BODY = {
             "application/json": {
                 "schema": {
                     "type": "object",
-                    "description": "admission.k8s.io/v1 AdmissionReview",
+                    "description": "admission.k8s.io/v1 AdmissionReview (a Pod, for this webhook)",
                     "required": ["apiVersion", "kind", "request"],
                     "properties": {
-                        "apiVersion": {"type": "string"},
-                        "kind": {"type": "string"},
-                        "request": {"type": "object"},
+                        "apiVersion": {"type": "string", "enum": [adm.API_VERSION]},
+                        "kind": {"type": "string", "enum": ["AdmissionReview"]},
+                        "request": {
+                            "type": "object",
+                            "required": ["uid", "kind", "operation"],
+                            "properties": {
+                                "uid": {"type": "string", "minLength": 1, "maxLength": 64},
+                                "kind": {
+                                    "type": "object",
+                                    "required": ["group", "version", "kind"],
+                                    "properties": {
+                                        "group": {"type": "string", "enum": ["", "apps"]},
+                                        "version": {"type": "string", "enum": ["v1"]},
+                                        "kind": {"type": "string", "enum": ["Pod", "Deployment"]},
+                                    },
+                                },
+                                "operation": {
+                                    "type": "string",
+                                    "enum": ["CREATE", "UPDATE", "DELETE", "CONNECT"],
+                                },
+                                "object": _POD,
+                            },
+                        },
                     },
                 }
             }
