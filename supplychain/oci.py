@@ -31,9 +31,10 @@ import ipaddress
 import json
 import os
 import re
+import ssl
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -384,7 +385,7 @@ class RegistryClient:
         *,
         limits: OciLimits | None = None,
         insecure_hosts: frozenset[str] = frozenset(),
-        verify: bool | str = True,
+        verify: bool | ssl.SSLContext = True,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         text = registry_url.strip().rstrip("/")
@@ -784,16 +785,22 @@ def scan_artifact(
     policy: Policy | None = None,
     limits: OciLimits | None = None,
     insecure_hosts: frozenset[str] = frozenset(),
-    verify: bool | str = True,
+    verify: bool | ssl.SSLContext = True,
     workdir: str | Path | None = None,
+    scan_fn: Callable[[Path], Report] | None = None,
 ) -> OciScan:
     """Pull ``repository@reference`` from ``registry_url`` into a temp dir and scan it.
 
     Raises ``OciError`` when the artifact cannot be pulled or laid out safely (the caller must
     report that as a failure). The report's target is the artifact reference, its paths are the
-    layer names.
+    layer names. ``scan_fn`` replaces ``service.run_scan([root], policy)`` (the server passes its
+    own, with its policy and verdict cache).
     """
-    from supplychain.service import run_scan  # lazy: the engine is heavy and not always needed
+    if scan_fn is None:
+        from supplychain.service import run_scan  # lazy: the engine is heavy
+
+        def scan_fn(root: Path) -> Report:
+            return run_scan([root], policy)
 
     with (
         tempfile.TemporaryDirectory(prefix="supplychain-oci-", dir=workdir) as tmp,
@@ -806,7 +813,7 @@ def scan_artifact(
         ) as client,
     ):
         pulled = client.pull(repository, reference, Path(tmp))
-        report = run_scan([pulled.root], policy)
+        report = scan_fn(pulled.root)
     host = client.base.host + (f":{client.base.port}" if client.base.port else "")
     report = replace(report, target=(f"{host}/{repository}@{pulled.artifact.digest}",))
     return OciScan(pulled.artifact, pulled.files, report)

@@ -1,0 +1,347 @@
+"""The Harbor scanner adapter, driven like Harbor drives it, against a fake OCI registry.
+
+The app runs in-process (FastAPI TestClient, httpx); the registry is a real HTTP server on
+127.0.0.1 (tests/fake_registry.py) that demands the Bearer token dance with the robot
+credentials the scan request carries.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from supplychain.server.harbor import (
+    HARBOR_REPORT_MIME,
+    METADATA_MIME,
+    RAW_REPORT_MIME,
+    SCAN_RESPONSE_MIME,
+    UNSCANNABLE,
+    VULN_REPORT_MIME,
+    negotiate,
+)
+from tests.fake_registry import (
+    OCI_MANIFEST,
+    WEIGHT_RAW,
+    WEIGHT_TAR_GZ,
+    FakeRegistry,
+    digest_of,
+    fake_registry,
+    safetensors_bytes,
+    tar_bytes,
+)
+from tests.pickle_builders import call_pickle
+from tests.server.conftest import AUTH, review
+
+EVIL = call_pickle("os", "system", "echo supplychain-sample")
+REQUEST_MIME = "application/vnd.scanner.adapter.scan.request+json; version=1.1"
+ROBOT = "Basic " + base64.b64encode(b"robot$ml:s3cr3t").decode()
+
+MakeClient = Callable[..., tuple[TestClient, Any]]
+
+
+@pytest.fixture
+def registry() -> Iterator[FakeRegistry]:
+    with fake_registry(auth="bearer") as reg:
+        yield reg
+
+
+def scan_request(registry: FakeRegistry, repo: str, digest: str, **over: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "registry": {"url": registry.url, "authorization": ROBOT},
+        "artifact": {"repository": repo, "digest": digest, "tag": "v1", "mime_type": OCI_MANIFEST},
+        "enabled_capabilities": [
+            {"type": "vulnerability", "produces_mime_types": [VULN_REPORT_MIME]}
+        ],
+    }
+    body.update(over)
+    return body
+
+
+def submit(client: TestClient, body: dict[str, Any]) -> str:
+    r = client.post("/api/v1/scan", json=body, headers={**AUTH, "Content-Type": REQUEST_MIME})
+    assert r.status_code == 202, r.text
+    assert r.headers["content-type"].startswith(SCAN_RESPONSE_MIME.split(";")[0])
+    return str(r.json()["id"])
+
+
+def poll(client: TestClient, scan_id: str, accept: str = VULN_REPORT_MIME) -> Any:
+    """Poll like Harbor: 302 with Refresh-After until 200 (at most 60 s here)."""
+    deadline = time.monotonic() + 60
+    while True:
+        r = client.get(
+            f"/api/v1/scan/{scan_id}/report",
+            headers={**AUTH, "Accept": accept},
+            follow_redirects=False,
+        )
+        if r.status_code != 302:
+            return r
+        assert int(r.headers["Refresh-After"]) > 0
+        assert time.monotonic() < deadline, "the report never became ready"
+        time.sleep(0.05)
+
+
+def test_metadata(client: TestClient) -> None:
+    r = client.get("/api/v1/metadata", headers=AUTH)
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("application/vnd.scanner.adapter.metadata+json")
+    assert r.headers["content-type"].replace(" ", "") == METADATA_MIME.replace(" ", "")
+    doc = r.json()
+    assert doc["scanner"]["name"] == "supplychain" and doc["scanner"]["version"]
+    (cap,) = doc["capabilities"]
+    assert cap["type"] == "vulnerability"
+    assert "application/vnd.oci.image.manifest.v1+json" in cap["consumes_mime_types"]
+    assert "application/vnd.cncf.model.manifest.v1+json" in cap["consumes_mime_types"]
+    assert VULN_REPORT_MIME in cap["produces_mime_types"]
+    assert HARBOR_REPORT_MIME in cap["produces_mime_types"]
+    assert all(isinstance(v, str) for v in doc["properties"].values())
+
+
+def test_every_harbor_route_needs_the_token(client: TestClient) -> None:
+    assert client.get("/api/v1/metadata").status_code == 401
+    assert client.post("/api/v1/scan", json={}).status_code == 401
+    assert client.get("/api/v1/scan/x/report").status_code == 401
+    bad = {"Authorization": "Bearer wrong-token-0123456789"}
+    assert client.get("/api/v1/metadata", headers=bad).status_code == 401
+
+
+def test_clean_model_flow_302_then_report_then_admitted(
+    make_client: MakeClient, registry: FakeRegistry
+) -> None:
+    gate = threading.Event()
+    client, scan = make_client(gate=gate)
+    digest = registry.push_model(
+        "ml/clean", [("model.safetensors", safetensors_bytes(), WEIGHT_RAW)]
+    )
+    scan_id = submit(client, scan_request(registry, "ml/clean", digest))
+    # Held at the gate: the report is not ready, Harbor is told when to come back.
+    r = client.get(
+        f"/api/v1/scan/{scan_id}/report",
+        headers={**AUTH, "Accept": VULN_REPORT_MIME},
+        follow_redirects=False,
+    )
+    assert r.status_code == 302 and r.headers["Refresh-After"] == "5"
+    gate.set()
+    r = poll(client, scan_id)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].replace(" ", "") == VULN_REPORT_MIME.replace(" ", "")
+    report = r.json()
+    assert report["artifact"]["digest"] == digest and report["artifact"]["repository"] == "ml/clean"
+    assert report["vulnerabilities"] == [] and report["severity"] == "Unknown"
+    assert report["vendor_attributes"]["verdict"] == "pass"
+    assert report["vendor_attributes"]["model_artifact"] is True
+    assert len(scan.calls) == 1
+    # The robot credentials went through the token service, and only as Basic there.
+    assert registry.token_requests and registry.tokens
+    # Recorded by digest: the admission webhook admits a Pod mounting it.
+    image = f"{registry.host}/ml/clean@{digest}"
+    answer = client.post("/v1/admission", json=review(images=[image]), headers=AUTH).json()
+    assert answer["response"]["allowed"] is True, answer
+
+
+def test_malicious_model_maps_findings_and_is_denied(
+    client: TestClient, registry: FakeRegistry
+) -> None:
+    layer = tar_bytes({"model/pytorch_model.bin": EVIL}, compress="gzip")
+    digest = registry.push_model(
+        "ml/evil",
+        [("config.json", b'{"model_type": "bert"}', WEIGHT_RAW), ("model", layer, WEIGHT_TAR_GZ)],
+    )
+    r = poll(client, submit(client, scan_request(registry, "ml/evil", digest)))
+    assert r.status_code == 200
+    report = r.json()
+    assert report["vendor_attributes"]["verdict"] == "fail"
+    assert report["severity"] in ("High", "Critical")
+    pkl = [v for v in report["vulnerabilities"] if v["id"].startswith("PKL")]
+    assert pkl, report
+    item = pkl[0]
+    assert item["package"].startswith("model.tar.gz!")  # the layer, then the member chain
+    assert item["package"].endswith("!model/pytorch_model.bin")
+    assert item["version"] == digest_of(layer)
+    assert item["severity"] in ("High", "Critical")
+    assert item["description"] and item["vendor_attributes"]["rule"] == item["id"]
+    assert all(
+        v["severity"] in ("Negligible", "Low", "Medium", "High", "Critical")
+        for v in report["vulnerabilities"]
+    )
+    # Our own JSON report under the raw MIME type.
+    raw = poll(client, r.url.path.split("/")[-2], accept=RAW_REPORT_MIME)
+    assert raw.headers["content-type"].startswith(RAW_REPORT_MIME)
+    assert any(f["rule"].startswith("PKL") for f in raw.json()["findings"])
+    # The 1.0 Harbor MIME type gets the same report.
+    old = poll(client, r.url.path.split("/")[-2], accept=HARBOR_REPORT_MIME)
+    assert old.json()["vulnerabilities"] == report["vulnerabilities"]
+    image = f"{registry.host}/ml/evil@{digest}"
+    answer = client.post("/v1/admission", json=review(images=[image]), headers=AUTH).json()
+    assert answer["response"]["allowed"] is False
+    assert "PKL" in answer["response"]["status"]["message"]
+
+
+def _assert_unscannable(report: dict[str, Any], reason: str) -> None:
+    assert report["vulnerabilities"], "an unscannable artifact must never be an empty report"
+    first = report["vulnerabilities"][0]
+    assert first["id"] == UNSCANNABLE and first["severity"] == "Critical"
+    assert report["severity"] == "Critical"
+    assert reason in first["description"], first["description"]
+    assert report["vendor_attributes"]["verdict"] == "fail"
+
+
+def test_unscannable_artifacts_are_critical_never_clean(
+    client: TestClient, registry: FakeRegistry
+) -> None:
+    weights = safetensors_bytes()
+    digest = registry.push_model("ml/tampered", [("model.safetensors", weights, WEIGHT_RAW)])
+    registry.served_bytes[digest_of(weights)] = weights[:-1] + b"\x01"
+    r = poll(client, submit(client, scan_request(registry, "ml/tampered", digest)))
+    assert r.status_code == 200
+    _assert_unscannable(r.json(), "does not match its digest")
+    image = f"{registry.host}/ml/tampered@{digest}"
+    answer = client.post("/v1/admission", json=review(images=[image]), headers=AUTH).json()
+    assert answer["response"]["allowed"] is False
+
+    # A registry error, a missing artifact and wrong robot credentials: same story.
+    digest2 = registry.push_model("ml/down", [("a.safetensors", weights, WEIGHT_RAW)])
+    registry.faults[f"/v2/ml/down/manifests/{digest2}"] = 500
+    r = poll(client, submit(client, scan_request(registry, "ml/down", digest2)))
+    _assert_unscannable(r.json(), "HTTP 500")
+    r = poll(client, submit(client, scan_request(registry, "ml/none", "sha256:" + "1" * 64)))
+    _assert_unscannable(r.json(), "404")
+    wrong = scan_request(registry, "ml/clean2", digest2)
+    wrong["registry"]["authorization"] = "Basic " + base64.b64encode(b"robot$ml:nope").decode()
+    r = poll(client, submit(client, wrong))
+    _assert_unscannable(r.json(), "401")
+
+
+def test_a_failed_verdict_without_a_finding_is_critical() -> None:
+    """Nothing analysable, or a scanner that failed: no finding says so, the report must."""
+    from supplychain.core.model import Report, ScanResult, Status
+    from supplychain.oci import Artifact, Descriptor, OciScan, PulledFile
+    from supplychain.server.harbor import ScanRequest, harbor_report
+    from supplychain.server.scanning import ModelVerdict, judge
+
+    layer = Descriptor(WEIGHT_RAW, "sha256:" + "b" * 64, 3)
+    artifact = Artifact(
+        "ml/x",
+        "sha256:" + "a" * 64,
+        "sha256:" + "a" * 64,
+        OCI_MANIFEST,
+        None,
+        Descriptor("application/vnd.cncf.model.config.v1+json", "sha256:" + "c" * 64, 2),
+        (layer,),
+    )
+    request = ScanRequest("https://h", None, "ml/x", artifact.digest, None, None)
+    empty = Report(tool_version="0", target=("x",), started_at="", seconds=0.0)
+    from supplychain.policy import Policy, apply
+
+    judged = apply(empty, Policy())
+    verdict = judge(judged)
+    assert not verdict.passed
+    doc = harbor_report(request, OciScan(artifact, (PulledFile("w.bin", layer),), judged), verdict)
+    _assert_unscannable(doc, "nothing was analysed")
+    crashed = apply(
+        Report(
+            tool_version="0",
+            target=("x",),
+            started_at="",
+            seconds=0.0,
+            results=(ScanResult("pickle", "w.bin", Status.FAILED, "RuntimeError: boom"),),
+        ),
+        Policy(),
+    )
+    doc = harbor_report(request, OciScan(artifact, (), crashed), judge(crashed))
+    _assert_unscannable(doc, "w.bin: pickle: RuntimeError: boom")
+    # A passing verdict with no finding is the only empty report.
+    doc = harbor_report(request, OciScan(artifact, (), judged), ModelVerdict(True, "passed"))
+    assert doc["vulnerabilities"] == [] and doc["vendor_attributes"]["verdict"] == "pass"
+
+
+def test_invalid_requests(client: TestClient, registry: FakeRegistry) -> None:
+    r = client.post(
+        "/api/v1/scan", content=b"{not json", headers={**AUTH, "Content-Type": REQUEST_MIME}
+    )
+    assert r.status_code == 400 and r.json()["error"]["message"]
+    good = scan_request(registry, "ml/x", "sha256:" + "a" * 64)
+    for broken in (
+        {**good, "artifact": {"repository": "ml/x"}},
+        {**good, "artifact": {**good["artifact"], "digest": "sha256:xyz"}},
+        {**good, "artifact": {**good["artifact"], "repository": "../etc"}},
+        {**good, "registry": {"url": "ftp://x"}},
+        {**good, "registry": {"url": registry.url, "authorization": "Digest abc"}},
+        {"registry": "x", "artifact": []},
+    ):
+        r = client.post("/api/v1/scan", json=broken, headers=AUTH)
+        assert r.status_code == 422, (broken, r.text)
+        assert r.headers["content-type"].startswith("application/vnd.scanner.adapter.error+json")
+    r = client.post(
+        "/api/v1/scan", json={**good, "enabled_capabilities": [{"type": "sbom"}]}, headers=AUTH
+    )
+    assert r.status_code == 501
+    assert client.get("/api/v1/scan/nope/report", headers=AUTH).status_code == 404
+    scan_id = submit(client, good)
+    r = client.get(
+        f"/api/v1/scan/{scan_id}/report",
+        headers={**AUTH, "Accept": "application/vnd.security.sbom.report+json; version=1.0"},
+    )
+    assert r.status_code == 501
+
+
+def test_a_v1_scan_job_is_not_a_harbor_report(client: TestClient) -> None:
+    """Job ids are shared by the queue; the Harbor route only answers its own jobs."""
+    assert client.post("/v1/scan", json={"path": "clean"}, headers=AUTH).status_code == 200
+    queue = client.app.state.supplychain.queue  # type: ignore[attr-defined]
+    job_ids = list(queue._entries)
+    assert job_ids
+    r = client.get(f"/api/v1/scan/{job_ids[0]}/report", headers=AUTH)
+    assert r.status_code == 404
+
+
+def test_queue_full_is_503_with_retry_after(
+    make_client: MakeClient, registry: FakeRegistry
+) -> None:
+    gate = threading.Event()
+    client, scan = make_client(gate=gate, queue_size=1, workers=1)
+    digests = [
+        registry.push_model(
+            f"ml/m{i}",
+            [
+                ("model.safetensors", safetensors_bytes(), WEIGHT_RAW),
+                ("README.md", f"# m{i}\n".encode(), "application/vnd.cncf.model.doc.v1.raw"),
+            ],
+        )
+        for i in range(3)
+    ]
+    first = submit(client, scan_request(registry, "ml/m0", digests[0]))
+    deadline = time.monotonic() + 30
+    while not scan.calls:  # the one worker is busy (held at the gate)
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    second = submit(client, scan_request(registry, "ml/m1", digests[1]))  # fills the queue
+    r = client.post(
+        "/api/v1/scan",
+        json=scan_request(registry, "ml/m2", digests[2]),
+        headers={**AUTH, "Content-Type": REQUEST_MIME},
+    )
+    assert r.status_code in (429, 503)
+    assert int(r.headers["Retry-After"]) > 0
+    assert "full" in r.json()["error"]["message"]
+    # The same artifact again joins the queued job instead of being refused or duplicated.
+    again = submit(client, scan_request(registry, "ml/m1", digests[1]))
+    assert again == second
+    gate.set()
+    assert poll(client, first).status_code == 200
+    assert poll(client, second).status_code == 200
+
+
+def test_accept_negotiation() -> None:
+    assert negotiate("") == VULN_REPORT_MIME
+    assert (
+        negotiate("application/vnd.security.vulnerability.report;version=1.1") == VULN_REPORT_MIME
+    )
+    assert negotiate("text/html, " + HARBOR_REPORT_MIME) == HARBOR_REPORT_MIME
+    assert negotiate(RAW_REPORT_MIME) == RAW_REPORT_MIME
+    assert negotiate("application/vnd.security.sbom.report+json; version=1.0") is None
