@@ -23,6 +23,7 @@ from supplychain.core.model import Report, Rule, Severity
 from supplychain.policy import FailOn, Policy, parse_fail_on
 
 if TYPE_CHECKING:
+    from supplychain.cache import VerdictCache
     from supplychain.core.settings import Settings
     from supplychain.formats.base import Format
 
@@ -85,6 +86,44 @@ def _add_output_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_cache_options(p: argparse.ArgumentParser) -> None:
+    """``--cache`` / ``--no-cache`` / ``--verify-cache`` (see ``supplychain.cache``)."""
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(
+        "--cache",
+        type=Path,
+        metavar="PATH",
+        help="verdict cache file (default: SUPPLYCHAIN_CACHE, else the policy's [cache] path, "
+        "else none)",
+    )
+    group.add_argument("--no-cache", action="store_true", help="never open a verdict cache")
+    p.add_argument(
+        "--verify-cache",
+        action="store_true",
+        help="re-hash every file instead of trusting size/mtime/inode (cached verdicts still used)",
+    )
+
+
+def _open_cache(args: argparse.Namespace, policy: Policy) -> VerdictCache | None:
+    """The verdict cache this run uses, opened and checked, or ``None``."""
+    from supplychain.cache import DEFAULT_TIMEOUT, VerdictCache, resolve_path
+
+    path = resolve_path(
+        getattr(args, "cache", None),
+        no_cache=getattr(args, "no_cache", False),
+        policy_path=policy.cache.path,
+    )
+    verify = getattr(args, "verify_cache", False)
+    if path is None:
+        if verify:
+            raise ConfigError(
+                "--verify-cache needs a cache: --cache PATH, SUPPLYCHAIN_CACHE or [cache] path"
+            )
+        return None
+    timeout = policy.cache.timeout if policy.cache.timeout is not None else DEFAULT_TIMEOUT
+    return VerdictCache.open(path, timeout=timeout, verify=verify)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full parser; subcommands carry their handler in ``handler``."""
     parser = _Parser(
@@ -101,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     scan = sub.add_parser("scan", help="scan model files and directories")
     scan.add_argument("paths", nargs="+", metavar="PATH")
     _add_output_options(scan)
+    _add_cache_options(scan)
     from supplychain.provenance import cli as provenance_cli
 
     provenance_cli.add_scan_options(scan)
@@ -125,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=int, default=2, help="CPUs of the local cluster started for the run"
     )
     _add_output_options(data)
+    _add_cache_options(data)
     data.set_defaults(handler=cmd_data)
 
     rules = sub.add_parser("rules", help="list the rules, or explain one")
@@ -285,11 +326,16 @@ def _run(args: argparse.Namespace, settings_for: Callable[[Policy], Settings]) -
     if args.jobs < 1:
         raise ConfigError("--jobs must be at least 1")
     _check_output(args.output)
+    cache = _open_cache(args, policy)
     progress = _Progress(enabled=not args.quiet)
     try:
-        report = service.run(args.paths, settings, policy, jobs=args.jobs, progress=progress)
+        report = service.run(
+            args.paths, settings, policy, jobs=args.jobs, progress=progress, cache=cache
+        )
     finally:
         progress.close()
+        if cache is not None:
+            cache.close()
     return _emit(report, args)
 
 

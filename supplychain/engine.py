@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 
 from scanners import BUILTIN_SPECS, ScannerSpec
 from scanners._io import sha256_stream
-from scanners.base import Artifact, ScanContext, Scanner
+from scanners.base import SIBLING_READS, Artifact, ScanContext, Scanner
 from scanners.dataset.common import DatasetOptions
 from scanners.sniff import sniff
 from supplychain import __version__
@@ -48,6 +48,8 @@ from supplychain.discover import Item, Name, TargetError, discover, special_kind
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
+
+    from supplychain.cache import Identity, VerdictCache
 
 log = logging.getLogger("supplychain")
 
@@ -98,6 +100,11 @@ class ScanOptions:
     threads; ``serial``, ``thread`` and ``process`` force one."""
     report_checks: tuple[type[ReportCheck], ...] | None = None
     """Report-level checks run after the file scans; ``None`` means ``BUILTIN_REPORT_CHECKS``."""
+    cache: VerdictCache | None = None
+    """Verdict cache (``supplychain.cache``): per-file results keyed by (sha256, ``fingerprint``,
+    base name); ``None`` scans everything."""
+    fingerprint: str = ""
+    """``Settings.fingerprint()`` of the settings these options came from (the cache key)."""
 
 
 @dataclass(slots=True)
@@ -221,6 +228,12 @@ class _FileScan:
         self.scanners = scanner_objs
         self.options = options
         self.out = _Collector()
+        self.digest: str | None = None
+        """sha256 of the file's content, once hashed."""
+        self.identity: Identity | None = None
+        """The file's identity, when it was stable across the scan and old enough to trust."""
+        self.hit: FileResult | None = None
+        """A cached result found by digest after hashing (then nothing was scanned)."""
         self.ctx = ScanContext(
             limits=options.limits,
             extra_allowed_imports=options.extra_allowed_imports,
@@ -267,8 +280,14 @@ class _FileScan:
                 return self._unreadable(item, GEN008, f"replaced by a {what} during the scan")
             if (before.st_dev, before.st_ino) != (item.device, item.inode):
                 return self._unreadable(item, GEN003, "replaced between discovery and open")
+            started_ns = time.time_ns()
             try:
                 digest, size = sha256_stream(fh)
+                self.digest = digest
+                if self.options.cache is not None and self._cached(
+                    item, fh.fileno(), before, started_ns
+                ):
+                    return self.out
                 kind = sniff(fh, size, item.rel)
                 fh.seek(0)
             except OSError as exc:
@@ -292,7 +311,22 @@ class _FileScan:
                         location=Location(path=item.rel),
                     )
                 )
+            elif self.options.cache is not None:
+                self.identity = _stable_identity(
+                    fh.fileno(), before, self.options.cache, started_ns
+                )
         return self.out
+
+    def _cached(self, item: Item, fd: int, before: os.stat_result, started_ns: int) -> bool:
+        """After hashing: a stored result for these bytes (and the file did not change)."""
+        cache, digest = self.options.cache, self.digest
+        assert cache is not None and digest is not None
+        found = cache.get(digest, self.options.fingerprint, _base_name(item.rel))
+        if found is None or _changed(item, before) is not None:
+            return False
+        self.hit = FileResult(found.records, found.findings, found.results, found.facts)
+        self.identity = _stable_identity(fd, before, cache, started_ns)
+        return True
 
     def dispatch(self, artifact: Artifact) -> Iterator[Finding]:
         """See ``ScanContext.dispatch``: hash and sniff a member, then run its scanners."""
@@ -385,6 +419,27 @@ class _FileScan:
 _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | os.O_CLOEXEC
 
 
+def _base_name(rel: str) -> str:
+    """The part of a file's name its per-file result may depend on (sniffing, messages)."""
+    return rel.rsplit("/", 1)[-1]
+
+
+def _stable_identity(
+    fd: int, before: os.stat_result, cache: VerdictCache, started_ns: int
+) -> Identity | None:
+    """The file's identity if it did not change while it was read and had settled before."""
+    from supplychain.cache import identity_of
+
+    try:
+        after = identity_of(os.fstat(fd))
+    except OSError:
+        return None
+    ident = identity_of(before)
+    if after != ident or not cache.settled(ident, started_ns):
+        return None
+    return ident
+
+
 def _changed(item: Item, before: os.stat_result) -> str | None:
     """Why the file on disk no longer matches what was scanned, or ``None``."""
     try:
@@ -450,13 +505,107 @@ def _main_is_reimportable() -> bool:
 
 
 def _scan_item(item: Item, options: ScanOptions) -> FileResult:
+    """One file, relative to itself."""
+    return _scan_outcome(item, options).result
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """A worker's answer: the file's result and what the parent stores in the verdict cache."""
+
+    result: FileResult
+    digest: str | None = None
+    identity: Identity | None = None
+    store: bool = False
+    """A fresh result that may be cached (see ``_cacheable``)."""
+    hit: bool = False
+    """Served from the cache by digest after hashing."""
+
+
+_NEVER_CACHED = frozenset({GEN003.id, GEN005.id, GEN008.id})
+"""Operational findings: the file changed, could not be read, or was swapped for a special file."""
+
+
+def _cacheable(result: FileResult, sibling_reads: Sequence[str]) -> bool:
+    """Whether a per-file result depends only on the bytes, the base name and the settings.
+
+    Not cached: results that consulted anything beside the file (``note_sibling_read``), failed
+    outcomes, skips for a missing optional dependency (the install may change), operational
+    findings, and limit findings above INFO (time budgets depend on the machine's load).
+    """
+    if sibling_reads:
+        return False
+    for outcome in result.results:
+        if outcome.status is Status.FAILED:
+            return False
+        if outcome.status is Status.SKIPPED and outcome.reason.startswith("missing dependency"):
+            return False
+    for finding in result.findings:
+        if finding.rule in _NEVER_CACHED:
+            return False
+        if finding.rule == GEN002.id and finding.severity > Severity.INFO:
+            return False
+    return True
+
+
+def _scan_outcome(item: Item, options: ScanOptions) -> _Outcome:
     """One file, relative to itself (the worker function; module-level so processes can run it)."""
     if options.scanners is None:
         scanner_set: Sequence[Scanner] | _Scanners = _Scanners(BUILTIN_SPECS)
     else:
         # Scanners hold no state between calls, but each file gets its own instances anyway.
         scanner_set = [cls() for cls in options.scanners]
-    return _relative(_FileScan(scanner_set, options).run(item), item.rel)
+    reads: list[str] = []
+    token = SIBLING_READS.set(reads)
+    try:
+        file_scan = _FileScan(scanner_set, options)
+        got = file_scan.run(item)
+    finally:
+        SIBLING_READS.reset(token)
+    if file_scan.hit is not None:
+        return _Outcome(file_scan.hit, file_scan.digest, file_scan.identity, hit=True)
+    result = _relative(got, item.rel)
+    if options.cache is None or file_scan.digest is None or not _cacheable(result, reads):
+        return _Outcome(result)
+    return _Outcome(result, file_scan.digest, file_scan.identity, store=True)
+
+
+def _identity_hit(item: Item, options: ScanOptions) -> FileResult | None:
+    """A cached result for a file whose stat still matches a stored identity (nothing read)."""
+    from supplychain.cache import identity_of
+
+    cache = options.cache
+    if cache is None or cache.verify:
+        return None
+    try:
+        st = item.real.stat(follow_symlinks=False)
+    except OSError:
+        return None  # the worker opens it and says why
+    if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (item.device, item.inode):
+        return None
+    digest = cache.digest_for(identity_of(st))
+    if digest is None:
+        return None
+    found = cache.get(digest, options.fingerprint, _base_name(item.rel))
+    if found is None:
+        return None
+    return FileResult(found.records, found.findings, found.results, found.facts)
+
+
+def _store(options: ScanOptions, item: Item, outcome: _Outcome) -> None:
+    """Record a worker's fresh result (or a digest hit's identity) in the verdict cache."""
+    from supplychain.cache import CachedFile
+
+    cache = options.cache
+    if cache is None or outcome.digest is None:
+        return
+    if outcome.store:
+        r = outcome.result
+        cached = CachedFile(r.records, r.findings, r.results, r.facts)
+        name = _base_name(item.rel)
+        cache.put(outcome.digest, options.fingerprint, name, cached, outcome.identity)
+    elif outcome.hit and outcome.identity is not None:
+        cache.remember(outcome.identity, outcome.digest)
 
 
 def _executor(options: ScanOptions, files: int, total_bytes: int | None = None) -> Executor | None:
@@ -543,25 +692,40 @@ def scan_paths(
     records: list[ArtifactRecord] = []
     facts: list[Fact] = []
 
-    pool = _executor(options, len(items), _total_bytes(items))
-    if pool is None:
-        outcomes: Iterator[FileResult] = (_scan_item(item, options) for item in items)
-    else:
-        outcomes = pool.map(_scan_item, items, [options] * len(items))
+    # Identity hits are answered here, before any pool starts: an unchanged tree reads nothing.
+    got: list[FileResult | None] = [_identity_hit(item, options) for item in items]
+    cache_hits = sum(r is not None for r in got)
     done = 0
-    try:
-        for item, got in zip(items, outcomes, strict=True):
-            named = apply_names(got, item.names)
-            records.extend(named.records)
-            findings.extend(named.findings)
-            results.extend(named.results)
-            facts.extend(named.facts)
+    for item, hit in zip(items, got, strict=True):
+        if hit is not None:
             done += 1
             if progress is not None:
                 progress(done, len(items), item.rel)
+    todo = [i for i, r in enumerate(got) if r is None]
+    misses = [items[i] for i in todo]
+    pool = _executor(options, len(misses), _total_bytes(misses))
+    if pool is None:
+        outcomes: Iterator[_Outcome] = (_scan_outcome(item, options) for item in misses)
+    else:
+        outcomes = pool.map(_scan_outcome, misses, [options] * len(misses))
+    try:
+        for index, outcome in zip(todo, outcomes, strict=True):
+            _store(options, items[index], outcome)
+            cache_hits += outcome.hit
+            got[index] = outcome.result
+            done += 1
+            if progress is not None:
+                progress(done, len(items), items[index].rel)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+    for item, result in zip(items, got, strict=True):
+        assert result is not None
+        named = apply_names(result, item.names)
+        records.extend(named.records)
+        findings.extend(named.findings)
+        results.extend(named.results)
+        facts.extend(named.facts)
     checks = BUILTIN_REPORT_CHECKS if options.report_checks is None else options.report_checks
     view = ReportView(
         files=tuple(records),
@@ -586,6 +750,7 @@ def scan_paths(
         rules=tuple(sorted(rules.values(), key=lambda r: r.id)),
         command=options.command,
         facts=tuple(sorted(facts, key=Fact.sort_key)),
+        cache_hits=cache_hits,
     )
 
 

@@ -24,7 +24,16 @@ from supplychain.core.model import Finding, Report, Rule, Severity, Status, Verd
 POLICY_FILE = "supplychain.toml"
 PYPROJECT = "pyproject.toml"
 _TOP_KEYS = frozenset(
-    {"fail_on", "strict", "allow_imports", "extra_allowed_imports", "ignore", "limits", "signing"}
+    {
+        "fail_on",
+        "strict",
+        "allow_imports",
+        "extra_allowed_imports",
+        "ignore",
+        "limits",
+        "signing",
+        "cache",
+    }
 )
 """``extra_allowed_imports`` is an alias of ``allow_imports`` (the engine's own name for it, and
 the name rule PKL002's remediation gives); both lists are merged."""
@@ -87,6 +96,19 @@ _SIGNING_KEYS = frozenset({"public_key", "certificate_chain", "require"})
 
 
 @dataclass(frozen=True, slots=True)
+class CachePolicy:
+    """``[cache]``: the verdict cache file (``docs/cache.md``); ``--cache``/``SUPPLYCHAIN_CACHE``
+    win. A relative path is resolved against the policy file's directory."""
+
+    path: str | None = None
+    timeout: float | None = None
+    """Seconds to wait for another writer's lock before failing (default 30)."""
+
+
+_CACHE_KEYS = frozenset({"path", "timeout"})
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     """Everything a policy file (and the CLI flags that override it) can say."""
 
@@ -101,6 +123,7 @@ class Policy:
     ignores: tuple[Ignore, ...] = ()
     limits: Limits = field(default_factory=Limits)
     signing: SigningPolicy = field(default_factory=SigningPolicy)
+    cache: CachePolicy = field(default_factory=CachePolicy)
     source: str | None = None
     """The file this policy came from, for messages."""
 
@@ -242,6 +265,25 @@ def _parse_signing(raw: object, where: str) -> SigningPolicy:
     )
 
 
+def _parse_cache(raw: object, where: str) -> CachePolicy:
+    _require(isinstance(raw, dict), where, "[cache] must be a table")
+    assert isinstance(raw, dict)
+    unknown = set(raw) - _CACHE_KEYS
+    _require(not unknown, where, f"unknown [cache] key(s) {sorted(unknown)}")
+    path, timeout = raw.get("path"), raw.get("timeout")
+    _require(path is None or (isinstance(path, str) and bool(path)), where, "cache.path: a path")
+    _require(
+        timeout is None
+        or (isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout > 0),
+        where,
+        "cache.timeout: seconds, more than 0",
+    )
+    if path is not None:
+        base = Path(where).parent if where and Path(where).name else Path()
+        path = str(base / Path(path).expanduser())
+    return CachePolicy(path=path, timeout=None if timeout is None else float(timeout))
+
+
 def parse_policy(data: Mapping[str, Any], where: str) -> Policy:
     """Build a ``Policy`` from a parsed TOML table, rejecting anything unknown."""
     unknown = set(data) - _TOP_KEYS
@@ -282,6 +324,8 @@ def parse_policy(data: Mapping[str, Any], where: str) -> Policy:
         policy = replace(policy, limits=_parse_limits(data["limits"], where))
     if "signing" in data:
         policy = replace(policy, signing=_parse_signing(data["signing"], where))
+    if "cache" in data:
+        policy = replace(policy, cache=_parse_cache(data["cache"], where))
     return policy
 
 

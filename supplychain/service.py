@@ -11,7 +11,10 @@ two can never drift. Each command is one function returning a ``Report``:
 
 A verdict cache sits between ``scan_report`` and the engine: its key is each file's sha256
 plus ``Settings.fingerprint()`` (stored on the report as ``settings_fingerprint``); per-file
-results are path-free (``engine.FileResult``), so one cached result serves every name.
+results are path-free (``engine.FileResult``), so one cached result serves every name. Pass it
+as ``cache=`` to ``scan_report``/``run``/``run_scan``/``run_data``; the server calls
+``run_scan(settings, paths, cache=VerdictCache.open(path))`` (``run_scan`` also takes
+``(paths, policy)``). ``Report.cache_hits`` counts the files answered from it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING, overload
 
 from scanners.dataset.common import DatasetOptions
 from supplychain.core.errors import ConfigError
@@ -26,6 +30,9 @@ from supplychain.core.model import Report, Rule
 from supplychain.core.settings import Settings
 from supplychain.engine import Executor_, ProgressCallback, ScanOptions, rules_for, scan_paths
 from supplychain.policy import Policy, apply, check_rule_ids
+
+if TYPE_CHECKING:
+    from supplychain.cache import VerdictCache
 
 
 def settings_from_policy(
@@ -123,10 +130,17 @@ def scan_report(
     jobs: int = 1,
     executor: Executor_ = "auto",
     progress: ProgressCallback | None = None,
+    cache: VerdictCache | None = None,
 ) -> Report:
-    """Scan ``paths`` with ``settings``: an unjudged report carrying the settings fingerprint."""
-    report = scan_paths(paths, scan_options(settings, jobs=jobs, executor=executor), progress)
-    return replace(report, settings_fingerprint=settings.fingerprint())
+    """Scan ``paths`` with ``settings``: an unjudged report carrying the settings fingerprint.
+
+    With ``cache``, unchanged files are answered from the verdict cache (``supplychain.cache``).
+    """
+    fingerprint = settings.fingerprint()
+    options = scan_options(settings, jobs=jobs, executor=executor)
+    options = replace(options, cache=cache, fingerprint=fingerprint)
+    report = scan_paths(paths, options, progress)
+    return replace(report, settings_fingerprint=fingerprint)
 
 
 def run(
@@ -137,23 +151,63 @@ def run(
     jobs: int = 1,
     executor: Executor_ = "auto",
     progress: ProgressCallback | None = None,
+    cache: VerdictCache | None = None,
 ) -> Report:
     """Check the policy against the settings, scan, and judge: the report with its verdict."""
     check_policy(policy, settings)
-    report = scan_report(paths, settings, jobs=jobs, executor=executor, progress=progress)
+    report = scan_report(
+        paths, settings, jobs=jobs, executor=executor, progress=progress, cache=cache
+    )
     return apply(report, policy)
 
 
+@overload
 def run_scan(
     paths: Sequence[str | Path],
     policy: Policy | None = None,
+    /,
     *,
     jobs: int = 1,
     progress: ProgressCallback | None = None,
+    cache: VerdictCache | None = None,
+) -> Report: ...
+@overload
+def run_scan(
+    settings: Settings,
+    paths: Sequence[str | Path],
+    /,
+    *,
+    policy: Policy | None = None,
+    jobs: int = 1,
+    progress: ProgressCallback | None = None,
+    cache: VerdictCache | None = None,
+) -> Report: ...
+def run_scan(
+    first: Sequence[str | Path] | Settings,
+    second: Sequence[str | Path] | Policy | None = None,
+    /,
+    *,
+    policy: Policy | None = None,
+    jobs: int = 1,
+    progress: ProgressCallback | None = None,
+    cache: VerdictCache | None = None,
 ) -> Report:
-    """``supplychain scan``: every built-in scanner, judged by ``policy`` (default policy)."""
-    policy = policy or Policy()
-    return run(paths, settings_from_policy(policy), policy, jobs=jobs, progress=progress)
+    """``supplychain scan``: ``run_scan(paths, policy)`` (every built-in scanner, settings from
+    the policy) or ``run_scan(settings, paths, policy=...)`` (the server: settings it built);
+    judged by ``policy`` (default policy)."""
+    if isinstance(first, Settings):
+        if second is None or isinstance(second, Policy):
+            raise TypeError("run_scan(settings, paths): paths missing")
+        judged = policy or Policy()
+        return run(second, first, judged, jobs=jobs, progress=progress, cache=cache)
+    if isinstance(second, Policy):
+        policy = second
+    elif second is not None:
+        raise TypeError("run_scan(paths, policy): the second argument must be a Policy")
+    judged = policy or Policy()
+    return run(
+        first, settings_from_policy(judged), judged, jobs=jobs, progress=progress, cache=cache
+    )
 
 
 def run_data(
@@ -163,6 +217,7 @@ def run_data(
     options: DatasetOptions | None = None,
     jobs: int = 1,
     progress: ProgressCallback | None = None,
+    cache: VerdictCache | None = None,
 ) -> Report:
     """``supplychain data``: the dataset analysis with ``options``, judged by ``policy``."""
     policy = policy or Policy()
@@ -174,7 +229,7 @@ def run_data(
         id_field=opts.id_field,
         checks=opts.checks,
     )
-    return run(paths, settings, policy, jobs=jobs, progress=progress)
+    return run(paths, settings, policy, jobs=jobs, progress=progress, cache=cache)
 
 
 __all__ = [

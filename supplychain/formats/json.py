@@ -123,6 +123,7 @@ def report_to_dict(report: Report) -> dict[str, Any]:
         "timings": {
             "total_seconds": report.seconds,
             "by_scanner": {k: round(v, 4) for k, v in sorted(by_scanner.items())},
+            "cache_hits": report.cache_hits,
         },
     }
 
