@@ -23,6 +23,7 @@ hosts, or host:port, allowed over plain http besides loopback) and ``SUPPLYCHAIN
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
 import os
 import ssl
@@ -58,9 +59,15 @@ CONSUMES = (
 UNSCANNABLE = "SUPPLYCHAIN-UNSCANNABLE"
 """The vulnerability id of "this artifact could not be analysed" (not a scanner rule)."""
 KEY_PREFIX = "harbor:"
-MAX_ITEMS = 2_000
+MAX_ITEMS = 1_000
 """Vulnerability items per report (worst first); the rest are counted in one more item."""
 MAX_FIELD = 8_192
+MAX_TEXT = 2_000
+"""Longest description or remediation in an item (evidence is already bounded)."""
+MAX_RAW = 8 * 2**20
+"""Largest raw (our JSON) report kept for a job; past it, findings are cut to ``MAX_ITEMS``
+and the per-file lists dropped (with their counts). Both reports are kept gzip-compressed:
+finished jobs stay in the queue's memory until it forgets them."""
 HARBOR_SEVERITY = {
     Severity.INFO: "Negligible",
     Severity.LOW: "Low",
@@ -100,11 +107,43 @@ class ScanRequest:
 
 @dataclass(frozen=True)
 class HarborResult:
-    """A finished job: the Harbor report and our own JSON report (the raw MIME type)."""
+    """A finished job: the Harbor report and our own JSON report (raw MIME), gzipped JSON."""
 
-    report: dict[str, Any]
-    raw: dict[str, Any]
+    report_gz: bytes
+    raw_gz: bytes
     passed: bool
+
+    @classmethod
+    def of(cls, report: dict[str, Any], raw: dict[str, Any], passed: bool) -> HarborResult:
+        return cls(_pack(report), _pack(raw), passed)
+
+    @property
+    def report(self) -> bytes:
+        """The Harbor vulnerability report, JSON bytes."""
+        return gzip.decompress(self.report_gz)
+
+    @property
+    def raw(self) -> bytes:
+        """Our own JSON report, bytes."""
+        return gzip.decompress(self.raw_gz)
+
+
+def _pack(doc: dict[str, Any]) -> bytes:
+    return gzip.compress(json.dumps(doc, separators=(",", ":")).encode(), compresslevel=6, mtime=0)
+
+
+def raw_report(report: Report) -> dict[str, Any]:
+    """Our JSON report for the raw MIME type, cut to ``MAX_RAW`` bytes' worth (counts kept)."""
+    from supplychain.formats.json import report_to_dict
+
+    doc = report_to_dict(report)
+    if len(json.dumps(doc, separators=(",", ":"))) <= MAX_RAW:
+        return doc
+    cut = {k: len(doc.get(k) or ()) for k in ("files", "findings", "outcomes")}
+    doc["findings"] = doc["findings"][:MAX_ITEMS]
+    doc["files"], doc["outcomes"] = [], []
+    doc["truncated"] = {"reason": f"over {MAX_RAW} bytes", "counts": cut}
+    return doc
 
 
 class InvalidRequest(Exception):
@@ -207,7 +246,7 @@ def _item(finding: Finding, report: Report, layers: dict[str, str]) -> dict[str,
     if loc.offset is not None:
         attributes["offset"] = loc.offset
     if rule is not None:
-        attributes["remediation"] = rule.remediation[:MAX_FIELD]
+        attributes["remediation"] = rule.remediation[:MAX_TEXT]
         if rule.owasp_llm:
             attributes["owasp_llm"] = list(rule.owasp_llm)
         if rule.atlas:
@@ -218,7 +257,7 @@ def _item(finding: Finding, report: Report, layers: dict[str, str]) -> dict[str,
         "version": layers.get(loc.path, ""),
         "fix_version": "",
         "severity": HARBOR_SEVERITY[finding.severity],
-        "description": description[:MAX_FIELD],
+        "description": description[:MAX_TEXT],
         "links": [r for r in (rule.references if rule else ()) if r.startswith("https://")],
         "vendor_attributes": attributes,
     }
@@ -313,7 +352,6 @@ def _record(state: ServerState, digests: set[str], verdict: ModelVerdict) -> Non
 
 def run_harbor_scan(state: ServerState, request: ScanRequest) -> HarborResult:
     """The job: pull, scan, judge, record; any failure is a failing, Critical report."""
-    from supplychain.formats.json import report_to_dict
     from supplychain.oci import scan_artifact
 
     scan: OciScan | None = None
@@ -342,8 +380,8 @@ def run_harbor_scan(state: ServerState, request: ScanRequest) -> HarborResult:
         "supplychain_harbor_scans_total",
         outcome="error" if scan is None else "pass" if verdict.passed else "fail",
     )
-    raw = report_to_dict(scan.report) if scan else {"error": error, "verdict": "fail"}
-    return HarborResult(harbor_report(request, scan, verdict, error), raw, verdict.passed)
+    raw = raw_report(scan.report) if scan else {"error": error, "verdict": "fail"}
+    return HarborResult.of(harbor_report(request, scan, verdict, error), raw, verdict.passed)
 
 
 # -- routes ----------------------------------------------------------------------------------
@@ -455,13 +493,13 @@ async def get_report(scan_request_id: str, request: Request) -> Response:
         scan_request = _request_of(job.key or "")
         why = f"the scan job failed: {job.error}"
         verdict = ModelVerdict(False, f"blocked: unscannable ({why})")
-        result = HarborResult(
+        result = HarborResult.of(
             harbor_report(scan_request, None, verdict, why), {"error": why}, False
         )
     else:
         result = state.queue.result(scan_request_id)
     body = result.raw if mime == RAW_REPORT_MIME else result.report
-    return JSONResponse(body, media_type=mime)
+    return Response(body, media_type=mime)
 
 
 def _request_of(key: str) -> ScanRequest:
@@ -480,6 +518,7 @@ __all__ = [
     "metadata",
     "negotiate",
     "parse_scan_request",
+    "raw_report",
     "router",
     "run_harbor_scan",
 ]

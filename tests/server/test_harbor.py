@@ -11,6 +11,7 @@ import base64
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -345,3 +346,90 @@ def test_accept_negotiation() -> None:
     assert negotiate("text/html, " + HARBOR_REPORT_MIME) == HARBOR_REPORT_MIME
     assert negotiate(RAW_REPORT_MIME) == RAW_REPORT_MIME
     assert negotiate("application/vnd.security.sbom.report+json; version=1.0") is None
+
+
+def test_harbor_flow_against_the_real_server_over_a_socket(
+    tmp_path: Path, registry: FakeRegistry
+) -> None:
+    """``supplychain serve`` in a subprocess: metadata, scan, 302 polling, report, admission."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    from tests.server.conftest import TOKEN, make_root
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    repo_root = Path(__file__).resolve().parent.parent.parent
+    env = {**os.environ, "SUPPLYCHAIN_SERVER_TOKEN": TOKEN, "PYTHONPATH": str(repo_root)}
+    cmd = [
+        sys.executable, "-m", "supplychain", "serve", "--root", str(make_root(tmp_path)),
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        "--verdicts", str(tmp_path / "verdicts.sqlite"),
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        end = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, "the server exited"
+            try:
+                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < end, "the server never became healthy"
+            time.sleep(0.1)
+        evil = registry.push_model("ml/evil", [("pytorch_model.bin", EVIL, WEIGHT_RAW)])
+        with httpx.Client(base_url=url, timeout=60, headers=AUTH) as http:
+            meta = http.get("/api/v1/metadata")
+            assert meta.status_code == 200 and meta.json()["scanner"]["name"] == "supplychain"
+            r = http.post(
+                "/api/v1/scan",
+                json=scan_request(registry, "ml/evil", evil),
+                headers={"Content-Type": REQUEST_MIME},
+            )
+            assert r.status_code == 202
+            scan_id = r.json()["id"]
+            while True:
+                r = http.get(f"/api/v1/scan/{scan_id}/report", headers={"Accept": VULN_REPORT_MIME})
+                if r.status_code != 302:
+                    break
+                assert time.monotonic() < end + 60
+                time.sleep(0.1)
+            assert r.status_code == 200
+            report = r.json()
+            assert any(v["id"].startswith("PKL") for v in report["vulnerabilities"])
+            assert report["severity"] in ("High", "Critical")
+            review_body = review(images=[f"{registry.host}/ml/evil@{evil}"])
+            answer = http.post("/v1/admission", json=review_body).json()
+            assert answer["response"]["allowed"] is False
+            assert http.get("/api/v1/metadata", headers={"Authorization": ""}).status_code == 401
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def test_raw_report_is_cut_past_its_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    from supplychain.server import harbor
+    from supplychain.service import run_scan
+
+    report = run_scan([Path(__file__).resolve().parent.parent.parent / "samples" / "malicious"])
+    full = harbor.raw_report(report)
+    assert full["findings"] and "truncated" not in full
+    monkeypatch.setattr(harbor, "MAX_RAW", 1000)
+    monkeypatch.setattr(harbor, "MAX_ITEMS", 2)
+    cut = harbor.raw_report(report)
+    assert len(cut["findings"]) == 2 and cut["files"] == []
+    assert cut["truncated"]["counts"]["findings"] == len(full["findings"])
+    assert cut["verdict"] == "fail"
