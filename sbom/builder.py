@@ -709,6 +709,14 @@ def build(
     if hub is not None and hub.revision:
         model_props.append(_prop(lib, "revision", hub.revision))
     states = Counter(v for p, v in facts.lists.get("provenance.state", []) if isinstance(v, str))
+    params = [v for _p, v in facts.lists.get("parameter.count", []) if isinstance(v, int)]
+    if params:
+        model_props.append(_prop(lib, "parameter.count", sum(params)))
+    dtypes = {
+        d for _p, v in facts.lists.get("tensor.dtypes", []) if isinstance(v, tuple) for d in v
+    }
+    if dtypes:
+        model_props.append(_prop(lib, "tensor.dtypes", tuple(sorted(dtypes))))
     for state, count in sorted(states.items()):
         model_props.append(_prop(lib, f"provenance.{state}", count))
     for key in ("PRV115", "PRV116", "PRV117"):

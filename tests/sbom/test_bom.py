@@ -415,3 +415,34 @@ def test_fake_hub_model_gets_purl_and_verified_hashes(
         digest = hashlib.sha256(files[name]).hexdigest()
         assert component["hashes"][0]["content"] == digest
     assert _props(comp)["supplychain:provenance.verified"] == [str(len(files))]
+
+
+def test_signature_bundle_is_referenced(model: Path) -> None:
+    (model / "model.sig").write_text('{"mediaType": "application/vnd.dev.sigstore.bundle"}\n')
+    doc = _bom(service.run_scan([model]))
+    comp = doc["metadata"]["component"]
+    sig = _files(doc)["model.sig"]
+    assert _props(sig)["supplychain:role"] == ["signature-bundle"]
+    refs = [r for r in comp["externalReferences"] if r["type"] == "digital-signature"]
+    assert refs == [
+        {
+            "type": "digital-signature",
+            "url": "model.sig",
+            "comment": "signature bundle shipped with it",
+        }
+    ]
+    assert "supplychain:signature" not in _props(comp)  # nobody verified it in this run
+
+
+def test_single_file_model_carries_its_hash(tmp_path: Path) -> None:
+    from tests.sbom.helpers import safetensors_bytes
+
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(safetensors_bytes())
+    doc = _bom(service.run_scan([weights]))
+    comp = doc["metadata"]["component"]
+    assert comp["name"] == "model.safetensors"
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert comp["hashes"] == [{"alg": "SHA-256", "content": digest}]
+    assert _props(comp)["supplychain:verdict"] == ["pass"]
+    assert "vulnerabilities" not in doc or doc["vulnerabilities"] == []
