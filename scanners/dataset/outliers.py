@@ -26,8 +26,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from scanners._lazy import lazy_module
-from scanners.dataset.common import DatasetInfo, Record, single_blas
-from scanners.dataset.dups import codepoints, normalise, shingle_hashes
+from scanners.dataset.common import (
+    DatasetInfo,
+    Record,
+    StateCheck,
+    codepoints,
+    head_prefix,
+    normalise,
+    shingle_hashes,
+    single_blas,
+)
 from supplychain.core.model import Confidence, Finding, Location, Rule, Severity
 from supplychain.core.rules import ATLAS_POISONING, POISONING, make_rule
 
@@ -323,15 +331,39 @@ def _robust_z(x: F64) -> F64:
     return (x - med) / mad
 
 
-class OutlierCheck:
-    """Script/charset, content-subspace and length outliers (DAT020–DAT022)."""
+class OutlierCheck(StateCheck["OutlierState"]):
+    """Script/charset, content-subspace and length outliers (DAT020–DAT022).
+
+    Plan: the content model (TF-IDF SVD subspace) fitted on the file's first ``warmup`` rows
+    (or 20 M characters); every partition scores its rows against it. State: per row its
+    residual, length and script counts, plus the odd-shaped rows; merged by concatenation.
+    """
 
     name: ClassVar[str] = "outliers"
     rules: ClassVar[tuple[Rule, ...]] = (DAT020, DAT021, DAT022)
+    head_chars = WARMUP_CHARS
 
     def __init__(self, warmup: int = WARMUP) -> None:
-        self._warmup = warmup
-        self._model: _Model | None = None
+        self.head_rows = warmup
+
+    def prepare(self, head: Sequence[Record]) -> _Model | None:
+        """Fit the content model on the head (fewer than ``MIN_ROWS`` rows: no model)."""
+        k = head_prefix(head, self.head_rows, WARMUP_CHARS, lambda t: len(t[:MAX_CHARS]))
+        texts = [normalise(r.text[:MAX_CHARS]) for r in head[:k]]
+        if len(texts) < 2 or (len(texts) < MIN_ROWS and k == len(head)):
+            return None
+        return _fit(texts)
+
+    def init(self, plan: object) -> OutlierState:
+        """An empty state scoring against the plan's model."""
+        return OutlierState(plan if isinstance(plan, _Model) else None)
+
+
+class OutlierState:
+    """Per-row scores and shapes of the rows seen (see ``OutlierCheck``)."""
+
+    def __init__(self, model: _Model | None) -> None:
+        self._model = model
         self._buf: list[str] = []
         self._chars = 0
         self._raw: list[str] = []
@@ -345,8 +377,8 @@ class OutlierCheck:
         """(row, shape, detail) of the first SHAPE_KEEP rows of each odd shape."""
         self._n = 0
 
-    def observe(self, record: Record) -> None:
-        """Buffer the row; batches are scored once the calibration window has been fitted."""
+    def add(self, record: Record) -> None:
+        """Buffer the row; batches are scored against the model."""
         text = record.text[:MAX_CHARS]
         self._n += 1
         shape, detail = row_shape(text)
@@ -354,16 +386,34 @@ class OutlierCheck:
             self._shape_count[shape] += 1
             if self._shape_count[shape] <= SHAPE_KEEP:
                 self._shapes.append((record.index, shape, detail))
+        if self._model is None:
+            return  # too few rows for a content profile: shapes only
         self._raw.append(text)
         self._buf.append(normalise(text))
         self._buf_rows.append(record.index)
         self._chars += len(text)
-        if self._model is None:
-            if len(self._buf) >= self._warmup or self._chars >= WARMUP_CHARS:
-                self._model = _fit(self._buf)
-                self._flush()
-        elif len(self._buf) >= _BATCH or self._chars >= _BATCH_CHARS:
+        if len(self._buf) >= _BATCH or self._chars >= _BATCH_CHARS:
             self._flush()
+
+    def merge(self, other: OutlierState) -> None:
+        """Concatenate per-row scores; keep each shape's lowest rows."""
+        self._flush()
+        other._flush()
+        self._rows += other._rows
+        self._res += other._res
+        self._len += other._len
+        self._scripts += other._scripts
+        self._n += other._n
+        shapes = sorted(self._shapes + other._shapes)
+        kept = [0] * len(_SHAPE_NAMES)
+        self._shapes = []
+        for item in shapes:
+            kept[item[1]] += 1
+            if kept[item[1]] <= SHAPE_KEEP:
+                self._shapes.append(item)
+        self._shape_count = [
+            a + b for a, b in zip(self._shape_count, other._shape_count, strict=True)
+        ]
 
     def _flush(self) -> None:
         if not self._buf:
@@ -408,10 +458,10 @@ class OutlierCheck:
     def _profile(self, info: DatasetInfo) -> Iterator[Finding]:
         """Score what is left, set robust thresholds and report the strongest outliers."""
         if self._model is None:
-            if len(self._buf) < MIN_ROWS:
-                return
-            self._model = _fit(self._buf)
+            return
         self._flush()
+        if not self._rows:
+            return
         rows = np.concatenate(self._rows)
         res = np.concatenate(self._res).astype(np.float64)
         lengths = np.concatenate(self._len)

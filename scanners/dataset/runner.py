@@ -8,10 +8,11 @@ state. Memory is bounded by the checks' sketches and one record/batch, never by 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import ClassVar
+from typing import Any, ClassVar
 
+from scanners._extras import require
 from scanners.base import Artifact, ScanContext
-from scanners.dataset.common import DatasetCheck, DatasetInfo
+from scanners.dataset.common import DatasetCheck, DatasetInfo, Record, RowError, head_length
 from scanners.dataset.readers import READER_RULES, open_reader, reader_findings
 from supplychain.core.errors import ArtifactError
 from supplychain.core.model import ArtifactKind, Finding, Rule, Severity
@@ -38,9 +39,14 @@ class DatasetScanner:
     """Filled in at the end of the module: reader rules plus every check's rules."""
 
     def scan(self, artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
-        """Stream the rows once; report the reader's findings, then each check's."""
+        """Stream the rows once; report the reader's findings, then each check's.
+
+        The head (the first rows the checks' plans need) is read first and each check
+        ``prepare``s its plan from it; then every row, head included, is observed in batches.
+        """
+        require("datasets")  # a skip naming the install command without the extra
         selected = ctx.dataset.checks
-        checks: list[DatasetCheck] = [
+        checks: list[DatasetCheck[Any]] = [
             cls() for cls in DATASET_CHECKS if selected is None or cls.name in selected
         ]
         reader = open_reader(artifact, ctx)
@@ -50,26 +56,55 @@ class DatasetScanner:
         broken: ArtifactError | None = None
         failed: list[str] = []
         records = reader.records()
-        try:
+
+        def limited() -> Iterator[Record]:
+            nonlocal rows, capped
             for record in records:
                 if rows >= cap:
                     capped = True
-                    break
-                if not rows and not reader.plan.text:
-                    # No text field (a numeric/tabular file): text checks would report its
-                    # numbers and category codes as duplicated or conflicting "texts".
-                    checks = [c for c in checks if not getattr(c, "needs_text", True)]
+                    return
                 rows += 1
-                for check in list(checks):
-                    try:
-                        check.observe(record)
-                    except (MemoryError, RecursionError):
-                        raise
-                    except Exception as exc:
-                        failed.append(f"{check.name} at row {record.index}: {exc!r}")
-                        checks.remove(check)
-        except ArtifactError as exc:
-            broken = exc  # report what the rows before the break show, then the break itself
+                yield record
+
+        stream = limited()
+        hrows, hchars = head_length(checks)
+        head: list[Record] = []
+        try:
+            try:
+                chars = 0
+                for record in stream:
+                    head.append(record)
+                    chars += len(record.text)
+                    if len(head) >= max(1, hrows) or chars >= max(1, hchars):
+                        break
+            except ArtifactError as exc:
+                broken = exc  # the rows before the break are still analysed, then reported
+            if head and not reader.plan.text:
+                # No text field (a numeric/tabular file): text checks would report its
+                # numbers and category codes as duplicated or conflicting "texts".
+                checks = [c for c in checks if not getattr(c, "needs_text", True)]
+            states: list[tuple[DatasetCheck[Any], Any]] = []
+            for check in checks:
+                try:
+                    states.append((check, check.init(check.prepare(head))))
+                except (MemoryError, RecursionError):
+                    raise
+                except Exception as exc:
+                    failed.append(f"{check.name} in prepare: {exc!r}")
+            states = _observe(states, head, failed)
+            del head
+            if broken is None:
+                try:
+                    batch: list[Record] = []
+                    for record in stream:
+                        batch.append(record)
+                        if len(batch) >= BATCH_ROWS:
+                            states = _observe(states, batch, failed)
+                            batch = []
+                    states = _observe(states, batch, failed)
+                except ArtifactError as exc:
+                    states = _observe(states, batch, failed)
+                    broken = exc
         finally:
             records.close()  # runs the reader's cleanup even when the row cap stopped us early
         info = DatasetInfo(
@@ -89,9 +124,9 @@ class DatasetScanner:
                 evidence=f"max_dataset_rows={cap}",
                 severity=Severity.HIGH,
             )
-        for check in checks:
+        for check, state in states:
             try:
-                yield from check.finish(info)
+                yield from check.finish(state, info)
             except (MemoryError, RecursionError):
                 raise
             except Exception as exc:
@@ -102,10 +137,33 @@ class DatasetScanner:
             raise DatasetCheckError("dataset check failed: " + "; ".join(failed))
 
 
+BATCH_ROWS = 512
+"""Rows per ``observe`` call."""
+
+
+def _observe(
+    states: list[tuple[DatasetCheck[Any], Any]], batch: list[Record], failed: list[str]
+) -> list[tuple[DatasetCheck[Any], Any]]:
+    """Feed one batch to every state; a check that raises is dropped (and named)."""
+    if not batch:
+        return states
+    kept = []
+    for check, state in states:
+        try:
+            kept.append((check, check.observe(state, batch)))
+        except (MemoryError, RecursionError):
+            raise
+        except RowError as exc:
+            failed.append(f"{check.name} at row {exc.row}: {exc.error!r}")
+        except Exception as exc:
+            failed.append(f"{check.name} at rows {batch[0].index}-{batch[-1].index}: {exc!r}")
+    return kept
+
+
 # Part A (this package's text checks) and part B (duplicates, labels, triggers, outliers).
 # Imported here, after the scanner, so the check modules can import the reader helpers freely.
 from scanners.dataset.dups import NearDuplicateCheck  # noqa: E402
-from scanners.dataset.labels import BackdoorTriggerCheck, LabelFlipCheck  # noqa: E402
+from scanners.dataset.labels import LabelFlipCheck  # noqa: E402
 from scanners.dataset.outliers import OutlierCheck  # noqa: E402
 from scanners.dataset.sensitive import SensitiveDataCheck  # noqa: E402
 from scanners.dataset.tabular import TabularOutlierCheck  # noqa: E402
@@ -114,8 +172,9 @@ from scanners.dataset.text import (  # noqa: E402
     PromptInjectionCheck,
     RagPoisoningCheck,
 )
+from scanners.dataset.triggers import BackdoorTriggerCheck  # noqa: E402
 
-DATASET_CHECKS: tuple[type[DatasetCheck], ...] = (
+DATASET_CHECKS: tuple[type[DatasetCheck[Any]], ...] = (
     HiddenUnicodeCheck,
     PromptInjectionCheck,
     RagPoisoningCheck,

@@ -23,8 +23,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from scanners.dataset.common import EXTRA_CUT, DatasetInfo, Record
-from scanners.dataset.readers import DAT009, dataset_finding
+from scanners.dataset.common import EXTRA_CUT, DatasetInfo, Record, StateCheck, dataset_finding
+from scanners.dataset.readers import DAT009
 from scanners.pii import PHONE_BACKEND, PII007, PII_RULES, find_pii
 from scanners.secrets import SECRET_RULES, find_secrets, redact
 from supplychain.core.model import Confidence, Finding, Rule, Severity
@@ -56,6 +56,9 @@ class _Tally:
     sample_rows: list[int] = field(default_factory=list)
     samples: list[str] = field(default_factory=list)
 
+    samples_rows: list[int] = field(default_factory=list)
+    """The row of each sample (so merged tallies keep the lowest rows' samples)."""
+
     def add(self, row: int, evidence: str) -> None:
         if row != self.last_row:
             self.rows += 1
@@ -64,9 +67,25 @@ class _Tally:
                 self.sample_rows.append(row)
         if len(self.samples) < SAMPLE_VALUES and evidence not in self.samples:
             self.samples.append(evidence)
+            self.samples_rows.append(row)
+
+    def merge(self, other: _Tally) -> None:
+        """Add another partition's tally of the same (kind, field)."""
+        self.rows += other.rows
+        self.severity = max(self.severity, other.severity)
+        self.confidence = max(self.confidence, other.confidence)
+        self.sample_rows = sorted(self.sample_rows + other.sample_rows)[:SAMPLE_ROWS]
+        pairs = sorted(
+            zip(self.samples_rows + other.samples_rows, self.samples + other.samples, strict=False)
+        )
+        self.samples, self.samples_rows = [], []
+        for row, text in pairs:
+            if len(self.samples) < SAMPLE_VALUES and text not in self.samples:
+                self.samples.append(text)
+                self.samples_rows.append(row)
 
 
-class SensitiveDataCheck:
+class SensitiveDataCheck(StateCheck["SensitiveState"]):
     """Credentials and personal data in dataset rows (counts per field, redacted samples)."""
 
     name: ClassVar[str] = "sensitive"
@@ -79,6 +98,17 @@ class SensitiveDataCheck:
 
     def __init__(self, phone_backend: str | None = None) -> None:
         self.phone_backend = phone_backend or PHONE_BACKEND
+
+    def init(self, plan: object) -> SensitiveState:
+        """Empty tallies."""
+        return SensitiveState(self.phone_backend)
+
+
+class SensitiveState:
+    """Per (kind, field) tallies, field names, cut-row counts (see ``SensitiveDataCheck``)."""
+
+    def __init__(self, phone_backend: str) -> None:
+        self.phone_backend = phone_backend
         self.tallies: dict[tuple[str, str], _Tally] = {}
         self.rows = 0
         self.fields: set[str] = set()
@@ -87,7 +117,23 @@ class SensitiveDataCheck:
         self.first_cut: list[int] = []
         self.clean: set[str] = set()
 
-    def observe(self, record: Record) -> None:
+    def merge(self, other: SensitiveState) -> None:
+        """Add the other partition's tallies and counts (exact up to ``MAX_FIELDS`` names)."""
+        for key, tally in other.tallies.items():
+            mine = self.tallies.get(key)
+            if mine is None:
+                self.tallies[key] = tally
+            else:
+                mine.merge(tally)
+        self.rows += other.rows
+        for name in sorted(other.fields - self.fields):
+            if len(self.fields) < MAX_FIELDS:
+                self.fields.add(name)
+        self.cut_rows += other.cut_rows
+        self.cut_fields += other.cut_fields
+        self.first_cut = sorted(self.first_cut + other.first_cut)[:SAMPLE_ROWS]
+
+    def add(self, record: Record) -> None:
         """Run both detector families over each field of the row."""
         self.rows += 1
         for field_name, value in (

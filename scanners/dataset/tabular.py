@@ -19,13 +19,12 @@ deviations) are reported, strongest first.
 from __future__ import annotations
 
 import math
-import random
 import warnings
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 from scanners._lazy import lazy_module
-from scanners.dataset.common import DatasetInfo, Record, single_blas
+from scanners.dataset.common import DatasetInfo, HashSample, Record, StateCheck, single_blas
 from supplychain.core.model import Confidence, Finding, Location, Rule, Severity
 from supplychain.core.rules import ATLAS_POISONING, POISONING, make_rule
 
@@ -89,8 +88,12 @@ CLIP = 1e6
 SEED = 0x5EED
 
 
-class TabularOutlierCheck:
-    """LOF outliers over the numeric columns (``Record.values``) of a table (DAT023, DAT024)."""
+class TabularOutlierCheck(StateCheck["TabularState"]):
+    """LOF outliers over the numeric columns (``Record.values``) of a table (DAT023, DAT024).
+
+    State: a bottom-k sample of rows by a hash of the row index (``HashSample``), so partitions
+    merge into the sample one pass keeps.
+    """
 
     name: ClassVar[str] = "tabular-outliers"
     rules: ClassVar[tuple[Rule, ...]] = (DAT023, DAT024)
@@ -98,63 +101,71 @@ class TabularOutlierCheck:
     """Tables without a text field are exactly what this check is for."""
 
     def __init__(self, capacity: int = RESERVOIR_ROWS) -> None:
+        self.capacity = capacity
+
+    def init(self, plan: object) -> TabularState:
+        """An empty sample."""
+        return TabularState(self.capacity)
+
+
+class TabularState:
+    """The sampled rows' values (see ``TabularOutlierCheck``)."""
+
+    def __init__(self, capacity: int) -> None:
         self._capacity = capacity
         self._cap = 0
         self._width = -1
-        self._data: F64 | None = None
-        self._rows: I64 | None = None
+        self._first = -1
+        """Row that fixed the width (the lowest row with values)."""
+        self._sample: HashSample[tuple[float, ...]] = HashSample(0, salt=SEED)
         self._seen = 0
         self._skipped = 0
-        self._rng = random.Random(SEED)
-        self._w = 0.0
-        self._next = 0
 
-    def observe(self, record: Record) -> None:
-        """Keep the row's values in the reservoir (Algorithm L: O(1) per row, few random draws)."""
+    def _set_width(self, width: int, row: int) -> None:
+        self._width, self._first = width, row
+        self._cap = max(MIN_ROWS, min(self._capacity, RESERVOIR_CELLS // width))
+        self._sample.cap = self._cap
+
+    def add(self, record: Record) -> None:
+        """Keep the row's values in the bounded sample."""
         values = record.values
         if not values:
             return
         if self._width < 0:
-            self._width = len(values)
-            self._cap = max(MIN_ROWS, min(self._capacity, RESERVOIR_CELLS // self._width))
-            self._data = np.empty((self._cap, self._width), dtype=np.float64)
-            self._rows = np.empty(self._cap, dtype=np.int64)
+            self._set_width(len(values), record.index)
         if len(values) != self._width:
             self._skipped += 1
             return
-        assert self._data is not None and self._rows is not None
-        i = self._seen
         self._seen += 1
-        if i < self._cap:
-            slot = i
-            if i == self._cap - 1:
-                self._w = self._draw_w(1.0)
-                self._next = i + self._skip() + 1
-        elif i == self._next:
-            slot = self._rng.randrange(self._cap)
-            self._w = self._draw_w(self._w)
-            self._next = i + self._skip() + 1
-        else:
+        self._sample.add(record.index, values)
+
+    def merge(self, other: TabularState) -> None:
+        """Union of the samples; the width is that of the lowest row with values (rows of
+        another width are skipped, as one pass would)."""
+        if other._width < 0:
             return
-        self._data[slot] = values
-        self._rows[slot] = record.index
-
-    def _draw_w(self, w: float) -> float:
-        u = 1.0 - self._rng.random()  # (0, 1]
-        return min(w * math.exp(math.log(u) / self._cap), 1.0 - 1e-12)
-
-    def _skip(self) -> int:
-        u = 1.0 - self._rng.random()
-        return math.floor(math.log(u) / math.log1p(-self._w))
+        if self._width >= 0 and self._first <= other._first:
+            first, second = self, other
+        else:
+            first, second = other, self
+        width, first_row = first._width, first._first
+        sample, seen, skipped = first._sample, first._seen, first._skipped + second._skipped
+        if second._width == width:
+            sample.merge(second._sample)
+            seen += second._seen
+        else:
+            skipped += second._seen
+        self._set_width(width, first_row)
+        self._sample, self._seen, self._skipped = sample, seen, skipped
 
     def finish(self, info: DatasetInfo) -> Iterator[Finding]:
         """Scale, run LOF on the sample and report the rows far beyond the rest."""
-        n = min(self._seen, self._cap)
+        items = self._sample.items()
+        n = len(items)
         if n < MIN_ROWS or self._width < MIN_COLUMNS:
             return
-        assert self._data is not None and self._rows is not None
-        raw = self._data[:n].copy()
-        rows = self._rows[:n].copy()
+        raw = np.array([v for _r, v in items], dtype=np.float64).reshape(n, self._width)
+        rows = np.array([r for r, _v in items], dtype=np.int64)
         raw[~np.isfinite(raw)] = np.nan
         prepared = _prepare(raw)
         if prepared is None:

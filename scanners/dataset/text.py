@@ -8,15 +8,22 @@ the worst rows plus per-rule counters, or a capped question table for RAG) and r
 from __future__ import annotations
 
 import hashlib
-import heapq
 import re
 import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from scanners.dataset.common import DatasetInfo, Record
-from scanners.dataset.readers import CHAT_FIELDS, dataset_finding
+from scanners.dataset.common import (
+    MAX_SUMMARY_ROWS,
+    DatasetInfo,
+    Record,
+    RowCollector,
+    RowHit,
+    StateCheck,
+    dataset_finding,
+)
+from scanners.dataset.readers import CHAT_FIELDS
 from supplychain.core.model import Confidence, Finding, Rule, Severity
 from supplychain.core.rules import ATLAS_POISONING, POISONING, make_rule
 
@@ -25,10 +32,6 @@ INJECTION = ("LLM01",)
 ATLAS_INJECTION = ("AML.T0051.001",)
 """MITRE ATLAS: LLM prompt injection, indirect."""
 
-MAX_ROW_FINDINGS = 50
-"""Detailed per-row findings per check (the worst rows win); the rest are summarised."""
-MAX_SUMMARY_ROWS = 1000
-"""Row indices listed in a summary finding (the count is always exact)."""
 
 # ---------------------------------------------------------------------------------------------
 # Rules: DAT030–DAT034 hidden Unicode, DAT035–DAT039 prompt injection, DAT040–DAT041 RAG
@@ -207,93 +210,6 @@ DAT041 = make_rule(
 # ---------------------------------------------------------------------------------------------
 # Bounded per-row collection shared by the row checks
 # ---------------------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class RowHit:
-    """One row's aggregated result for one check."""
-
-    index: int
-    rule: Rule
-    severity: Severity
-    message: str
-    evidence: str
-    confidence: Confidence = Confidence.HIGH
-    group: str | None = None
-
-
-@dataclass(slots=True)
-class _RuleTally:
-    count: int = 0
-    worst: Severity = Severity.INFO
-    rows: list[int] = field(default_factory=list)
-    sample: str = ""
-
-
-class RowCollector:
-    """Keeps the ``cap`` worst rows in full and an exact count (plus first rows) per rule."""
-
-    def __init__(self, cap: int = MAX_ROW_FINDINGS) -> None:
-        self.cap = cap
-        self._heap: list[tuple[int, int, int, RowHit]] = []
-        self._seq = 0
-        self.tally: dict[str, _RuleTally] = {}
-        self.rules: dict[str, Rule] = {}
-
-    def add(self, hit: RowHit) -> None:
-        """Count a hit; keep it in full only if it is among the worst ``cap`` so far."""
-        t = self.tally.setdefault(hit.rule.id, _RuleTally())
-        self.rules[hit.rule.id] = hit.rule
-        t.count += 1
-        t.worst = max(t.worst, hit.severity)
-        if len(t.rows) < MAX_SUMMARY_ROWS:
-            t.rows.append(hit.index)
-        if not t.sample:
-            t.sample = hit.evidence
-        self._seq += 1
-        item = (int(hit.severity), -hit.index, self._seq, hit)
-        if len(self._heap) < self.cap:
-            heapq.heappush(self._heap, item)
-        elif item[:2] > self._heap[0][:2]:
-            heapq.heapreplace(self._heap, item)
-
-    @property
-    def total(self) -> int:
-        """Rows hit, all rules together."""
-        return sum(t.count for t in self.tally.values())
-
-    def findings(self, info: DatasetInfo, what: str) -> Iterator[Finding]:
-        """Detailed findings in row order, then one summary per rule for the rows not shown."""
-        kept = sorted((h for *_, h in self._heap), key=lambda h: h.index)
-        shown: dict[str, int] = {}
-        for h in kept:
-            shown[h.rule.id] = shown.get(h.rule.id, 0) + 1
-            yield dataset_finding(
-                info,
-                h.rule,
-                h.message,
-                rows=(h.index,),
-                evidence=h.evidence,
-                severity=h.severity,
-                confidence=h.confidence,
-                group=h.group,
-            )
-        for rule_id, t in sorted(self.tally.items()):
-            rest = t.count - shown.get(rule_id, 0)
-            if rest <= 0:
-                continue
-            shown_rows = {h.index for h in kept if h.rule.id == rule_id}
-            rows = tuple(r for r in t.rows if r not in shown_rows)
-            yield dataset_finding(
-                info,
-                self.rules[rule_id],
-                f"{rest} more rows with {what} ({t.count} in all; first rows listed)",
-                rows=rows,
-                evidence=f"e.g. {t.sample}",
-                severity=t.worst,
-                confidence=Confidence.HIGH,
-                group=f"{rule_id}:summary",
-            )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -556,16 +472,28 @@ def _hidden_unicode_hit(index: int, info: _UnicodeRow) -> RowHit:
     return RowHit(index, DAT034, Severity.LOW, msg, evidence, group="DAT034:format")
 
 
-class HiddenUnicodeCheck:
+class HiddenUnicodeCheck(StateCheck["HiddenUnicodeState"]):
     """Tag smuggling, bidi controls, variation-selector payloads, zero-width in words."""
 
     name: ClassVar[str] = "hidden-unicode"
     rules: ClassVar[tuple[Rule, ...]] = (DAT030, DAT031, DAT032, DAT033, DAT034)
 
+    def init(self, plan: object) -> HiddenUnicodeState:
+        """An empty collector."""
+        return HiddenUnicodeState()
+
+
+class HiddenUnicodeState:
+    """The capped row collector (see ``RowCollector``)."""
+
     def __init__(self) -> None:
         self.rows = RowCollector()
 
-    def observe(self, record: Record) -> None:
+    def merge(self, other: HiddenUnicodeState) -> None:
+        """Absorb the other partition's rows."""
+        self.rows.merge(other.rows)
+
+    def add(self, record: Record) -> None:
         """Analyse one row; memory is the capped collector, whatever the row count."""
         found = analyse_hidden_unicode(record.text)
         if found is not None:
@@ -1631,18 +1559,32 @@ def _markup_hits(norm: str) -> list[_Match]:
 _PRIORITY = {DAT037.id: 4, DAT038.id: 3, DAT035.id: 2, DAT036.id: 1}
 
 
-class PromptInjectionCheck:
+class PromptInjectionCheck(StateCheck["PromptInjectionState"]):
     """Injection phrases (10 languages), control tokens, hidden markup, exfiltration links."""
 
     name: ClassVar[str] = "prompt-injection"
     rules: ClassVar[tuple[Rule, ...]] = (DAT035, DAT036, DAT037, DAT038)
+
+    def init(self, plan: object) -> PromptInjectionState:
+        """Empty collectors."""
+        return PromptInjectionState()
+
+
+class PromptInjectionState:
+    """Capped collectors of injection rows and control-token rows, and the row count."""
 
     def __init__(self) -> None:
         self.rows = RowCollector()
         self.token_rows = RowCollector()
         self.seen = 0
 
-    def observe(self, record: Record) -> None:
+    def merge(self, other: PromptInjectionState) -> None:
+        """Absorb the other partition's rows."""
+        self.rows.merge(other.rows)
+        self.token_rows.merge(other.token_rows)
+        self.seen += other.seen
+
+    def add(self, record: Record) -> None:
         """Normalise once, run every gated pattern; keep only the capped collectors."""
         self.seen += 1
         text = record.text
@@ -1866,7 +1808,7 @@ def _content_words(text: str, exclude: frozenset[str]) -> frozenset[str]:
     )
 
 
-class RagPoisoningCheck:
+class RagPoisoningCheck(StateCheck["RagState"]):
     """Same question opening passages from several sources (PoisonedRAG), bounded table."""
 
     name: ClassVar[str] = "rag-poisoning"
@@ -1874,11 +1816,42 @@ class RagPoisoningCheck:
 
     def __init__(self, max_keys: int = MAX_QUESTION_KEYS) -> None:
         self.max_keys = max_keys
+
+    def init(self, plan: object) -> RagState:
+        """An empty question table."""
+        return RagState(self.max_keys)
+
+
+class RagState:
+    """Question hash → group (count, first rows, first members), lossy-counted."""
+
+    def __init__(self, max_keys: int = MAX_QUESTION_KEYS) -> None:
+        self.max_keys = max_keys
         self.table: dict[bytes, _Group] = {}
         self.evicted = 0
         self.evict_floor = 1
 
-    def observe(self, record: Record) -> None:
+    def merge(self, other: RagState) -> None:
+        """Union of the tables: counts added, first rows and members by row. Exact while no
+        question was evicted (past ``max_keys`` questions the table is lossy either way)."""
+        for h, g in other.table.items():
+            mine = self.table.get(h)
+            if mine is None:
+                if len(self.table) >= self.max_keys:
+                    self._evict()
+                self.table[h] = g
+                continue
+            if g.rows and (not mine.rows or g.rows[0] < mine.rows[0]):
+                mine.question = g.question
+            mine.count += g.count
+            mine.rows = sorted(mine.rows + g.rows)[:ROWS_PER_QUESTION]
+            mine.members = sorted(mine.members + g.members, key=lambda m: m[0])[
+                :MEMBERS_PER_QUESTION
+            ]
+        self.evicted += other.evicted
+        self.evict_floor = max(self.evict_floor, other.evict_floor)
+
+    def add(self, record: Record) -> None:
         """Index the question-like sentences at the head of the passage."""
         if not record.text:
             return
@@ -1921,7 +1894,8 @@ class RagPoisoningCheck:
         if "+" in text_field or text_field.lower() in CHAT_FIELDS:
             return  # question+answer or chat rows repeat questions by design
         hits: list[tuple[Severity, int, Finding]] = []
-        for h, group in self.table.items():
+        ordered = sorted(self.table.items(), key=lambda kv: kv[1].rows[0] if kv[1].rows else -1)
+        for h, group in ordered:
             if group.count < MIN_GROUP:
                 continue
             finding = self._group_finding(info, h, group)

@@ -7,7 +7,7 @@ import string
 
 import numpy as np
 
-from scanners.dataset.common import DatasetInfo, Record
+from scanners.dataset.common import DatasetInfo, Record, run_check
 from scanners.dataset.dups import (
     NUM_PERM,
     NearDuplicateCheck,
@@ -49,10 +49,8 @@ def _edit(text: str, level: int, rng: random.Random) -> str:
 
 
 def _run(rows: list[tuple[str, str | None]], **kw: float) -> list[Finding]:
-    check = NearDuplicateCheck(**kw)
-    for i, (text, label) in enumerate(rows):
-        check.observe(Record(index=i, text=text, label=label))
-    return list(check.finish(INFO))
+    records = [Record(index=i, text=text, label=label) for i, (text, label) in enumerate(rows)]
+    return run_check(NearDuplicateCheck(**kw), records, INFO)
 
 
 def _pairs(findings: list[Finding]) -> set[tuple[int, int]]:
@@ -267,12 +265,12 @@ def test_groups_do_not_chain_through_intermediate_rows() -> None:
             w[i] = rng.choice(vocab)
         chain.append(" ".join(w))
     check = NearDuplicateCheck()
-    for i, text in enumerate(chain):
-        check.observe(Record(index=i, text=text, label=None))
-    groups, _n = check._groups()
+    records = [Record(index=i, text=text, label=None) for i, text in enumerate(chain)]
+    state = check.observe(check.init(check.prepare(records)), records)
+    groups, _n = state._groups()
     for g in groups:
         assert min(g.sims) >= check.threshold
-    reported = [f for f in check.finish(INFO) if f.rule == "DAT011"]
+    reported = [f for f in check.finish(state, INFO) if f.rule == "DAT011"]
     for f in reported:
         assert len(f.location.rows) < len(chain)
 

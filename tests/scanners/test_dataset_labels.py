@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from scanners.dataset.common import DatasetInfo, Record
-from scanners.dataset.labels import BackdoorTriggerCheck, LabelFlipCheck
+from scanners.dataset.common import DatasetInfo, Record, run_check
+from scanners.dataset.labels import LabelFlipCheck
+from scanners.dataset.triggers import BackdoorTriggerCheck
 from supplychain.core.model import Finding, Severity
 
 INFO = DatasetInfo("data.jsonl", (), "text", "label", None, 0)
@@ -44,9 +45,8 @@ def _dataset(n: int, seed: int = 0) -> Rows:
 
 
 def _run(check: LabelFlipCheck | BackdoorTriggerCheck, rows: Rows) -> list[Finding]:
-    for i, (text, label) in enumerate(rows):
-        check.observe(Record(index=i, text=text, label=label))
-    return list(check.finish(INFO))
+    records = [Record(index=i, text=text, label=label) for i, (text, label) in enumerate(rows)]
+    return run_check(check, records, INFO)
 
 
 def _insert(
@@ -181,9 +181,11 @@ def _f1(findings: list[Finding], truth: set[int]) -> tuple[float, float, float]:
 def _run_values(
     check: LabelFlipCheck, values: list[tuple[float, ...]], labels: list[str]
 ) -> list[Finding]:
-    for i, (v, label) in enumerate(zip(values, labels, strict=True)):
-        check.observe(Record(index=i, text="", label=label, values=v))
-    return list(check.finish(DatasetInfo("t.csv", (), None, "label", None, len(values))))
+    records = [
+        Record(index=i, text="", label=label, values=v)
+        for i, (v, label) in enumerate(zip(values, labels, strict=True))
+    ]
+    return run_check(check, records, DatasetInfo("t.csv", (), None, "label", None, len(values)))
 
 
 @pytest.mark.parametrize("k", [3, 5, 10])

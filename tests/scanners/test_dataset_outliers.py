@@ -7,7 +7,7 @@ import random
 
 import numpy as np
 
-from scanners.dataset.common import DatasetInfo, Record
+from scanners.dataset.common import DatasetInfo, Record, run_check
 from scanners.dataset.outliers import CYRILLIC, LATIN, OTHER, OutlierCheck, script_counts
 from supplychain.core.model import Finding, Severity
 
@@ -40,10 +40,8 @@ def _junk(rng: random.Random) -> str:
 
 
 def _run(texts: list[str], **kw: int) -> list[Finding]:
-    check = OutlierCheck(**kw)
-    for i, text in enumerate(texts):
-        check.observe(Record(index=i, text=text))
-    return list(check.finish(INFO))
+    records = [Record(index=i, text=text) for i, text in enumerate(texts)]
+    return run_check(OutlierCheck(**kw), records, INFO)
 
 
 def _flagged(findings: list[Finding], min_sev: Severity = Severity.LOW) -> set[int]:

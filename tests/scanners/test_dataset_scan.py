@@ -13,7 +13,7 @@ import pytest
 
 import scanners.dataset.runner as dataset_scan
 from scanners.base import Artifact, ScanContext
-from scanners.dataset.common import DatasetInfo, DatasetOptions, Record
+from scanners.dataset.common import DatasetInfo, DatasetOptions, Record, StateCheck
 from scanners.dataset.readers import READER_RULES
 from scanners.dataset.runner import DATASET_CHECKS, DatasetCheckError, DatasetScanner
 from supplychain.core.limits import Limits
@@ -127,22 +127,30 @@ def test_scanner_works_on_an_artifact_built_directly():
     assert [f.rule for f in found if f.rule.startswith("DAT03")] == ["DAT037"]
 
 
-class _Boom:
+class _BoomState:
+    def __init__(self) -> None:
+        self.n = 0
+
+    def add(self, record: Record) -> None:
+        self.n += 1
+        if self.n == 2:
+            raise ValueError("bug in a check")
+
+    def merge(self, other: _BoomState) -> None:
+        self.n += other.n
+
+    def finish(self, info: DatasetInfo) -> Iterator[Finding]:
+        return iter(())
+
+
+class _Boom(StateCheck[_BoomState]):
     """A check that crashes on its second row."""
 
     name: ClassVar[str] = "boom"
     rules: ClassVar[tuple[Rule, ...]] = ()
 
-    def __init__(self) -> None:
-        self.n = 0
-
-    def observe(self, record: Record) -> None:
-        self.n += 1
-        if self.n == 2:
-            raise ValueError("bug in a check")
-
-    def finish(self, info: DatasetInfo) -> Iterator[Finding]:
-        return iter(())
+    def init(self, plan: object) -> _BoomState:
+        return _BoomState()
 
 
 def test_a_crashing_check_fails_the_outcome_but_keeps_other_findings(tmp_path, monkeypatch):
@@ -172,16 +180,22 @@ def test_empty_dataset_is_described_not_silently_clean(tmp_path):
     assert len(dat000) == 1 and "rows=0" in dat000[0].evidence
 
 
-class _Counting:
+class _Counting(StateCheck["_Counting"]):
     name: ClassVar[str] = "counting"
     rules: ClassVar[tuple[Rule, ...]] = ()
     needs_text: ClassVar[bool] = False
     seen: ClassVar[list[int]] = []
 
-    def observe(self, record: Record) -> None:
+    def init(self, plan: object) -> _Counting:
+        return self
+
+    def add(self, record: Record) -> None:
         self.seen.append(record.index)
 
-    def finish(self, info: DatasetInfo) -> Iterator[Finding]:
+    def merge(self, other: _Counting) -> None:
+        pass
+
+    def finish(self, *args: object) -> Iterator[Finding]:  # type: ignore[override]
         return iter(())
 
 

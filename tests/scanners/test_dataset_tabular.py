@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from scanners.base import Artifact, ScanContext
-from scanners.dataset.common import DatasetInfo, DatasetOptions, Record
+from scanners.dataset.common import DatasetInfo, DatasetOptions, Record, run_check
 from scanners.dataset.readers import cell_float, numeric_columns, open_reader
 from scanners.dataset.runner import DatasetScanner
 from scanners.dataset.tabular import DAT023, DAT024, TabularOutlierCheck, lof_scores
@@ -34,10 +34,10 @@ def correlated(n: int, seed: int = 0) -> np.ndarray:
 
 
 def check_rows(x: np.ndarray, info: DatasetInfo = INFO, **kw: int) -> list[Finding]:
-    check = TabularOutlierCheck(**kw)
-    for i, row in enumerate(x):
-        check.observe(Record(index=i, text="", values=tuple(float(v) for v in row)))
-    return list(check.finish(info))
+    records = [
+        Record(index=i, text="", values=tuple(float(v) for v in row)) for i, row in enumerate(x)
+    ]
+    return run_check(TabularOutlierCheck(**kw), records, info)
 
 
 def row_findings(findings: list[Finding], min_sev: Severity = Severity.INFO) -> dict[int, Finding]:
@@ -177,10 +177,11 @@ def test_reservoir_is_bounded_deterministic_and_covers_the_stream():
     b = check_rows(x, capacity=500)
     assert [f.message for f in a] == [f.message for f in b]
     check = TabularOutlierCheck(capacity=500)
+    state = check.init(None)
     for i, row in enumerate(x):
-        check.observe(Record(index=i, text="", values=tuple(row)))
-    assert check._rows is not None and len(check._rows) == 500
-    kept = np.sort(check._rows)
+        state.add(Record(index=i, text="", values=tuple(row)))
+    kept = np.array([r for r, _v in state._sample.items()])
+    assert len(kept) == 500
     assert kept[-1] > 2500  # late rows replace early ones
     assert len(set(kept.tolist())) == 500
     summary = next(f for f in a if f.rule == DAT024.id)
@@ -221,12 +222,12 @@ def test_nan_and_inf_cells_do_not_crash_and_are_imputed():
 
 def test_rows_without_values_or_with_another_width_are_ignored():
     x, bad = planted(2)
-    check = TabularOutlierCheck()
+    records = []
     for i, row in enumerate(x):
-        check.observe(Record(index=i, text="", values=tuple(row)))
-        check.observe(Record(index=10_000 + i, text="comment line"))
-    check.observe(Record(index=99_999, text="", values=(1.0, 2.0)))
-    rows = set(row_findings(list(check.finish(INFO)), Severity.LOW))
+        records.append(Record(index=i, text="", values=tuple(row)))
+        records.append(Record(index=10_000 + i, text="comment line"))
+    records.append(Record(index=99_999, text="", values=(1.0, 2.0)))
+    rows = set(row_findings(run_check(TabularOutlierCheck(), records, INFO), Severity.LOW))
     assert set(bad) <= rows and 99_999 not in rows
 
 

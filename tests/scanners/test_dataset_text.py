@@ -7,9 +7,8 @@ import random
 
 import pytest
 
-from scanners.dataset.common import DatasetInfo, Record
+from scanners.dataset.common import MAX_ROW_FINDINGS, DatasetInfo, Record, run_check
 from scanners.dataset.text import (
-    MAX_ROW_FINDINGS,
     HiddenUnicodeCheck,
     PromptInjectionCheck,
     RagPoisoningCheck,
@@ -25,11 +24,12 @@ def tags(text: str) -> str:
 
 
 def run(check_cls, texts, *, sources=None, text_field="text") -> list[Finding]:
-    check = check_cls()
-    for i, t in enumerate(texts):
-        check.observe(Record(index=i, text=t, source=None if sources is None else sources[i]))
+    records = [
+        Record(index=i, text=t, source=None if sources is None else sources[i])
+        for i, t in enumerate(texts)
+    ]
     info = DatasetInfo("d.jsonl", (), text_field, None, None, len(texts))
-    return list(check.finish(info))
+    return run_check(check_cls(), records, info)
 
 
 def by_rule(findings: list[Finding]) -> dict[str, list[Finding]]:
@@ -508,19 +508,18 @@ def test_question_answer_datasets_repeat_questions_by_design():
 
 def test_question_table_stays_bounded_and_still_finds_a_hot_group():
     check = RagPoisoningCheck(max_keys=200)
+    state = check.init(None)
     i = 0
     for i in range(5000):
-        check.observe(
-            Record(index=i, text=f"What happened in the town number {i} yesterday? Nothing.")
-        )
-        assert len(check.table) <= 200
+        state.add(Record(index=i, text=f"What happened in the town number {i} yesterday? Nothing."))
+        assert len(state.table) <= 200
         if i % 40 == 0:
-            check.observe(
+            state.add(
                 Record(index=10_000 + i, text="who won the golden trophy in 1999.Team Red won it.")
             )
     info = DatasetInfo("d", (), "text", None, None, i)
-    found = list(check.finish(info))
-    assert check.evicted > 0
+    found = list(check.finish(state, info))
+    assert state.evicted > 0
     assert [f.rule for f in found] == ["DAT041"]
     assert "evicted" in found[0].message
 
