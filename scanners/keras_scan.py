@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO, ClassVar
 
 from scanners import _zip
+from scanners._extras import require
 from scanners._magic import HDF5_MAGIC
 from scanners._paths import is_outside_path, is_url
 from scanners.base import Artifact, ScanContext
@@ -176,6 +177,7 @@ class KerasScanner:
             # Named .h5 but no superblock anywhere libhdf5 looks: h5py would refuse it too, so
             # don't pay a child process (~1 s) per such file (found by fuzz/fuzz_engine.py).
             raise ArtifactError("HDF5: no superblock signature at offset 0 or 512 * 2**n")
+        require("keras")  # h5py, in the child process
         result = _read_hdf5_in_child(artifact, ctx)
         if result.get("error"):
             raise ArtifactError(f"HDF5: cannot read ({result['error']})")

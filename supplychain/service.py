@@ -232,12 +232,55 @@ def run_data(
     return run(paths, settings, policy, jobs=jobs, progress=progress, cache=cache)
 
 
+def run_data_distributed(
+    paths: Sequence[str | Path],
+    settings: Settings,
+    policy: Policy,
+    *,
+    engine: str = "ray",
+    address: str | None = None,
+    workers: int = 2,
+) -> Report:
+    """``supplychain data --engine ray``: the same checks and report model, run as jobs of a
+    distributed engine (``supplychain.distributed``); ``address`` or the engine's environment
+    names an existing cluster, else a local one is started for the run."""
+    import datetime
+
+    from supplychain.core import __version__
+    from supplychain.core.model import Finding
+
+    check_policy(policy, settings)
+    if engine != "ray":
+        raise ConfigError(f"unknown engine {engine!r} (choose from local, ray)")
+    from supplychain.distributed.ray_engine import run_dataset_on_ray
+
+    started_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    got = run_dataset_on_ray(
+        [str(p) for p in paths], settings, address=address, num_workers=workers
+    )
+    report = Report(
+        tool_version=__version__,
+        target=tuple(str(p) for p in paths),
+        started_at=started_at,
+        seconds=round(got.seconds, 3),
+        files=tuple(sorted(got.files, key=lambda r: (r.path, r.member))),
+        findings=tuple(sorted(got.findings, key=Finding.sort_key)),
+        results=got.results,
+        rules=rules_for(settings.scanners or ()),  # type: ignore[arg-type]
+        command="data",
+        facts=got.facts,
+        settings_fingerprint=settings.fingerprint(),
+    )
+    return apply(report, policy)
+
+
 __all__ = [
     "all_rules",
     "check_policy",
     "data_settings",
     "run",
     "run_data",
+    "run_data_distributed",
     "run_scan",
     "scan_options",
     "scan_report",

@@ -6,11 +6,12 @@ import lzma
 from collections.abc import Iterator
 from typing import Any
 
+from scanners._extras import dependency_error, require
 from scanners._paths import path_escape
 from scanners.base import Artifact, ScanContext
 from scanners.containers.rules import ARC001, ARC002, ARC005, ARC007
 from scanners.containers.spool import MemberHandler, Spool, TreeBudget, handoff, tree_budget
-from supplychain.core.errors import ArtifactError, LimitExceeded, MissingDependency
+from supplychain.core.errors import ArtifactError, LimitExceeded
 from supplychain.core.model import ArtifactKind, Finding, Severity
 
 
@@ -55,11 +56,12 @@ def walk_7z(
 def _walk_7z(
     artifact: Artifact, ctx: ScanContext, tree: TreeBudget, handler: MemberHandler | None
 ) -> Iterator[Finding]:
+    require("archives", ("py7zr",))
     try:
         import py7zr
         from py7zr.io import WriterFactory
     except ImportError as exc:
-        raise MissingDependency("py7zr is needed to read 7z archives") from exc
+        raise dependency_error("archives", ["py7zr"]) from exc
     limits = ctx.limits
     handle = handler or ctx.dispatch
     writers: list[_SevenZipWriter] = []

@@ -8,11 +8,12 @@ import zlib
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
+from scanners._extras import dependency_error, require
 from scanners._io import CHUNK
 from scanners._magic import BZIP2_MAGIC, GZIP_MAGIC, LZ4_MAGIC, XZ_MAGIC
 from scanners._zip import ZLIB_DECOMPRESSOR
 from scanners.base import ScanContext
-from supplychain.core.errors import ArtifactError, LimitExceeded, MissingDependency
+from supplychain.core.errors import ArtifactError, LimitExceeded
 from supplychain.core.model import ArtifactKind
 
 COMPRESSED_KINDS = frozenset(
@@ -40,10 +41,11 @@ def _codec(kind: ArtifactKind) -> tuple[Callable[[], Any], bytes]:
             # FORMAT_AUTO also reads legacy .lzma ("alone"), which joblib's 'lzma' compressor uses.
             return (lambda: lzma.LZMADecompressor(lzma.FORMAT_AUTO)), XZ_MAGIC
         case ArtifactKind.LZ4:
+            require("archives", ("lz4",))
             try:
                 import lz4.frame
             except ImportError as exc:
-                raise MissingDependency("lz4 is needed to read LZ4 frames") from exc
+                raise dependency_error("archives", ["lz4"]) from exc
             return lz4.frame.LZ4FrameDecompressor, LZ4_MAGIC
         case _:
             raise ArtifactError(f"no decompressor for {kind.value}")
