@@ -1,0 +1,225 @@
+"""``supplychain data --engine ray`` on a local 2-worker Ray cluster: same findings as one pass.
+
+The cluster is started once per session by the fixture below (no dashboard, temp dir under the
+test's temp dir). Each dataset is made in the test (``corpus.py``), written as shards, and also
+as one file for the single-machine run; findings are compared as sets of (rule, severity, rows,
+group, evidence, message) with the dataset's path taken out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from supplychain import service
+from supplychain.core.model import Finding, Report, Severity, Status
+from supplychain.policy import Policy
+from tests.distributed import corpus
+
+pytestmark = pytest.mark.ray
+
+ray = pytest.importorskip("ray", reason="the ray extra: pip install -e '.[ray]'")
+
+ROOT = Path(__file__).resolve().parents[2]
+
+Key = tuple[str, str, tuple[int, ...], str, str, str]
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A local Ray cluster with 2 worker CPUs for the whole session; yields its address."""
+    temp = tmp_path_factory.mktemp("ray")
+    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=str(temp), log_to_driver=False)
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def data_rows() -> list[dict[str, str]]:
+    return corpus.rows(3000)
+
+
+def _keys(report: Report) -> set[Key]:
+    out: set[Key] = set()
+    for f in report.findings:
+        path = f.location.path
+
+        def strip(text: str | None, path: str = path) -> str:
+            return (text or "").replace(path, "<D>")
+
+        out.add(
+            (
+                f.rule,
+                f.severity.value,
+                tuple(f.location.rows),
+                strip(f.group),
+                strip(f.evidence),
+                strip(f.message),
+            )
+        )
+    return out
+
+
+def _local(path: Path) -> Report:
+    policy = Policy()
+    return service.run([path], service.data_settings(policy), policy)
+
+
+def _ray(paths: list[Path], **kw: Any) -> Report:
+    from supplychain.distributed.ray_engine import run_dataset_on_ray
+
+    policy = Policy()
+    settings = service.data_settings(policy)
+    got = run_dataset_on_ray([str(p) for p in paths], settings, **kw)
+    assert [r.status for r in got.results] == [Status.SCANNED], got.results
+    return Report(
+        tool_version="t",
+        target=(),
+        started_at="",
+        seconds=0.0,
+        findings=got.findings,
+        files=got.files,
+        results=got.results,
+        facts=got.facts,
+    )
+
+
+def _rules(keys: set[Key]) -> set[str]:
+    return {k[0] for k in keys}
+
+
+PLANTED = {"DAT001", "DAT011", "DAT012", "DAT015", "DAT018", "SEC"}
+
+
+def _assert_planted(keys: set[Key], *, jsonl: bool) -> None:
+    rules = _rules(keys)
+    wanted = {"DAT011", "DAT012", "DAT018", "DAT015"} | ({"DAT001"} if jsonl else set())
+    assert wanted <= rules, sorted(rules)
+    assert any(r.startswith("SEC") for r in rules), sorted(rules)
+    assert any(k[0] == "DAT011" and {100, 1100, 2100} <= set(k[2]) for k in keys), [
+        k for k in keys if k[0] == "DAT011"
+    ]
+
+
+def test_jsonl_shards_match_one_pass(
+    cluster: str, tmp_path: Path, data_rows: list[dict[str, str]]
+) -> None:
+    shards = corpus.write_jsonl_shards(data_rows, tmp_path / "shards")
+    whole = corpus.concat_jsonl(shards, tmp_path / "whole.jsonl")
+    local = _keys(_local(whole))
+    distributed = _keys(_ray([shards], partition_bytes=20_000))
+    assert distributed == local
+    _assert_planted(local, jsonl=True)
+    bad = [k for k in local if k[0] == "DAT001"]
+    assert bad and bad[0][2] == (1020,)  # line 20 of shard 2 = global row 1020
+
+
+def test_parquet_shards_match_one_pass(
+    cluster: str, tmp_path: Path, data_rows: list[dict[str, str]]
+) -> None:
+    shards = corpus.write_parquet_shards(data_rows, tmp_path / "shards", row_group=200)
+    whole = corpus.concat_parquet(shards, tmp_path / "whole.parquet")
+    local = _keys(_local(whole))
+    # 300-row partitions over 200-row groups: pieces of 2 groups that do not line up with shards
+    distributed = _keys(_ray([shards], partition_rows=300))
+    assert distributed == local
+    _assert_planted(local, jsonl=False)
+
+
+def test_partitioning_does_not_change_findings(
+    cluster: str, tmp_path: Path, data_rows: list[dict[str, str]]
+) -> None:
+    shards = corpus.write_jsonl_shards(data_rows, tmp_path / "shards")
+    coarse = _keys(_ray([shards]))
+    fine = _keys(_ray([shards], partition_bytes=4_000))
+    assert coarse == fine
+
+
+def test_report_names_shards_offsets_and_digests(
+    cluster: str, tmp_path: Path, data_rows: list[dict[str, str]]
+) -> None:
+    shards = corpus.write_jsonl_shards(data_rows, tmp_path / "shards")
+    report = _ray([shards], partition_bytes=20_000)
+    import hashlib
+
+    digests = {f.path: f.sha256 for f in report.files}
+    assert digests == {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in shards.glob("*.jsonl")
+    }
+    offsets = {f.location.path: f.value for f in report.facts if f.key == "dataset.row_offset"}
+    assert offsets == {"part-00000.jsonl": 0, "part-00001.jsonl": 1000, "part-00002.jsonl": 2000}
+
+
+def test_unsupported_and_broken_shards_fail_closed(
+    cluster: str, tmp_path: Path, data_rows: list[dict[str, str]]
+) -> None:
+    shards = corpus.write_parquet_shards(data_rows[:600], tmp_path / "shards", shards=2)
+    (shards / "part-00002.parquet").write_bytes(b"PAR1" + b"\x00" * 64)  # no footer
+    (shards / "notes.json").write_text("a,b\n1,2\n")  # a CSV under a shard suffix
+    report = _ray([shards])
+    bad = {(f.rule, f.location.path) for f in report.findings if f.rule.startswith("GEN")}
+    assert ("GEN001", "part-00002.parquet") in bad
+    assert ("GEN001", "notes.json") in bad
+    assert all(f.severity >= Severity.HIGH for f in report.findings if f.rule == "GEN001")
+
+
+def test_row_cap_is_reported(cluster: str, tmp_path: Path, data_rows: list[dict[str, str]]) -> None:
+    from supplychain.core.limits import Limits
+    from supplychain.distributed.ray_engine import run_dataset_on_ray
+
+    shards = corpus.write_parquet_shards(data_rows[:900], tmp_path / "shards", row_group=100)
+    policy = Policy(limits=Limits(max_dataset_rows=250))
+    settings = service.data_settings(policy)
+    got = run_dataset_on_ray([str(shards)], settings, partition_rows=100)
+    cap = [f for f in got.findings if f.rule == "GEN002"]
+    assert len(cap) == 1 and "250" in cap[0].evidence
+    rows = {r for f in got.findings for r in f.location.rows}
+    assert rows and max(rows) < 250
+
+
+def test_cli_connects_to_a_running_cluster(
+    cluster: str, tmp_path: Path, data_rows: list[dict[str, str]]
+) -> None:
+    shards = corpus.write_jsonl_shards(data_rows, tmp_path / "shards")
+    out = tmp_path / "report.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "supplychain",
+            "data",
+            str(shards),
+            "--engine",
+            "ray",
+            "--engine-address",
+            cluster,
+            "--format",
+            "json",
+            "--output",
+            str(out),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=ROOT,
+        env={**os.environ, "RAY_ADDRESS": ""},
+    )
+    assert proc.returncode == 1, proc.stderr[-2000:]  # planted poison fails the gate
+    doc = json.loads(out.read_text())
+    rules = {f["rule"] for f in doc["findings"]}
+    assert {"DAT011", "DAT018"} <= rules
+    assert doc["command"] == "data"
+
+
+def _finding_rows(findings: tuple[Finding, ...], rule: str) -> set[int]:
+    return {r for f in findings if f.rule == rule for r in f.location.rows}
