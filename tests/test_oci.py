@@ -418,3 +418,54 @@ def test_unreachable_registry() -> None:
         port = s.getsockname()[1]
     with pytest.raises(OciError, match="cannot reach"):
         scan_artifact(f"http://127.0.0.1:{port}", "ml/x", "v1")
+
+
+def test_docker_v2_manifests_and_media_type_mismatch(registry: FakeRegistry) -> None:
+    docker = "application/vnd.docker.distribution.manifest.v2+json"
+    layer = registry.blob(EVIL, "application/vnd.docker.image.rootfs.diff.tar.gzip")
+    layer["mediaType"] = "application/octet-stream"  # a raw blob, not a tar
+    config = registry.blob(b"{}", "application/vnd.docker.container.image.v1+json")
+    document = {"schemaVersion": 2, "mediaType": docker, "config": config, "layers": [layer]}
+    digest = registry.put_manifest("ml/docker", document, media_type=docker)
+    scan = scan_artifact(registry.url, "ml/docker", digest)
+    assert scan.artifact.media_type == docker and not scan.artifact.is_model
+    assert not scan.report.verdict.passed
+    # The registry serves one type, the document claims another: refused, not guessed.
+    registry.manifests[("ml/docker", digest)] = (
+        OCI_MANIFEST,
+        registry.manifests[("ml/docker", digest)][1],
+    )
+    with pytest.raises(OciError, match="manifest says"):
+        scan_artifact(registry.url, "ml/docker", digest)
+    # schema 1 and unknown manifest types are refused.
+    old = {"schemaVersion": 1, "name": "ml/docker", "fsLayers": []}
+    digest = registry.put_manifest(
+        "ml/docker", old, media_type="application/vnd.docker.distribution.manifest.v1+prettyjws"
+    )
+    with pytest.raises(OciError, match="unsupported manifest media type"):
+        scan_artifact(registry.url, "ml/docker", digest)
+
+
+def test_sha512_digests_are_verified(registry: FakeRegistry) -> None:
+    import hashlib
+    import json
+
+    weights = safetensors_bytes()
+    d512 = "sha512:" + hashlib.sha512(weights).hexdigest()
+    registry.blobs[d512] = weights
+    config = registry.blob(b"{}", "application/vnd.cncf.model.config.v1+json")
+    layer = {
+        "mediaType": WEIGHT_RAW,
+        "digest": d512,
+        "size": len(weights),
+        "annotations": {"org.opencontainers.image.title": "w.safetensors"},
+    }
+    document = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config, "layers": [layer]}
+    body = json.dumps(document).encode()
+    m512 = "sha512:" + hashlib.sha512(body).hexdigest()
+    registry.manifests[("ml/s", m512)] = (OCI_MANIFEST, body)
+    scan = scan_artifact(registry.url, "ml/s", m512)
+    assert scan.report.verdict.passed and scan.files[0].layer.digest == d512
+    registry.blobs[d512] = weights[:-1] + b"\x07"
+    with pytest.raises(OciError, match="does not match its digest"):
+        scan_artifact(registry.url, "ml/s", m512)
