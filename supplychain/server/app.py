@@ -35,6 +35,7 @@ from supplychain.server import admission as adm
 from supplychain.server.auth import require_token
 from supplychain.server.config import ServerConfig
 from supplychain.server.jobs import JobQueue, JobStatus, QueueFull, ShuttingDown
+from supplychain.server.memo import snapshot
 from supplychain.server.metrics import Metrics
 from supplychain.server.paths import PathMissing, PathRefused, resolve_under
 from supplychain.server.scanning import ModelVerdict, judge, make_scan
@@ -403,15 +404,21 @@ async def _admit(state: ServerState, review: adm.Review) -> dict[str, Any]:
         except PathMissing:
             denials.append(f"model {model.name!r}: not found under the server's root")
             continue
-        waiting.append((model, _submit(state, state.scan, target, key=f"scan:{target}")))
+        memoised = state.memo.get(target) if config.memo else None
+        if memoised is not None:
+            state.metrics.inc("supplychain_memo_hits_total")
+            _count_verdict(state, memoised)
+            if not memoised.passed:
+                denials.append(f"model {model.name!r} {memoised.reason}")
+            continue
+        waiting.append(
+            (model, _submit(state, _admission_scan, state, target, key=f"scan:{target}"))
+        )
     for model, job_id in waiting:
         remaining = max(0.0, deadline - time.monotonic())
         job = await state.queue.wait_async(job_id, remaining)
         verdict = _job_verdict(state, job_id, job.status)
-        state.metrics.inc(
-            "supplychain_verdicts_total",
-            outcome="unknown" if verdict is None else "pass" if verdict.passed else "fail",
-        )
+        _count_verdict(state, verdict)
         if verdict is None:
             denials.append(f"model {model.name!r}: not yet scanned (scan queued; retry shortly)")
         elif not verdict.passed:
@@ -419,6 +426,21 @@ async def _admit(state: ServerState, review: adm.Review) -> dict[str, Any]:
     if denials:
         return adm.response(review.uid, False, "; ".join(denials))
     return adm.response(review.uid, True)
+
+
+def _count_verdict(state: ServerState, verdict: ModelVerdict | None) -> None:
+    outcome = "unknown" if verdict is None else "pass" if verdict.passed else "fail"
+    state.metrics.inc("supplychain_verdicts_total", outcome=outcome)
+
+
+def _admission_scan(state: ServerState, target: Path) -> Any:
+    """Scan for admission and memoise the verdict if the tree was settled and unchanged."""
+    started = time.time_ns()
+    before = snapshot(target)
+    report = state.scan(target)
+    if state.config.memo:
+        state.memo.put(target, before, started, judge(report))
+    return report
 
 
 def _job_verdict(state: ServerState, job_id: str, status: JobStatus) -> ModelVerdict | None:
@@ -474,6 +496,11 @@ def create_app(config: ServerConfig, *, scan: ScanFn | None = None) -> FastAPI:
     )
     metrics.gauge("supplychain_queue_depth", "Jobs queued, not yet running.", lambda: queue.depth)
     metrics.gauge("supplychain_jobs_running", "Jobs running now.", lambda: queue.running)
+    metrics.gauge("supplychain_jobs_accepted", "Jobs accepted since start.", lambda: queue.accepted)
+    metrics.gauge(
+        "supplychain_jobs_completed", "Jobs finished since start.", lambda: queue.completed
+    )
+    metrics.gauge("supplychain_jobs_failed", "Jobs that raised since start.", lambda: queue.failed)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -487,7 +514,12 @@ def create_app(config: ServerConfig, *, scan: ScanFn | None = None) -> FastAPI:
             log.info("draining", extra={"fields": {"queued": queue.depth}})
             await anyio.to_thread.run_sync(queue.shutdown)
             verdicts.close()
-            log.info("stopped", extra={"fields": {"completed": queue.completed}})
+            counts = {
+                "accepted": queue.accepted,
+                "completed": queue.completed,
+                "failed": queue.failed,
+            }
+            log.info("stopped", extra={"fields": counts})
 
     app = FastAPI(
         title="supplychain",

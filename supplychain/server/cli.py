@@ -40,6 +40,9 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
     )
     serve.add_argument("--queue", type=int, default=c.DEFAULT_QUEUE, metavar="N")
     serve.add_argument("--workers", type=int, default=c.DEFAULT_WORKERS, metavar="N")
+    serve.add_argument(
+        "--no-memo", action="store_true", help="re-check every admission through the queue"
+    )
     serve.add_argument("--tls-cert", type=Path, help="serve HTTPS (the API server requires it)")
     serve.add_argument("--tls-key", type=Path)
     serve.set_defaults(handler=cmd_serve)
@@ -90,6 +93,7 @@ def config_from(args: argparse.Namespace) -> Any:
             admission_budget=args.admission_budget,
             queue_size=args.queue,
             workers=args.workers,
+            memo=not getattr(args, "no_memo", False),
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None

@@ -42,6 +42,8 @@ class ServerConfig:
     """Where uploads are spooled (a fresh temporary directory under it per upload)."""
     policy_path: Path | None = None
     """A ``supplychain.toml`` policy; ``None``: the default policy."""
+    memo: bool = True
+    """Answer admission for an unchanged, settled model tree from memory (``server.memo``)."""
 
     def __post_init__(self) -> None:
         if self.token is None and not self.insecure_no_auth:

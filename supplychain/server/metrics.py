@@ -31,6 +31,7 @@ class Metrics:
     HELP: ClassVar[dict[str, tuple[str, str]]] = {
         "supplychain_scans_total": ("counter", "Scans run by the server, by outcome."),
         "supplychain_cache_hits_total": ("counter", "Files answered from the verdict cache."),
+        "supplychain_memo_hits_total": ("counter", "Admission models answered unchanged."),
         "supplychain_admission_total": ("counter", "Admission reviews answered, by decision."),
         "supplychain_verdicts_total": ("counter", "Model verdicts, by outcome."),
         "supplychain_rejected_total": ("counter", "Requests refused because the queue was full."),

@@ -12,12 +12,14 @@ import inspect
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from supplychain.core.model import Report
 from supplychain.server.config import ServerConfig
 from supplychain.server.metrics import Metrics
-from supplychain.server.state import ScanFn
+
+if TYPE_CHECKING:
+    from supplychain.server.state import ScanFn
 
 MAX_RULES_IN_REASON = 8
 

@@ -7,12 +7,13 @@ Routes (and the Harbor adapter's router) reach it with ``get_state(request)``; i
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from supplychain.server.config import ServerConfig
 from supplychain.server.jobs import JobQueue
+from supplychain.server.memo import VerdictMemo
 from supplychain.server.metrics import Metrics
 from supplychain.server.verdicts import VerdictStore
 
@@ -32,6 +33,8 @@ class ServerState:
     metrics: Metrics
     scan: ScanFn
     """Scan one resolved path and return the judged report (the server's policy and cache)."""
+    memo: VerdictMemo = field(default_factory=VerdictMemo)
+    """Admission's fast path: verdicts of unchanged model trees (``memo``)."""
 
 
 def get_state(request: Request) -> ServerState:

@@ -233,3 +233,64 @@ def test_corrupt_verdict_store_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(VerdictStoreError):
         VerdictStore(bad)
     assert callable(cmd_serve)
+
+
+# -- the fast path: a model tree unchanged since it was judged ---------------------------------
+@pytest.fixture
+def settled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Treat every file as settled (the real window is SETTLE_SECONDS after the last change)."""
+    from supplychain.server import memo
+
+    monkeypatch.setattr(memo, "SETTLE_SECONDS", -3600.0)
+
+
+def test_unchanged_model_is_answered_without_a_scan(make_client: MakeClient, settled: None) -> None:
+    client, scan = make_client()
+    assert _admit(client, review(models="clean"))["allowed"] is True
+    assert _admit(client, review(models="evil.pkl"))["allowed"] is False
+    n = len(scan.calls)
+    for _ in range(5):
+        assert _admit(client, review(models="clean"))["allowed"] is True
+        resp = _admit(client, review(models="evil.pkl"))
+        assert resp["allowed"] is False and "PKL001" in resp["status"]["message"]
+    assert len(scan.calls) == n
+    assert "supplychain_memo_hits_total 10" in client.get("/metrics", headers=AUTH).text
+
+
+def test_changed_model_is_scanned_again(make_client: MakeClient, root: Path, settled: None) -> None:
+    client, scan = make_client()
+    assert _admit(client, review(models="clean"))["allowed"] is True
+    # Same name and size class, new bytes: the model swapped for a malicious pickle.
+    (root / "clean" / "state_dict.pkl").write_bytes((root / "evil.pkl").read_bytes())
+    resp = _admit(client, review(models="clean"))
+    assert resp["allowed"] is False and "PKL001" in resp["status"]["message"]
+    assert len(scan.calls) == 2
+
+
+def test_new_file_in_model_is_scanned_again(
+    make_client: MakeClient, root: Path, settled: None
+) -> None:
+    client, scan = make_client()
+    assert _admit(client, review(models="clean"))["allowed"] is True
+    (root / "clean" / "extra.bin").write_bytes((root / "evil.pkl").read_bytes())
+    assert _admit(client, review(models="clean"))["allowed"] is False
+    assert len(scan.calls) == 2
+
+
+def test_tree_with_a_link_is_never_memoised(
+    make_client: MakeClient, root: Path, settled: None
+) -> None:
+    import os
+
+    client, scan = make_client()
+    os.symlink(root / "clean" / "model.safetensors", root / "clean" / "alias.safetensors")
+    assert _admit(client, review(models="clean"))["allowed"] is True
+    assert _admit(client, review(models="clean"))["allowed"] is True
+    assert len(scan.calls) == 2
+
+
+def test_fresh_files_are_not_memoised(make_client: MakeClient) -> None:
+    client, scan = make_client()  # files were just copied: inside the settle window
+    assert _admit(client, review(models="clean"))["allowed"] is True
+    assert _admit(client, review(models="clean"))["allowed"] is True
+    assert len(scan.calls) == 2

@@ -1,0 +1,285 @@
+"""Load test of ``supplychain serve`` on loopback (issue #15): cached admission and overload.
+
+Starts the real server (``python -m supplychain serve``) in a subprocess on 127.0.0.1 and drives
+it with a bounded number of client threads (keep-alive ``httpx`` clients).
+
+1. **Cached admission**: AdmissionReviews for a Pod whose model is (a) an image volume with a
+   verdict recorded by digest, (b) a path under ``--root`` already scanned (answered through the
+   verdict cache when ``--cache`` is supported, else re-scanned: the output says which).
+   Reports requests/s and p50/p99 latency per kind (target p99 < 50 ms).
+2. **Overload**: a small queue (``--queue 2 --workers 1``) and many distinct, never-scanned
+   models, half of them malicious, sent at once. Counts 200-allowed / 200-denied / 503 (each 503
+   must carry ``Retry-After``); any malicious model allowed is a failure. Then SIGTERM: the server
+   must exit 0 with every accepted job completed (its final log line counts them).
+
+Usage: ``python bench/bench_server.py [--requests 2000] [--clients 8] [--models 120]``.
+Prints the server's CPU seconds (from ``wait4``) beside the wall-clock figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT_DIR = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT_DIR / "samples"
+TOKEN = "bench-token-0123456789abcdef"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+DIGEST = "sha256:" + "ab" * 32
+
+
+def review(uid: str, models: str | None = None, image: str | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": "bench"}
+    if models:
+        meta["annotations"] = {"supplychain/models": models}
+    volumes = [{"name": "m", "image": {"reference": image}}] if image else []
+    return {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": uid,
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "operation": "CREATE",
+            "object": {"metadata": meta, "spec": {"containers": [], "volumes": volumes}},
+        },
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    def __init__(self, root: Path, work: Path, *extra: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "SUPPLYCHAIN_SERVER_TOKEN": TOKEN, "PYTHONPATH": str(ROOT_DIR)}
+        cmd = [
+            sys.executable, "-m", "supplychain", "serve", "--root", str(root),
+            "--port", str(self.port), *extra,
+        ]  # fmt: skip
+        self.log = (work / f"server-{self.port}.log").open("w+")
+        self.proc = subprocess.Popen(cmd, env=env, stderr=self.log, cwd=work)
+        end = time.monotonic() + 60
+        while True:
+            if self.proc.poll() is not None:
+                self.log.seek(0)
+                raise SystemExit("server exited: " + self.log.read())
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > end:
+                raise SystemExit("server never became healthy")
+            time.sleep(0.1)
+
+    def stop(self) -> tuple[int, float, list[dict[str, Any]]]:
+        """SIGTERM; (exit status, server CPU seconds, JSON log lines)."""
+        self.proc.send_signal(signal.SIGTERM)
+        _, status, usage = os.wait4(self.proc.pid, 0)
+        self.proc.returncode = os.waitstatus_to_exitcode(status)
+        self.log.seek(0)
+        lines = []
+        for line in self.log:
+            try:
+                lines.append(json.loads(line))
+            except ValueError:
+                pass
+        return self.proc.returncode, usage.ru_utime + usage.ru_stime, lines
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def drive(url: str, bodies: list[dict[str, Any]], clients: int) -> list[tuple[int, float, Any]]:
+    """POST every body to /v1/admission from ``clients`` threads; (status, seconds, json)."""
+    local = threading.local()
+
+    def one(body: dict[str, Any]) -> tuple[int, float, Any]:
+        http = getattr(local, "http", None)
+        if http is None:
+            http = local.http = httpx.Client(base_url=url, timeout=60, headers=AUTH)
+        t0 = time.perf_counter()
+        r = http.post("/v1/admission", json=body)
+        dt = time.perf_counter() - t0
+        payload = (
+            r.json() if r.headers.get("content-type", "").startswith("application/json") else None
+        )
+        return r.status_code, dt, (payload, r.headers.get("retry-after"))
+
+    with ThreadPoolExecutor(clients) as pool:
+        return list(pool.map(one, bodies))
+
+
+def cached_phase(work: Path, requests: int, clients: int) -> None:
+    root = work / "root"
+    shutil.copytree(SAMPLES / "benign", root / "clean")
+    verdicts = work / "verdicts.sqlite"
+    sys.path.insert(0, str(ROOT_DIR))
+    from supplychain.server.verdicts import VerdictStore
+
+    store = VerdictStore(verdicts)
+    store.record(DIGEST, True, "passed")
+    store.close()
+    extra = ["--verdicts", str(verdicts), "--workers", "2", "--queue", "64"]
+    cache = work / "cache.sqlite"
+    import inspect
+
+    from supplychain import service
+
+    has_cache = "cache" in inspect.signature(service.run).parameters
+    if has_cache:
+        extra += ["--cache", str(cache)]
+        # Files must be older than the cache's settle window to be recorded.
+        old = time.time() - 3600
+        for p in (root / "clean").rglob("*"):
+            os.utime(p, (old, old))
+    time.sleep(2.5)  # past the settle window: files being written are never memoised
+    for memo in (True, False):
+        _cached_run(
+            root,
+            work,
+            [*extra, *([] if memo else ["--no-memo"])],
+            requests,
+            clients,
+            has_cache,
+            memo,
+        )
+
+
+def _cached_run(
+    root: Path,
+    work: Path,
+    extra: list[str],
+    requests: int,
+    clients: int,
+    has_cache: bool,
+    memo: bool,
+) -> None:
+    srv = Server(root, work, *extra)
+    try:
+        warm = drive(srv.url, [review("warm", models="clean")], 1)[0]
+        assert warm[0] == 200 and warm[2][0]["response"]["allowed"], warm
+        for kind, body in (
+            ("image digest (verdict store)", lambda i: review(f"i{i}", image=f"r.x/m@{DIGEST}")),
+            ("path model (" + ("unchanged-tree memo" if memo else "verdict cache, --no-memo"
+                               if has_cache else "re-scan, no cache") + ")",
+             lambda i: review(f"p{i}", models="clean")),
+        ):  # fmt: skip
+            bodies = [body(i) for i in range(requests)]
+            t0 = time.perf_counter()
+            out = drive(srv.url, bodies, clients)
+            wall = time.perf_counter() - t0
+            ok = sum(1 for s, _, (p, _) in out if s == 200 and p["response"]["allowed"])
+            lat = [d for _, d, _ in out]
+            print(
+                f"{kind}: {requests} requests, {clients} clients: {requests / wall:.0f} req/s, "
+                f"p50 {pct(lat, 0.5) * 1000:.1f} ms, p99 {pct(lat, 0.99) * 1000:.1f} ms, "
+                f"allowed {ok}/{requests}"
+            )
+        metrics = httpx.get(srv.url + "/metrics", headers=AUTH).text
+        hits = [
+            ln for ln in metrics.splitlines()
+            if ln.startswith(("supplychain_cache_hits_total", "supplychain_memo_hits_total",
+                              "supplychain_scans_total"))
+        ]  # fmt: skip
+        print("  " + "; ".join(hits))
+    finally:
+        code, cpu, _ = srv.stop()
+        print(f"  server exit {code}, server CPU {cpu:.1f} s")
+
+
+def overload_phase(work: Path, models: int, clients: int) -> None:
+    root = work / "root2"
+    root.mkdir()
+    clean = (SAMPLES / "benign" / "model.safetensors").read_bytes()
+    evil = (SAMPLES / "malicious" / "reduce_os_system.pkl").read_bytes()
+    bodies = []
+    malicious = set()
+    for i in range(models):
+        d = root / f"m{i:04d}"
+        d.mkdir()
+        if i % 2:
+            # Every directory differs by its note file, so no model is answered whole from a cache.
+            (d / "model.pkl").write_bytes(evil)
+            (d / f"note{i}.txt").write_text(f"model {i}\n")
+            malicious.add(f"m{i:04d}")
+        else:
+            (d / "model.safetensors").write_bytes(clean)
+            (d / f"note{i}.txt").write_text(f"model {i}\n")
+        bodies.append(review(f"o{i}", models=f"m{i:04d}"))
+    srv = Server(root, work, "--queue", "2", "--workers", "1", "--admission-budget", "0.5")
+    t0 = time.perf_counter()
+    out = drive(srv.url, bodies, clients)
+    wall = time.perf_counter() - t0
+    allowed = denied = busy = other = wrong = no_retry = 0
+    for body, (status, _, (payload, retry)) in zip(bodies, out, strict=True):
+        name = body["request"]["object"]["metadata"]["annotations"]["supplychain/models"]
+        if status == 200 and payload["response"]["allowed"]:
+            allowed += 1
+            wrong += name in malicious
+        elif status == 200:
+            denied += 1
+        elif status in (429, 503):
+            busy += 1
+            no_retry += retry is None
+        else:
+            other += 1
+    code, cpu, logs = srv.stop()
+    stopped = [e for e in logs if e.get("msg") == "stopped"]
+    counts = stopped[-1] if stopped else {}
+    lost = (
+        int(counts.get("accepted", -1))
+        - int(counts.get("completed", 0))
+        - int(counts.get("failed", 0))
+    )
+    print(
+        f"overload: {models} distinct unscanned models, {clients} clients, queue 2, 1 worker, "
+        f"budget 0.5 s: {wall:.1f} s wall; allowed {allowed}, denied {denied}, "
+        f"503 {busy} (without Retry-After: {no_retry}), other {other}; "
+        f"malicious allowed: {wrong}"
+    )
+    print(
+        f"  SIGTERM: exit {code}; jobs accepted {counts.get('accepted')}, completed "
+        f"{counts.get('completed')}, failed {counts.get('failed')}, lost {lost}; "
+        f"server CPU {cpu:.1f} s"
+    )
+    if wrong or no_retry or other or lost or code != 0:
+        raise SystemExit("overload check FAILED")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--requests", type=int, default=2000)
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--models", type=int, default=120)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-server-") as tmp:
+        work = Path(tmp)
+        cpu0 = time.process_time()
+        cached_phase(work, args.requests, args.clients)
+        overload_phase(work, args.models, max(args.clients, 32))
+        print(f"client CPU {time.process_time() - cpu0:.1f} s; load avg {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
