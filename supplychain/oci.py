@@ -752,7 +752,12 @@ def _make_parents(root: Path, name: str) -> Path:
 
 def _unzstd(src: Path, dest: Path, layer: Descriptor, limits: OciLimits, budget: _Budget) -> None:
     """Decompress a verified zstd layer to ``dest`` (a tar the engine walks), ratio-capped."""
-    from backports import zstd  # lazy: only zstd layers need it (a py7zr dependency)
+    try:
+        from backports import zstd  # lazy: only zstd layers need it ([server] extra)
+    except ImportError:
+        raise OciError(
+            "a tar+zstd layer needs backports.zstd: pip install 'supplychain[server]'"
+        ) from None
 
     cap = min(limits.max_blob_bytes, max(layer.size * limits.max_zstd_ratio, _ZSTD_MIN_CAP))
     written = 0
