@@ -72,12 +72,12 @@ DEP002 = make_rule(
     "DEP002",
     "Requirement without a hash",
     Severity.MEDIUM,
-    "Other requirements of this install carry ``--hash`` (or the policy's ``[deps] "
-    "require_hashes`` asks for hashes), but this one does not. Hashes are what makes a pin mean "
+    "Other requirements of this install carry ``--hash`` (or the ``[deps]`` table sets "
+    "``require_hashes = true``), but this one does not. Hashes are what makes a pin mean "
     "'these bytes': without one, a re-uploaded or mirrored artifact is accepted. pip's "
     "hash-checking mode refuses such a file; other installers may silently install the "
     "unhashed requirement. MEDIUM when the file mixes hashed and unhashed requirements, HIGH "
-    "when the policy requires hashes.",
+    "when hashes are required.",
     "Generate hashes for every requirement (``pip-compile --generate-hashes``, ``uv pip "
     "compile --generate-hashes``).",
     cwe=353,

@@ -18,7 +18,7 @@ import posixpath
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import ClassVar, Protocol, TypeVar
 
 from scanners._paths import path_escape
 from supplychain.core.model import (
@@ -33,6 +33,9 @@ from supplychain.core.model import (
     Status,
 )
 from supplychain.core.rules import make_rule
+from supplychain.deps.audit import DependencyAudit
+
+_S = TypeVar("_S")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +48,21 @@ class ReportView:
     """Report path → the regular file the engine scanned under that name."""
     named: frozenset[str] = frozenset()
     """Report paths of files named on the command line (their siblings were not in scope)."""
+    sections: tuple[object, ...] = ()
+    """The run's typed settings sections (``Settings.sections``), read with ``settings``."""
+    emitted: list[Fact] = field(default_factory=list)
+    """Facts the checks add (``emit``); the engine puts them in the report."""
+
+    def settings(self, section: type[_S]) -> _S:
+        """This run's settings section of type ``section``, or its defaults."""
+        for candidate in self.sections:
+            if isinstance(candidate, section):
+                return candidate
+        return section()
+
+    def emit(self, fact: Fact) -> None:
+        """Add a fact to the report (e.g. the dependency audit's ``dependency.vulnerability``)."""
+        self.emitted.append(fact)
 
     def read(self, record: ArtifactRecord, limit: int) -> bytes | None:
         """The bytes of a scanned top-level file, if at most ``limit`` and unchanged since.
@@ -230,7 +248,7 @@ def _weights_suffix(shards: list[str]) -> str | None:
     return None
 
 
-BUILTIN_REPORT_CHECKS: tuple[type[ReportCheck], ...] = (ShardIndexCheck,)
+BUILTIN_REPORT_CHECKS: tuple[type[ReportCheck], ...] = (ShardIndexCheck, DependencyAudit)
 """Every built-in report-level check, in run order."""
 
 

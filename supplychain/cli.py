@@ -141,9 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("paths", nargs="+", metavar="PATH")
     _add_output_options(scan)
     _add_cache_options(scan)
+    from supplychain.deps import cli as deps_cli
     from supplychain.provenance import cli as provenance_cli
 
     provenance_cli.add_scan_options(scan)
+    deps_cli.add_scan_options(scan)
     scan.set_defaults(handler=cmd_scan)
 
     data = sub.add_parser("data", help="look for poisoning in datasets")
@@ -179,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     selftest.add_commands(sub)
     init_policy.add_commands(sub)
     provenance_cli.add_commands(sub)
+    deps_cli.add_commands(sub)
     from supplychain import sbom_cli
 
     sbom_cli.add_commands(sub)
@@ -196,7 +199,9 @@ def _load_policy(args: argparse.Namespace) -> Policy:
         loaded = pol.with_fail_on(loaded, args.fail_on)
     if args.strict:
         loaded = replace(loaded, strict=True)
-    return loaded
+    from supplychain.deps.cli import with_flags
+
+    return with_flags(loaded, args)  # --deps-online/--offline, --osv-url, SUPPLYCHAIN_OSV_URL
 
 
 class _Progress:

@@ -732,8 +732,10 @@ def scan_paths(
         facts=tuple(facts),
         opened={name.rel: item.real for item in items for name in item.names},
         named=frozenset(item.rel for item in items if item.top_level),
+        sections=options.sections,
     )
     check_findings, check_results, check_rules = run_checks(checks, view)
+    facts.extend(view.emitted)  # facts a report-level check adds (dependency audit)
     findings.extend(check_findings)
     results.extend(check_results)
     rules = {

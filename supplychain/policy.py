@@ -33,6 +33,7 @@ _TOP_KEYS = frozenset(
         "limits",
         "signing",
         "cache",
+        "deps",
     }
 )
 """``extra_allowed_imports`` is an alias of ``allow_imports`` (the engine's own name for it, and
@@ -109,6 +110,24 @@ _CACHE_KEYS = frozenset({"path", "timeout"})
 
 
 @dataclass(frozen=True, slots=True)
+class DepsPolicy:
+    """``[deps]``: the dependency audit (``docs/dependencies.md``). ``--deps-online`` /
+    ``--offline``, ``--osv-url`` and ``SUPPLYCHAIN_OSV_URL`` win over it."""
+
+    online: bool = False
+    """``scan`` looks vulnerabilities up (network); ``supplychain deps`` always does."""
+    osv_url: str | None = None
+    """OSV-compatible ``/v1/query`` URL (a mirror for air-gapped sites); default OSV's."""
+    require_hashes: bool = False
+    """Every requirement must carry ``--hash`` (DEP002 HIGH otherwise)."""
+    timeout: float | None = None
+    """Seconds one OSV request may take (default 10)."""
+
+
+_DEPS_KEYS = frozenset({"online", "osv_url", "require_hashes", "timeout"})
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     """Everything a policy file (and the CLI flags that override it) can say."""
 
@@ -124,6 +143,7 @@ class Policy:
     limits: Limits = field(default_factory=Limits)
     signing: SigningPolicy = field(default_factory=SigningPolicy)
     cache: CachePolicy = field(default_factory=CachePolicy)
+    deps: DepsPolicy = field(default_factory=DepsPolicy)
     source: str | None = None
     """The file this policy came from, for messages."""
 
@@ -326,7 +346,33 @@ def parse_policy(data: Mapping[str, Any], where: str) -> Policy:
         policy = replace(policy, signing=_parse_signing(data["signing"], where))
     if "cache" in data:
         policy = replace(policy, cache=_parse_cache(data["cache"], where))
+    if "deps" in data:
+        policy = replace(policy, deps=_parse_deps(data["deps"], where))
     return policy
+
+
+def _parse_deps(raw: object, where: str) -> DepsPolicy:
+    _require(isinstance(raw, dict), where, "[deps] must be a table")
+    assert isinstance(raw, dict)
+    unknown = set(raw) - _DEPS_KEYS
+    _require(not unknown, where, f"unknown [deps] key(s) {sorted(unknown)}")
+    for key in ("online", "require_hashes"):
+        _require(isinstance(raw.get(key, False), bool), where, f"deps.{key} must be true or false")
+    url = raw.get("osv_url")
+    _require(url is None or (isinstance(url, str) and bool(url)), where, "deps.osv_url: a URL")
+    timeout = raw.get("timeout")
+    _require(
+        timeout is None
+        or (isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout > 0),
+        where,
+        "deps.timeout: seconds, more than 0",
+    )
+    return DepsPolicy(
+        online=raw.get("online", False),
+        osv_url=url,
+        require_hashes=raw.get("require_hashes", False),
+        timeout=None if timeout is None else float(timeout),
+    )
 
 
 def load_policy(path: Path) -> Policy:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, overload
 
 from scanners.dataset.common import DatasetOptions
+from scanners.deps_options import DepsOptions
 from supplychain.core.errors import ConfigError
 from supplychain.core.model import Report, Rule
 from supplychain.core.settings import Settings
@@ -35,6 +36,21 @@ if TYPE_CHECKING:
     from supplychain.cache import VerdictCache
 
 
+def deps_options(policy: Policy) -> DepsOptions:
+    """The dependency audit's settings section from the policy's ``[deps]`` table (the CLI has
+    already folded its flags in); the endpoint falls back to ``SUPPLYCHAIN_OSV_URL``, then OSV."""
+    import os
+
+    from scanners.deps_options import OSV_DEFAULT_URL
+
+    deps = policy.deps
+    url = deps.osv_url or os.environ.get("SUPPLYCHAIN_OSV_URL") or OSV_DEFAULT_URL
+    timeout = deps.timeout if deps.timeout is not None else DepsOptions().timeout
+    return DepsOptions(
+        online=deps.online, osv_url=url, require_hashes=deps.require_hashes, timeout=timeout
+    )
+
+
 def settings_from_policy(
     policy: Policy,
     *,
@@ -43,6 +59,9 @@ def settings_from_policy(
     sections: Sequence[object] = (),
 ) -> Settings:
     """The per-file settings a policy implies (fail-on, strict and ignores stay in the policy)."""
+    deps = deps_options(policy)
+    if deps != DepsOptions() and not any(isinstance(s, DepsOptions) for s in sections):
+        sections = (*sections, deps)  # the default section is left out: same fingerprint
     return Settings(
         limits=policy.limits,
         allow_imports=policy.allow_imports,
@@ -274,6 +293,31 @@ def run_data_distributed(
     return apply(report, policy)
 
 
+def run_deps(
+    paths: Sequence[str | Path],
+    policy: Policy | None = None,
+    *,
+    options: DepsOptions | None = None,
+    jobs: int = 1,
+    progress: ProgressCallback | None = None,
+) -> Report:
+    """``supplychain deps``: the requirements scanner and the dependency audit only, judged by
+    ``policy``. ``options`` default to the policy's ``[deps]`` with the lookup on (``deps`` is
+    online unless told ``--offline``, which the CLI passes as ``options``)."""
+    from scanners.requirements_scan import RequirementsScanner
+    from supplychain.deps.audit import DependencyAudit
+
+    policy = policy or Policy()
+    opts = options if options is not None else replace(deps_options(policy), online=True)
+    settings = settings_from_policy(
+        policy, command="deps", scanners=(RequirementsScanner,), sections=(opts,)
+    )
+    check_policy(policy, settings)
+    run_options = replace(scan_options(settings, jobs=jobs), report_checks=(DependencyAudit,))
+    report = scan_paths(paths, run_options, progress)
+    return apply(replace(report, settings_fingerprint=settings.fingerprint()), policy)
+
+
 __all__ = [
     "all_rules",
     "check_policy",
@@ -281,6 +325,7 @@ __all__ = [
     "run",
     "run_data",
     "run_data_distributed",
+    "run_deps",
     "run_scan",
     "scan_options",
     "scan_report",

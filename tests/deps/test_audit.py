@@ -1,0 +1,216 @@
+"""The OSV lookup against a fake OSV server on 127.0.0.1: findings, facts and outages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scanners.deps_options import DepsOptions
+from supplychain import service
+from supplychain.core.model import Report
+from supplychain.deps.audit import admitted_affected, advisory_severity
+from tests.deps.conftest import CRITICAL_VECTOR, closed_port_url
+from tests.deps.fakeosv import FakeOsv, advisory
+
+
+def run(path: Path, url: str, **opts: object) -> Report:
+    options = DepsOptions(online=True, osv_url=url, **opts)  # type: ignore[arg-type]
+    return service.run_deps([path], options=options)
+
+
+def model(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "model").mkdir(exist_ok=True)
+    (tmp_path / "model" / "requirements.txt").write_text(text)
+    return tmp_path / "model"
+
+
+def vulns(report: Report) -> list[tuple[str, ...]]:
+    return sorted(f.value for f in report.facts if f.key == "dependency.vulnerability")  # type: ignore[misc]
+
+
+def test_vulnerable_pin(tmp_path: Path, osv: FakeOsv) -> None:
+    report = run(model(tmp_path, "torch==2.1.0\n"), osv.url)
+    found = [f for f in report.findings if f.rule == "DEP020"]
+    assert len(found) == 1
+    assert found[0].severity.label == "critical"  # CVSS 9.8 computed from the vector
+    assert "GHSA-torch-0001" in found[0].message and "CVSS 9.8" in found[0].message
+    assert found[0].location.path == "requirements.txt"
+    assert vulns(report) == [
+        (
+            "torch",
+            "2.1.0",
+            "GHSA-torch-0001",
+            "CVE-2099-0001",
+            "critical",
+            CRITICAL_VECTOR,
+            "torch is vulnerable (GHSA-torch-0001)",
+        )
+    ]
+    assert [f.value for f in report.facts if f.key == "dependency.audit"] == ["online"]
+    assert report.verdict is not None and not report.verdict.passed
+    assert osv.requests == [{"package": {"name": "torch", "ecosystem": "PyPI"}, "version": "2.1.0"}]
+
+
+def test_clean_pin(tmp_path: Path, osv: FakeOsv) -> None:
+    report = run(model(tmp_path, "torch==2.2.0\nrequests==2.31.0\n"), osv.url)
+    assert report.findings == ()
+    assert vulns(report) == []
+    assert report.verdict is not None and report.verdict.passed
+    assert len(osv.requests) == 2
+
+
+def test_unpinned_range_reports_admitted_vulnerable_versions(tmp_path: Path, osv: FakeOsv) -> None:
+    report = run(model(tmp_path, "requests>=2.0\ntorch>=2.2\n"), osv.url)
+    rules = sorted((f.rule, f.severity.label, f.evidence) for f in report.findings)
+    # requests>=2.0 admits 2.0..2.19 (fixed in 2.20.0): database MODERATE, lowered one step
+    assert ("DEP021", "low", "requests>=2.0 PYSEC-2018-28") in rules
+    assert ("DEP001", "low", "requests>=2.0") in rules
+    # torch>=2.2 admits no affected version (fixed in 2.2.0)
+    assert not any(r[0] == "DEP021" and "torch" in r[2] for r in rules)
+    assert [v[:3] for v in vulns(report)] == [("requests", ">=2.0", "PYSEC-2018-28")]
+    # queried without a version: every advisory of the package, filtered here
+    assert {"package": {"name": "requests", "ecosystem": "PyPI"}} in osv.requests
+
+
+def test_withdrawn_advisories_are_not_findings(tmp_path: Path, osv: FakeOsv) -> None:
+    report = run(model(tmp_path, "numpy==1.0.0\n"), osv.url)
+    assert report.findings == ()
+    assert report.verdict is not None and report.verdict.passed
+
+
+def test_unknown_severity_is_high(tmp_path: Path, osv: FakeOsv) -> None:
+    report = run(model(tmp_path, "pillow==9.0.0\n"), osv.url)
+    (finding,) = report.findings
+    assert finding.rule == "DEP020" and finding.severity.label == "high"
+    assert "unknown severity" in finding.message
+
+
+def test_queries_are_deduplicated_across_files(tmp_path: Path, osv: FakeOsv) -> None:
+    root = model(tmp_path, "torch==2.1.0\n")
+    (root / "sub").mkdir()
+    (root / "sub" / "requirements.txt").write_text("torch==2.1.0\n")
+    report = run(root, osv.url)
+    assert len(osv.requests) == 1
+    assert sorted(f.location.path for f in report.findings) == [
+        "requirements.txt",
+        "sub/requirements.txt",
+    ]
+
+
+@pytest.mark.parametrize("mode", ["500", "429", "sleep", "truncated", "malformed", "redirect"])
+def test_every_outage_fails_closed(tmp_path: Path, osv: FakeOsv, mode: str) -> None:
+    osv.mode = mode
+    osv.retry_after = "0"
+    osv.delay = 1.5
+    report = run(model(tmp_path, "torch==2.1.0\nrequests>=2\n"), osv.url, timeout=0.3, budget=3.0)
+    could_not = [f for f in report.findings if f.rule == "DEP022"]
+    assert len(could_not) == 2, [f.message for f in report.findings]
+    assert all(f.severity.label == "high" for f in could_not)
+    assert any("torch==2.1.0" in f.message for f in could_not)
+    assert report.verdict is not None and not report.verdict.passed
+    if mode in ("500", "429", "sleep"):
+        assert len(osv.requests) > 2  # retried
+
+
+def test_rate_limit_beyond_the_budget_names_the_cause(tmp_path: Path, osv: FakeOsv) -> None:
+    osv.mode = "429"
+    osv.retry_after = "3600"
+    report = run(model(tmp_path, "torch==2.1.0\n"), osv.url, budget=5.0)
+    (finding,) = report.findings
+    assert finding.rule == "DEP022" and "Retry-After 3600" in finding.message
+    assert len(osv.requests) == 1  # no pointless wait
+
+
+def test_connection_refused_fails_closed(tmp_path: Path) -> None:
+    report = run(model(tmp_path, "torch==2.1.0\n"), closed_port_url(), budget=2.0)
+    (finding,) = report.findings
+    assert finding.rule == "DEP022" and "connection failed" in finding.message
+    assert report.verdict is not None and not report.verdict.passed
+
+
+def test_recovers_after_one_server_error(tmp_path: Path, osv: FakeOsv) -> None:
+    calls = {"n": 0}
+    original = osv.answer
+
+    def flaky(body: dict) -> dict:  # type: ignore[type-arg]
+        calls["n"] += 1
+        return original(body)
+
+    osv.answer = flaky  # type: ignore[method-assign]
+    osv.mode = "500"
+    import threading
+
+    def heal() -> None:
+        osv.mode = "ok"
+
+    timer = threading.Timer(0.2, heal)
+    timer.start()
+    try:
+        report = run(model(tmp_path, "torch==2.1.0\n"), osv.url, budget=10.0)
+    finally:
+        timer.cancel()
+    assert [f.rule for f in report.findings] == ["DEP020"]
+    assert len(osv.requests) >= 2
+
+
+def test_offline_scan_asks_nothing_and_says_so(tmp_path: Path, osv: FakeOsv) -> None:
+    root = model(tmp_path, "torch==2.1.0\n")
+    options = DepsOptions(online=False, osv_url=osv.url)
+    report = service.run_deps([root], options=options)
+    scan = service.run_scan([root])
+    assert osv.requests == []
+    for r in (report, scan):
+        assert [f.rule for f in r.findings] == ["DEP023"]
+        assert "not looked up" in r.findings[0].message
+        assert [f.value for f in r.facts if f.key == "dependency.audit"] == ["offline"]
+        assert r.verdict is not None and r.verdict.passed
+
+
+def test_osv_url_from_the_environment(
+    tmp_path: Path, osv: FakeOsv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from supplychain.policy import Policy
+
+    monkeypatch.setenv("SUPPLYCHAIN_OSV_URL", osv.url)
+    report = service.run_deps([model(tmp_path, "torch==2.1.0\n")], Policy())
+    assert [f.rule for f in report.findings] == ["DEP020"]
+    assert len(osv.requests) == 1
+
+
+def test_severity_sources() -> None:
+    assert (
+        advisory_severity({"severity": [{"type": "CVSS_V3", "score": CRITICAL_VECTOR}]}).source
+        == "CVSS 9.8"
+    )
+    low = "CVSS:3.1/AV:N/AC:H/PR:N/UI:R/S:U/C:L/I:N/A:N"
+    assert (
+        advisory_severity({"severity": [{"type": "CVSS_V3", "score": low}]}).severity.label == "low"
+    )
+    v4 = {
+        "severity": [
+            {
+                "type": "CVSS_V4",
+                "score": "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N",
+            }
+        ],
+        "database_specific": {"severity": "MODERATE"},
+    }
+    rated = advisory_severity(v4)
+    assert rated.severity.label == "medium" and rated.vector.startswith("CVSS:4.0")
+    assert advisory_severity({}).severity.label == "high"
+
+
+def test_range_intersection() -> None:
+    from packaging.specifiers import SpecifierSet
+
+    vuln = advisory("X", "pkg", introduced="1.0", fixed="1.5")
+    assert admitted_affected(vuln, "pkg", SpecifierSet(">=1.2")) == "1.2"
+    assert admitted_affected(vuln, "pkg", SpecifierSet(">=1.5")) is None
+    assert admitted_affected(vuln, "pkg", SpecifierSet("<1.0")) is None
+    assert admitted_affected(vuln, "pkg", SpecifierSet("")) == "1.0"
+    assert admitted_affected(vuln, "pkg", SpecifierSet(">1.4,<2")) is not None
+    assert admitted_affected(vuln, "pkg", SpecifierSet("~=1.4")) is not None
+    assert admitted_affected(vuln, "other", SpecifierSet("")) is None
+    listed = advisory("Y", "pkg", introduced="0", versions=["0.9", "1.1"], fixed="9")
+    assert admitted_affected(listed, "pkg", SpecifierSet("==1.1")) == "1.1"
