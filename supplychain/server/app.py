@@ -157,10 +157,17 @@ def _route_label(path: str) -> str:
 
 
 # -- request bodies -----------------------------------------------------------------------------
-async def _json_body(request: Request) -> Any:
-    raw = await request.body()
+async def _json_body(request: Request, limit: int) -> Any:
+    """The JSON body, read up to ``limit`` bytes (413 past it: never buffered whole)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(limit)
+        chunks.append(chunk)
     try:
-        return json.loads(raw)
+        return json.loads(b"".join(chunks))
     except (ValueError, UnicodeDecodeError):
         raise HTTPException(400, "body is not valid JSON") from None
 
@@ -345,7 +352,7 @@ def _v1_router() -> APIRouter:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
         else:
-            body = await _json_body(request)
+            body = await _json_body(request, state.config.max_body)
             if not isinstance(body, dict) or set(body) != {"path"}:
                 raise HTTPException(400, 'body must be {"path": "<relative path>"}')
             try:
@@ -363,7 +370,7 @@ def _v1_router() -> APIRouter:
         """Kubernetes ValidatingAdmissionWebhook for Pods (AdmissionReview v1)."""
         state = get_state(request)
         try:
-            review = adm.parse_review(await _json_body(request))
+            review = adm.parse_review(await _json_body(request, state.config.max_body))
         except adm.MalformedReview as exc:
             raise HTTPException(400, f"malformed AdmissionReview: {exc}") from None
         answer = await _admit(state, review)

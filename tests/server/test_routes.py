@@ -317,3 +317,11 @@ def test_shutdown_finishes_accepted_jobs(make_client: MakeClient) -> None:
     client.__exit__(None, None, None)
     assert queue.status(job).value == "done"
     assert queue.closed
+
+
+def test_json_scan_body_is_capped_by_max_body_not_max_upload(make_client: MakeClient) -> None:
+    client, scan = make_client(max_body=1000, max_upload=10_000_000)
+    big = {"path": "a" * 3000}
+    r = client.post("/v1/scan", json=big, headers=AUTH)
+    assert r.status_code == 413
+    assert scan.calls == []
