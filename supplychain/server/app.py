@@ -34,7 +34,7 @@ from supplychain.core.errors import SupplyChainError
 from supplychain.server import admission as adm
 from supplychain.server.auth import require_token
 from supplychain.server.config import ServerConfig
-from supplychain.server.jobs import JobQueue, JobStatus, QueueFull, ShuttingDown
+from supplychain.server.jobs import JobQueue, JobStatus, QueueFull, ShuttingDown, UnknownJob
 from supplychain.server.memo import snapshot
 from supplychain.server.metrics import Metrics
 from supplychain.server.paths import PathMissing, PathRefused, resolve_under
@@ -191,10 +191,13 @@ def _scan_and_clean(scan: ScanFn, path: Path, cleanup: Path) -> Any:
 
 
 async def _report_of(state: ServerState, job_id: str) -> Any:
-    job = await state.queue.wait_async(job_id, None)
-    if job.status is JobStatus.FAILED:
-        raise HTTPException(500, f"scan failed: {job.error}")
-    return state.queue.result(job_id)
+    try:
+        job = await state.queue.wait_async(job_id, None)
+        if job.status is JobStatus.FAILED:
+            raise HTTPException(500, f"scan failed: {job.error}")
+        return state.queue.result(job_id)
+    except UnknownJob:  # forgotten under extreme load: ask again, never a guess
+        raise _busy(state, "the scan result expired") from None
 
 
 async def _upload(request: Request, state: ServerState) -> tuple[Path, Path]:
@@ -423,8 +426,11 @@ async def _admit(state: ServerState, review: adm.Review) -> dict[str, Any]:
         )
     for model, job_id in waiting:
         remaining = max(0.0, deadline - time.monotonic())
-        job = await state.queue.wait_async(job_id, remaining)
-        verdict = _job_verdict(state, job_id, job.status)
+        try:
+            job = await state.queue.wait_async(job_id, remaining)
+            verdict = _job_verdict(state, job_id, job.status)
+        except UnknownJob:  # finished and forgotten under extreme load: not an answer
+            verdict = None
         _count_verdict(state, verdict)
         if verdict is None:
             denials.append(f"model {model.name!r}: not yet scanned (scan queued; retry shortly)")
@@ -543,6 +549,11 @@ def create_app(config: ServerConfig, *, scan: ScanFn | None = None) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return _error(exc.status_code, str(exc.detail), dict(exc.headers or {}))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unexpected error", extra={"fields": {"error": type(exc).__name__}})
+        return _error(500, f"internal error ({type(exc).__name__})")
 
     @app.exception_handler(SupplyChainError)
     async def product_error(request: Request, exc: SupplyChainError) -> JSONResponse:

@@ -325,3 +325,13 @@ def test_json_scan_body_is_capped_by_max_body_not_max_upload(make_client: MakeCl
     r = client.post("/v1/scan", json=big, headers=AUTH)
     assert r.status_code == 413
     assert scan.calls == []
+
+
+def test_scan_that_raises_is_500_json_never_a_pass(client: TestClient) -> None:
+    def boom(path: Path) -> None:
+        raise RuntimeError("parser exploded")
+
+    client.app.state.supplychain.scan = boom  # type: ignore[attr-defined]
+    r = client.post("/v1/scan", json={"path": "clean"}, headers=AUTH)
+    assert r.status_code == 500
+    assert "scan failed: RuntimeError: parser exploded" in r.json()["error"]
