@@ -157,8 +157,8 @@ def test_data_command_uses_given_fields_and_checks(
     assert "DAT030" in rules and "DAT035" not in rules  # only the selected check ran
     hidden = next(f for f in report["findings"] if f["rule"] == "DAT030")
     assert hidden["location"]["rows"] == [2] and "U+E0065" in hidden["evidence"]
-    fields = next(f for f in report["findings"] if f["rule"] == "DAT000")
-    assert "text=body" in fields["evidence"] and "label=y" in fields["evidence"]
+    fields = {f["key"]: f["value"] for f in report["facts"]}
+    assert fields["dataset.text_field"] == "body" and fields["dataset.label_field"] == "y"
 
 
 def test_data_command_rejects_unknown_checks(

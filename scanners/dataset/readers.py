@@ -27,7 +27,15 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from scanners.base import Artifact, ScanContext
 from scanners.dataset.common import EXTRA_CUT, DatasetInfo, DatasetOptions, Record
 from supplychain.core.errors import ArtifactError, LimitExceeded, MissingDependency
-from supplychain.core.model import ArtifactKind, Confidence, Finding, Location, Rule, Severity
+from supplychain.core.model import (
+    ArtifactKind,
+    Confidence,
+    FactValue,
+    Finding,
+    Location,
+    Rule,
+    Severity,
+)
 from supplychain.core.rules import ATLAS_POISONING, POISONING, make_rule
 
 if TYPE_CHECKING:
@@ -84,19 +92,9 @@ NON_FEATURE_COLUMNS = frozenset(
 """Row identifiers and index columns written by pandas: numbers, but not features."""
 
 # ---------------------------------------------------------------------------------------------
-# Rules (DAT000–DAT009 belong to the readers)
+# Rules (DAT001–DAT009 belong to the readers; what was read is reported as facts)
 # ---------------------------------------------------------------------------------------------
 
-DAT000 = make_rule(
-    "DAT000",
-    "Dataset fields used",
-    Severity.INFO,
-    "Which fields were read as text, label, id and source, and how many rows were analysed. "
-    "Fields are detected when not given; check that the detection matches the data.",
-    "Pass --text-field/--label-field/--id-field if the detection is wrong.",
-    owasp_llm=POISONING,
-    atlas=(),
-)
 DAT001 = make_rule(
     "DAT001",
     "Unparseable dataset rows",
@@ -171,7 +169,7 @@ DAT009 = make_rule(
     owasp_llm=POISONING,
     atlas=ATLAS_POISONING,
 )
-READER_RULES: tuple[Rule, ...] = (DAT000, DAT001, DAT002, DAT003, DAT004, DAT005, DAT009)
+READER_RULES: tuple[Rule, ...] = (DAT001, DAT002, DAT003, DAT004, DAT005, DAT009)
 
 # ---------------------------------------------------------------------------------------------
 # Field detection
@@ -225,7 +223,7 @@ class FieldPlan:
     id: str | None = None
     source: str | None = None
     notes: tuple[str, ...] = ()
-    """Why a field was not used (reported in DAT000's evidence)."""
+    """Why a field was not used (reported in the ``dataset.notes`` fact)."""
     numeric: tuple[str, ...] = ()
     """Numeric feature columns, in file order, read into ``Record.values`` (empty unless >= 2)."""
     gave_up: tuple[str, ...] = ()
@@ -679,7 +677,7 @@ class DatasetReader:
         self.plan = FieldPlan()
         self.columns: tuple[str, ...] = ()
         self.notes: list[str] = []
-        """How the file's layout was read (metadata line, comment lines), for DAT000."""
+        """How the file's layout was read (metadata line, comment lines), for ``dataset.notes``."""
         self.want_extra = _wants_extra(ctx.dataset.checks)
         """Carry every other column in ``Record.extra`` (a selected check asks for them)."""
 
@@ -1463,25 +1461,43 @@ def _gave_up(info: DatasetInfo, reader: DatasetReader) -> Iterator[Finding]:
         )
 
 
-def reader_findings(info: DatasetInfo, reader: DatasetReader) -> Iterator[Finding]:
-    """DAT000–DAT005 for one file: the fields used, then one finding per kind of bad row."""
+NO_TEXT_NOTE = "no text field found: text checks not run (--text-field to choose one)"
+
+
+def dataset_facts(
+    info: DatasetInfo, reader: DatasetReader, labels: int | None
+) -> list[tuple[str, FactValue]]:
+    """What was read, as facts (``docs/report-schema.md``): format, rows, the fields used for
+    text/label/id/source, the number of distinct labels, numeric columns and layout notes."""
     plan = reader.plan
-    message = f"{reader.format_name} dataset: {info.rows} rows analysed"
-    if not plan.text and info.rows:
-        message += "; no text field found: text checks not run (--text-field to choose one)"
-    notes = "".join(f"; {n}" for n in (*reader.notes, *plan.notes))
+    facts: list[tuple[str, FactValue]] = [
+        ("dataset.format", reader.format_name),
+        ("dataset.rows", info.rows),
+        ("dataset.text_checks", bool(plan.text) or not info.rows),
+    ]
+    for key, value in (
+        ("dataset.text_field", plan.text_name),
+        ("dataset.label_field", plan.label),
+        ("dataset.id_field", plan.id),
+        ("dataset.source_field", plan.source),
+    ):
+        if value:
+            facts.append((key, value))
+    used = (*plan.text, *(f for f in (plan.label, plan.id, plan.source) if f))
+    facts.append(("dataset.fields", tuple(used)))
+    if labels is not None and plan.label:
+        facts.append(("dataset.labels", labels))
     if plan.numeric:
-        shown = ", ".join(plan.numeric[:6]) + (", ..." if len(plan.numeric) > 6 else "")
-        notes += f"; {len(plan.numeric)} numeric columns ({shown})"
-    yield dataset_finding(
-        info,
-        DAT000,
-        message,
-        evidence=(
-            f"text={plan.text_name}, label={plan.label}, id={plan.id}, source={plan.source}, "
-            f"rows={info.rows}{notes}"
-        ),
-    )
+        facts.append(("dataset.numeric_fields", tuple(plan.numeric)))
+        facts.append(("dataset.numeric_fields.count", len(plan.numeric)))
+    notes = (*reader.notes, *plan.notes, *((NO_TEXT_NOTE,) if not plan.text and info.rows else ()))
+    if notes:
+        facts.append(("dataset.notes", tuple(notes)))
+    return facts
+
+
+def reader_findings(info: DatasetInfo, reader: DatasetReader) -> Iterator[Finding]:
+    """DAT001–DAT005 and DAT009 for one file: one finding per kind of bad row."""
     issues = reader.issues
     table: tuple[tuple[RowIssue, Rule, str], ...] = (
         (issues.bad, DAT001, "rows could not be parsed and were not analysed (fails closed)"),

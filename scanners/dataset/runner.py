@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from scanners._extras import require
 from scanners.base import Artifact, ScanContext
 from scanners.dataset.common import DatasetCheck, DatasetInfo, Record, RowError, head_length
-from scanners.dataset.readers import READER_RULES, open_reader, reader_findings
+from scanners.dataset.readers import READER_RULES, dataset_facts, open_reader, reader_findings
 from supplychain.core.errors import ArtifactError
 from supplychain.core.model import ArtifactKind, Finding, Rule, Severity
 from supplychain.core.rules import GEN002
@@ -56,6 +56,7 @@ class DatasetScanner:
         broken: ArtifactError | None = None
         failed: list[str] = []
         records = reader.records()
+        labels: set[str] = set()
 
         def limited() -> Iterator[Record]:
             nonlocal rows, capped
@@ -64,6 +65,8 @@ class DatasetScanner:
                     capped = True
                     return
                 rows += 1
+                if record.label is not None and len(labels) < MAX_COUNTED_LABELS:
+                    labels.add(record.label)
                 yield record
 
         stream = limited()
@@ -116,6 +119,8 @@ class DatasetScanner:
             rows=rows,
             numeric_fields=tuple(reader.plan.numeric),
         )
+        for key, value in dataset_facts(info, reader, len(labels)):
+            ctx.emit(artifact.fact(key, value))
         yield from reader_findings(info, reader)
         if capped:
             yield artifact.finding(
@@ -137,6 +142,8 @@ class DatasetScanner:
             raise DatasetCheckError("dataset check failed: " + "; ".join(failed))
 
 
+MAX_COUNTED_LABELS = 100_000
+"""Distinct labels counted for the ``dataset.labels`` fact (a count at the cap means more)."""
 BATCH_ROWS = 512
 """Rows per ``observe`` call."""
 

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from scanners.base import Artifact, ScanContext
 from scanners.dataset.common import DatasetOptions, Record
 from scanners.dataset.readers import (
+    NO_TEXT_NOTE,
     CsvReader,
     JsonlReader,
     ParquetReader,
@@ -27,7 +28,7 @@ from scanners.dataset.readers import (
 )
 from scanners.dataset.runner import DatasetScanner
 from supplychain.core.limits import Limits
-from supplychain.core.model import ArtifactKind, Finding, Severity
+from supplychain.core.model import ArtifactKind, Finding, Report, Severity
 from supplychain.engine import ScanOptions, scan_paths
 
 KIND_BY_EXT = {
@@ -49,14 +50,26 @@ def read(data: bytes, name: str, *, limits: Limits | None = None, **opts: str):
 
 
 def scan(path: Path, limits: Limits | None = None, **opts: str) -> list[Finding]:
+    return list(_report(path, limits, **opts).findings)
+
+
+def _report(path: Path, limits: Limits | None = None, **opts: str) -> Report:
     options = ScanOptions(
         scanners=(DatasetScanner,),
         limits=limits or Limits(),
         dataset=DatasetOptions(**opts),
         command="data",
     )
-    report = scan_paths([path], options)
-    return list(report.findings)
+    return scan_paths([path], options)
+
+
+def facts(path: Path, limits: Limits | None = None, **opts: str) -> dict[str, object]:
+    """The ``dataset.*`` facts of one file (what was read: fields, rows, layout notes)."""
+    return {f.key: f.value for f in _report(path, limits, **opts).facts}
+
+
+def notes(path: Path, **opts: str) -> str:
+    return " | ".join(facts(path, **opts).get("dataset.notes", ()))  # type: ignore[arg-type]
 
 
 def jsonl(rows) -> bytes:
@@ -162,7 +175,7 @@ def test_bad_jsonl_lines_are_reported_and_the_run_goes_on(tmp_path):
     assert "4 rows" in by["DAT001"].message
     assert by["DAT005"].location.rows == (5,)
     assert by["DAT035"].location.rows == (4,)  # the row after the bad ones was analysed
-    assert "rows=3" in by["DAT000"].evidence
+    assert facts(p)["dataset.rows"] == 3
 
 
 def test_undecodable_jsonl_bytes_are_reported(tmp_path):
@@ -234,7 +247,7 @@ def test_ragged_csv_rows_are_named(tmp_path):
     found = scan(p)
     ragged = [f for f in found if f.rule == "DAT003"]
     assert len(ragged) == 1 and ragged[0].location.rows == (1, 2)
-    assert "rows=4" in next(f for f in found if f.rule == "DAT000").evidence
+    assert facts(p)["dataset.rows"] == 4
 
 
 def test_csv_quoted_multiline_fields_and_delimiters():
@@ -328,7 +341,7 @@ def test_parquet_chunk_over_the_block_cap_is_a_limit(tmp_path):
     p.write_bytes(parquet_bytes(table, compression="none", use_dictionary=False))
     found = scan(p, Limits(max_line_bytes=1024))
     assert "GEN002" in rules(found)
-    assert "DAT000" in rules(found)  # the file is still described, not silently dropped
+    assert facts(p, Limits(max_line_bytes=1024))["dataset.format"] == "parquet"  # still described
 
 
 def test_parquet_cell_over_the_record_limit_is_dat002():
@@ -410,11 +423,6 @@ def serious(found: list[Finding]) -> list[Finding]:
     return [f for f in found if f.severity >= Severity.MEDIUM]
 
 
-def dat000(found: list[Finding]) -> Finding:
-    (only,) = [f for f in found if f.rule == "DAT000"]
-    return only
-
-
 def test_numeric_csv_with_repeated_values_has_no_text_field(tmp_path):
     # numpy umath-validation-set-*.csv: a header, "## ... ##" comment lines, hex floats.
     lines = ["dtype,input,output,ulperrortol"]
@@ -426,9 +434,10 @@ def test_numeric_csv_with_repeated_values_has_no_text_field(tmp_path):
     p.write_text("\n".join(lines) + "\n")
     found = scan(p)
     assert serious(found) == []
-    info = dat000(found)
-    assert "text=None" in info.evidence and "no text field found" in info.message
-    assert "3 comment lines (#), not analysed" in info.evidence
+    info = facts(p)
+    assert "dataset.text_field" not in info and info["dataset.text_checks"] is False
+    assert NO_TEXT_NOTE in info["dataset.notes"]  # type: ignore[operator]
+    assert "3 comment lines (#), not analysed" in notes(p)
     assert not {"DAT003", "DAT010", "DAT013", "DAT021"} & rules(found)  # no check ran on numbers
     recs, reader = read(p.read_bytes(), "u.csv")
     assert reader.columns == ("dtype", "input", "output", "ulperrortol")
@@ -445,7 +454,7 @@ def test_headerless_numeric_csv_names_columns_and_keeps_row_zero(tmp_path):
     p = tmp_path / "target.csv"
     p.write_text("".join(f"{v:.18e}\n" for v in [151.0, 75.0, 141.0] * 100))
     found = scan(p)
-    assert serious(found) == [] and "no header: columns named col0" in dat000(found).evidence
+    assert serious(found) == [] and "no header: columns named col0" in notes(p)
 
 
 def test_sklearn_metadata_first_line_is_not_the_header(tmp_path):
@@ -457,7 +466,7 @@ def test_sklearn_metadata_first_line_is_not_the_header(tmp_path):
     p.write_text("50,30,malignant,benign\n" + "\n".join(body) + "\n")
     found = scan(p)
     assert serious(found) == [] and "DAT003" not in rules(found)
-    assert "line 1 is metadata (4 fields; rows have 31)" in dat000(found).evidence
+    assert "line 1 is metadata (4 fields; rows have 31)" in notes(p)
     recs, reader = read(p.read_bytes(), "b.csv")
     assert reader.columns[0] == "col0" and len(reader.columns) == 31
     assert [r.index for r in recs[:2]] == [0, 1] and len(recs) == 50
@@ -496,7 +505,7 @@ def test_comment_lines_in_a_text_dataset_are_still_scanned(tmp_path):
     )
     found = scan(p)
     assert "DAT035" in rules(found) and "DAT003" not in rules(found)
-    assert "1 comment lines (#), analysed as text" in dat000(found).evidence
+    assert "1 comment lines (#), analysed as text" in notes(p)
 
 
 def test_short_categorical_and_numeric_string_columns_are_not_text():
@@ -526,7 +535,7 @@ def test_explicit_text_field_always_wins(tmp_path):
     p = tmp_path / "u.csv"
     p.write_text("dtype,input,output\n" + "np.float32,0x3f800000,0x3f800000\n" * 200)
     found = scan(p, text_field="input")
-    assert "text=input" in dat000(found).evidence
+    assert facts(p, text_field="input")["dataset.text_field"] == "input"
     assert "DAT013" in rules(found)  # the user asked: the checks run on that column
 
 
@@ -543,8 +552,8 @@ def test_regression_target_is_not_a_label(tmp_path):
     p.write_bytes(parquet_bytes(table))
     found = scan(p)
     assert serious(found) == []
-    assert "label=None" in dat000(found).evidence
-    assert "y is a regression target" in dat000(found).evidence
+    assert "dataset.label_field" not in facts(p)
+    assert "y is a regression target" in notes(p)
     # A text dataset with a similarity score (STS-B): duplicate texts with different scores
     # are not "conflicting labels" (DAT012), but still duplicates (DAT010).
     rows = [
@@ -558,9 +567,9 @@ def test_regression_target_is_not_a_label(tmp_path):
     p.write_text(jsonl(rows).decode())
     found = scan(p)
     assert "DAT012" not in rules(found) and "DAT010" in rules(found)
-    assert "label=None" in dat000(found).evidence
+    assert "dataset.label_field" not in facts(p)
     # The user's --label-field still wins.
-    assert "label=label" in dat000(scan(p, label_field="label")).evidence
+    assert facts(p, label_field="label")["dataset.label_field"] == "label"
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -17,7 +17,7 @@ from scanners.dataset.common import DatasetInfo, DatasetOptions, Record, StateCh
 from scanners.dataset.readers import READER_RULES
 from scanners.dataset.runner import DATASET_CHECKS, DatasetCheckError, DatasetScanner
 from supplychain.core.limits import Limits
-from supplychain.core.model import ArtifactKind, Finding, Rule, Severity, Status
+from supplychain.core.model import ArtifactKind, Finding, Report, Rule, Severity, Status
 from supplychain.engine import ScanOptions, scan_paths
 
 POISONED = [
@@ -42,6 +42,10 @@ def run(path, *, limits: Limits | None = None, **opts):
     return scan_paths([path], options)
 
 
+def facts(report: Report) -> dict[str, Any]:
+    return {f.key: f.value for f in report.facts}
+
+
 def test_registry_lists_every_check_once_with_disjoint_names():
     names = [c.name for c in DATASET_CHECKS]
     assert len(names) == len(set(names))
@@ -58,7 +62,8 @@ def test_scanner_rules_cover_readers_and_every_check():
         for rule in check.rules:
             assert rule.id in ids
     part_a = [i for i in ids if i[3:5] in ("00", "03", "04")]
-    assert {"DAT000", "DAT030", "DAT035", "DAT040", "DAT041"} <= set(part_a)
+    assert {"DAT001", "DAT030", "DAT035", "DAT040", "DAT041"} <= set(part_a)
+    assert "DAT000" not in ids  # what was read is reported as facts, not as a finding
     injection = [r for r in DatasetScanner.rules if r.id in ("DAT035", "DAT036", "DAT037")]
     assert all("LLM01" in r.owasp_llm for r in injection)
 
@@ -73,8 +78,17 @@ def test_every_finding_names_rows_or_is_file_level(tmp_path):
     for f in report.findings:
         if f.severity > Severity.INFO and not f.rule.startswith("GEN"):
             assert f.location.rows, f
-    dat000 = [f for f in report.findings if f.rule == "DAT000"]
-    assert dat000[0].evidence == "text=text, label=label, id=id, source=None, rows=4"
+    assert facts(report) == {
+        "dataset.format": "jsonl",
+        "dataset.rows": 4,
+        "dataset.text_checks": True,
+        "dataset.text_field": "text",
+        "dataset.label_field": "label",
+        "dataset.id_field": "id",
+        "dataset.fields": ("text", "label", "id"),
+        "dataset.labels": len({r["label"] for r in POISONED}),
+    }
+    assert all(f.scanner == "dataset" for f in report.facts)
     assert report.results[0].status is Status.SCANNED
 
 
@@ -84,7 +98,7 @@ def test_check_selection_by_name(tmp_path):
     rules = {f.rule for f in run(p, checks=frozenset({"hidden-unicode"})).findings}
     assert "DAT030" in rules
     assert "DAT035" not in rules
-    assert "DAT000" in rules  # the reader always reports what it read
+    assert facts(run(p, checks=frozenset({"hidden-unicode"})))["dataset.rows"] == 4  # described
 
 
 def test_row_cap_is_a_limit_finding(tmp_path):
@@ -96,7 +110,7 @@ def test_row_cap_is_a_limit_finding(tmp_path):
     by = {f.rule: f for f in report.findings}
     assert by["GEN002"].severity is Severity.HIGH
     assert "first 10 rows" in by["GEN002"].message
-    assert "rows=10" in by["DAT000"].evidence
+    assert facts(report)["dataset.rows"] == 10
     assert "DAT035" not in by  # beyond the cap, and the report says so
 
 
@@ -176,8 +190,7 @@ def test_empty_dataset_is_described_not_silently_clean(tmp_path):
     p.write_text("\n\n")
     report = run(p)
     assert [f for f in report.findings if f.severity > Severity.INFO] == []
-    dat000 = [f for f in report.findings if f.rule == "DAT000"]
-    assert len(dat000) == 1 and "rows=0" in dat000[0].evidence
+    assert facts(report)["dataset.rows"] == 0
 
 
 class _Counting(StateCheck["_Counting"]):
@@ -205,8 +218,10 @@ def test_text_checks_are_skipped_without_a_text_field(tmp_path, monkeypatch):
     p = tmp_path / "numbers.csv"
     p.write_text("a,b,target\n" + "1.5,0x3f800000,2\n" * 500)
     report = run(p)
-    assert [f.rule for f in report.findings] == ["DAT000"]
-    assert "no text field found: text checks not run" in report.findings[0].message
+    assert report.findings == ()
+    described = facts(report)
+    assert described["dataset.text_checks"] is False
+    assert "no text field found: text checks not run" in described["dataset.notes"][-1]
     assert _Counting.seen == list(range(500))  # a check that needs no text still sees every row
     assert report.results[0].status is Status.SCANNED
 
@@ -221,4 +236,4 @@ def test_text_found_by_content_under_an_unknown_name_is_still_checked(tmp_path):
     report = run(p)
     rules = {f.rule for f in report.findings}
     assert {"DAT030", "DAT035"} <= rules
-    assert "text=notes_en" in next(f for f in report.findings if f.rule == "DAT000").evidence
+    assert facts(report)["dataset.text_field"] == "notes_en"

@@ -324,8 +324,12 @@ def test_clean_files_are_quiet_and_planted_rows_found(tmp_path, fmt):
     x, bad = planted(11)
     found = scan(write(tmp_path / f"poisoned.{fmt}", x))
     assert set(bad) <= set(row_findings(found, Severity.LOW))
-    dat000 = next(f for f in found if f.rule == "DAT000")
-    assert "4 numeric columns (f0, f1, f2, f3)" in dat000.evidence
+    report = scan_paths(
+        [tmp_path / f"poisoned.{fmt}"], ScanOptions(scanners=(DatasetScanner,), command="data")
+    )
+    described = {f.key: f.value for f in report.facts}
+    assert described["dataset.numeric_fields"] == ("f0", "f1", "f2", "f3")
+    assert described["dataset.numeric_fields.count"] == 4
 
 
 def test_iris_like_csv_stays_quiet(tmp_path):
