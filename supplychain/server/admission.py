@@ -12,6 +12,9 @@ Decisions (documented in ``docs/server.md``):
   ``--root``) and as ``image`` volumes (``spec.volumes[].image.reference``). An image reference must
   be pinned by a ``@sha256:`` digest; its verdict is looked up by that digest. A Pod without
   models is allowed. More than ``MAX_MODELS`` models is denied.
+- An UPDATE whose models equal those of ``oldObject`` is allowed: the models were judged when the
+  Pod was created, and a Pod's volumes cannot change afterwards; denying it would only block
+  label or finalizer edits (and so deletion). An UPDATE that changes them is checked in full.
 """
 
 from __future__ import annotations
@@ -51,6 +54,8 @@ class Review:
     models: tuple[ModelRef, ...]
     namespace: str
     name: str
+    old_models: tuple[ModelRef, ...] | None = None
+    """For UPDATE: the models of ``oldObject`` (``None`` when it is absent)."""
 
 
 def _req(cond: bool, message: str) -> None:
@@ -84,11 +89,15 @@ def parse_review(body: object) -> Review:
     name = request.get("name") or ""
     is_pod = kind == "Pod" and group == ""
     models: tuple[ModelRef, ...] = ()
+    old_models: tuple[ModelRef, ...] | None = None
     if is_pod and operation in ("CREATE", "UPDATE"):
         obj = request.get("object")
         _req(isinstance(obj, dict), "request.object is missing")
         assert isinstance(obj, dict)
         models = pod_models(obj)
+        old = request.get("oldObject")
+        if operation == "UPDATE" and isinstance(old, dict):
+            old_models = pod_models(old)
         meta = obj.get("metadata")
         if isinstance(meta, dict) and not name:
             name = meta.get("name") or meta.get("generateName") or ""
@@ -99,6 +108,7 @@ def parse_review(body: object) -> Review:
         models,
         str(namespace),
         str(name),
+        old_models,
     )
 
 

@@ -394,6 +394,8 @@ async def _admit(state: ServerState, review: adm.Review) -> dict[str, Any]:
         )
     if review.operation not in ("CREATE", "UPDATE") or not review.models:
         return adm.response(review.uid, True)
+    if review.old_models is not None and set(review.old_models) == set(review.models):
+        return adm.response(review.uid, True)  # judged at creation; volumes are immutable
     if len(review.models) > adm.MAX_MODELS:
         return adm.response(
             review.uid, False, f"{len(review.models)} models (at most {adm.MAX_MODELS} allowed)"

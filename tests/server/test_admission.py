@@ -294,3 +294,28 @@ def test_fresh_files_are_not_memoised(make_client: MakeClient) -> None:
     assert _admit(client, review(models="clean"))["allowed"] is True
     assert _admit(client, review(models="clean"))["allowed"] is True
     assert len(scan.calls) == 2
+
+
+def _update(models_old: str | None, models_new: str) -> dict[str, Any]:
+    body = review(models=models_new, operation="UPDATE")
+    if models_old is not None:
+        body["request"]["oldObject"] = review(models=models_old)["request"]["object"]
+    return body
+
+
+def test_update_with_unchanged_models_is_allowed_without_scan(make_client: MakeClient) -> None:
+    """Label/finalizer edits of a running Pod (its volumes are immutable) are never blocked."""
+    client, scan = make_client()
+    assert _admit(client, _update("evil.pkl", "evil.pkl"))["allowed"] is True
+    assert scan.calls == []
+
+
+def test_update_that_adds_a_model_is_checked(make_client: MakeClient) -> None:
+    client, _ = make_client()
+    resp = _admit(client, _update("clean", "clean,evil.pkl"))
+    assert resp["allowed"] is False and "evil.pkl" in resp["status"]["message"]
+
+
+def test_update_without_old_object_is_checked(make_client: MakeClient) -> None:
+    client, _ = make_client()
+    assert _admit(client, _update(None, "evil.pkl"))["allowed"] is False
