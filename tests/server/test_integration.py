@@ -172,3 +172,86 @@ def test_token_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="at least") as info:
         config_from(args)
     assert "short" not in str(info.value)
+
+
+def _self_signed(tmp: Path) -> tuple[Path, Path]:
+    """A throwaway certificate for 127.0.0.1 (what the API server would verify via caBundle)."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "supplychain.test")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    crt, pem = tmp / "tls.crt", tmp / "tls.key"
+    crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    pem.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return crt, pem
+
+
+def test_https_admission(tmp_path: Path) -> None:
+    """--tls-cert/--tls-key: the webhook over HTTPS, verified against its certificate."""
+    import ssl
+
+    root = make_root(tmp_path)
+    crt, pem = _self_signed(tmp_path)
+    port = _free_port()
+    env = {**os.environ, "SUPPLYCHAIN_SERVER_TOKEN": TOKEN, "PYTHONPATH": str(ROOT_DIR)}
+    cmd = [
+        sys.executable, "-m", "supplychain", "serve", "--root", str(root), "--port", str(port),
+        "--tls-cert", str(crt), "--tls-key", str(pem),
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    srv = Server(proc, f"https://127.0.0.1:{port}")
+    context = ssl.create_default_context(cafile=str(crt))
+    try:
+        end = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, "server exited: " + "".join(srv.stderr)
+            try:
+                if httpx.get(srv.url + "/healthz", verify=context, timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < end, "server never became healthy"
+            time.sleep(0.1)
+        with httpx.Client(base_url=srv.url, verify=context, timeout=60) as http:
+            r = http.post(
+                "/v1/admission",
+                json=review(uid="tls", models="evil.pkl"),
+                headers={"Authorization": f"Bearer {TOKEN}"},
+            )
+            assert r.json()["response"]["allowed"] is False
+        with pytest.raises(httpx.TransportError):  # plain HTTP is not served
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
