@@ -5,7 +5,7 @@ Usage: ``/work/venv/bin/python bench/bench_pickle.py [--mb 300] [--protocols 2,4
 For each protocol it writes one pickle (a list of small dicts, tuples, floats and strings made
 with ``pickle.dump`` by this script), then in the same run measures, each in a fresh child:
 
-* the scanner (``scanners.pickle_scan.scan_pickle`` over the file): CPU seconds and peak RSS
+* the scanner (``scanners.pickle_analysis.scan_pickle`` over the file): CPU seconds and peak RSS
   from ``resource.getrusage`` inside the child;
 * ``openssl dgst -sha256`` on the same file: CPU seconds of the child process.
 
