@@ -8,13 +8,13 @@ policy stops the server instead of failing every request), the shared verdict ca
 
 from __future__ import annotations
 
-import inspect
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from supplychain.core.model import Report
+from supplychain.policy import Policy
 from supplychain.server.config import ServerConfig
 from supplychain.server.metrics import Metrics
 
@@ -61,12 +61,12 @@ def judge(report: Report) -> ModelVerdict:
 def make_scan(config: ServerConfig, metrics: Metrics) -> ScanFn:
     """The function workers run: scan one resolved path with the server's policy (and cache)."""
     from supplychain import service
-    from supplychain.policy import Policy, load_policy
+    from supplychain.policy import load_policy
 
     policy = load_policy(config.policy_path) if config.policy_path else Policy()
     settings = service.settings_from_policy(policy)
     service.check_policy(policy, settings)
-    cache_kw = _cache_kwargs(config)
+    cache_kw = _cache_kwargs(config, policy)
     lock = threading.Lock()
 
     def scan(path: Path) -> Report:
@@ -86,22 +86,21 @@ def make_scan(config: ServerConfig, metrics: Metrics) -> ScanFn:
     return scan
 
 
-def _cache_kwargs(config: ServerConfig) -> dict[str, Any]:
-    """``cache=`` for ``service.run`` once the verdict cache exists (issue #15, cache part)."""
-    if config.cache_path is None:
+def _cache_kwargs(config: ServerConfig, policy: Policy) -> dict[str, Any]:
+    """``cache=`` for ``service.run``: ``--cache`` > ``SUPPLYCHAIN_CACHE`` > policy ``[cache]``.
+
+    Opened and checked once at start-up: a corrupt, foreign or locked cache stops the server
+    (exit 2) instead of failing, or worse passing, every request.
+    """
+    from supplychain.cache import DEFAULT_TIMEOUT, VerdictCache, resolve_path
+
+    path = resolve_path(config.cache_path, no_cache=False, policy_path=policy.cache.path)
+    if path is None:
         return {}
-    from supplychain import service
-
-    if "cache" not in inspect.signature(service.run).parameters:
-        from supplychain.core.errors import ConfigError
-
-        raise ConfigError("--cache: this build has no verdict cache")
-    from supplychain.cache import VerdictCache  # type: ignore[import-not-found,unused-ignore]
-
-    return {"cache": VerdictCache.open(config.cache_path)}
+    timeout = policy.cache.timeout if policy.cache.timeout is not None else DEFAULT_TIMEOUT
+    return {"cache": VerdictCache.open(path, timeout=timeout)}
 
 
 def _cache_hits(report: Report) -> int:
-    """Files the verdict cache answered (``Report.cache_hits`` once the cache exists)."""
-    hits = getattr(report, "cache_hits", 0)
-    return hits if isinstance(hits, int) else 0
+    """Files the verdict cache answered."""
+    return report.cache_hits
