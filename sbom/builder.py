@@ -246,6 +246,9 @@ def _file_component(
     fmt = facts.get("format")
     if isinstance(fmt, str):
         props.append(_prop(lib, "format", fmt))
+    audit = facts.get("dependency.audit")
+    if isinstance(audit, str):  # a requirement file: were its vulnerabilities looked up?
+        props.append(_prop(lib, "dependency.audit", audit))
     return lib.component.Component(
         type=lib.component.ComponentType.FILE,
         name=record.path,

@@ -61,6 +61,9 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument(
         "--jobs", "-j", type=int, default=os.cpu_count() or 1, help="files scanned in parallel"
     )
+    from supplychain.deps import cli as deps_cli
+
+    deps_cli.add_scan_options(p)  # --deps-online/--osv-url: advisories for shipped requirements
     p.set_defaults(handler=cmd_sbom)
 
 

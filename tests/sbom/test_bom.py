@@ -446,3 +446,45 @@ def test_single_file_model_carries_its_hash(tmp_path: Path) -> None:
     assert comp["hashes"] == [{"alg": "SHA-256", "content": digest}]
     assert _props(comp)["supplychain:verdict"] == ["pass"]
     assert "vulnerabilities" not in doc or doc["vulnerabilities"] == []
+
+
+def test_vulnerable_requirement_end_to_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """requirements.txt → requirements scanner → OSV audit (fake, 127.0.0.1) → BOM advisory."""
+    from tests.deps.conftest import CRITICAL_VECTOR
+    from tests.deps.fakeosv import FakeOsv, advisory
+
+    monkeypatch.delenv("SUPPLYCHAIN_OSV_URL", raising=False)
+    server = FakeOsv().start()
+    server.add(
+        "torch",
+        advisory(
+            "GHSA-torch-0001",
+            "torch",
+            introduced="2.0.0",
+            fixed="2.2.0",
+            versions=["2.0.0", "2.1.0"],
+            vector=CRITICAL_VECTOR,
+            aliases=["CVE-2099-0001"],
+        ),
+    )
+    try:
+        model = model_dir(tmp_path / "m")
+        (model / "requirements.txt").write_text("torch==2.1.0\n")
+        out = tmp_path / "bom.json"
+        argv = ["sbom", str(model), "--deps-online", "--osv-url", server.url, "-o", str(out)]
+        assert main([*argv, "-j", "1"]) == 0, capsys.readouterr().err
+    finally:
+        server.stop()
+    doc = json.loads(out.read_text())
+    libs = {c["bom-ref"]: c for c in doc["components"] if c["type"] == "library"}
+    assert libs["lib:pkg:pypi/torch@2.1.0"]["purl"] == "pkg:pypi/torch@2.1.0"
+    advisory_doc = next(v for v in doc["vulnerabilities"] if v["id"] == "GHSA-torch-0001")
+    assert advisory_doc["affects"] == [{"ref": "lib:pkg:pypi/torch@2.1.0"}]
+    assert advisory_doc["ratings"][0]["severity"] == "critical"
+    assert advisory_doc["ratings"][0]["method"] == "CVSSv31"
+    assert [r["id"] for r in advisory_doc["references"]] == ["CVE-2099-0001"]
+    ours = [v for v in doc["vulnerabilities"] if v["id"].startswith("DEP020-")]
+    assert ours and ours[0]["affects"] == [{"ref": "file:requirements.txt"}]
+    assert ours[0]["analysis"]["state"] == "exploitable"
