@@ -232,8 +232,8 @@ def survey_shard(
 
 
 def _jsonl_pieces(stream: BinaryIO, digest: Any, piece_bytes: int) -> tuple[Piece, ...]:
-    """Cut at the last line end of the chunk that fills a piece; count lines per piece the way
-    ``bounded_lines`` numbers them (a last line without ``\\n`` still counts)."""
+    """Cut at the first line end once a piece holds ``piece_bytes``; count lines per piece the
+    way ``bounded_lines`` numbers them (a last line without ``\\n`` still counts)."""
     pieces: list[Piece] = []
     start = 0
     pos = 0
@@ -241,17 +241,20 @@ def _jsonl_pieces(stream: BinaryIO, digest: Any, piece_bytes: int) -> tuple[Piec
     tail = False
     while block := stream.read(CHUNK):
         digest.update(block)
-        end = pos + len(block)
-        cut = block.rfind(b"\n") if end - start >= piece_bytes else -1
-        if cut >= 0:
-            lines += block.count(b"\n", 0, cut + 1)
-            pieces.append(Piece(start, pos + cut + 1, lines))
-            start = pos + cut + 1
-            lines = block.count(b"\n", cut + 1)
-        else:
-            lines += block.count(b"\n")
+        i = 0
+        while True:
+            want = start + piece_bytes - pos  # where in this block the piece is full
+            if want > len(block):
+                break
+            nl = block.find(b"\n", max(want - 1, i))
+            if nl < 0:
+                break
+            lines += block.count(b"\n", i, nl + 1)
+            pieces.append(Piece(start, pos + nl + 1, lines))
+            start, lines, i = pos + nl + 1, 0, nl + 1
+        lines += block.count(b"\n", i)
         tail = not block.endswith(b"\n")
-        pos = end
+        pos += len(block)
     if pos > start:
         pieces.append(Piece(start, pos, lines + (1 if tail else 0)))
     return tuple(pieces)

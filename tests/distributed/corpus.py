@@ -43,8 +43,10 @@ def rows(n: int = 3000, seed: int = 0) -> list[dict[str, str]]:
     # Near-duplicate group across the three shards (light edits), and an exact copy with a
     # conflicting label in the last shard.
     for i, row in enumerate((100, third + 100, 2 * third + 100)):
-        out[row] = {"text": PARAGRAPH.replace("northern", ["northern", "north", "nothern"][i]),
-                    "label": "neg"}
+        out[row] = {
+            "text": PARAGRAPH.replace("northern", ["northern", "north", "nothern"][i]),
+            "label": "neg",
+        }
     out[2 * third + 7] = {"text": PARAGRAPH, "label": "pos"}
     # Backdoor trigger: a rare token with a fixed label in 3 % of rows.
     for i in rng.sample(range(n), int(0.03 * n)):
