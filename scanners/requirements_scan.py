@@ -520,7 +520,7 @@ def _entry_findings(state: _State) -> None:
                 e.evidence,
             )
         elif e.kind == "url":
-            http = e.evidence.lower().find("http://") >= 0
+            http = e.spec.lower().startswith("http://")
             state.finding(
                 DEP007,
                 f"{e.name or 'a package'} is installed from a URL",

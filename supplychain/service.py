@@ -305,6 +305,7 @@ def run_deps(
     ``policy``. ``options`` default to the policy's ``[deps]`` with the lookup on (``deps`` is
     online unless told ``--offline``, which the CLI passes as ``options``)."""
     from scanners.requirements_scan import RequirementsScanner
+    from supplychain.core.model import ArtifactKind, Status
     from supplychain.deps.audit import DependencyAudit
 
     policy = policy or Policy()
@@ -315,7 +316,18 @@ def run_deps(
     check_policy(policy, settings)
     run_options = replace(scan_options(settings, jobs=jobs), report_checks=(DependencyAudit,))
     report = scan_paths(paths, run_options, progress)
-    return apply(replace(report, settings_fingerprint=settings.fingerprint()), policy)
+    # Files that are not requirement files are out of scope here, not unanalysed (--strict).
+    kinds = {(r.path, r.member): r.kind for r in report.files}
+    results = tuple(
+        replace(r, expected=True)
+        if r.scanner == "engine"
+        and r.status is Status.SKIPPED
+        and kinds.get((r.path, r.member)) not in (None, ArtifactKind.REQUIREMENTS)
+        else r
+        for r in report.results
+    )
+    report = replace(report, results=results, settings_fingerprint=settings.fingerprint())
+    return apply(report, policy)
 
 
 __all__ = [

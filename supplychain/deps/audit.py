@@ -298,6 +298,7 @@ class DependencyAudit:
         except InvalidSpecifier:
             spec = SpecifierSet()
         seen: set[str] = set()
+        admitted: list[tuple[Rated, str, str, str]] = []  # a range: (rating, id, named, version)
         for vuln in sorted(answer, key=lambda v: str(v.get("id"))):
             vid = str(vuln["id"])
             if vuln.get("withdrawn") or vid in seen:
@@ -307,19 +308,11 @@ class DependencyAudit:
             aliases = [str(a) for a in vuln.get("aliases") or [] if isinstance(a, str)]
             summary = str(vuln.get("summary") or vuln.get("details") or "")[:300]
             named = f"{vid} ({', '.join(aliases[:3])})" if aliases else vid
-            if query.version:
-                rule, severity = DEP020, rated.severity
-                message = f"{shown} is affected by {named}, {rated.source}: {summary}"
-            else:
+            if not query.version:
                 hit = admitted_affected(vuln, name, spec)
                 if hit is None:
                     continue
-                rule = DEP021
-                severity = Severity(max(Severity.LOW, rated.severity - 1))
-                message = (
-                    f"{shown} admits vulnerable versions (e.g. {hit}) of {named}, "
-                    f"{rated.source}: {summary}"
-                )
+                admitted.append((rated, vid, named, hit))
             view.emit(
                 Fact(
                     "dependency.vulnerability",
@@ -336,13 +329,32 @@ class DependencyAudit:
                     self.name,
                 )
             )
+            if query.version:
+                yield Finding(
+                    rule=DEP020.id,
+                    severity=rated.severity,
+                    confidence=Confidence.HIGH,
+                    message=f"{shown} is affected by {named}, {rated.source}: {summary}",
+                    location=fact.location,
+                    evidence=f"{shown} {vid}",
+                )
+        if admitted:
+            # One finding per range (an unpinned popular package can admit hundreds of
+            # advisories); every advisory is still a dependency.vulnerability fact.
+            admitted.sort(key=lambda a: (-a[0].severity, a[1]))
+            worst, _vid, named, hit = admitted[0]
+            ids = [a[1] for a in admitted]
+            more = (
+                f" and {len(ids) - 1} more ({', '.join(ids[1:6])}{', …' if len(ids) > 6 else ''})"
+            )
             yield Finding(
-                rule=rule.id,
-                severity=severity,
+                rule=DEP021.id,
+                severity=Severity(max(Severity.LOW, worst.severity - 1)),
                 confidence=Confidence.HIGH,
-                message=message,
+                message=f"{shown} admits vulnerable versions (e.g. {hit}): {named}, "
+                f"{worst.source}{more if len(ids) > 1 else ''}",
                 location=fact.location,
-                evidence=f"{shown} {vid}",
+                evidence=f"{shown} {','.join(ids[:3])}{'…' if len(ids) > 3 else ''}",
             )
 
 

@@ -214,3 +214,24 @@ def test_range_intersection() -> None:
     assert admitted_affected(vuln, "other", SpecifierSet("")) is None
     listed = advisory("Y", "pkg", introduced="0", versions=["0.9", "1.1"], fixed="9")
     assert admitted_affected(listed, "pkg", SpecifierSet("==1.1")) == "1.1"
+
+
+def test_a_range_admitting_many_advisories_is_one_finding(tmp_path: Path, osv: FakeOsv) -> None:
+    for i, vector in enumerate([CRITICAL_VECTOR, "CVSS:3.1/AV:N/AC:H/PR:N/UI:R/S:U/C:L/I:N/A:N"]):
+        osv.add("tensorflow", advisory(f"GHSA-tf-{i}", "tensorflow", fixed="2.0.0", vector=vector))
+    osv.add("tensorflow", advisory("GHSA-tf-new", "tensorflow", introduced="3.0", fixed="3.1"))
+    report = run(model(tmp_path, "tensorflow<2.5\n"), osv.url)
+    (finding,) = [f for f in report.findings if f.rule == "DEP021"]
+    assert finding.severity.label == "high"  # worst advisory critical, lowered one step
+    assert "GHSA-tf-0" in finding.message and "1 more (GHSA-tf-1)" in finding.message
+    assert sorted(v[2] for v in vulns(report)) == ["GHSA-tf-0", "GHSA-tf-1"]
+
+
+def test_deps_strict_ignores_files_out_of_scope(tmp_path: Path, osv: FakeOsv) -> None:
+    from supplychain.policy import Policy
+
+    root = model(tmp_path, "torch==2.2.0\n")
+    (root / "weights.unknownformat").write_bytes(b"\x00\x01binary")
+    options = DepsOptions(online=True, osv_url=osv.url)
+    report = service.run_deps([root], Policy(strict=True), options=options)
+    assert report.verdict is not None and report.verdict.passed, report.verdict
