@@ -141,39 +141,15 @@ def cached_phase(work: Path, requests: int, clients: int) -> None:
     store.record(DIGEST, True, "passed")
     store.close()
     extra = ["--verdicts", str(verdicts), "--workers", "2", "--queue", "64"]
-    cache = work / "cache.sqlite"
-    import inspect
-
-    from supplychain import service
-
-    has_cache = "cache" in inspect.signature(service.run).parameters
-    if has_cache:
-        extra += ["--cache", str(cache)]
-        # Files must be older than the cache's settle window to be recorded.
-        old = time.time() - 3600
-        for p in (root / "clean").rglob("*"):
-            os.utime(p, (old, old))
-    time.sleep(2.5)  # past the settle window: files being written are never memoised
+    extra += ["--cache", str(work / "cache.sqlite")]
+    time.sleep(2.5)  # past the settle window: files being written are never memoised or cached
     for memo in (True, False):
-        _cached_run(
-            root,
-            work,
-            [*extra, *([] if memo else ["--no-memo"])],
-            requests,
-            clients,
-            has_cache,
-            memo,
-        )
+        flags = [*extra, *([] if memo else ["--no-memo"])]
+        _cached_run(root, work, flags, requests, clients, memo)
 
 
 def _cached_run(
-    root: Path,
-    work: Path,
-    extra: list[str],
-    requests: int,
-    clients: int,
-    has_cache: bool,
-    memo: bool,
+    root: Path, work: Path, extra: list[str], requests: int, clients: int, memo: bool
 ) -> None:
     srv = Server(root, work, *extra)
     try:
@@ -181,8 +157,7 @@ def _cached_run(
         assert warm[0] == 200 and warm[2][0]["response"]["allowed"], warm
         for kind, body in (
             ("image digest (verdict store)", lambda i: review(f"i{i}", image=f"r.x/m@{DIGEST}")),
-            ("path model (" + ("unchanged-tree memo" if memo else "verdict cache, --no-memo"
-                               if has_cache else "re-scan, no cache") + ")",
+            ("path model (" + ("unchanged-tree memo" if memo else "verdict cache, --no-memo") + ")",
              lambda i: review(f"p{i}", models="clean")),
         ):  # fmt: skip
             bodies = [body(i) for i in range(requests)]
