@@ -965,15 +965,27 @@ class _Manifest:
     def __init__(self, state: _State, text: str) -> None:
         self.state = state
         self.text = text
+        self._chars = 0
+        """Character position of the last line found (entries come in file order)."""
+        self._bytes = 0
+        """Its byte offset, so each lookup encodes only the text since the previous one."""
 
     def _where(self, needle: str) -> Location:
-        """The line a string first appears on (byte offset), for evidence; the file otherwise."""
+        """The line a string first appears on from the previous one (byte offset), for
+        evidence; the file otherwise. Linear over the file for entries in file order."""
         art = self.state.artifact
-        at = self.text.find(needle) if needle else -1
-        if at < 0:
+        if not needle:
             return art.location()
-        line_start = self.text.rfind("\n", 0, at) + 1
-        return art.location(offset=len(self.text[:line_start].encode("utf-8")))
+        at = self.text.find(needle, self._chars)
+        if at < 0:
+            at = self.text.find(needle)
+            if at < 0:
+                return art.location()
+            self._chars = self._bytes = 0
+        line_start = self.text.rfind("\n", self._chars, at) + 1 or self._chars
+        self._bytes += len(self.text[self._chars : line_start].encode("utf-8"))
+        self._chars = line_start
+        return art.location(offset=self._bytes)
 
     def _pep508(self, text: object, what: str) -> None:
         spec = _str(text, what)

@@ -347,3 +347,21 @@ def test_empty_requirement_files_are_clean(tmp_path: Path, name: str) -> None:
     report = deps(tmp_path)
     assert [f.rule for f in report.findings] == ["DEP023"]
     assert report.verdict is not None and report.verdict.passed
+
+
+def test_manifest_offsets_are_byte_offsets_of_the_line(tmp_path: Path) -> None:
+    text = (
+        '# café — ünïcode before\n[project]\nname = "x"\ndependencies = [\n'
+        '  "torch==2.1.0",\n  "numpy==1.26.0",\n]\n'
+    )
+    write(tmp_path, "pyproject.toml", text)
+    data = text.encode()
+    offsets = {
+        f.value[0]: f.location.offset  # type: ignore[index]
+        for f in deps(tmp_path).facts
+        if f.key == "dependency.requirement"
+    }
+    assert offsets == {
+        "torch": data.index(b'  "torch'),
+        "numpy": data.index(b'  "numpy'),
+    }
