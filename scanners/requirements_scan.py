@@ -610,6 +610,8 @@ class _PipFile:
         self.state = state
         art = state.artifact
         self.root = art.root.resolve() if art.root is not None else None
+        self.visited: set[Path] = set()
+        """Files already followed: a diamond of includes is read once, not once per path."""
 
     def run(self) -> None:
         art = self.state.artifact
@@ -745,6 +747,9 @@ class _PipFile:
         if target in chain:
             refuse("include cycle")
             return
+        if target in self.visited:
+            return  # included twice (pip reads it twice; the requirements are the same)
+        self.visited.add(target)
         if not target.is_file():
             refuse("not a regular file")
             return
@@ -763,7 +768,7 @@ class _PipFile:
                 # Scanned on its own under its own name (and reported there, once): only walk
                 # its includes here, so cycles and escapes through it are still seen.
                 walker = _PipFile(_State(st.artifact, st.options))
-                walker.root = self.root
+                walker.root, walker.visited = self.root, self.visited
                 walker._file(fh, rel, target, depth + 1, (*chain, target))
                 st.findings.extend(f for f in walker.state.findings if f.rule == DEP013.id)
                 st.any_hash = st.any_hash or walker.state.any_hash

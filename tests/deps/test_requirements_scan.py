@@ -365,3 +365,15 @@ def test_manifest_offsets_are_byte_offsets_of_the_line(tmp_path: Path) -> None:
         "torch": data.index(b'  "torch'),
         "numpy": data.index(b'  "numpy'),
     }
+
+
+def test_a_diamond_of_includes_is_read_once(tmp_path: Path) -> None:
+    # each level includes the next one twice: 2**7 paths, 8 distinct files
+    for level in range(7):
+        write(tmp_path, f"lvl{level}.txt", f"-r lvl{level + 1}.txt\n-r ./lvl{level + 1}.txt\n")
+    write(tmp_path, "lvl7.txt", "numpy==1.26.0\n")
+    write(tmp_path, "requirements.txt", "-r lvl0.txt\n")
+    report = deps(tmp_path)
+    facts = [f for f in report.facts if f.key == "dependency.requirement"]
+    assert [(f.location.path, f.value[0]) for f in facts] == [("lvl7.txt", "numpy")]  # type: ignore[index]
+    assert [f.rule for f in report.findings] == ["DEP023"]
