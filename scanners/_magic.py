@@ -93,6 +93,38 @@ class PickleWalk(NamedTuple):
     """A call opcode ran after an import: the loader executed code before any break."""
     truncated: bool
     """The walk broke because the bytes ran out (end of file or of the walk buffer)."""
+    undecodable: bool = False
+    """The walk broke on bytes that do not decode as an opcode or its operand (not on a stack
+    or memo inconsistency): a window cut inside a string operand is one."""
+
+
+_GET, _PUT, _MEMOIZE, _IMPORT, _CALL, _STRING = 1, 2, 4, 8, 16, 32
+
+
+def _op_table() -> dict[object, tuple[str, int, int, int, int, int]]:
+    """Per opcode, computed once: name, index of the mark in its stack inputs (-1: none),
+    inputs above that mark, inputs, outputs, and flags (the sets above as bits)."""
+    table: dict[object, tuple[str, int, int, int, int, int]] = {}
+    for op in pickletools.opcodes:
+        before = op.stack_before
+        at, need_above = -1, 0
+        if pickletools.markobject in before:
+            at = before.index(pickletools.markobject)
+            need_above = sum(1 for s in before[at + 1 :] if s is not pickletools.stackslice)
+        name = op.name
+        flags = (
+            (_GET if name in MEMO_GETS else 0)
+            | (_PUT if name in MEMO_PUTS else 0)
+            | (_MEMOIZE if name == "MEMOIZE" else 0)
+            | (_IMPORT if name in IMPORT_OPS else 0)
+            | (_CALL if name in CALL_OPS else 0)
+            | (_STRING if name in STRING_OPS else 0)
+        )
+        table[op] = (name, at, need_above, len(before), len(op.stack_after), flags)
+    return table
+
+
+_OPS = _op_table()
 
 
 def walk_pickle(data: bytes, start: int = 0) -> PickleWalk:
@@ -105,16 +137,17 @@ def walk_pickle(data: bytes, start: int = 0) -> PickleWalk:
     depth = 0
     marks: list[int] = []
     values: list[str | None] = []
+    """The string constant (or ``None``) in each stack slot: STACK_GLOBAL's operands."""
     memo: set[int] = set()
     imports: list[str] = []
     called = False
     ops = 0
     pos = start
+    table = _OPS
     try:
         for op, arg, rel in pickletools.genops(io.BytesIO(data[start:])):
             pos = start + (rel or 0)
-            name = op.name
-            before = op.stack_before
+            name, at, need_above, n_before, n_after, flags = table[op]
             if name == "MARK":
                 marks.append(depth)
                 ops += 1
@@ -123,19 +156,17 @@ def walk_pickle(data: bytes, start: int = 0) -> PickleWalk:
                 marks.pop()
                 ops += 1
                 continue
-            if name in MEMO_GETS and arg not in memo:
+            if flags & _GET and arg not in memo:
                 # CPython: "Memo value not found"; nothing after this runs.
                 return PickleWalk(False, pos, ops, tuple(imports), called, False)
-            if name in MEMO_PUTS and depth - (marks[-1] if marks else 0) < 1:
-                return PickleWalk(False, pos, ops, tuple(imports), called, False)
-            if name in MEMO_PUTS:
+            if flags & _PUT:
+                if depth - (marks[-1] if marks else 0) < 1:
+                    return PickleWalk(False, pos, ops, tuple(imports), called, False)
                 memo.add(arg if isinstance(arg, int) else -1)
-            elif name == "MEMOIZE":
+            elif flags & _MEMOIZE:
                 memo.add(len(memo))
-            operands = values[-2:]
-            if pickletools.markobject in before:
-                at = before.index(pickletools.markobject)
-                need_above = sum(1 for s in before[at + 1 :] if s is not pickletools.stackslice)
+            operands = values[-2:] if name == "STACK_GLOBAL" else None
+            if at >= 0:
                 if not marks or depth - marks[-1] < need_above:
                     return PickleWalk(False, pos, ops, tuple(imports), called, False)
                 depth = marks.pop()
@@ -145,36 +176,41 @@ def walk_pickle(data: bytes, start: int = 0) -> PickleWalk:
                 depth -= at
             else:
                 fence = marks[-1] if marks else 0
-                if len(before) > depth - fence:
+                if n_before > depth - fence:
                     return PickleWalk(False, pos, ops, tuple(imports), called, False)
-                depth -= len(before)
-            del values[depth:]
-            if name in ("GLOBAL", "INST"):
-                qualname = ".".join(str(arg).split(" ", 1))
-                if not DOTTED_NAME.fullmatch(qualname):
-                    # find_class cannot import it: the real loader stops right here.
-                    return PickleWalk(False, pos, ops, tuple(imports), called, False)
-                imports.append(qualname)
-            elif name == "STACK_GLOBAL":
-                mod, qual = operands if len(operands) == 2 else (None, None)
-                imports.append(f"{mod}.{qual}" if mod and qual else "?")
-            elif name in ("EXT1", "EXT2", "EXT4"):
-                imports.append(f"copyreg.extension[{arg}]")
-            if name in CALL_OPS and imports:
+                depth -= n_before
+            if len(values) > depth:
+                del values[depth:]
+            if flags & _IMPORT:
+                if name in ("GLOBAL", "INST"):
+                    qualname = ".".join(str(arg).split(" ", 1))
+                    if not DOTTED_NAME.fullmatch(qualname):
+                        # find_class cannot import it: the real loader stops right here.
+                        return PickleWalk(False, pos, ops, tuple(imports), called, False)
+                    imports.append(qualname)
+                elif name == "STACK_GLOBAL":
+                    mod, qual = operands if operands and len(operands) == 2 else (None, None)
+                    imports.append(f"{mod}.{qual}" if mod and qual else "?")
+                else:
+                    imports.append(f"copyreg.extension[{arg}]")
+            if flags & _CALL and imports:
                 called = True
-            depth += len(op.stack_after)
-            pushed: str | None = str(arg) if name in STRING_OPS else None
-            values.extend([pushed] * len(op.stack_after))
+            if n_after == 1:
+                depth += 1
+                values.append(str(arg) if flags & _STRING else None)
+            elif n_after:
+                depth += n_after
+                values.extend([str(arg) if flags & _STRING else None] * n_after)
             ops += 1
             if name == "STOP":
                 return PickleWalk(True, pos, ops, tuple(imports), called, False)
     except ValueError as exc:
         text = str(exc).lower()
         eof = any(m in text for m in _EOF_MESSAGES)
-        return PickleWalk(False, pos, ops, tuple(imports), called, eof)
+        return PickleWalk(False, pos, ops, tuple(imports), called, eof, undecodable=True)
     except Exception:
         # Undecodable string arguments and the like: the unpickler fails there too.
-        return PickleWalk(False, pos, ops, tuple(imports), called, False)
+        return PickleWalk(False, pos, ops, tuple(imports), called, False, undecodable=True)
     return PickleWalk(False, pos, ops, tuple(imports), called, True)
 
 
@@ -273,9 +309,10 @@ def is_pickle_stream(
     The default is the identification bar of ``pickle_at_start`` (``name`` is the lower-case
     base name, ``whole`` says ``data`` is the entire file). ``strict`` is the bar for bytes
     where no pickle belongs (tensor storages, raw records, flagged zip data): a ``PROTO 2..5``
-    prefix and a stack-consistent walk that imports something and reaches ``STOP``, or runs
-    to the end of the window after ``STRICT_MIN_OPS`` opcodes. Random numbers pass a looser
-    test about once in a few hundred blobs; requiring an import keeps false alarms away.
+    prefix and a stack-consistent walk that imports something and reaches ``STOP``, or stops on
+    bytes that do not decode (the end of the window) after ``STRICT_MIN_OPS`` opcodes. Random
+    numbers pass a looser test about once in a few hundred blobs; requiring an import keeps false
+    alarms away.
     """
     if not strict:
         return pickle_at_start(data, name, whole)
@@ -284,6 +321,10 @@ def is_pickle_stream(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pickletools warns on odd string escapes
         walk = walk_pickle(data)
+    # EXT codes resolve through copyreg's registry, empty in practice: the loader fails there.
+    # Random bytes reach ``PROTO, EXT1, STOP`` about once in a few thousand blobs.
+    imports = [name for name in walk.imports if not name.startswith("copyreg.extension[")]
     if walk.complete:
-        return bool(walk.imports)
-    return bool(walk.imports) and walk.truncated and walk.ops >= STRICT_MIN_OPS
+        return bool(imports)
+    cut = walk.truncated or walk.undecodable  # the window ends inside an operand, or the data
+    return bool(imports) and cut and walk.ops >= STRICT_MIN_OPS
