@@ -159,6 +159,9 @@ def run_dataset_on_ray(
     """Run the dataset checks of ``settings`` over the shards in ``paths`` on Ray (a JSONL
     shard is cut every ``partition_bytes``, Parquet row groups are grouped to
     ``partition_rows``: the findings do not depend on either)."""
+    from scanners._extras import require
+
+    require("datasets")  # the readers and checks need it on the driver and the workers
     started = time.monotonic()
     options = settings.section(DatasetOptions) or DatasetOptions()
     shards = expand_paths(paths)
@@ -226,7 +229,12 @@ def _run(
     for s in surveys:
         if not s.error:
             facts.append(
-                Fact(key="dataset.row_offset", value=offset, location=Location(path=s.name))
+                Fact(
+                    key="dataset.row_offset",
+                    value=offset,
+                    location=Location(path=s.name),
+                    scanner="dataset",
+                )
             )
             offset += s.rows
     good = [s for s in surveys if not s.error]
@@ -249,7 +257,7 @@ def _run(
     final, candidates = _observe_and_merge(
         ray, parts, read_plan, options, settings, plans, has_text, workers
     )
-    got, failed = finish(
+    got, failed, dataset_facts = finish(
         final,
         read_plan,
         options,
@@ -257,13 +265,25 @@ def _run(
         limits.max_dataset_rows if capped else None,
     )
     findings += got
-    facts.append(Fact(key="dataset.partitions", value=len(parts), location=Location(path=label)))
+    facts += [
+        Fact(key=key, value=value, location=Location(path=label), scanner="dataset")
+        for key, value in dataset_facts
+    ]
+    facts.append(
+        Fact(
+            key="dataset.partitions",
+            value=len(parts),
+            location=Location(path=label),
+            scanner="dataset",
+        )
+    )
     if candidates is not None:
         facts.append(
             Fact(
                 key="dataset.duplicate_candidates",
                 value=candidates,
                 location=Location(path=label),
+                scanner="dataset",
             )
         )
     status = Status.FAILED if failed else Status.SCANNED

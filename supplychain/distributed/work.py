@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scanners.dataset.common import DatasetInfo, DatasetOptions, Record, split_head
-from scanners.dataset.readers import ReadIssues, reader_findings
+from scanners.dataset.readers import ReadIssues, dataset_facts, reader_findings
+from scanners.dataset.runner import MAX_COUNTED_LABELS
 from supplychain.core.errors import ArtifactError, LimitExceeded
 from supplychain.core.limits import Limits
-from supplychain.core.model import Confidence, Finding, Location, Severity
+from supplychain.core.model import Confidence, FactValue, Finding, Location, Severity
 from supplychain.core.rules import GEN001, GEN002
 from supplychain.distributed.dups_shuffle import CHECK, finish_reduced
 from supplychain.distributed.shards import (
@@ -47,6 +48,8 @@ class PartState:
     """Checks that crashed (``name at row N: error``): the run's outcome is FAILED."""
     broken: list[tuple[str, str, bool]] = field(default_factory=list)
     """Shards that broke while read: (name, why, is a limit)."""
+    labels: set[str] = field(default_factory=set)
+    """Distinct labels seen (at most ``MAX_COUNTED_LABELS``, as one pass counts them)."""
 
 
 def selected_checks(options: DatasetOptions, has_text: bool) -> list[Any]:
@@ -78,6 +81,9 @@ def observe_partition(
     batch: list[Record] = []
 
     def flush() -> None:
+        for record in batch:
+            if record.label is not None and len(state.labels) < MAX_COUNTED_LABELS:
+                state.labels.add(record.label)
         for name in list(live):
             check = live[name]
             try:
@@ -142,19 +148,14 @@ def read_head(
             except ArtifactError:
                 return  # the observe task of that partition reports the break
 
-    return split_head(stream(), rows, chars)
+    return split_head(stream(), max(1, rows), max(1, chars))
 
 
 def make_plans(
     options: DatasetOptions, has_text: bool, head: Sequence[Record]
 ) -> dict[str, object]:
-    """Each selected check's plan from its share of the head (as ``run_check`` does)."""
-    plans: dict[str, object] = {}
-    for check in selected_checks(options, has_text):
-        hrows = getattr(check, "head_rows", 0)
-        hchars = getattr(check, "head_chars", 0)
-        plans[check.name] = check.prepare(split_head(iter(head), hrows, hchars)) if hrows else None
-    return plans
+    """Each selected check's plan from the dataset's head (as the single-pass runner does)."""
+    return {check.name: check.prepare(head) for check in selected_checks(options, has_text)}
 
 
 def merge_parts(a: PartState, b: PartState, options: DatasetOptions, has_text: bool) -> PartState:
@@ -186,7 +187,18 @@ def merge_parts(a: PartState, b: PartState, options: DatasetOptions, has_text: b
         rows=a.rows + b.rows,
         failed=failed,
         broken=a.broken + b.broken,
+        labels=_capped_union(a.labels, b.labels),
     )
+
+
+def _capped_union(a: set[str], b: set[str]) -> set[str]:
+    """Union of two label sets up to ``MAX_COUNTED_LABELS`` (only the count is reported)."""
+    out = set(a)
+    for label in b:
+        if len(out) >= MAX_COUNTED_LABELS:
+            break
+        out.add(label)
+    return out
 
 
 def finish(
@@ -195,8 +207,9 @@ def finish(
     options: DatasetOptions,
     label: str,
     cap: int | None,
-) -> tuple[list[Finding], list[str]]:
-    """The dataset's findings (readers first, then each check's) and the checks that failed."""
+) -> tuple[list[Finding], list[str], list[tuple[str, FactValue]]]:
+    """The dataset's findings (readers first, then each check's), the checks that failed, and
+    the dataset facts of one pass (fields used, rows, labels...)."""
     plan = read_plan.plan
     info = DatasetInfo(
         path=label,
@@ -207,7 +220,9 @@ def finish(
         rows=final.rows,
         numeric_fields=tuple(plan.numeric),
     )
-    findings = list(reader_findings(info, carrier(read_plan, final.issues)))  # type: ignore[arg-type]
+    reader = carrier(read_plan, final.issues)
+    facts = dataset_facts(info, reader, len(final.labels))  # type: ignore[arg-type]
+    findings = list(reader_findings(info, reader))  # type: ignore[arg-type]
     if cap is not None:
         findings.append(
             Finding(
@@ -245,4 +260,4 @@ def finish(
                 evidence=why[:200],
             )
         )
-    return findings, failed
+    return findings, failed, facts

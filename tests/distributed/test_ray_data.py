@@ -93,6 +93,18 @@ def _ray(paths: list[Path], **kw: Any) -> Report:
     )
 
 
+ENGINE_FACTS = {"dataset.row_offset", "dataset.partitions", "dataset.duplicate_candidates"}
+
+
+def _facts(report: Report) -> set[tuple[str, object]]:
+    """The dataset facts of one pass (fields used, rows, labels...), engine-only ones left out."""
+    return {
+        (f.key, f.value)
+        for f in report.facts
+        if f.key.startswith("dataset.") and f.key not in ENGINE_FACTS
+    }
+
+
 def _rules(keys: set[Key]) -> set[str]:
     return {k[0] for k in keys}
 
@@ -112,9 +124,10 @@ def test_jsonl_shards_match_one_pass(
 ) -> None:
     shards = corpus.write_jsonl_shards(data_rows, tmp_path / "shards")
     whole = corpus.concat_jsonl(shards, tmp_path / "whole.jsonl")
-    local = _keys(_local(whole))
-    distributed = _keys(_ray([shards], partition_bytes=20_000))
+    one, many = _local(whole), _ray([shards], partition_bytes=20_000)
+    local, distributed = _keys(one), _keys(many)
     assert distributed == local
+    assert _facts(many) == _facts(one) and ("dataset.rows", 2998) in _facts(one)
     _assert_planted(local, jsonl=True)
     bad = [k for k in local if k[0] == "DAT001"]
     assert bad and bad[0][2] == (1020,)  # line 20 of shard 2 = global row 1020
@@ -125,10 +138,12 @@ def test_parquet_shards_match_one_pass(
 ) -> None:
     shards = corpus.write_parquet_shards(data_rows, tmp_path / "shards", row_group=200)
     whole = corpus.concat_parquet(shards, tmp_path / "whole.parquet")
-    local = _keys(_local(whole))
+    one = _local(whole)
     # 300-row partitions over 200-row groups: pieces of 2 groups that do not line up with shards
-    distributed = _keys(_ray([shards], partition_rows=300))
+    many = _ray([shards], partition_rows=300)
+    local, distributed = _keys(one), _keys(many)
     assert distributed == local
+    assert _facts(many) == _facts(one) and ("dataset.rows", 3000) in _facts(one)
     _assert_planted(local, jsonl=False)
 
 
