@@ -33,6 +33,7 @@ from packaging.utils import canonicalize_name
 from scanners.base import Artifact, ScanContext, note_sibling_read
 from scanners.deps_options import DepsOptions, requirements_format
 from supplychain.core.errors import LimitExceeded
+from supplychain.core.limits import Limits
 from supplychain.core.model import (
     ArtifactKind,
     Confidence,
@@ -43,15 +44,6 @@ from supplychain.core.model import (
     Severity,
 )
 from supplychain.core.rules import make_rule
-
-MAX_REQUIREMENTS = 10_000
-"""Requirements read from one file and its includes (a real lock file has a few hundred)."""
-MAX_INCLUDE_DEPTH = 8
-"""Deepest ``-r`` / ``-c`` chain followed."""
-MAX_MANIFEST_BYTES = 32 * 2**20
-"""Largest TOML / JSON requirement or lock file parsed (read whole: TOML is not streamable)."""
-MAX_LINE_BYTES = 1 * 2**20
-"""Longest logical requirement line (continuations joined)."""
 
 _REF = ("CWE-829: Inclusion of Functionality from Untrusted Control Sphere",)
 
@@ -449,15 +441,15 @@ class _State:
 
     artifact: Artifact
     options: DepsOptions
+    limits: Limits = field(default_factory=Limits)
     entries: list[Entry] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     any_hash: bool = False
 
     def add(self, entry: Entry) -> None:
-        if len(self.entries) >= MAX_REQUIREMENTS:
-            raise LimitExceeded(
-                f"more than {MAX_REQUIREMENTS} requirements in one file and its includes"
-            )
+        cap = self.limits.max_requirements
+        if len(self.entries) >= cap:
+            raise LimitExceeded(f"more than {cap} requirements in one file and its includes")
         self.entries.append(entry)
         self.any_hash = self.any_hash or entry.hashed
 
@@ -493,7 +485,7 @@ class RequirementsScanner:
 
     def scan(self, artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
         """Parse the file by its format; emit one fact per requirement, then the findings."""
-        state = _State(artifact, ctx.settings(DepsOptions))
+        state = _State(artifact, ctx.settings(DepsOptions), ctx.limits)
         fmt = requirements_format(artifact.name) or "pip"
         try:
             if fmt == "pip":
@@ -732,8 +724,8 @@ class _PipFile:
         if real is None or self.root is None:
             refuse("not followed inside an archive member")
             return
-        if depth + 1 > MAX_INCLUDE_DEPTH:
-            refuse(f"includes nested deeper than {MAX_INCLUDE_DEPTH}")
+        if depth + 1 > st.limits.max_include_depth:
+            refuse(f"includes nested deeper than {st.limits.max_include_depth}")
             return
         note_sibling_read(f"{opt} {value}")
         try:
@@ -756,8 +748,8 @@ class _PipFile:
         rel = target.relative_to(self.root).as_posix()
         try:
             size = target.stat().st_size
-            if size > MAX_MANIFEST_BYTES:
-                refuse(f"larger than {MAX_MANIFEST_BYTES} bytes")
+            if size > st.limits.max_lockfile_bytes:
+                refuse(f"larger than {st.limits.max_lockfile_bytes} bytes")
                 return
             fh = target.open("rb")
         except OSError as exc:
@@ -767,7 +759,7 @@ class _PipFile:
             if requirements_format(target.name) == "pip":
                 # Scanned on its own under its own name (and reported there, once): only walk
                 # its includes here, so cycles and escapes through it are still seen.
-                walker = _PipFile(_State(st.artifact, st.options))
+                walker = _PipFile(_State(st.artifact, st.options, st.limits))
                 walker.root, walker.visited = self.root, self.visited
                 walker._file(fh, rel, target, depth + 1, (*chain, target))
                 st.findings.extend(f for f in walker.state.findings if f.rule == DEP013.id)
@@ -855,18 +847,19 @@ def _pep508(text: str, location: Location, evidence: str) -> Entry | None:
 
 def _logical_lines(stream: BinaryIO, path: str, state: _State) -> Iterator[_Line]:
     """Physical lines joined on a trailing backslash, comments removed, with line offsets."""
+    max_line = state.limits.max_line_bytes  # one logical line, continuations joined
     offset = 0
     pending: list[str] = []
     pending_at = 0
     pending_size = 0
     while True:
-        raw = stream.readline(MAX_LINE_BYTES + 1)
+        raw = stream.readline(max_line + 1)
         if not raw:
             break
         start = offset
         offset += len(raw)
-        if len(raw) > MAX_LINE_BYTES:
-            raise LimitExceeded(f"{path}: a line longer than {MAX_LINE_BYTES} bytes", start)
+        if len(raw) > max_line:
+            raise LimitExceeded(f"{path}: a line longer than {max_line} bytes", start)
         try:
             text = raw.decode("utf-8").rstrip("\r\n")
         except UnicodeDecodeError:
@@ -881,8 +874,8 @@ def _logical_lines(stream: BinaryIO, path: str, state: _State) -> Iterator[_Line
         if text.endswith("\\") and not is_comment:
             pending.append(text[:-1])
             pending_size += len(raw)
-            if pending_size > MAX_LINE_BYTES:
-                raise LimitExceeded(f"{path}: a continued line longer than {MAX_LINE_BYTES} bytes")
+            if pending_size > max_line:
+                raise LimitExceeded(f"{path}: a continued line longer than {max_line} bytes")
             continue
         pending.append(text)
         joined = "".join(pending)
@@ -912,9 +905,10 @@ class _Malformed(Exception):
 def _parse_manifest(state: _State, fmt: str) -> None:
     art = state.artifact
     here = art.location()
-    data = art.stream.read(MAX_MANIFEST_BYTES + 1)
-    if len(data) > MAX_MANIFEST_BYTES:
-        state.finding(DEP012, f"larger than {MAX_MANIFEST_BYTES} bytes: not parsed", here, art.name)
+    cap = state.limits.max_lockfile_bytes
+    data = art.stream.read(cap + 1)
+    if len(data) > cap:
+        state.finding(DEP012, f"larger than {cap} bytes: not parsed", here, art.name)
         return
     try:
         text = data.decode("utf-8-sig")

@@ -40,6 +40,13 @@ class Limits:
     max_dataset_rows: int = 5_000_000
     max_line_bytes: int = 16 * 2**20
     """Longest dataset line or record read into memory."""
+    max_requirements: int = 10_000
+    """Requirements read from one requirement or lock file and its includes (real lock files
+    hold a few hundred)."""
+    max_include_depth: int = 8
+    """Deepest chain of ``-r`` / ``-c`` requirement-file includes followed."""
+    max_lockfile_bytes: int = 32 * 2**20
+    """Largest TOML / JSON requirement or lock file parsed (TOML is read whole)."""
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -8,12 +8,12 @@ import pytest
 
 from scanners.deps_options import DepsOptions
 from scanners.requirements_scan import (
-    MAX_REQUIREMENTS,
     NEAR_MISS_ALLOWED,
     POPULAR_ML_PACKAGES,
     near_miss,
 )
 from supplychain import service
+from supplychain.core.limits import Limits
 from supplychain.core.model import ArtifactKind, Report
 
 OFFLINE = DepsOptions(online=False)
@@ -206,7 +206,7 @@ def test_a_huge_file_is_bounded(tmp_path: Path) -> None:
     write(tmp_path, "requirements.txt", lines)
     report = deps(tmp_path)
     facts = [f for f in report.facts if f.key == "dependency.requirement"]
-    assert len(facts) == MAX_REQUIREMENTS
+    assert len(facts) == Limits().max_requirements
     limit = [f for f in report.findings if f.rule == "GEN002"]
     assert limit and limit[0].severity.label == "high"
     assert report.verdict is not None and not report.verdict.passed
