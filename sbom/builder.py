@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -200,11 +201,23 @@ def _sha256(lib: Any, digest: str) -> Any:
     return lib.model.HashType(alg=lib.model.HashAlgorithm.SHA_256, content=digest)
 
 
+HUB_REPO = re.compile(r"^[A-Za-z0-9][\w.\-]{0,95}/[\w.\-]{1,96}$")
+"""A Hub repo id (``ORG/NAME``): only such names get a ``pkg:huggingface`` purl."""
+
+
 def _purl_hf(lib: Any, repo: str, commit: str | None) -> Any:
     org, _, name = repo.rpartition("/")
     return lib.packageurl.PackageURL(
         type="huggingface", namespace=org or None, name=name, version=commit or None
     )
+
+
+def _purl_pypi(lib: Any, name: str, version: str) -> Any:
+    """``pkg:pypi/NAME@VERSION``, or ``None`` when the name cannot be one."""
+    try:
+        return lib.packageurl.PackageURL(type="pypi", name=name, version=version or None)
+    except ValueError:
+        return None
 
 
 def _licenses(lib: Any, texts: Sequence[str]) -> list[Any]:
@@ -214,9 +227,12 @@ def _licenses(lib: Any, texts: Sequence[str]) -> list[Any]:
     out = []
     for text in texts:
         try:
-            out.append(factory.make_from_string(text))
+            made = factory.make_from_string(text)
         except Exception:  # the library rejects odd strings: keep the name
-            out.append(lib.license.DisjunctiveLicense(name=text))
+            made = lib.license.DisjunctiveLicense(name=text)
+        if len(texts) > 1 and isinstance(made, lib.license.LicenseExpression):
+            made = lib.license.DisjunctiveLicense(name=text)  # the schema takes one expression
+        out.append(made)
     return out
 
 
@@ -363,7 +379,7 @@ def _requirement_libraries(lib: Any, facts: _Facts) -> _Libraries:
             except ValueError:
                 purl = None
         if purl is None and version:
-            purl = lib.packageurl.PackageURL(type="pypi", name=name, version=version)
+            purl = _purl_pypi(lib, name, version)
         ref = f"lib:{purl.to_string()}" if purl is not None else f"lib:{name}:{spec or '*'}"
         if ref not in out.components:
             props = [_prop(lib, "declared_in", path), _prop(lib, "requirement.kind", kind)]
@@ -385,7 +401,9 @@ def _requirement_libraries(lib: Any, facts: _Facts) -> _Libraries:
 
 def _environment_libraries(lib: Any, env: Sequence[Library], libs: _Libraries) -> None:
     for dist in sorted(env, key=lambda d: (d.name, d.version)):
-        purl = lib.packageurl.PackageURL(type="pypi", name=dist.name, version=dist.version)
+        purl = _purl_pypi(lib, dist.name, dist.version)
+        if purl is None:
+            continue
         text = purl.to_string()
         ref = f"env:{text}"
         if text in libs.purls or ref in libs.components:
@@ -573,7 +591,15 @@ def _model_card(facts: _Facts, dataset_refs: Sequence[str]) -> dict[str, Any]:
     if metrics:
         card["quantitativeAnalysis"] = {"performanceMetrics": metrics}
     props = []
-    for key in ("library_name", "base_model_relation", "language", "tags", "model_index.name"):
+    for key in (
+        "library_name",
+        "license_name",
+        "license_link",
+        "base_model_relation",
+        "language",
+        "tags",
+        "model_index.name",
+    ):
         values = facts.strings(f"card.{key}")
         if values:
             props.append({"name": f"{PROP}:card.{key}", "value": ",".join(values)})
@@ -687,6 +713,8 @@ def build(
         if record.path.rsplit("/", 1)[-1] in SIGNATURE_NAMES
     )
     licenses = list(facts.strings("card.license") or facts.strings("card.licenses"))
+    if licenses == ["other"] and facts.text("card.license_name"):
+        licenses = [facts.text("card.license_name") or "other"]  # the Hub's custom licence
     if not licenses:
         licenses = list(facts.strings("license"))
     authors = None
@@ -699,7 +727,7 @@ def build(
             name=base_name.rpartition("/")[2] or base_name,
             group=base_name.rpartition("/")[0] or None,
             bom_ref=f"base-model:{base_name}",
-            purl=_purl_hf(lib, base_name, None) if "/" in base_name else None,
+            purl=_purl_hf(lib, base_name, None) if HUB_REPO.match(base_name) else None,
             properties=[_prop(lib, "source", "model card base_model")],
         )
         for base_name in sorted(

@@ -151,14 +151,18 @@ def cmd_sbom(args: argparse.Namespace) -> int:
         sbom.DatasetInput(name=str(path), report=service.run_data([path], policy, jobs=args.jobs))
         for path in args.dataset
     ]
-    text = sbom.build(
-        report,
-        datasets=datasets,
-        environment=sbom.environment() if args.environment else (),
-        spec=args.spec,
-        serial=serial,
-        timestamp=timestamp,
-    )
+    try:
+        text = sbom.build(
+            report,
+            datasets=datasets,
+            environment=sbom.environment() if args.environment else (),
+            spec=args.spec,
+            serial=serial,
+            timestamp=timestamp,
+        )
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        # A builder bug on odd input must still be one line and exit 2, never a traceback.
+        raise sbom.BomError(f"cannot build the BOM: {type(exc).__name__}: {exc}") from None
     if args.output is not None:
         _write(text, args.output)
     else:

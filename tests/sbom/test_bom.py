@@ -488,3 +488,46 @@ def test_vulnerable_requirement_end_to_end(
     ours = [v for v in doc["vulnerabilities"] if v["id"].startswith("DEP020-")]
     assert ours and ours[0]["affects"] == [{"ref": "file:requirements.txt"}]
     assert ours[0]["analysis"]["state"] == "exploitable"
+
+
+def test_hostile_fact_values_give_a_valid_bom_or_a_clear_error() -> None:
+    """Card text is attacker-controlled: odd licences, base models and shapes never crash."""
+    loc = Location("README.md")
+    facts = (
+        Fact("card.keys", ("license",), loc),
+        Fact("card.licenses", ("MIT OR Apache-2.0", "(unbalanced", "other", "a" * 600), loc),
+        Fact("card.base_model", ("../../etc/passwd", "org/ok-model", "urn:cdx:x", ""), loc),
+        Fact("card.datasets", ("data\x1b[31m", "org/set"), loc),
+        Fact("card.pipeline_tag", "no-such-task", loc),
+        Fact("card.metrics.count", 3, loc),
+        Fact("card.metrics.0.value", "n/a", loc),
+        Fact("card.metrics.2.type", "orphan", loc),
+        Fact("config.architectures", ("A", "B"), loc),
+        Fact("dependency.requirement", ("", "1.0", "==1.0", "not a purl", "pinned"), loc),
+        Fact("dependency.vulnerability", ("", "", "", "", "", "", ""), loc),
+    )
+    doc = _bom(_report(facts=facts))
+    comp = doc["metadata"]["component"]
+    names = [lic["license"].get("name") or lic["license"].get("id") for lic in comp["licenses"]]
+    assert "MIT OR Apache-2.0" in names  # an expression among several is kept as a name
+    ancestors = {a["bom-ref"]: a for a in comp["pedigree"]["ancestors"]}
+    assert "purl" not in ancestors["base-model:../../etc/passwd"]
+    assert ancestors["base-model:org/ok-model"]["purl"] == "pkg:huggingface/org/ok-model"
+    params = comp["modelCard"]["modelParameters"]
+    assert params["task"] == "no-such-task"
+    assert "inputs" not in params  # an unknown task's modality is not guessed
+    assert params["modelArchitecture"] == "A, B"
+    assert comp["modelCard"]["quantitativeAnalysis"]["performanceMetrics"] == [{"value": "n/a"}]
+
+
+def test_card_other_licence_uses_its_name() -> None:
+    loc = Location("README.md")
+    facts = (
+        Fact("card.keys", ("license",), loc),
+        Fact("card.license", "other", loc),
+        Fact("card.license_name", "acme-research-license", loc),
+        Fact("card.license_link", "LICENSE.md", loc),
+    )
+    comp = _bom(_report(facts=facts))["metadata"]["component"]
+    assert comp["licenses"] == [{"license": {"name": "acme-research-license"}}]
+    assert _props(comp["modelCard"])["supplychain:card.license_link"] == ["LICENSE.md"]
