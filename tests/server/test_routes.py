@@ -66,7 +66,8 @@ def test_token_never_logged(
     make_client: MakeClient, caplog: pytest.LogCaptureFixture, root: Path
 ) -> None:
     client, _ = make_client()
-    with caplog.at_level(logging.DEBUG):
+    # NOTE: the CLI sets the "supplychain" logger to WARNING when an earlier test ran main().
+    with caplog.at_level(logging.DEBUG), caplog.at_level(logging.DEBUG, logger="supplychain"):
         client.post("/v1/scan", json={"path": "clean"}, headers=AUTH)
         client.post(
             "/v1/scan", json={"path": "clean"}, headers={"Authorization": "Bearer " + "z" * 20}
