@@ -137,7 +137,7 @@ class VerdictCache:
         self.settle_seconds = settle_seconds
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._connections: list[sqlite3.Connection] = []
+        self._connections: dict[int, tuple[threading.Thread, sqlite3.Connection]] = {}
 
     @classmethod
     def open(
@@ -163,22 +163,9 @@ class VerdictCache:
                     raise CacheError(f"verdict cache {cache.path} is corrupt: {detail}")
         return cache
 
-    # pickling: worker processes get the path and options, and open their own connection
-    def __getstate__(self) -> dict[str, object]:
-        return {
-            "path": self.path,
-            "timeout": self.timeout,
-            "verify": self.verify,
-            "settle_seconds": self.settle_seconds,
-        }
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(  # type: ignore[misc]
-            state["path"],
-            timeout=state["timeout"],
-            verify=state["verify"],
-            settle_seconds=state["settle_seconds"],
-        )
+    def __reduce__(self) -> tuple[Any, tuple[str, float, bool, float]]:
+        """Worker processes get the path and options and reuse one handle per process."""
+        return (_reopen, (str(self.path), self.timeout, self.verify, self.settle_seconds))
 
     def __repr__(self) -> str:
         return f"VerdictCache({str(self.path)!r}, verify={self.verify})"
@@ -186,8 +173,8 @@ class VerdictCache:
     def close(self) -> None:
         """Close every connection this handle opened (any thread)."""
         with self._lock:
-            conns, self._connections = self._connections, []
-        for conn in conns:
+            conns, self._connections = self._connections, {}
+        for _, conn in conns.values():
             conn.close()
         self._local = threading.local()
 
@@ -255,7 +242,13 @@ class VerdictCache:
             conn.close()
             raise
         with self._lock:
-            self._connections.append(conn)
+            # A long-lived host (the server) runs many thread pools: close the connections of
+            # threads that have ended instead of keeping one per thread forever.
+            for ident, (thread, old) in list(self._connections.items()):
+                if not thread.is_alive():
+                    old.close()
+                    del self._connections[ident]
+            self._connections[threading.get_ident()] = (threading.current_thread(), conn)
         self._local.conn = conn
         return conn
 
@@ -402,6 +395,23 @@ class VerdictCache:
         """Whether a file last changed well before ``started_ns`` (its identity is trustworthy)."""
         margin = int(self.settle_seconds * 1e9)
         return max(identity[3], identity[4]) < started_ns - margin
+
+
+_PROCESS_HANDLES: dict[tuple[str, float, bool, float], VerdictCache] = {}
+_PROCESS_LOCK = threading.Lock()
+
+
+def _reopen(path: str, timeout: float, verify: bool, settle_seconds: float) -> VerdictCache:
+    """Unpickle a handle: one per process and options (each task of a pool carries one)."""
+    key = (path, timeout, verify, settle_seconds)
+    with _PROCESS_LOCK:
+        handle = _PROCESS_HANDLES.get(key)
+        if handle is None:
+            handle = VerdictCache(
+                path, timeout=timeout, verify=verify, settle_seconds=settle_seconds
+            )
+            _PROCESS_HANDLES[key] = handle
+        return handle
 
 
 # -- (de)serialisation ---------------------------------------------------------------------------
