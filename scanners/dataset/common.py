@@ -635,3 +635,40 @@ def runs(sorted_keys: np.ndarray) -> tuple[I64, I64]:
     starts = np.concatenate(([0], brk)).astype(np.int64)
     ends = np.concatenate((brk, [len(sorted_keys)])).astype(np.int64)
     return starts, ends
+
+
+# ---------------------------------------------------------------------------------------------
+# Linear algebra without scikit-learn (its import alone costs ~1 s of CPU on a small file)
+# ---------------------------------------------------------------------------------------------
+
+
+def l2_rows(x: Any) -> Any:
+    """Rows scaled to unit L2 norm (zero rows stay zero); dense arrays or SciPy CSR."""
+    if hasattr(x, "tocsr"):
+        x = x.tocsr()
+        sq = np.asarray(x.multiply(x).sum(axis=1)).ravel()
+        norms = np.sqrt(sq)
+        norms[norms == 0] = 1.0
+        from scipy.sparse import diags
+
+        return (diags((1.0 / norms).astype(x.dtype)) @ x).tocsr()
+    norms = np.sqrt(np.einsum("ij,ij->i", x, x))
+    norms[norms == 0] = 1.0
+    return x / norms[:, None].astype(x.dtype)
+
+
+def top_right_vectors(x: Any, k: int, oversample: int = 8, n_iter: int = 2, seed: int = 0) -> Any:
+    """The top ``k`` right singular vectors (k × features) of ``x`` (rows × features, dense or
+    CSR) by a randomized range finder (Halko et al. 2011), as scikit-learn's
+    ``randomized_svd(..., power_iteration_normalizer="none")`` computes them for wide matrices:
+    power iterations on the feature side, one QR, one small SVD. NumPy only."""
+    n = x.shape[0]
+    rng = np.random.RandomState(seed)
+    omega = rng.normal(size=(n, k + oversample)).astype(np.float32)
+    q = np.asarray(x.T @ omega)  # features × (k + p)
+    for _ in range(n_iter):
+        q = np.asarray(x.T @ np.asarray(x @ q))
+    q, _r = np.linalg.qr(q)
+    b = np.asarray(x @ q).T  # (k + p) × rows: q.T @ x.T
+    u_hat, _s, _vt = np.linalg.svd(b, full_matrices=False)
+    return np.ascontiguousarray((q @ u_hat[:, :k]).T)

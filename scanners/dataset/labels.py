@@ -15,6 +15,7 @@ Two attacks, two signals, and they are complementary on purpose:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, ClassVar
 
@@ -27,7 +28,11 @@ from scanners.dataset.common import (
     LabelTable,
     Record,
     StateCheck,
+    codepoints,
+    l2_rows,
+    mix64,
     single_blas,
+    top_right_vectors,
 )
 from supplychain.core.model import Confidence, Finding, Location, Rule, Severity
 from supplychain.core.rules import ATLAS_POISONING, POISONING, make_rule
@@ -261,26 +266,10 @@ def _flag(
     The neighbour condition is the precision cut: on hard data (noisy sentiment, pixels) the
     class-profile model alone doubts many correct rows that their neighbours vouch for.
     """
-    from cleanlab.filter import find_label_issues
-
     n = len(y)
     self_conf = probs[np.arange(n), y]
     pred = probs.argmax(axis=1)
-    try:
-        mask = np.asarray(
-            find_label_issues(
-                labels=y,
-                pred_probs=probs,
-                filter_by="prune_by_noise_rate",
-                # NOTE: never let cleanlab fork a multiprocessing pool: scans run in threads,
-                # and a fork from a threaded process deadlocked on an import lock (found by
-                # fuzzing a directory of datasets with --jobs 2).
-                n_jobs=1,
-            ),
-            dtype=bool,
-        )
-    except (ValueError, ZeroDivisionError):  # degenerate probabilities: fall back to a cut
-        mask = self_conf < 0.1
+    mask = confident_issues(y, probs)
     estimate = int(mask.sum())
     idx = np.flatnonzero(mask & (pred != y) & (knn_share <= FLAG_KNN))
     idx = idx[np.lexsort((idx, self_conf[idx]))]
@@ -290,44 +279,97 @@ def _flag(
 def _text_features(texts: list[str]) -> tuple[object, object]:
     """Hashed TF-IDF rows (L2-normalised) and the vectors the kNN vote compares.
 
-    Hashing keeps memory fixed by ``n_features``, not by the sample's vocabulary. Large samples
-    compare rows in a 48-d SVD space of the word features (cost n × reference × 48).
+    Word 1-2-grams (exact vocabulary) plus, up to ``CHAR_SAMPLE`` rows, hashed char 3-5-grams
+    inside words (2^16 buckets), each block sublinear TF-IDF and L2-normalised, then joined and
+    normalised again. Large samples compare rows in a 48-d SVD space of the word features
+    (cost n × reference × 48). NumPy and SciPy sparse only.
     """
     from scipy.sparse import hstack
-    from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
-    from sklearn.preprocessing import normalize
 
     n = len(texts)
-    word = HashingVectorizer(
-        ngram_range=(1, 2), n_features=1 << 18, alternate_sign=False, norm=None, dtype=np.float32
-    )
-    mats = [TfidfTransformer(sublinear_tf=True).fit_transform(word.transform(texts))]
-    if n <= CHAR_SAMPLE:  # char n-grams are the slow part of sklearn's analyzers
-        char = HashingVectorizer(
-            analyzer="char_wb",
-            ngram_range=(3, 5),
-            n_features=1 << 16,
-            alternate_sign=False,
-            norm=None,
-            dtype=np.float32,
-        )
-        mats.append(TfidfTransformer(sublinear_tf=True).fit_transform(char.transform(texts)))
-    x = normalize(hstack(mats).tocsr())
+    mats = [_tfidf(*_word_grams(texts))]
+    if n <= CHAR_SAMPLE:
+        mats.append(_tfidf(*_char_grams(texts)))
+    x = l2_rows(hstack(mats).tocsr()) if len(mats) > 1 else mats[0]
     if n <= 5000:
         return x, x
-    from sklearn.utils.extmath import randomized_svd
+    w = mats[0]
+    vt = top_right_vectors(w, 48)
+    return x, l2_rows(np.asarray(w @ vt.T, dtype=np.float32))
 
-    w = normalize(mats[0])
-    _u, _s, vt = randomized_svd(
-        w, 48, n_oversamples=8, n_iter=2, power_iteration_normalizer="none", random_state=0
-    )
-    return x, normalize(np.asarray(w @ vt.T, dtype=np.float32))
+
+_WORD = re.compile(r"(?u)\b\w\w+\b")
+
+
+def _word_grams(texts: list[str]) -> tuple[I64, I64, int]:
+    """(row, column) of every word unigram and bigram (lower case, 2+ letter words as
+    scikit-learn's default tokens), columns numbered by a vocabulary built here."""
+    vocab: dict[str, int] = {}
+    rows: list[int] = []
+    ids: list[int] = []
+    for r, text in enumerate(texts):
+        toks = _WORD.findall(text.lower())
+        rows.extend([r] * len(toks))
+        ids.extend(vocab.setdefault(t, len(vocab)) for t in toks)
+    row = np.array(rows, dtype=np.int64)
+    tid = np.array(ids, dtype=np.int64)
+    v = max(1, len(vocab))
+    same = row[1:] == row[:-1]
+    bi_row = row[1:][same]
+    bi_key = v + tid[:-1][same] * v + tid[1:][same]
+    keys = np.concatenate((tid, bi_key))
+    uniq, cols = np.unique(keys, return_inverse=True)
+    return np.concatenate((row, bi_row)), cols.astype(np.int64), len(uniq)
+
+
+def _char_grams(texts: list[str]) -> tuple[I64, I64, int]:
+    """(row, column) of every char 3-, 4- and 5-gram within words (each word padded with one
+    space on both sides, as scikit-learn's ``char_wb``), hashed into 2^16 columns."""
+    padded = [" " + " ".join(t.lower().split()) + " " for t in texts]
+    cps, starts = codepoints(padded, pad=4)
+    lens = np.fromiter((len(t) for t in padded), dtype=np.int64, count=len(padded))
+    row_of = np.repeat(np.arange(len(padded), dtype=np.int64), lens + 4)
+    space = (cps == 32).astype(np.int64)
+    csum = np.concatenate(([0], np.cumsum(space)))
+    c = cps.astype(np.uint64)
+    rows: list[I64] = []
+    cols: list[I64] = []
+    for k in (3, 4, 5):
+        m = len(cps) - k + 1
+        if m <= 0:
+            continue
+        h = c[:m].copy()
+        for j in range(1, k):
+            h = h * np.uint64(1_000_003) + c[j : j + m]
+        h = mix64(h ^ np.uint64(k))
+        pos = np.arange(m, dtype=np.int64)
+        end = starts[row_of[:m]] + lens[row_of[:m]]
+        inside = pos + k <= end  # not into the zero padding after the text
+        interior = csum[pos + k - 1] - csum[pos + 1]  # spaces strictly inside the gram
+        keep = inside & (interior == 0) & (cps[pos] != 0)
+        rows.append(row_of[:m][keep])
+        cols.append((h[keep] >> np.uint64(48)).astype(np.int64))
+    if not rows:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), 1 << 16
+    return np.concatenate(rows), np.concatenate(cols), 1 << 16
+
+
+def _tfidf(rows: I64, cols: I64, width: int) -> object:
+    """Sublinear-TF, smooth-IDF, L2-normalised CSR (scikit-learn's ``TfidfTransformer``)."""
+    from scipy.sparse import csr_matrix
+
+    n = int(rows.max()) + 1 if len(rows) else 0
+    x = csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(max(n, 1), width))
+    x.sum_duplicates()
+    x.data = (1.0 + np.log(x.data)).astype(np.float32)
+    df = np.bincount(x.indices, minlength=width).astype(np.float64)
+    idf = (np.log((1.0 + x.shape[0]) / (1.0 + df)) + 1.0).astype(np.float32)
+    x.data *= idf[x.indices]
+    return l2_rows(x)
 
 
 def _numeric_features(values: list[tuple[float, ...]]) -> npt.NDArray[np.float32]:
     """Standardised numeric columns (NaN → column median), L2-normalised rows (cosine)."""
-    from sklearn.preprocessing import normalize
-
     v = np.array(values, dtype=np.float64)
     v[~np.isfinite(v)] = np.nan
     seen = ~np.isnan(v).all(axis=0)  # all-NaN columns: median 0 (and dropped as constant)
@@ -340,7 +382,7 @@ def _numeric_features(values: list[tuple[float, ...]]) -> npt.NDArray[np.float32
     v = v[:, v.std(axis=0) > 0]
     if v.shape[1] == 0:
         return np.zeros((len(values), 0), dtype=np.float32)
-    return np.asarray(normalize(v), dtype=np.float32)
+    return np.asarray(l2_rows(v), dtype=np.float32)
 
 
 def _oof_scores(
@@ -353,18 +395,16 @@ def _oof_scores(
     row's fold) and its nearest rows point elsewhere. Class centroids (Rocchio) cost one sparse
     product per fold and rank flips as well as a logistic regression on these features.
     """
-    from sklearn.model_selection import StratifiedKFold
-    from sklearn.preprocessing import normalize
-
     n = len(y)
     min_count = int(np.bincount(y, minlength=n_classes).min())
     folds = max(2, min(5, min_count))
-    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0)
+    fold = _stratified_folds(y, folds)
     probs = np.zeros((n, n_classes), dtype=np.float64)
-    for tr, te in cv.split(np.zeros(n), y):
+    for f in range(folds):
+        tr, te = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
         onehot = np.zeros((len(tr), n_classes), dtype=np.float32)
         onehot[np.arange(len(tr)), y[tr]] = 1.0
-        cent = normalize(np.asarray((x[tr].T @ onehot).T))  # type: ignore[index]
+        cent = l2_rows(np.asarray((x[tr].T @ onehot).T))  # type: ignore[index]
         logits = np.asarray(x[te] @ cent.T, dtype=np.float64) * CENTROID_TEMP  # type: ignore[index]
         logits -= logits.max(axis=1, keepdims=True)
         e = np.exp(logits)
@@ -396,3 +436,76 @@ def _oof_scores(
     combined = np.sqrt(probs * knn_probs)
     combined /= combined.sum(axis=1, keepdims=True)
     return combined, share
+
+
+def _stratified_folds(y: I64, folds: int) -> I64:
+    """A fold number per row: each class's rows shuffled (fixed seed) and dealt round-robin,
+    so every fold holds every class in proportion."""
+    rng = np.random.default_rng(_SEED)
+    fold = np.zeros(len(y), dtype=np.int64)
+    offset = 0
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        idx = idx[rng.permutation(len(idx))]
+        fold[idx] = (np.arange(len(idx)) + offset) % folds
+        offset += len(idx)
+    return fold
+
+
+def confident_issues(y: I64, probs: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+    """Confident learning, prune by noise rate (Northcutt et al. 2021), as
+    ``cleanlab.filter.find_label_issues(filter_by="prune_by_noise_rate")`` computes it:
+
+    per-class thresholds (mean probability of the class on its own rows) give a confident
+    joint of (given, true) counts, calibrated to the label counts; for every given label k and
+    other class j, the ``C[k][j]`` rows labelled k with the largest margin ``p_j - p_k`` are
+    issues (leaving at least one row per class), except rows whose label is the prediction.
+    """
+    n, k = probs.shape
+    counts = np.bincount(y, minlength=k)
+    thresholds = np.array(
+        [probs[y == c, c].mean() if counts[c] else 2.0 for c in range(k)], dtype=np.float64
+    )
+    thresholds = np.maximum(thresholds, 2e-6)
+    confident = probs >= thresholds - 1e-6
+    n_conf = confident.sum(axis=1)
+    guess = np.where(n_conf > 1, probs.argmax(axis=1), confident.argmax(axis=1))
+    sel = n_conf > 0
+    cj = np.zeros((k, k), dtype=np.float64)
+    np.add.at(cj, (y[sel], guess[sel]), 1.0)
+    np.fill_diagonal(cj, np.maximum(cj.diagonal(), 1.0))
+    cj = (cj.T / np.maximum(cj.sum(axis=1), 1e-12) * counts).T
+    cj = cj / max(cj.sum(), 1e-12) * counts.sum()
+    prune = _round_rows(cj).T.astype(np.float64)  # prune[true][given]
+    diag = prune.diagonal().copy()
+    new_diag = np.maximum(diag, 1.0)
+    per_col = np.maximum(np.count_nonzero(prune, axis=0) - 1.0, 1.0)
+    prune = prune - (new_diag - diag) / per_col
+    prune[prune < 0] = 0
+    np.fill_diagonal(prune, new_diag)
+    counts_to_prune = _round_rows(prune)
+    mask = np.zeros(n, dtype=bool)
+    for given in range(k):
+        rows = np.flatnonzero(y == given)
+        if len(rows) <= 1:
+            continue
+        for true in range(k):
+            take = int(counts_to_prune[true, given])
+            if true == given or take <= 0:
+                continue
+            margin = probs[rows, true] - probs[rows, given]
+            mask[rows[np.argsort(-margin, kind="stable")[:take]]] = True
+    mask[probs.argmax(axis=1) == y] = False
+    return mask
+
+
+def _round_rows(m: npt.NDArray[np.float64]) -> I64:
+    """Round to integers keeping each row's (rounded) total."""
+    out = np.round(m)
+    for i in range(len(m)):
+        diff = int(round(m[i].sum()) - out[i].sum())
+        if diff:
+            step = 1 if diff > 0 else -1
+            order = np.argsort(m[i] - out[i])[::-step][: abs(diff)]
+            out[i, order] += step
+    return out.astype(np.int64)

@@ -32,9 +32,11 @@ from scanners.dataset.common import (
     StateCheck,
     codepoints,
     head_prefix,
+    l2_rows,
     normalise,
     shingle_hashes,
     single_blas,
+    top_right_vectors,
 )
 from supplychain.core.model import Confidence, Finding, Location, Rule, Severity
 from supplychain.core.rules import ATLAS_POISONING, POISONING, make_rule
@@ -291,9 +293,7 @@ class _Model:
 
     def residual(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """Share of each row's (unit) TF-IDF energy outside the subspace; 1.0 for empty rows."""
-        from sklearn.preprocessing import normalize
-
-        x = normalize(_features(texts).multiply(self.idf).tocsr())  # type: ignore[attr-defined]
+        x = l2_rows(_features(texts).multiply(self.idf))  # type: ignore[attr-defined]
         proj = np.asarray(x @ self.comps.T)
         energy = np.asarray(x.multiply(x).sum(axis=1)).ravel()
         res = np.where(energy > 0, 1.0 - (proj * proj).sum(axis=1), 1.0)
@@ -301,25 +301,15 @@ class _Model:
 
 
 def _fit(texts: Sequence[str]) -> _Model:
-    from sklearn.preprocessing import normalize
-    from sklearn.utils.extmath import randomized_svd
-
     x = _features(texts).tocsc()  # type: ignore[attr-defined]
     df = np.diff(x.indptr).astype(np.float64)
     idf = (np.log((1 + len(texts)) / (1 + df)) + 1).astype(np.float32)
-    xr = normalize(x.tocsr().multiply(idf).tocsr())
+    xr = l2_rows(x.tocsr().multiply(idf))
     k = max(1, min(N_COMPONENTS, min(xr.shape) - 1))
     # power iterations without re-orthonormalising the (features × k) block: its LU/QR would
     # cost more than everything else here
     with single_blas():
-        _u, _s, vt = randomized_svd(
-            xr,
-            n_components=k,
-            n_oversamples=8,
-            n_iter=2,
-            power_iteration_normalizer="none",
-            random_state=0,
-        )
+        vt = top_right_vectors(xr, k)
     return _Model(idf=idf, comps=vt.astype(np.float32))
 
 

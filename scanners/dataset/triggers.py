@@ -19,7 +19,7 @@ import math
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from scanners._lazy import lazy_module
 from scanners.dataset.common import (
@@ -354,6 +354,18 @@ class TriggerState:
             )
 
 
+def binom_sf(k: Any, n: Any, p: Any) -> Any:
+    """P(X > k) for X ~ Binomial(n, p), as ``scipy.stats.binom.sf`` (``scipy.special.bdtrc``
+    is the same function; ``scipy.stats`` costs ~0.5 s of CPU to import)."""
+    from scipy.special import bdtrc
+
+    k = np.asarray(k, dtype=np.int64)
+    n = np.asarray(n, dtype=np.int64)
+    p = np.asarray(p, dtype=np.float64)
+    out = np.where(k < 0, 1.0, bdtrc(np.clip(k, 0, None), n, p))
+    return np.where(k >= n, 0.0, out)
+
+
 def _ngram_keys(tokens: npt.NDArray[np.uint32], lens: I64, n: int) -> tuple[U64, I64, I64]:
     """Hashes of every token n-gram fully inside one row; its start position and its row.
 
@@ -405,8 +417,6 @@ def _find_triggers(
     n_labels: int,
     words: list[str],
 ) -> list[_Trigger]:
-    from scipy.stats import binom
-
     n_rows = len(lens)
     if n_rows == 0 or len(tokens) == 0:
         return []
@@ -445,7 +455,7 @@ def _find_triggers(
         pure = eligible & (best >= MIN_PURITY * total)
         if not pure.any():
             continue
-        pvals = binom.sf(best[pure] - 1, total[pure], base[best_lab[pure]])
+        pvals = binom_sf(best[pure] - 1, total[pure], base[best_lab[pure]])
         cand_keys.append(ng[gs[pure]])
         cand_score.append(np.asarray(pvals, dtype=np.float64))
     if not cand_keys:
@@ -493,7 +503,7 @@ def _find_triggers(
         purity = lc[target] / len(rows)
         if purity < MIN_PURITY:
             continue
-        p_adj = float(binom.sf(lc[target] - 1, len(rows), base[target])) * max(tested, 1)
+        p_adj = float(binom_sf(lc[target] - 1, len(rows), base[target])) * max(tested, 1)
         if p_adj >= ALPHA:
             continue
         at, k = int(fp[s]), int(fn[s])
