@@ -53,7 +53,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 UPLOAD_OVERHEAD = 64 * 1024
 """Multipart framing allowed on top of ``--max-upload``."""
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
-_ROUTES = ("/healthz", "/metrics", "/v1/scan", "/v1/admission", "/api/v1/")
+_ROUTES = ("/healthz", "/metrics", "/openapi.json", "/v1/scan", "/v1/admission", "/api/v1/")
 
 
 # -- errors ---------------------------------------------------------------------------------------
@@ -334,6 +334,11 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 def _v1_router() -> APIRouter:
     router = APIRouter(dependencies=[Depends(require_token)])
 
+    @router.get("/openapi.json", include_in_schema=False)
+    async def openapi(request: Request) -> JSONResponse:
+        """The OpenAPI document (behind the token like every route but ``/healthz``)."""
+        return JSONResponse(request.app.openapi())
+
     @router.get("/metrics", response_class=PlainTextResponse)
     async def metrics(request: Request) -> PlainTextResponse:
         """Prometheus text: scans, cache hits, verdicts, queue depth, latency."""
@@ -540,6 +545,11 @@ def create_app(config: ServerConfig, *, scan: ScanFn | None = None) -> FastAPI:
         title="supplychain",
         summary="ML supply-chain gate: scan, Kubernetes admission, Harbor adapter",
         lifespan=lifespan,
+        # The schema is served below behind the token like every route but /healthz; no
+        # Swagger UI (it would load scripts from a CDN into an operator's browser).
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.supplychain = state
     queue.start()

@@ -66,7 +66,7 @@ def _check_admission(body: Any, answer: dict[str, Any]) -> None:
 
 def test_no_server_error_and_auth_always_enforced(app: FastAPI) -> None:
     # NOTE: schemathesis' pytest plugin does not run under this pytest; its strategies do.
-    api = schemathesis.openapi.from_asgi("/openapi.json", app)
+    api = schemathesis.openapi.from_asgi("/openapi.json", app, headers=AUTH)
     seen = []
     for result in api.get_all_operations():
         operation = result.ok()
@@ -87,7 +87,12 @@ def test_no_server_error_and_auth_always_enforced(app: FastAPI) -> None:
 
 
 def test_openapi_publishes_routes_and_bearer_scheme(app: FastAPI) -> None:
-    doc = app.openapi()
+    from fastapi.testclient import TestClient
+
+    client = TestClient(app)
+    assert client.get("/openapi.json").status_code == 401
+    assert client.get("/docs").status_code == 404
+    doc = client.get("/openapi.json", headers=AUTH).json()
     assert {"/healthz", "/metrics", "/v1/scan", "/v1/admission"} <= set(doc["paths"])
     assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     scan_body = doc["paths"]["/v1/scan"]["post"]["requestBody"]["content"]
