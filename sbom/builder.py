@@ -138,6 +138,26 @@ class _Facts:
             out.lists.setdefault(fact.key, []).append((fact.location.path, fact.value))
         return out
 
+    def scoped(self, prefixes: Sequence[str] = ("card.", "config.")) -> _Facts:
+        """Keys under each prefix read from one file only: the shallowest that has any.
+
+        A tree holding several models (``samples/``) must not get a model card stitched together
+        from the root's ``config.json`` and another model's ``auto_map``.
+        """
+        lists = dict(self.lists)
+        for prefix in prefixes:
+            paths = {p for k, v in lists.items() if k.startswith(prefix) for p, _ in v}
+            if not paths:
+                continue
+            chosen = min(paths, key=lambda p: (p.count("/"), p))
+            for key in [k for k in lists if k.startswith(prefix)]:
+                kept = [(p, v) for p, v in lists[key] if p == chosen]
+                if kept:
+                    lists[key] = kept
+                else:
+                    del lists[key]
+        return _Facts(by_path=self.by_path, lists=lists)
+
     def first(self, key: str) -> FactValue | None:
         """The value nearest the model's root (``config.json`` over ``sub/config.json``)."""
         values = self.lists.get(key)
@@ -679,7 +699,7 @@ def build(
     if report.verdict is None:
         raise BomError("the report has no verdict: judge it with the policy first")
     lib = _lib()
-    facts = _Facts.of(report.facts)
+    facts = _Facts.of(report.facts).scoped()
     hub = hub or HubSource.from_report(report)
     files = sorted((r for r in report.files if not r.member), key=lambda r: r.path)
 

@@ -531,3 +531,24 @@ def test_card_other_licence_uses_its_name() -> None:
     comp = _bom(_report(facts=facts))["metadata"]["component"]
     assert comp["licenses"] == [{"license": {"name": "acme-research-license"}}]
     assert _props(comp["modelCard"])["supplychain:card.license_link"] == ["LICENSE.md"]
+
+
+def test_card_and_config_come_from_one_file_each(tmp_path: Path) -> None:
+    """A tree of several models: the root's card and config win, never a mix of files."""
+    root = tmp_path / "zoo"
+    (root / "other").mkdir(parents=True)
+    (root / "config.json").write_text('{"model_type": "bert", "architectures": ["BertModel"]}')
+    (root / "other" / "config.json").write_text(
+        '{"model_type": "gpt2", "torch_dtype": "float16", '
+        '"auto_map": {"AutoModel": "modeling_x.X"}}'
+    )
+    (root / "other" / "README.md").write_text(
+        "---\nlicense: mit\npipeline_tag: text-generation\n---\n"
+    )
+    doc = _bom(service.run_scan([root]))
+    card = doc["metadata"]["component"]["modelCard"]
+    assert card["modelParameters"]["architectureFamily"] == "bert"
+    props = _props(card)
+    assert "supplychain:config.torch_dtype" not in props
+    assert "supplychain:config.auto_map.files" not in props
+    assert card["modelParameters"]["task"] == "text-generation"  # the only card there is
