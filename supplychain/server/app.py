@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -364,7 +365,9 @@ def _v1_router() -> APIRouter:
             if not isinstance(body, dict) or set(body) != {"path"}:
                 raise HTTPException(400, 'body must be {"path": "<relative path>"}')
             try:
-                target = resolve_under(state.config.root, body["path"])
+                target = await anyio.to_thread.run_sync(
+                    resolve_under, state.config.root, body["path"]
+                )
             except PathRefused as exc:
                 raise HTTPException(400, f"path refused: {exc}") from None
             except PathMissing:
@@ -405,32 +408,13 @@ async def _admit(state: ServerState, review: adm.Review) -> dict[str, Any]:
         return adm.response(
             review.uid, False, f"{len(review.models)} models (at most {adm.MAX_MODELS} allowed)"
         )
-    config = state.config
-    deadline = time.monotonic() + config.admission_budget
-    denials: list[str] = []
-    waiting: list[tuple[adm.ModelRef, str]] = []
-    for model in review.models:
-        if model.kind == "image":
-            denials += _image_denial(state, model)
-            continue
-        try:
-            target = resolve_under(config.root, model.name)
-        except PathRefused as exc:
-            denials.append(f"model {model.name!r}: path refused ({exc})")
-            continue
-        except PathMissing:
-            denials.append(f"model {model.name!r}: not found under the server's root")
-            continue
-        memoised = state.memo.get(target) if config.memo else None
-        if memoised is not None:
-            state.metrics.inc("supplychain_memo_hits_total")
-            _count_verdict(state, memoised)
-            if not memoised.passed:
-                denials.append(f"model {model.name!r} {memoised.reason}")
-            continue
-        waiting.append(
-            (model, _submit(state, _admission_scan, state, target, key=f"scan:{target}"))
-        )
+    deadline = time.monotonic() + state.config.admission_budget
+    # Paths, the memo and the verdict store touch disks and SQLite: never on the event loop.
+    denials, to_scan = await anyio.to_thread.run_sync(_known_verdicts, state, review.models)
+    waiting = [
+        (model, _submit(state, _admission_scan, state, target, key=f"scan:{target}"))
+        for model, target in to_scan
+    ]
     for model, job_id in waiting:
         remaining = max(0.0, deadline - time.monotonic())
         try:
@@ -446,6 +430,36 @@ async def _admit(state: ServerState, review: adm.Review) -> dict[str, Any]:
     if denials:
         return adm.response(review.uid, False, "; ".join(denials))
     return adm.response(review.uid, True)
+
+
+def _known_verdicts(
+    state: ServerState, models: tuple[adm.ModelRef, ...]
+) -> tuple[list[str], list[tuple[adm.ModelRef, Path]]]:
+    """What is known without a scan (denials, memo hits), and the model paths left to scan."""
+    config = state.config
+    denials: list[str] = []
+    to_scan: list[tuple[adm.ModelRef, Path]] = []
+    for model in models:
+        if model.kind == "image":
+            denials += _image_denial(state, model)
+            continue
+        try:
+            target = resolve_under(config.root, model.name)
+        except PathRefused as exc:
+            denials.append(f"model {model.name!r}: path refused ({exc})")
+            continue
+        except PathMissing:
+            denials.append(f"model {model.name!r}: not found under the server's root")
+            continue
+        memoised = state.memo.get(target) if config.memo else None
+        if memoised is None:
+            to_scan.append((model, target))
+            continue
+        state.metrics.inc("supplychain_memo_hits_total")
+        _count_verdict(state, memoised)
+        if not memoised.passed:
+            denials.append(f"model {model.name!r} {memoised.reason}")
+    return denials, to_scan
 
 
 def _count_verdict(state: ServerState, verdict: ModelVerdict | None) -> None:
@@ -529,8 +543,6 @@ def create_app(config: ServerConfig, *, scan: ScanFn | None = None) -> FastAPI:
         try:
             yield
         finally:
-            import anyio.to_thread
-
             log.info("draining", extra={"fields": {"queued": queue.depth}})
             await anyio.to_thread.run_sync(queue.shutdown)
             verdicts.close()
