@@ -619,3 +619,64 @@ def test_rows_round_trip_without_re_escaping(tmp_path: Path) -> None:
     assert back.findings[0].fingerprint == finding.fingerprint
     with pytest.raises(ValueError):
         decode(encode(original), "1" * 64)
+
+
+def test_a_headerless_data_file_named_by_an_onnx_model_is_never_cached(
+    tmp_path: Path, cache: VerdictCache
+) -> None:
+    """Kind sniffing itself consults the directory (which .onnx names this file)."""
+    onnx = pytest.importorskip("onnx")
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.full((8, 8), 0.5, dtype=np.float32), "W")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["X", "W"], ["Y"])],
+        "g",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [8, 8])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [8, 8])],
+        [w],
+    )
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    onnx.save_model(
+        helper.make_model(graph),
+        str(model_dir / "model.onnx"),
+        save_as_external_data=True,
+        location="tensors.bin",
+        size_threshold=0,
+    )
+    kinds = {r.path: r.kind.value for r in service.run_scan([model_dir], cache=cache).files}
+    assert kinds["tensors.bin"] == "onnx-external-data"
+    assert service.run_scan([model_dir], cache=cache).cache_hits == 0
+    (model_dir / "model.onnx").unlink()
+    report = service.run_scan([model_dir], cache=cache)
+    assert [r.kind.value for r in report.files] != ["onnx-external-data"]
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('[cache]\ncolour = "red"\n', "unknown [cache] key"),
+        ("[cache]\ntimeout = 0\n", "cache.timeout"),
+        ("[cache]\ntimeout = true\n", "cache.timeout"),
+        ("[cache]\npath = 3\n", "cache.path"),
+        ('cache = "x.sqlite"\n', "[cache] must be a table"),
+    ],
+)
+def test_policy_cache_table_is_validated(tmp_path: Path, table: str, message: str) -> None:
+    from supplychain.core.errors import ConfigError
+    from supplychain.policy import load_policy
+
+    policy = tmp_path / "supplychain.toml"
+    policy.write_text(table)
+    with pytest.raises(ConfigError) as err:
+        load_policy(policy)
+    assert message in str(err.value)
+
+
+def test_a_cache_in_a_missing_directory_is_an_error(tmp_path: Path) -> None:
+    root = _tree(tmp_path / "m")
+    db = tmp_path / "nowhere" / "c.sqlite"
+    proc = _cli("scan", str(root), "--cache", str(db), "-q")
+    _assert_cache_error(proc, db, "does not exist")
