@@ -592,6 +592,32 @@ def _identity_hit(item: Item, options: ScanOptions) -> FileResult | None:
     return FileResult(found.records, found.findings, found.results, found.facts)
 
 
+def _without_cache_files(
+    items: list[Item], cache: VerdictCache, results: list[ScanResult]
+) -> list[Item]:
+    """Leave this run's own cache file (and its WAL) out of the scan, as visible skips.
+
+    A cache kept inside the scanned tree (``[cache] path`` beside the policy) is written while
+    the scan runs, so scanning it would report it as changed during the scan (GEN003).
+    """
+    try:
+        base = cache.path.resolve()
+    except (OSError, RuntimeError):
+        return items
+    own = {base, *(base.with_name(base.name + s) for s in ("-wal", "-shm", "-journal"))}
+    kept = []
+    for item in items:
+        if item.real not in own:
+            kept.append(item)
+            continue
+        reason = "the verdict cache of this run (docs/cache.md): not scanned"
+        results.extend(
+            ScanResult("engine", name.rel, Status.SKIPPED, reason, expected=True)
+            for name in item.names
+        )
+    return kept
+
+
 def _store(options: ScanOptions, item: Item, outcome: _Outcome) -> None:
     """Record a worker's fresh result (or a digest hit's identity) in the verdict cache."""
     from supplychain.cache import CachedFile
@@ -694,6 +720,8 @@ def scan_paths(
 
     # Identity hits are answered here, before any pool starts: an unchanged tree reads nothing.
     got: list[FileResult | None] = [_identity_hit(item, options) for item in items]
+    if options.cache is not None:
+        items = _without_cache_files(items, options.cache, results)
     cache_hits = sum(r is not None for r in got)
     done = 0
     for item, hit in zip(items, got, strict=True):

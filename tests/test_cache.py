@@ -680,3 +680,17 @@ def test_a_cache_in_a_missing_directory_is_an_error(tmp_path: Path) -> None:
     db = tmp_path / "nowhere" / "c.sqlite"
     proc = _cli("scan", str(root), "--cache", str(db), "-q")
     _assert_cache_error(proc, db, "does not exist")
+
+
+def test_a_cache_inside_the_scanned_tree_is_left_out_visibly(tmp_path: Path) -> None:
+    root = _tree(tmp_path / "repo")
+    (root / "evil.pkl").unlink()
+    (root / "supplychain.toml").write_text('[cache]\npath = ".supplychain-cache.sqlite"\n')
+    for expected_hits in (0, 4):  # ok.pkl, config.json, notes.txt, supplychain.toml
+        proc = _cli("scan", str(root), "-q", "-f", "json")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        doc = json.loads(proc.stdout)
+        assert doc["timings"]["cache_hits"] == expected_hits
+        skipped = {o["file"] for o in doc["outcomes"] if "verdict cache" in o["reason"]}
+        assert ".supplychain-cache.sqlite" in skipped
+        assert not any(f["rule"] == "GEN003" for f in doc["findings"])
