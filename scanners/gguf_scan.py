@@ -17,7 +17,7 @@ from typing import BinaryIO, ClassVar
 
 from scanners._magic import hidden_magic
 from scanners.base import Artifact, ScanContext
-from scanners.template_scan import (
+from scanners.template_analysis import (
     MAX_TEMPLATE_BYTES,
     TEMPLATE_RULES,
     TPL006,

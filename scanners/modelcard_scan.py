@@ -3,7 +3,7 @@
 The front matter is what the Hugging Face Hub reads as card data (licence, base model, datasets,
 languages, task, library, evaluation results). It is read line by line up to the closing ``---``
 under a byte cap, composed with PyYAML's safe composer and turned into plain values under a node
-and depth budget (``config_scan.load_yaml_bounded``: alias bombs stop at the budget), never
+and depth budget (``scanners._yaml.load_yaml_bounded``: alias bombs stop at the budget), never
 constructed. Facts report only what the card says; nothing is inferred. A card whose front
 matter cannot be analysed (not UTF-8, unterminated, bad YAML, not a mapping, over a budget) is a
 HIGH finding: the BOM would otherwise silently lose its licence and lineage.
@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import ClassVar
 
+from scanners._yaml import YamlError, load_yaml_bounded
 from scanners.base import Artifact, ScanContext
-from scanners.config_scan import YamlError, load_yaml_bounded
 from supplychain.core.errors import LimitExceeded
 from supplychain.core.model import ArtifactKind, FactValue, Finding, Rule, Severity
 from supplychain.core.rules import make_rule

@@ -551,9 +551,9 @@ def _sniff_text(head: bytes, lname: str) -> ArtifactKind:
         return ArtifactKind.FLAX_MSGPACK
     if not stripped.startswith(("{", "[")) and YAML_CHAT_TEMPLATE.search(head):
         return ArtifactKind.YAML_CONFIG
-    from scanners import template_scan  # lazy: start-up of a one-file scan
+    from scanners import template_analysis  # lazy: start-up of a one-file scan
 
-    if not lname.endswith(NOT_TEMPLATE_EXTS) and template_scan.looks_like_template(head):
+    if not lname.endswith(NOT_TEMPLATE_EXTS) and template_analysis.looks_like_template(head):
         return ArtifactKind.CHAT_TEMPLATE
     return ArtifactKind.TEXT
 

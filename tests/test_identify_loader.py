@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from scanners import dataformats, template_scan
+from scanners import dataformats, template_analysis
 from scanners._magic import pickle_at_start, walk_pickle
 from scanners.placeholder_scan import human_size
 from scanners.sniff import PICKLE_WALK_BYTES, sniff
@@ -724,13 +724,13 @@ def test_strong_magic_wins_over_a_data_format_claim(monkeypatch: pytest.MonkeyPa
 def test_text_that_reads_as_a_template_is_a_chat_template(
     monkeypatch: pytest.MonkeyPatch, name: str
 ) -> None:
-    monkeypatch.setattr(template_scan, "looks_like_template", lambda head: b"{%" in head)
+    monkeypatch.setattr(template_analysis, "looks_like_template", lambda head: b"{%" in head)
     assert _kind(b"{% for m in messages %}{{ m.content }}{% endfor %}", name) is K.CHAT_TEMPLATE
     assert _kind(b"Just a note.\n", "chat.template") is K.TEXT
 
 
 def test_documents_quoting_jinja_stay_text(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(template_scan, "looks_like_template", lambda head: True)
+    monkeypatch.setattr(template_analysis, "looks_like_template", lambda head: True)
     assert _kind(b"Use `{% if %}` in templates.\n", "README.md") is K.TEXT
 
 

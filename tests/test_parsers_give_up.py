@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from scanners import config_scan, template_scan
+from scanners import config_scan, template_analysis
 from scanners.base import Artifact, ScanContext
 from scanners.config_scan import ConfigScanner
 from scanners.dataset.common import DatasetOptions
@@ -104,7 +104,7 @@ def test_json_naming_a_chat_template_nested_too_deep_fails_closed() -> None:
 
 
 def test_template_search_budget_is_a_finding(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(template_scan, "MAX_DOC_NODES", 1_000)
+    monkeypatch.setattr(template_analysis, "MAX_DOC_NODES", 1_000)
     data = json.dumps({"chat_template": "{{ x }}", "blocks": [[{}] for _ in range(1_000)]})
     found = _scan(
         TemplateScanner, ArtifactKind.MODEL_CONFIG, "tokenizer_config.json", data.encode()
@@ -213,7 +213,7 @@ def test_tokenizer_vocabularies_do_not_spend_the_walk_budget(
     """Lists of plain values (unigram vocabularies, merges) cannot hold keys and are not walked,
     so a real tokenizer.json never hits the budgets above."""
     monkeypatch.setattr(config_scan, "MAX_WALK_NODES", 1_000)
-    monkeypatch.setattr(template_scan, "MAX_DOC_NODES", 1_000)
+    monkeypatch.setattr(template_analysis, "MAX_DOC_NODES", 1_000)
     tok = {
         "added_tokens": [{"id": i, "content": f"<extra_{i}>\u00e9"} for i in range(200)],
         "model": {
