@@ -715,13 +715,13 @@ def scan_paths(
     t0 = time.perf_counter()
     found = discover(paths)
     items, findings, results = found.items, found.findings, found.results
+    if options.cache is not None:
+        items = _without_cache_files(items, options.cache, results)
     records: list[ArtifactRecord] = []
     facts: list[Fact] = []
 
     # Identity hits are answered here, before any pool starts: an unchanged tree reads nothing.
     got: list[FileResult | None] = [_identity_hit(item, options) for item in items]
-    if options.cache is not None:
-        items = _without_cache_files(items, options.cache, results)
     cache_hits = sum(r is not None for r in got)
     done = 0
     for item, hit in zip(items, got, strict=True):
