@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, TextIO, cast
+from typing import TYPE_CHECKING, Literal, NoReturn, TextIO, cast
 
 from supplychain.core.errors import ConfigError, SupplyChainError
 from supplychain.core.model import Report, Rule, Severity
@@ -146,6 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     provenance_cli.add_scan_options(scan)
     deps_cli.add_scan_options(scan)
+    scan.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="where files are scanned: here (default) or as Ray tasks (--jobs: local cluster CPUs)",
+    )
+    scan.add_argument("--engine-address", help="Ray cluster (default: RAY_ADDRESS, else local)")
     scan.set_defaults(handler=cmd_scan)
 
     data = sub.add_parser("data", help="look for poisoning in datasets")
@@ -333,9 +340,20 @@ def _run(args: argparse.Namespace, settings_for: Callable[[Policy], Settings]) -
     _check_output(args.output)
     cache = _open_cache(args, policy)
     progress = _Progress(enabled=not args.quiet)
+    executor: Literal["auto", "ray"] = "auto"
+    if getattr(args, "engine", "local") == "ray":  # scan --engine ray (docs/distributed.md)
+        executor = "ray"
+        if args.engine_address:
+            os.environ["RAY_ADDRESS"] = args.engine_address
     try:
         report = service.run(
-            args.paths, settings, policy, jobs=args.jobs, progress=progress, cache=cache
+            args.paths,
+            settings,
+            policy,
+            jobs=args.jobs,
+            executor=executor,
+            progress=progress,
+            cache=cache,
         )
     finally:
         progress.close()

@@ -66,7 +66,7 @@ BENIGN_SKIP_KINDS = frozenset({ArtifactKind.TEXT})
 
 ProgressCallback = Callable[[int, int, str], None]
 _T = TypeVar("_T")
-Executor_ = Literal["auto", "serial", "thread", "process"]
+Executor_ = Literal["auto", "serial", "thread", "process", "ray"]
 
 PROCESS_MIN_FILES = 4
 """Below this many files a process pool costs more to start than it saves."""
@@ -641,6 +641,11 @@ def _executor(options: ScanOptions, files: int, total_bytes: int | None = None) 
     """
     jobs = max(1, options.jobs)
     choice = options.executor
+    if choice == "ray" and files:
+        # scan --engine ray: a Ray task per file (RAY_ADDRESS, else a local cluster of --jobs CPUs)
+        from supplychain.distributed.ray_executor import RayExecutor
+
+        return RayExecutor(num_workers=jobs)
     if choice == "serial" or jobs == 1 or files <= 1:
         return None
     if choice == "auto":
