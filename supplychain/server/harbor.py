@@ -400,7 +400,7 @@ def metadata() -> dict[str, Any]:
         ],
         "properties": {
             "harbor.scanner-adapter/scanner-type": "ml-model-supply-chain",
-            "harbor.scanner-adapter/vulnerability-database-updated-at": _now(),
+            "supplychain/rules": f"built into supplychain {__version__} (no database to update)",
             "supplychain/artifacts": "CNCF ModelPack, KitOps ModelKit, any OCI artifact's layers",
             "supplychain/unscannable": f"reported as a Critical {UNSCANNABLE} item, never clean",
         },

@@ -216,6 +216,11 @@ def test_unscannable_artifacts_are_critical_never_clean(
     wrong["registry"]["authorization"] = "Basic " + base64.b64encode(b"robot$ml:nope").decode()
     r = poll(client, submit(client, wrong))
     _assert_unscannable(r.json(), "401")
+    # Robot credentials never reach a report, the raw report or the stored verdict.
+    raw = poll(client, r.url.path.split("/")[-2], accept=RAW_REPORT_MIME)
+    stored = client.app.state.supplychain.verdicts.lookup(digest2)  # type: ignore[attr-defined]
+    for text in (r.text, raw.text, stored.reason if stored else ""):
+        assert "s3cr3t" not in text and "nope" not in text and ROBOT[6:] not in text
 
 
 def test_a_failed_verdict_without_a_finding_is_critical() -> None:
