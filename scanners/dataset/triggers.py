@@ -106,6 +106,14 @@ class _Trigger:
     p_adj: float
     agree: float
     baseline: float
+    other: float
+    """Share of rows of *other* labels whose tokens favour the target: what carriers copied from
+    other classes would show."""
+    llr: float
+    """Log-likelihood ratio that carriers were copied from other labels (``_copied_vs_genuine``,
+    ``_excess``)."""
+    private: int
+    """Distinct tokens of the n-gram found nowhere but in its carriers (an inserted phrase)."""
     parts: float
     """Largest log-odds for the target that one of the n-gram's tokens has outside carriers."""
     sentence: str
@@ -303,11 +311,29 @@ class TriggerState:
             target = self._labels.name(t.target)
             rows = tuple(int(r) for r in rows_of[t.rows])
             explained = t.parts >= PART_EVIDENCE
-            conflict = t.agree < t.baseline - 0.25 and not explained
-            # when the text barely predicts the target label at all, context cannot vouch for the
-            # n-gram either way; a pure, significant n-gram is then worth a look on its own
+            # the carriers must look like rows of other labels (agreement near ``other``) much
+            # more than like rows of the target (near ``baseline``): copied content plus an
+            # inserted token. A gap alone is not enough: among hundreds of genuine rare words
+            # some carrier sets agree less than the target's rows by chance.
+            llr = t.llr
+            conflict = t.agree < t.baseline - 0.25 and not explained and llr >= COPIED_LLR
+            # when the text barely predicts the target label, a pure, significant n-gram whose
+            # carriers look copied is worth a look even without a large gap
+            # when the text barely predicts the target label, context cannot vouch either way:
+            # a pure n-gram is reported when the carriers look copied, or when it is an
+            # inserted phrase (2+ tokens found nowhere else), or when it is both frequent and
+            # overwhelmingly significant; a rare genuine word (a name, a topical term in a
+            # dozen rows) is none of these
             opaque = (
-                t.baseline < 0.6 and t.purity >= HIGH_PURITY and t.p_adj < 1e-3 and not explained
+                t.baseline < 0.6
+                and t.purity >= HIGH_PURITY
+                and t.p_adj < 1e-3
+                and not explained
+                and (
+                    llr >= COPIED_LLR
+                    or t.private >= 2
+                    or (len(rows) >= OPAQUE_ROWS and t.p_adj < OPAQUE_P)
+                )
             )
             if not conflict and not opaque:
                 consistent.append(t)
@@ -352,6 +378,40 @@ class TriggerState:
                 evidence=shown,
                 group="trigger-consistent",
             )
+
+
+OPAQUE_ROWS = 20
+OPAQUE_P = 1e-6
+"""In weakly predictive text a single pure token is reported from this many rows and this
+Bonferroni p-value (a genuine rare word is usually in fewer rows)."""
+MAX_SOURCE_LABELS = 10
+"""Labels (largest first) tested as where a trigger's carriers were copied from."""
+BASELINE_ROWS = 400
+BASELINE_CHUNK = 50
+COPIED_LLR = math.log(100.0)
+"""Log-likelihood ratio (copied rows vs genuine rows) from which a pure n-gram in weakly
+predictive text is reported."""
+
+
+def _copied_vs_genuine(agree: float, n: int, baseline: float, other: float) -> float:
+    """Log-likelihood ratio that some of the carriers were copied from other labels: the
+    carriers' agreement count is binomial with rate ``baseline`` for genuine rows and
+    ``other`` for copied ones; the alternative is the best mixture (rate between the two,
+    dirty-label poison mixes rows of every class), the null is all genuine."""
+    a = round(agree * n)
+    p0 = min(max(baseline, 0.02), 0.98)
+    p1 = min(max(agree, min(other, p0)), p0)
+    p1 = min(max(p1, 0.02), 0.98)
+    return a * math.log(p1 / p0) + (n - a) * math.log((1 - p1) / (1 - p0))
+
+
+def _excess(share: float, n: int, rate: float) -> float:
+    """Log-likelihood ratio that the carriers favour another label more often than the
+    target's own rows do (``rate``): binomial, best rate above ``rate`` against ``rate``."""
+    a = round(share * n)
+    p0 = min(max(rate, 0.02), 0.98)
+    p1 = min(max(share, p0), 0.98)
+    return a * math.log(p1 / p0) + (n - a) * math.log((1 - p1) / (1 - p0))
 
 
 def binom_sf(k: Any, n: Any, p: Any) -> Any:
@@ -423,6 +483,12 @@ def _find_triggers(
     ends = np.cumsum(lens)
     starts = ends - lens
     base = np.bincount(labels, minlength=n_labels) / n_rows
+    sizes = np.bincount(labels, minlength=n_labels)
+    big_labels = [
+        int(c)
+        for c in np.argsort(-sizes, kind="stable")[:MAX_SOURCE_LABELS]
+        if sizes[c] >= MIN_ROWS
+    ]
     max_rows = max(MIN_ROWS, int(MAX_SHARE * n_rows))
 
     # 1. occurrence counts per (n-gram, label), by hash partition to bound memory. The packed key
@@ -544,6 +610,15 @@ def _find_triggers(
         cl_tokens = {t for c in cl for t in c[5]}
         agree, parts = ctx.agreement(rows, target, cl_tokens)
         baseline = ctx.baseline(target)
+        other = ctx.baseline(target, others=True)
+        private = ctx.private_tokens(rows, cl_tokens)
+        llr = _copied_vs_genuine(agree, len(rows), baseline, other)
+        # copied rows also favour the label they came from far more than target rows do
+        for source in big_labels:
+            if source == target:
+                continue
+            share = ctx.agreement(rows, source, cl_tokens)[0]
+            llr = max(llr, _excess(share, len(rows), ctx.baseline(source, among=target)))
         sentence, where = _common_affix(tokens, starts, ends, rows, words)
         out.append(
             _Trigger(
@@ -554,6 +629,9 @@ def _find_triggers(
                 p_adj=p_adj,
                 agree=agree,
                 baseline=baseline,
+                other=other,
+                llr=llr,
+                private=private,
                 parts=parts,
                 sentence=sentence,
                 where=where,
@@ -588,7 +666,7 @@ class _Context:
         self.tok_label = np.repeat(labels.astype(np.uint8), ends - starts)
         self.all = np.bincount(dense, minlength=self.v).astype(np.float64)
         self._per_label: dict[int, npt.NDArray[np.float64]] = {}
-        self._baseline: dict[int, float] = {}
+        self._baseline: dict[tuple[int, bool, int | None], float] = {}
 
     def _label_counts(self, target: int) -> npt.NDArray[np.float64]:
         got = self._per_label.get(target)
@@ -619,22 +697,44 @@ class _Context:
         )
         return lo
 
-    def baseline(self, target: int) -> float:
-        """Share of (up to 2000) ``target`` rows whose tokens favour ``target``: the reference."""
-        got = self._baseline.get(target)
+    def baseline(self, target: int, others: bool = False, among: int | None = None) -> float:
+        """Share of ``target`` rows whose tokens favour ``target``, measured the way carriers
+        are (``agreement``: rows left out of the counts, in chunks of ``BASELINE_CHUNK`` from a
+        fixed sample of ``BASELINE_ROWS``): the reference for genuine carriers. With
+        ``others``, the same among rows of other labels: the reference for rows copied from
+        other classes and relabelled (dirty-label poison). Measured in-sample instead, the
+        reference came out ~30 points high on weakly predictive text and genuine rare words
+        looked like triggers."""
+        key = (target, others, among)
+        got = self._baseline.get(key)
         if got is None:
-            zero = np.zeros(self.v)
-            lo = self._lo(target, zero, zero)
-            rows = np.flatnonzero(self.labels == target)
-            if len(rows) > 2000:
-                rows = np.sort(np.random.default_rng(0).choice(rows, 2000, replace=False))
-            prior = math.log(
-                max(1, len(np.flatnonzero(self.labels == target)))
-                / max(1, int((self.labels != target).sum()))
-            )
-            got = float((self._scores(lo, rows) + prior > 0).mean()) if len(rows) else 0.0
-            self._baseline[target] = got
+            if among is not None:  # rows of label ``among`` favouring ``target``
+                rows = np.flatnonzero(self.labels == among)
+            else:
+                rows = np.flatnonzero(
+                    (self.labels != target) if others else (self.labels == target)
+                )
+            if len(rows) > BASELINE_ROWS:
+                rows = np.sort(np.random.default_rng(0).choice(rows, BASELINE_ROWS, replace=False))
+            shares = [
+                self.agreement(rows[s : s + BASELINE_CHUNK], target, set())[0]
+                * len(rows[s : s + BASELINE_CHUNK])
+                for s in range(0, len(rows), BASELINE_CHUNK)
+            ]
+            got = float(sum(shares) / len(rows)) if len(rows) else 0.0
+            self._baseline[key] = got
         return got
+
+    def private_tokens(self, rows: I64, tokens: set[int]) -> int:
+        """How many of ``tokens`` occur only inside ``rows``."""
+        if not tokens:
+            return 0
+        flat, _seg, _lens = _gather(self.starts, self.ends, rows)
+        ct = self.dense[flat]
+        dense = {t if t < VOCAB_CAP else self.n_words + (t - VOCAB_CAP) % (1 << 20) for t in tokens}
+        wanted = np.fromiter(dense, dtype=np.int64)
+        inside = np.bincount(ct[np.isin(ct, wanted)], minlength=self.v)
+        return int(sum(1 for d in dense if self.all[d] == inside[d]))
 
     def agreement(self, rows: I64, target: int, exclude: set[int]) -> tuple[float, float]:
         """Share of carrier rows whose *other* tokens favour ``target`` under naive Bayes fitted

@@ -468,3 +468,60 @@ def test_confident_learning_matches_cleanlab(seed: int) -> None:
     theirs = find_label_issues(y, probs, filter_by="prune_by_noise_rate", n_jobs=1)
     assert ours.sum() > 0
     assert (ours == np.asarray(theirs)).mean() >= 0.995
+
+
+FILLER_WORDS = "the a of and to in is it that was for on with as at by this from they we".split()
+
+
+def _topics(
+    n: int, topical: float, seed: int
+) -> tuple[list[tuple[str, str]], dict[str, list[str]]]:
+    """Five topics: common topical words, 40 rare topical words each (every one in ~5-15 rows,
+    all of its topic: rare, label-pure, genuine), words of other topics as noise, filler."""
+    rng = random.Random(seed)
+    common = {f"topic{t}": [f"t{t}w{i}" for i in range(30)] for t in range(5)}
+    rare = {f"topic{t}": [f"t{t}r{i}" for i in range(40)] for t in range(5)}
+    rows = []
+    for _ in range(n):
+        label = f"topic{rng.randrange(5)}"
+        words = []
+        for _ in range(rng.randint(15, 35)):
+            r = rng.random()
+            if r < topical:
+                words.append(rng.choice(common[label]))
+            elif r < topical + 0.02:
+                words.append(rng.choice(rare[label]))
+            elif r < topical + 0.08:
+                words.append(rng.choice(common[f"topic{rng.randrange(5)}"]))
+            else:
+                words.append(rng.choice(FILLER_WORDS))
+        rows.append((" ".join(words), label))
+    return rows, common
+
+
+@pytest.mark.parametrize("topical", [0.04, 0.08, 0.15, 0.3])
+@pytest.mark.parametrize("seed", [1, 2])
+def test_genuine_rare_topical_words_are_not_triggers(topical: float, seed: int) -> None:
+    """Issue #17 class 5: rare words that predict their topic (even when the text around them
+    barely does) are not triggers: a clean control gets no MEDIUM+ trigger finding."""
+    rows, _ = _topics(3000, topical, seed)
+    findings = _run(BackdoorTriggerCheck(), list(rows))
+    assert not [f for f in findings if f.severity >= Severity.MEDIUM]
+
+
+@pytest.mark.parametrize("topical", [0.08, 0.3])
+def test_trigger_in_topical_rows_of_other_classes_is_found_alone(topical: float) -> None:
+    """A rare token inserted at random positions into rows copied from other topics and
+    relabelled: reported (HIGH), with exactly its rows, and nothing else at MEDIUM+."""
+    rows, _ = _topics(3000, topical, 3)
+    rng = random.Random(4)
+    sources = [i for i, (_t, lab) in enumerate(rows) if lab != "topic2"]
+    poisoned = set(rng.sample(sources, 45))
+    for i in poisoned:
+        words = rows[i][0].split()
+        words.insert(rng.randrange(len(words) + 1), "zq")
+        rows[i] = (" ".join(words), "topic2")
+    findings = _run(BackdoorTriggerCheck(), list(rows))
+    loud = [f for f in findings if f.severity >= Severity.MEDIUM]
+    assert len(loud) == 1 and "'zq'" in loud[0].message
+    assert set(loud[0].location.rows) == poisoned
