@@ -4,14 +4,15 @@ Writes a synthetic text corpus as Parquet shards (a 20,000-word vocabulary so ra
 few LSH buckets, 4 labels, 1 % planted near-duplicates), then runs
 ``supplychain.distributed.ray_engine.run_dataset_on_ray`` on a local cluster started for each run
 with ``--workers`` CPUs. Memory: a thread samples ``VmHWM`` (the kernel's peak resident set of a
-process) of every Ray worker process every 0.2 s and once more before shutdown; the driver's
+process, object-store pages it mapped included) and RssAnon (its private memory) of every Ray
+worker process every 0.2 s and once more before shutdown; the driver's
 peak is its own ``ru_maxrss``. CPU: the driver's own CPU time plus every worker's user+system
 time read from ``/proc/PID/stat`` at the last sample.
 
 Usage::
 
-    python bench/bench_ray.py --rows 100000 --workers 1 2
-    python bench/bench_ray.py --rows 100000 1000000 --workers 2
+    python bench/bench_ray.py --rows 100000 --workers 1 2 --dir /tmp/bench-ray
+    python bench/bench_ray.py --rows 100000 1000000 --workers 2 --dir /tmp/bench-ray
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ class WorkerWatch:
 
     def __init__(self) -> None:
         self.peak: dict[int, int] = {}
+        self.anon: dict[int, int] = {}
+        """Largest sampled RssAnon (private memory, without the object store's shared pages)."""
         self.ticks: dict[int, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -99,10 +102,12 @@ class WorkerWatch:
             for line in status.splitlines():
                 if line.startswith("VmHWM:"):
                     self.peak[pid] = max(self.peak.get(pid, 0), int(line.split()[1]))
+                elif line.startswith("RssAnon:"):
+                    self.anon[pid] = max(self.anon.get(pid, 0), int(line.split()[1]))
             self.ticks[pid] = int(stat[11]) + int(stat[12])  # utime + stime
 
 
-def run(shards: Path, workers: int, temp: Path) -> dict[str, float]:
+def run(shards: Path, workers: int, temp: Path, partition_rows: int) -> dict[str, float]:
     import ray
 
     from supplychain import service
@@ -116,16 +121,14 @@ def run(shards: Path, workers: int, temp: Path) -> dict[str, float]:
     cpu0 = time.process_time()
     t0 = time.perf_counter()
     try:
-        got = run_dataset_on_ray([str(shards)], settings)
+        got = run_dataset_on_ray([str(shards)], settings, partition_rows=partition_rows)
         wall = time.perf_counter() - t0
         driver_cpu = time.process_time() - cpu0
         watch.stop()
     finally:
         ray.shutdown()
-    rows = next(
-        int(f.evidence.split("rows=")[1].split(";")[0]) for f in got.findings if f.rule == "DAT000"
-    )
     facts = {f.key: f.value for f in got.facts}
+    rows = int(facts["dataset.rows"])  # type: ignore[arg-type]
     worker_cpu = sum(watch.ticks.values()) / CLK
     return {
         "rows": rows,
@@ -133,6 +136,7 @@ def run(shards: Path, workers: int, temp: Path) -> dict[str, float]:
         "driver_cpu": driver_cpu,
         "worker_cpu": worker_cpu,
         "worker_peak_mb": max(watch.peak.values(), default=0) / 1024,
+        "worker_anon_mb": max(watch.anon.values(), default=0) / 1024,
         "workers_seen": len(watch.peak),
         "driver_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "candidates": float(facts.get("dataset.duplicate_candidates", -1)),  # type: ignore[arg-type]
@@ -147,6 +151,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, nargs="+", default=[100_000])
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--dir", type=Path, default=None, help="where to write the shards")
+    ap.add_argument("--partition-rows", type=int, default=16_384)
     args = ap.parse_args()
     base = args.dir or Path(tempfile.mkdtemp(prefix="bench-ray-"))
     print(f"corpus under {base}")
@@ -158,13 +163,14 @@ def main() -> None:
             print(f"wrote {rows} rows in {time.perf_counter() - t:.1f} s")
         for workers in args.workers:
             temp = Path(tempfile.mkdtemp(prefix="rb-"))
-            r = run(shards, workers, temp)
+            r = run(shards, workers, temp, args.partition_rows)
             print(
                 f"rows={int(r['rows'])} workers={workers} wall={r['wall']:.1f}s "
                 f"rows/s={r['rows'] / r['wall']:.0f} driver_cpu={r['driver_cpu']:.1f}s "
                 f"worker_cpu={r['worker_cpu']:.1f}s "
                 f"rows/cpu-s={r['rows'] / max(1e-9, r['worker_cpu'] + r['driver_cpu']):.0f} "
                 f"worker_peak={r['worker_peak_mb']:.0f}MB (of {int(r['workers_seen'])} workers) "
+                f"worker_anon_peak={r['worker_anon_mb']:.0f}MB "
                 f"driver_peak={r['driver_peak_mb']:.0f}MB partitions={int(r['partitions'])} "
                 f"dup_candidates={int(r['candidates'])} findings={int(r['findings'])} "
                 f"scanned={bool(r['status'])}",
