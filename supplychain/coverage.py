@@ -60,6 +60,7 @@ _FAMILIES: dict[str, str] = {
     "GGF": "GGUF",
     "IDN": "identification",
     "KER": "Keras/HDF5",
+    "MDC": "model cards",
     "NPY": "NumPy",
     "ONX": "ONNX",
     "PII": "personal data in datasets",
