@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from scanners._paths import path_escape
 from supplychain.provenance.manifest import ExpectedFile, Manifest
 
 HEX40 = re.compile(r"^[0-9a-f]{40}$")
@@ -111,7 +112,7 @@ def _manifest(info: Any, repo_id: str, repo_type: str, commit: str) -> Manifest:
     files: dict[str, ExpectedFile] = {}
     for s in siblings:
         name = getattr(s, "rfilename", None)
-        if not isinstance(name, str) or not name or name.startswith("/") or ".." in name.split("/"):
+        if not isinstance(name, str) or not name or path_escape(name) is not None:
             raise HubError("malformed", f"malformed Hub response: file name {name!r:.80}")
         size = getattr(s, "size", None)
         if size is not None and (not isinstance(size, int) or size < 0):

@@ -20,6 +20,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from scanners._paths import path_escape
 from supplychain.provenance.manifest import ExpectedFile, LocalFile, Manifest, ignored
 
 LOCK_NAME = "supplychain.lock"
@@ -81,7 +82,7 @@ def read(path: Path) -> Manifest:
         if not isinstance(e, dict):
             raise LockError("lock file entry is not an object")
         p, size, sha = e.get("path"), e.get("size"), e.get("sha256")
-        if not isinstance(p, str) or not p or p.startswith("/") or ".." in p.split("/"):
+        if not isinstance(p, str) or not p or path_escape(p) is not None:
             raise LockError(f"lock file entry has a bad path: {p!r:.80}")
         if not isinstance(size, int) or not isinstance(sha, str) or not HEX64.match(sha):
             raise LockError(f"lock file entry for {p!r:.80} has no valid size and sha256")
