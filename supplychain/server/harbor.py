@@ -94,7 +94,7 @@ class ScanRequest:
     @property
     def key(self) -> str:
         """Queue dedup key: Harbor re-asking for the same artifact joins the running job."""
-        return f"{KEY_PREFIX}{self.registry_url}/{self.repository}@{self.digest}"
+        return f"{KEY_PREFIX}{self.repository}@{self.digest}|{self.registry_url}"
 
     def artifact(self) -> dict[str, str]:
         out = {"repository": self.repository, "digest": self.digest}
@@ -503,12 +503,10 @@ async def get_report(scan_request_id: str, request: Request) -> Response:
 
 
 def _request_of(key: str) -> ScanRequest:
-    """The artifact a failed job was about, from its queue key."""
-    rest = key.removeprefix(KEY_PREFIX)
-    left, _, digest = rest.rpartition("@")
-    url_repo = left.split("://", 1)[-1]
-    repository = url_repo.split("/", 1)[1] if "/" in url_repo else url_repo
-    return ScanRequest(left, None, repository, digest, None, None)
+    """The artifact a failed job was about, from its queue key (``ScanRequest.key``)."""
+    artifact, _, url = key.removeprefix(KEY_PREFIX).partition("|")
+    repository, _, digest = artifact.partition("@")
+    return ScanRequest(url, None, repository, digest, None, None)
 
 
 __all__ = [

@@ -438,3 +438,26 @@ def test_raw_report_is_cut_past_its_cap(monkeypatch: pytest.MonkeyPatch) -> None
     assert len(cut["findings"]) == 2 and cut["files"] == []
     assert cut["truncated"]["counts"]["findings"] == len(full["findings"])
     assert cut["verdict"] == "fail"
+
+
+def test_a_job_dropped_at_shutdown_reports_critical(
+    make_client: MakeClient, registry: FakeRegistry
+) -> None:
+    gate = threading.Event()
+    client, scan = make_client(gate=gate, queue_size=2, workers=1)
+    weights = safetensors_bytes()
+    d0 = registry.push_model("ml/a", [("model.safetensors", weights, WEIGHT_RAW)])
+    d1 = registry.push_model("ml/team/b", [("w.safetensors", weights, WEIGHT_RAW)])
+    submit(client, scan_request(registry, "ml/a", d0))
+    deadline = time.monotonic() + 30
+    while not scan.calls:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    queued = submit(client, scan_request(registry, "ml/team/b", d1))
+    client.app.state.supplychain.queue.shutdown(drain=False, timeout=0.1)  # type: ignore[attr-defined]
+    r = poll(client, queued)
+    assert r.status_code == 200
+    report = r.json()
+    _assert_unscannable(report, "ShuttingDown: server stopped")
+    assert report["artifact"] == {"repository": "ml/team/b", "digest": d1}
+    gate.set()
