@@ -552,3 +552,47 @@ def test_card_and_config_come_from_one_file_each(tmp_path: Path) -> None:
     assert "supplychain:config.torch_dtype" not in props
     assert "supplychain:config.auto_map.files" not in props
     assert card["modelParameters"]["task"] == "text-generation"  # the only card there is
+
+
+def test_fake_hub_tampered_file_is_marked_and_fails(
+    fakehub: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.provenance.fakehub import FakeRepo
+    from tests.provenance.helpers import download
+
+    src = model_dir(tmp_path / "src")
+    files = {p.name: p.read_bytes() for p in sorted(src.iterdir())}
+    repo = FakeRepo("acme-lab/tiny-imdb", files, lfs=frozenset({"model.safetensors"}))
+    fakehub.add(repo)
+    local = download(fakehub.url, repo.repo_id, tmp_path / "dl", repo.commit)
+    shutil.rmtree(local / ".cache", ignore_errors=True)
+    (local / "config.json").write_text('{"model_type": "bert", "auto_map": {}}')
+    out = tmp_path / "bom.json"
+    argv = ["sbom", str(local), "--hf", repo.repo_id, "--revision", repo.commit, "-o", str(out)]
+    assert main([*argv, "--fail-on-verdict", "-j", "1"]) == 1, capsys.readouterr().err
+    doc = json.loads(out.read_text())
+    states = {n: _props(c)["supplychain:provenance"] for n, c in _files(doc).items()}
+    assert states["config.json"] == ["mismatch"]
+    assert states["model.safetensors"] == ["verified"]
+    prv = next(v for v in doc["vulnerabilities"] if v["id"].startswith("PRV101-"))
+    assert prv["affects"] == [{"ref": "file:config.json"}]
+    assert prv["analysis"]["state"] == "exploitable"
+    assert _props(doc["metadata"]["component"])["supplychain:verdict"] == ["fail"]
+
+
+def test_dataset_directory_lists_its_files(tmp_path: Path) -> None:
+    data = tmp_path / "corpus"
+    data.mkdir()
+    (data / "a.jsonl").write_text("".join(f'{{"text": "doc {i}"}}\n' for i in range(10)))
+    (data / "b.csv").write_text("text,label\n" + "".join(f"row {i},{i % 2}\n" for i in range(10)))
+    data_report = service.run_data([data])
+    doc = _bom(_report(), datasets=[DatasetInput(name="corpus", report=data_report)])
+    component = next(c for c in doc["components"] if c["bom-ref"] == "data:corpus")
+    assert "hashes" not in component
+    nested = {c["name"]: c for c in component["components"]}
+    assert set(nested) == {"a.jsonl", "b.csv"}
+    for name, c in nested.items():
+        digest = hashlib.sha256((data / name).read_bytes()).hexdigest()
+        assert c["hashes"] == [{"alg": "SHA-256", "content": digest}]
+        assert c["bom-ref"] == f"data-file:0:{name}"
+    assert _props(component)["supplychain:format"] == ["dataset-csv,dataset-jsonl"]
