@@ -29,7 +29,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from scanners.dataset.common import DatasetOptions, head_length
@@ -164,16 +164,21 @@ def run_dataset_on_ray(
     require("datasets")  # the readers and checks need it on the driver and the workers
     started = time.monotonic()
     options = settings.section(DatasetOptions) or DatasetOptions()
-    shards = expand_paths(paths)
+    shards, skipped = expand_paths(paths)
     label = dataset_label([str(p) for p in paths])
     with ray_cluster(address, num_workers, temp_root) as ray:
         try:
             cuts = (partition_bytes, partition_rows)
-            return _run(ray, shards, options, settings, label, started, cuts)
+            got = _run(ray, shards, options, settings, label, started, cuts)
         except SupplyChainError:
             raise
         except ray.exceptions.RayError as exc:
             raise EngineError(f"a Ray task failed: {_first_line(exc)}") from None
+    skips = tuple(
+        ScanResult(scanner="dataset", path=name, status=Status.SKIPPED, reason=why)
+        for name, why in skipped
+    )
+    return replace(got, results=got.results + skips)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -91,6 +91,8 @@ class Partition:
     stop: int
     row_offset: int
     rows: int
+    size: int = -1
+    """The shard's size when surveyed; a different size when read means it changed (GEN001)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,10 +133,13 @@ def open_input(uri: str) -> BinaryIO:
     return cast(BinaryIO, fs.open_input_file(path))
 
 
-def expand_paths(paths: Sequence[str]) -> list[tuple[str, str]]:
-    """``(uri, reported name)`` of every shard, in a stable order: explicit files as given,
-    directories and prefixes walked recursively (sorted) for ``SHARD_SUFFIXES``."""
+def expand_paths(paths: Sequence[str]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """``(uri, reported name)`` of every shard, in a stable order (explicit files as given,
+    directories and prefixes walked recursively, sorted, for ``SHARD_SUFFIXES``), and
+    ``(name, reason)`` of every other file met in a directory: reported as skipped, never
+    dropped silently."""
     out: list[tuple[str, str]] = []
+    skipped: list[tuple[str, str]] = []
     for raw in paths:
         if is_uri(raw):
             import pyarrow.fs as pafs
@@ -146,30 +151,39 @@ def expand_paths(paths: Sequence[str]) -> list[tuple[str, str]]:
                 continue
             if info.type != pafs.FileType.Directory:
                 raise ConfigError(f"{raw}: no such object or prefix")
-            selector = pafs.FileSelector(base, recursive=True)
             scheme = raw.split("://", 1)[0]
-            found = sorted(
-                i.path
-                for i in fs.get_file_info(selector)
-                if i.type == pafs.FileType.File and i.path.lower().endswith(SHARD_SUFFIXES)
-            )
-            out += [(f"{scheme}://{p}", f"{scheme}://{p}") for p in found]
+            listed = fs.get_file_info(pafs.FileSelector(base, recursive=True))
+            for entry in sorted(listed, key=lambda i: str(i.path)):
+                if entry.type != pafs.FileType.File:
+                    continue
+                uri = f"{scheme}://{entry.path}"
+                if str(entry.path).lower().endswith(SHARD_SUFFIXES):
+                    out.append((uri, uri))
+                else:
+                    skipped.append((uri, NOT_A_SHARD))
             continue
         path = Path(raw)
         if path.is_dir():
-            found_local = sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file() and not p.is_symlink() and p.name.lower().endswith(SHARD_SUFFIXES)
-            )
-            out += [(str(p), p.relative_to(path).as_posix()) for p in found_local]
+            for p in sorted(path.rglob("*")):
+                rel = p.relative_to(path).as_posix()
+                if p.is_symlink():
+                    skipped.append((rel, "symbolic link: not followed by --engine ray"))
+                elif not p.is_file():
+                    continue
+                elif p.name.lower().endswith(SHARD_SUFFIXES):
+                    out.append((str(p), rel))
+                else:
+                    skipped.append((rel, NOT_A_SHARD))
         elif path.is_file():
             out.append((str(path), path.as_posix()))
         else:
             raise ConfigError(f"{raw}: no such file or directory")
     if not out:
         raise ConfigError("no Parquet or JSONL shard found in " + " ".join(paths))
-    return out
+    return out, skipped
+
+
+NOT_A_SHARD = "not a Parquet/JSONL shard name: not read by --engine ray (use --engine local)"
 
 
 def dataset_label(paths: Sequence[str]) -> str:
@@ -304,6 +318,7 @@ def plan_partitions(surveys: Sequence[ShardSurvey], max_rows: int) -> tuple[list
                     stop=piece.stop,
                     row_offset=offset,
                     rows=rows,
+                    size=survey.size,
                 )
             )
             offset += piece.rows
@@ -387,6 +402,10 @@ class PartitionReader:
             stream.seek(0, os.SEEK_END)
             size = stream.tell()
             stream.seek(0)
+            if part.size >= 0 and size != part.size:
+                raise ArtifactError(
+                    f"shard changed during the run: {part.size} bytes when surveyed, {size} now"
+                )
             if part.kind is ArtifactKind.DATASET_JSONL:
                 # A later piece is read from the line end before it: its line 0 is then that
                 # empty line (skipped), so the reader's BOM handling of line 0 applies to the

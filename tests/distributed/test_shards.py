@@ -149,3 +149,36 @@ def test_missing_ray_extra_is_exit_2_naming_the_install(tmp_path: Path) -> None:
     assert proc.returncode == 2, proc.stderr
     assert "pip install 'supplychain[ray]'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_directories_list_shards_in_order_and_report_the_rest(tmp_path: Path) -> None:
+    from supplychain.distributed.shards import NOT_A_SHARD, expand_paths
+
+    (tmp_path / "b").mkdir()
+    for name in ("b/part-1.jsonl", "a.parquet", "b/part-0.jsonl", "notes.md"):
+        (tmp_path / name).write_text("{}\n")
+    (tmp_path / "link.jsonl").symlink_to(tmp_path / "a.parquet")
+    shards, skipped = expand_paths([str(tmp_path)])
+    assert [name for _, name in shards] == ["a.parquet", "b/part-0.jsonl", "b/part-1.jsonl"]
+    assert dict(skipped) == {
+        "notes.md": NOT_A_SHARD,
+        "link.jsonl": "symbolic link: not followed by --engine ray",
+    }
+
+
+def test_a_shard_that_changed_since_the_survey_is_not_read(tmp_path: Path) -> None:
+    from scanners.dataset.common import DatasetOptions
+    from supplychain.core.errors import ArtifactError
+    from supplychain.distributed.shards import PartitionReader, detect_plan
+
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps({"text": f"row number {i} here"}) + "\n" for i in range(9)))
+    survey = survey_shard(str(path), "d.jsonl", Limits())
+    (part,), _ = plan_partitions([survey], 100)
+    plan = detect_plan(str(path), "d.jsonl", survey.kind, DatasetOptions(), Limits())
+    rows = list(PartitionReader(part, plan, DatasetOptions(), Limits()).records())
+    assert [r.index for r in rows] == list(range(9))
+    with path.open("a") as fh:
+        fh.write(json.dumps({"text": "appended after the survey"}) + "\n")
+    with pytest.raises(ArtifactError, match="changed during the run"):
+        list(PartitionReader(part, plan, DatasetOptions(), Limits()).records())
