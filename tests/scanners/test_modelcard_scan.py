@@ -166,3 +166,54 @@ def test_config_facts(tmp_path: Path) -> None:
 def test_other_json_configs_give_no_config_facts(tmp_path: Path) -> None:
     report = _scan(tmp_path, "tokenizer_config.json", b'{"model_type": "bert"}')
     assert not [f for f in report.facts if f.key.startswith("config.")]
+
+
+def test_arbitrary_front_matter_never_fails_the_scanner() -> None:
+    """Any bytes after a '---' line: facts or an MDC finding, never a crash (failed outcome)."""
+    import tempfile
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from scanners.base import Artifact, ScanContext
+    from scanners.modelcard_scan import ModelCardScanner
+    from supplychain.core.limits import Limits
+
+    pieces = st.sampled_from(
+        [
+            "license: mit\n",
+            "a: &x [1, 2]\n",
+            "b: *x\n",
+            "c: *nope\n",
+            "- item\n",
+            "model-index:\n- results:\n  - metrics:\n    - {type: acc, value: 1}\n",
+            "datasets: {a: 1}\n",
+            "base_model: [1, {x: y}, null]\n",
+            "key: !!python/name:os.system ''\n",
+            "k: !!binary aGk=\n",
+            "---\n",
+            "...\n",
+            "\t\x00\x1b[31m\n",
+            ": :\n",
+            "[\n",
+        ]
+    )
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.lists(pieces, max_size=12), st.binary(max_size=40))
+    def check(parts: list[str], tail: bytes) -> None:
+        data = ("---\n" + "".join(parts)).encode() + tail
+        with tempfile.TemporaryFile() as fh:
+            fh.write(data)
+            fh.seek(0)
+            art = Artifact(
+                path="README.md", kind=ArtifactKind.MODEL_CARD, size=len(data), stream=fh
+            )
+            ctx = ScanContext(limits=Limits())
+            findings = list(ModelCardScanner().scan(art, ctx))  # raises nothing
+        assert all(f.rule.startswith("MDC") for f in findings)
+        assert all(f.key.startswith("card.") for f in ctx.facts)
+        if any(f.severity >= Severity.HIGH for f in findings if f.rule != "MDC003"):
+            assert not ctx.facts  # an unanalysed card states nothing
+
+    check()
