@@ -469,3 +469,53 @@ def test_sha512_digests_are_verified(registry: FakeRegistry) -> None:
     registry.blobs[d512] = weights[:-1] + b"\x07"
     with pytest.raises(OciError, match="does not match its digest"):
         scan_artifact(registry.url, "ml/s", m512)
+
+
+def test_hostile_tar_members_stay_inside_the_archive(
+    registry: FakeRegistry, tmp_path: Path
+) -> None:
+    """Tar layers are walked as streams, never extracted: '..' members and links write nothing."""
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        info = tarfile.TarInfo("../../../../escaped.pkl")
+        info.size = len(EVIL)
+        tar.addfile(info, io.BytesIO(EVIL))
+        link = tarfile.TarInfo("model/link")
+        link.type = tarfile.SYMTYPE
+        link.linkname = "/etc/passwd"
+        tar.addfile(link)
+    digest = registry.push_model("ml/hostile", [("model", buf.getvalue(), WEIGHT_TAR_GZ)])
+    work = tmp_path / "work"
+    work.mkdir()
+    scan = scan_artifact(registry.url, "ml/hostile", digest, workdir=work)
+    assert not scan.report.verdict.passed
+    assert any(
+        f.location.member and f.location.member[-1].endswith("escaped.pkl")
+        for f in scan.report.findings
+    )
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["work"]
+
+
+def test_safe_name_property() -> None:
+    """Whatever an annotation says, an accepted name stays under the root."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    alphabet = st.sampled_from(["a", "b", ".", "/", "..", "\\", ":", " ", "\x00", "é", "~"])
+
+    @settings(max_examples=300, derandomize=True, database=None)
+    @given(st.lists(alphabet, max_size=12).map("".join))
+    def check(raw: str) -> None:
+        try:
+            name = safe_name(raw)
+        except OciError:
+            return
+        root = Path("/root-dir")
+        target = (root / name).resolve()
+        assert target.is_relative_to(root) and target != root
+        assert ".." not in name.split("/") and not name.startswith("/")
+
+    check()
