@@ -31,7 +31,7 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
     from supplychain.cli import _fail_on
 
     p = sub.add_parser("sbom", help="write a CycloneDX ML-BOM (AI-BOM) of a model")
-    p.add_argument("path", type=Path, metavar="PATH", help="model directory (or file)")
+    p.add_argument("path", metavar="PATH", help="model directory (or file), or hf://ORG/NAME[@REV]")
     p.add_argument("--hf", metavar="ORG/NAME", help="verify against this Hub repo; purl + commit")
     p.add_argument("--revision", help="branch, tag or commit (default main; pin a commit)")
     p.add_argument(
@@ -130,23 +130,57 @@ def _write(text: str, target: Path) -> None:
         raise ConfigError(f"cannot write the BOM to {target}: {exc.strerror or exc}") from None
 
 
+def _from_hub(args: argparse.Namespace, policy: Policy) -> Report:
+    """``hf://ORG/NAME[@REV]``: download pinned to the commit into a quarantine, verify, scan."""
+    import shutil
+
+    from supplychain.provenance import cli as provenance_cli
+    from supplychain.provenance import hub
+
+    repo_type, repo_id, rev = provenance_cli.parse_hf_target(args.path)
+    if repo_type != "model":
+        raise ConfigError("sbom describes a model: give hf://ORG/NAME (datasets go in --dataset)")
+    if args.hf and args.hf != repo_id:
+        raise ConfigError("--hf names another repo than the hf:// target")
+    try:
+        snap = hub.resolve(repo_id, rev or args.revision)
+    except hub.HubError as exc:
+        raise ConfigError(f"cannot resolve {args.path}: {exc}") from None
+    quarantine = Path(tempfile.mkdtemp(prefix="supplychain-sbom-"))
+    try:
+        dest = quarantine / repo_id.replace("/", "--")
+        try:
+            hub.download(repo_id, snap.commit, str(dest))
+        except hub.HubError as exc:
+            raise ConfigError(f"cannot download {args.path}: {exc}") from None
+        shutil.rmtree(dest / ".cache", ignore_errors=True)
+        args.path, args.hf, args.revision = dest, repo_id, snap.commit
+        return _scan(args, policy)
+    finally:
+        shutil.rmtree(quarantine, ignore_errors=True)
+
+
 def cmd_sbom(args: argparse.Namespace) -> int:
     """``supplychain sbom PATH``: 0 written (the BOM carries the verdict), 2 on any error."""
     import sbom
     from supplychain import service
     from supplychain.cli import _check_output, _load_policy
     from supplychain.policy import analysed_files
+    from supplychain.provenance.cli import HF_SCHEME
 
-    if not args.path.exists():
-        raise ConfigError(f"{args.path} does not exist")
+    remote = args.path.startswith(HF_SCHEME)
+    if not remote:
+        args.path = Path(args.path)
+        if not args.path.exists():
+            raise ConfigError(f"{args.path} does not exist")
     if args.jobs < 1:
         raise ConfigError("--jobs must be at least 1")
     serial = parse_serial(args.serial)
     timestamp = parse_timestamp(args.timestamp)
-    args.paths = [str(args.path)]
+    args.paths = [str(args.path)]  # where the policy is looked for (as `scan hf://` does)
     policy = _load_policy(args)
     _check_output(args.output)
-    report = _scan(args, policy)
+    report = _from_hub(args, policy) if remote else _scan(args, policy)
     datasets = [
         sbom.DatasetInput(name=str(path), report=service.run_data([path], policy, jobs=args.jobs))
         for path in args.dataset

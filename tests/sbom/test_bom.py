@@ -596,3 +596,42 @@ def test_dataset_directory_lists_its_files(tmp_path: Path) -> None:
         assert c["hashes"] == [{"alg": "SHA-256", "content": digest}]
         assert c["bom-ref"] == f"data-file:0:{name}"
     assert _props(component)["supplychain:format"] == ["dataset-csv,dataset-jsonl"]
+
+
+def test_hf_target_is_downloaded_to_quarantine_verified_and_described(
+    fakehub: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import tempfile
+
+    from tests.provenance.fakehub import FakeRepo
+
+    src = model_dir(tmp_path / "src")
+    files = {p.name: p.read_bytes() for p in sorted(src.iterdir())}
+    repo = FakeRepo(
+        "acme-lab/tiny-imdb",
+        files,
+        lfs=frozenset({"model.safetensors"}),
+        branches={"main": ""},
+    )
+    repo.branches["main"] = repo.commit
+    fakehub.add(repo)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    out = tmp_path / "bom.json"
+    assert main(["sbom", "hf://acme-lab/tiny-imdb", "-o", str(out), "-j", "1"]) == 0, (
+        capsys.readouterr().err
+    )
+    assert list(scratch.iterdir()) == [] or all(p.suffix == ".tmp" for p in scratch.iterdir())
+    doc = json.loads(out.read_text())
+    comp = doc["metadata"]["component"]
+    assert comp["purl"] == f"pkg:huggingface/acme-lab/tiny-imdb@{repo.commit}"
+    assert _props(comp)["supplychain:revision"] == [repo.commit]
+    assert {n: _props(c)["supplychain:provenance"] for n, c in _files(doc).items()} == {
+        name: ["verified"] for name in files
+    }
+    assert main(["sbom", "hf://datasets/acme-lab/tiny-imdb", "-o", str(out)]) == 2
+    assert "datasets go in --dataset" in capsys.readouterr().err
