@@ -55,6 +55,7 @@ _FAMILIES: dict[str, str] = {
     "CFG": "model configs",
     "COD": "Python code",
     "DAT": "datasets",
+    "DEP": "Python dependencies",
     "FMT": "data formats",
     "GEN": "any artifact",
     "GGF": "GGUF",

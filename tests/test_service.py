@@ -233,7 +233,9 @@ def test_report_checks_see_every_record_and_fact(tmp_path: Path) -> None:
 
 
 def test_builtin_report_checks_is_an_explicit_tuple() -> None:
-    assert BUILTIN_REPORT_CHECKS == (ShardIndexCheck,)
+    from supplychain.deps.audit import DependencyAudit
+
+    assert BUILTIN_REPORT_CHECKS == (ShardIndexCheck, DependencyAudit)
     assert isinstance(Settings().fingerprint(), str)
 
 
