@@ -657,7 +657,9 @@ class RegistryClient:
                     )
                 flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
                 with os.fdopen(os.open(dest, flags, 0o600), "wb") as out:
-                    for chunk in response.iter_bytes(_CHUNK):
+                    # Raw bytes as sent (we ask for identity encoding): a registry that
+                    # compresses anyway fails the digest check, it is never decoded to pass.
+                    for chunk in response.iter_raw():
                         written += len(chunk)
                         if written > layer.size:
                             raise OciError(f"blob {layer.digest} is longer than declared")
