@@ -298,12 +298,14 @@ def _text_features(texts: list[str]) -> tuple[object, object]:
     return x, l2_rows(np.asarray(w @ vt.T, dtype=np.float32))
 
 
+WORD_BITS = 18
 _WORD = re.compile(r"(?u)\b\w\w+\b")
 
 
 def _word_grams(texts: list[str]) -> tuple[I64, I64, int]:
     """(row, column) of every word unigram and bigram (lower case, 2+ letter words as
-    scikit-learn's default tokens), columns numbered by a vocabulary built here."""
+    scikit-learn's default tokens), hashed into 2^18 columns (bounded width: the SVD of the
+    kNN space costs features x 56)."""
     vocab: dict[str, int] = {}
     rows: list[int] = []
     ids: list[int] = []
@@ -317,9 +319,9 @@ def _word_grams(texts: list[str]) -> tuple[I64, I64, int]:
     same = row[1:] == row[:-1]
     bi_row = row[1:][same]
     bi_key = v + tid[:-1][same] * v + tid[1:][same]
-    keys = np.concatenate((tid, bi_key))
-    uniq, cols = np.unique(keys, return_inverse=True)
-    return np.concatenate((row, bi_row)), cols.astype(np.int64), len(uniq)
+    keys = np.concatenate((tid, bi_key)).astype(np.uint64)
+    cols = (mix64(keys) >> np.uint64(64 - WORD_BITS)).astype(np.int64)
+    return np.concatenate((row, bi_row)), cols, 1 << WORD_BITS
 
 
 def _char_grams(texts: list[str]) -> tuple[I64, I64, int]:
