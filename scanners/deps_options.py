@@ -54,4 +54,10 @@ def requirements_format(name: str) -> str | None:
     return {"uv.lock": "uv", "poetry.lock": "poetry", "pipfile.lock": "pipfile"}.get(lname)
 
 
-__all__ = ["OSV_DEFAULT_URL", "DepsOptions", "requirements_format"]
+def is_requirements_path(path: str) -> bool:
+    """Whether a report path names a requirement or lock file (``supplychain deps`` selects
+    these; module-level so a process pool can pickle it)."""
+    return requirements_format(path) is not None
+
+
+__all__ = ["OSV_DEFAULT_URL", "DepsOptions", "is_requirements_path", "requirements_format"]

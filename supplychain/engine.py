@@ -105,6 +105,9 @@ class ScanOptions:
     base name); ``None`` scans everything."""
     fingerprint: str = ""
     """``Settings.fingerprint()`` of the settings these options came from (the cache key)."""
+    select: Callable[[str], bool] | None = None
+    """Only files whose report path this accepts are read and reported (``supplychain deps``
+    wants requirement files, not gigabytes of weights); ``None`` takes every file."""
 
 
 @dataclass(slots=True)
@@ -720,6 +723,11 @@ def scan_paths(
     t0 = time.perf_counter()
     found = discover(paths)
     items, findings, results = found.items, found.findings, found.results
+    if options.select is not None:
+        keep = options.select
+        items = [i for i in items if keep(i.rel)]
+        findings = [f for f in findings if keep(f.location.path)]
+        results = [r for r in results if keep(r.path)]
     if options.cache is not None:
         items = _without_cache_files(items, options.cache, results)
     records: list[ArtifactRecord] = []

@@ -301,11 +301,13 @@ def run_deps(
     jobs: int = 1,
     progress: ProgressCallback | None = None,
 ) -> Report:
-    """``supplychain deps``: the requirements scanner and the dependency audit only, judged by
-    ``policy``. ``options`` default to the policy's ``[deps]`` with the lookup on (``deps`` is
-    online unless told ``--offline``, which the CLI passes as ``options``)."""
+    """``supplychain deps``: the requirements scanner and the dependency audit only, over the
+    requirement files under ``paths`` (nothing else is read), judged by ``policy``.
+
+    ``options`` default to the policy's ``[deps]`` with the lookup on (``deps`` is online unless
+    told ``--offline``, which the CLI passes as ``options``)."""
+    from scanners.deps_options import is_requirements_path
     from scanners.requirements_scan import RequirementsScanner
-    from supplychain.core.model import ArtifactKind, Status
     from supplychain.deps.audit import DependencyAudit
 
     policy = policy or Policy()
@@ -314,19 +316,13 @@ def run_deps(
         policy, command="deps", scanners=(RequirementsScanner,), sections=(opts,)
     )
     check_policy(policy, settings)
-    run_options = replace(scan_options(settings, jobs=jobs), report_checks=(DependencyAudit,))
-    report = scan_paths(paths, run_options, progress)
-    # Files that are not requirement files are out of scope here, not unanalysed (--strict).
-    kinds = {(r.path, r.member): r.kind for r in report.files}
-    results = tuple(
-        replace(r, expected=True)
-        if r.scanner == "engine"
-        and r.status is Status.SKIPPED
-        and kinds.get((r.path, r.member)) not in (None, ArtifactKind.REQUIREMENTS)
-        else r
-        for r in report.results
+    run_options = replace(
+        scan_options(settings, jobs=jobs),
+        report_checks=(DependencyAudit,),
+        select=is_requirements_path,  # weights are never read: only requirement files
     )
-    report = replace(report, results=results, settings_fingerprint=settings.fingerprint())
+    report = scan_paths(paths, run_options, progress)
+    report = replace(report, settings_fingerprint=settings.fingerprint())
     return apply(report, policy)
 
 

@@ -227,11 +227,17 @@ def test_a_range_admitting_many_advisories_is_one_finding(tmp_path: Path, osv: F
     assert sorted(v[2] for v in vulns(report)) == ["GHSA-tf-0", "GHSA-tf-1"]
 
 
-def test_deps_strict_ignores_files_out_of_scope(tmp_path: Path, osv: FakeOsv) -> None:
+def test_deps_reads_only_requirement_files(tmp_path: Path, osv: FakeOsv) -> None:
     from supplychain.policy import Policy
 
     root = model(tmp_path, "torch==2.2.0\n")
     (root / "weights.unknownformat").write_bytes(b"\x00\x01binary")
+    (root / "dangling.bin").symlink_to(root / "missing")
     options = DepsOptions(online=True, osv_url=osv.url)
     report = service.run_deps([root], Policy(strict=True), options=options)
+    assert [r.path for r in report.files] == ["requirements.txt"]
+    assert report.findings == ()
     assert report.verdict is not None and report.verdict.passed, report.verdict
+    # the full scan still reports what deps leaves out
+    scan = service.run_scan([root])
+    assert {f.rule for f in scan.findings} >= {"GEN006"}
