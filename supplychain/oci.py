@@ -34,7 +34,7 @@ import re
 import ssl
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -824,12 +824,6 @@ def scan_artifact(
     host = client.base.host + (f":{client.base.port}" if client.base.port else "")
     report = replace(report, target=(f"{host}/{repository}@{pulled.artifact.digest}",))
     return OciScan(pulled.artifact, pulled.files, report)
-
-
-def iter_layer_digests(scan: OciScan) -> Iterator[tuple[str, str]]:
-    """(file name, layer digest) pairs: what a finding's top-level path came from."""
-    for f in scan.files:
-        yield f.name, f.layer.digest
 
 
 __all__ = [
