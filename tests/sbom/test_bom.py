@@ -60,6 +60,11 @@ def test_samples_bom_validates_strictly(spec: str) -> None:
     report = service.run_scan([ROOT / "samples"])
     text = build(report, spec=spec, serial=SERIAL, timestamp=STAMP)
     validate(text, spec)  # the builder validated already; the public validator agrees
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    version = SchemaVersion.V1_7 if spec == "1.7" else SchemaVersion.V1_6
+    assert JsonStrictValidator(version).validate_str(text) is None  # the library's, untouched
     doc = json.loads(text)
     assert doc["specVersion"] == spec
     assert doc["serialNumber"] == f"urn:uuid:{SERIAL}"
@@ -635,3 +640,45 @@ def test_hf_target_is_downloaded_to_quarantine_verified_and_described(
     }
     assert main(["sbom", "hf://datasets/acme-lab/tiny-imdb", "-o", str(out)]) == 2
     assert "datasets go in --dataset" in capsys.readouterr().err
+
+
+def test_linear_unique_items_agrees_with_json_schema() -> None:
+    from jsonschema import Draft7Validator
+
+    from sbom.builder import unique_items
+
+    base = Draft7Validator({"uniqueItems": True})
+    cases = [
+        [1, 1.0],
+        [True, 1],
+        [{"a": 1, "b": [1, 2]}, {"b": [1, 2], "a": 1}],
+        [[1, 2], [2, 1]],
+        ["x", "x "],
+        [{"a": False}, {"a": 0}],
+        [],
+    ]
+    for case in cases:
+        ours = list(unique_items(base, True, case, {}))
+        theirs = list(base.iter_errors(case))
+        assert bool(ours) == bool(theirs), case
+
+
+def test_duplicate_components_are_refused_fast() -> None:
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    def duplicate(doc: dict[str, Any]) -> None:
+        files = doc["metadata"]["component"]["components"]
+        files.append(dict(files[0]))
+
+    with pytest.raises(BomError, match="non-unique"):
+        build(_report(), before_validation=duplicate)
+    captured: list[str] = []
+
+    def keep(doc: dict[str, Any]) -> None:
+        duplicate(doc)
+        captured.append(json.dumps(doc))
+
+    with pytest.raises(BomError):
+        build(_report(), before_validation=keep)
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(captured[0]) is not None
