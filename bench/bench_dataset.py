@@ -20,6 +20,7 @@ Recall/precision are over the injected (original, copy) pairs.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -193,10 +194,19 @@ def run_ours(path: Path) -> set[tuple[int, int]]:
     from scanners.dataset.dups import NearDuplicateCheck
 
     check = NearDuplicateCheck(threshold=THRESHOLD)
-    for i, text, label in _rows(path):
-        check.observe(Record(index=i, text=text, label=label))
-    check._flush()
-    groups, _n = check._groups()  # all groups (findings list only the first 100 one by one)
+    rows = _rows(path)
+    head = [
+        Record(index=i, text=text, label=label) for i, text, label in itertools.islice(rows, 4096)
+    ]
+    state = check.observe(check.init(check.prepare(head)), head)
+    batch: list[Record] = []
+    for i, text, label in rows:
+        batch.append(Record(index=i, text=text, label=label))
+        if len(batch) == 512:
+            state = check.observe(state, batch)
+            batch = []
+    state = check.observe(state, batch)
+    groups, _n = state._groups()  # all groups (findings list only the first 100 one by one)
     return {(g.rows[0], r) for g in groups for r in g.rows[1:]}
 
 
