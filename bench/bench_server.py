@@ -11,6 +11,8 @@ it with a bounded number of client threads (keep-alive ``httpx`` clients).
    models, half of them malicious, sent at once. Counts 200-allowed / 200-denied / 503 (each 503
    must carry ``Retry-After``); any malicious model allowed is a failure. Then SIGTERM: the server
    must exit 0 with every accepted job completed (its final log line counts them).
+3. **SIGTERM under load**: the same with 4x the models and SIGTERM 2.5 s into the load: requests
+   after the signal are refused at the socket, none is admitted wrongly, no accepted job is lost.
 
 Usage: ``python bench/bench_server.py [--requests 2000] [--clients 8] [--models 120]``.
 Prints the server's CPU seconds (from ``wait4``) beside the wall-clock figures.
@@ -90,9 +92,15 @@ class Server:
                 raise SystemExit("server never became healthy")
             time.sleep(0.1)
 
-    def stop(self) -> tuple[int, float, list[dict[str, Any]]]:
-        """SIGTERM; (exit status, server CPU seconds, JSON log lines)."""
-        self.proc.send_signal(signal.SIGTERM)
+    def cpu(self) -> float:
+        """The server's CPU seconds so far (utime + stime from /proc)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self, signalled: bool = False) -> tuple[int, float, list[dict[str, Any]]]:
+        """SIGTERM (unless already sent); (exit status, server CPU seconds, JSON log lines)."""
+        if not signalled:
+            self.proc.send_signal(signal.SIGTERM)
         _, status, usage = os.wait4(self.proc.pid, 0)
         self.proc.returncode = os.waitstatus_to_exitcode(status)
         self.log.seek(0)
@@ -119,7 +127,10 @@ def drive(url: str, bodies: list[dict[str, Any]], clients: int) -> list[tuple[in
         if http is None:
             http = local.http = httpx.Client(base_url=url, timeout=60, headers=AUTH)
         t0 = time.perf_counter()
-        r = http.post("/v1/admission", json=body)
+        try:
+            r = http.post("/v1/admission", json=body)
+        except httpx.TransportError:  # the server stopped accepting (SIGTERM): not an answer
+            return -1, time.perf_counter() - t0, (None, None)
         dt = time.perf_counter() - t0
         payload = (
             r.json() if r.headers.get("content-type", "").startswith("application/json") else None
@@ -161,15 +172,17 @@ def _cached_run(
              lambda i: review(f"p{i}", models="clean")),
         ):  # fmt: skip
             bodies = [body(i) for i in range(requests)]
+            cpu0 = srv.cpu()
             t0 = time.perf_counter()
             out = drive(srv.url, bodies, clients)
             wall = time.perf_counter() - t0
+            per_request_ms = (srv.cpu() - cpu0) / requests * 1000
             ok = sum(1 for s, _, (p, _) in out if s == 200 and p["response"]["allowed"])
             lat = [d for _, d, _ in out]
             print(
                 f"{kind}: {requests} requests, {clients} clients: {requests / wall:.0f} req/s, "
                 f"p50 {pct(lat, 0.5) * 1000:.1f} ms, p99 {pct(lat, 0.99) * 1000:.1f} ms, "
-                f"allowed {ok}/{requests}"
+                f"allowed {ok}/{requests}, server CPU {per_request_ms:.2f} ms/request"
             )
         metrics = httpx.get(srv.url + "/metrics", headers=AUTH).text
         hits = [
@@ -183,30 +196,37 @@ def _cached_run(
         print(f"  server exit {code}, server CPU {cpu:.1f} s")
 
 
-def overload_phase(work: Path, models: int, clients: int) -> None:
-    root = work / "root2"
+def overload_phase(work: Path, models: int, clients: int, sigterm_after: float | None) -> None:
+    """Distinct unscanned models at once against a tiny queue; optionally SIGTERM mid-load."""
+    root = work / ("root-term" if sigterm_after is not None else "root-load")
     root.mkdir()
     clean = (SAMPLES / "benign" / "model.safetensors").read_bytes()
     evil = (SAMPLES / "malicious" / "reduce_os_system.pkl").read_bytes()
     bodies = []
     malicious = set()
     for i in range(models):
-        d = root / f"m{i:04d}"
+        name = f"m{i:04d}"
+        d = root / name
         d.mkdir()
+        # Every directory differs by its note file, so no model is answered whole from a cache.
+        (d / f"note{i}.txt").write_text(f"model {i}\n")
         if i % 2:
-            # Every directory differs by its note file, so no model is answered whole from a cache.
             (d / "model.pkl").write_bytes(evil)
-            (d / f"note{i}.txt").write_text(f"model {i}\n")
-            malicious.add(f"m{i:04d}")
+            malicious.add(name)
         else:
             (d / "model.safetensors").write_bytes(clean)
-            (d / f"note{i}.txt").write_text(f"model {i}\n")
-        bodies.append(review(f"o{i}", models=f"m{i:04d}"))
+        bodies.append(review(f"o{i}", models=name))
     srv = Server(root, work, "--queue", "2", "--workers", "1", "--admission-budget", "0.5")
+    out: list[tuple[int, float, Any]] = []
     t0 = time.perf_counter()
-    out = drive(srv.url, bodies, clients)
+    runner = threading.Thread(target=lambda: out.extend(drive(srv.url, bodies, clients)))
+    runner.start()
+    if sigterm_after is not None:
+        time.sleep(sigterm_after)
+        srv.proc.send_signal(signal.SIGTERM)
+    runner.join()
     wall = time.perf_counter() - t0
-    allowed = denied = busy = other = wrong = no_retry = 0
+    allowed = denied = busy = other = wrong = no_retry = refused = 0
     for body, (status, _, (payload, retry)) in zip(bodies, out, strict=True):
         name = body["request"]["object"]["metadata"]["annotations"]["supplychain/models"]
         if status == 200 and payload["response"]["allowed"]:
@@ -217,9 +237,11 @@ def overload_phase(work: Path, models: int, clients: int) -> None:
         elif status in (429, 503):
             busy += 1
             no_retry += retry is None
+        elif status == -1:
+            refused += 1
         else:
             other += 1
-    code, cpu, logs = srv.stop()
+    code, cpu, logs = srv.stop(signalled=sigterm_after is not None)
     stopped = [e for e in logs if e.get("msg") == "stopped"]
     counts = stopped[-1] if stopped else {}
     lost = (
@@ -227,18 +249,19 @@ def overload_phase(work: Path, models: int, clients: int) -> None:
         - int(counts.get("completed", 0))
         - int(counts.get("failed", 0))
     )
+    when = f"SIGTERM {sigterm_after} s into the load" if sigterm_after is not None else "no signal"
     print(
-        f"overload: {models} distinct unscanned models, {clients} clients, queue 2, 1 worker, "
-        f"budget 0.5 s: {wall:.1f} s wall; allowed {allowed}, denied {denied}, "
-        f"503 {busy} (without Retry-After: {no_retry}), other {other}; "
-        f"malicious allowed: {wrong}"
+        f"overload ({when}): {models} distinct unscanned models, {clients} clients, queue 2, "
+        f"1 worker, budget 0.5 s: {wall:.1f} s wall; allowed {allowed}, denied {denied}, "
+        f"503 {busy} (without Retry-After: {no_retry}), connection refused after SIGTERM "
+        f"{refused}, other {other}; malicious allowed: {wrong}"
     )
     print(
-        f"  SIGTERM: exit {code}; jobs accepted {counts.get('accepted')}, completed "
+        f"  exit {code}; jobs accepted {counts.get('accepted')}, completed "
         f"{counts.get('completed')}, failed {counts.get('failed')}, lost {lost}; "
         f"server CPU {cpu:.1f} s"
     )
-    if wrong or no_retry or other or lost or code != 0:
+    if wrong or no_retry or other or lost or code != 0 or (sigterm_after is None and refused):
         raise SystemExit("overload check FAILED")
 
 
@@ -252,7 +275,8 @@ def main() -> None:
         work = Path(tmp)
         cpu0 = time.process_time()
         cached_phase(work, args.requests, args.clients)
-        overload_phase(work, args.models, max(args.clients, 32))
+        overload_phase(work, args.models, max(args.clients, 32), None)
+        overload_phase(work, args.models * 4, max(args.clients, 32), 2.5)
         print(f"client CPU {time.process_time() - cpu0:.1f} s; load avg {os.getloadavg()[0]:.2f}")
 
 
