@@ -6,7 +6,8 @@ registry, the robot-account ``Authorization`` Harbor minted, and the artifact by
 in the server's bounded ``JobQueue`` pulls it with ``supplychain.oci`` (digests verified, caps,
 no credentials to other hosts), scans the layers with the server's policy and cache, records
 the verdict in the ``VerdictStore`` under the artifact digest (the admission webhook reads it),
-and keeps the Harbor report as the job's result.
+and keeps the Harbor report (and a CycloneDX ML-BOM for the SBOM capability) as the job's
+result.
 
 Fail closed (goharbor/harbor#16218: Harbor lets unscannable artifacts through): an artifact that
 cannot be pulled, laid out or analysed is never an empty, clean report. It is a 200 report with
@@ -48,6 +49,8 @@ VULN_REPORT_MIME = "application/vnd.security.vulnerability.report; version=1.1"
 HARBOR_REPORT_MIME = "application/vnd.scanner.adapter.vuln.report.harbor+json; version=1.0"
 RAW_REPORT_MIME = "application/vnd.scanner.adapter.vuln.report.raw"
 PRODUCES = (VULN_REPORT_MIME, HARBOR_REPORT_MIME, RAW_REPORT_MIME)
+SBOM_REPORT_MIME = "application/vnd.security.sbom.report+json; version=1.0"
+CYCLONEDX = "application/vnd.cyclonedx+json"
 CONSUMES = (
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.docker.distribution.manifest.v2+json",
@@ -107,15 +110,33 @@ class ScanRequest:
 
 @dataclass(frozen=True)
 class HarborResult:
-    """A finished job: the Harbor report and our own JSON report (raw MIME), gzipped JSON."""
+    """A finished job: the Harbor report, our own JSON report (raw MIME) and the SBOM report
+    (or why there is none), each kept as gzipped JSON."""
 
     report_gz: bytes
     raw_gz: bytes
     passed: bool
+    sbom_gz: bytes | None = None
+    sbom_error: str = "no SBOM for an artifact that could not be scanned"
 
     @classmethod
-    def of(cls, report: dict[str, Any], raw: dict[str, Any], passed: bool) -> HarborResult:
-        return cls(_pack(report), _pack(raw), passed)
+    def of(
+        cls,
+        report: dict[str, Any],
+        raw: dict[str, Any],
+        passed: bool,
+        sbom: dict[str, Any] | None = None,
+        sbom_error: str | None = None,
+    ) -> HarborResult:
+        packed = _pack(sbom) if sbom is not None else None
+        if sbom_error is None:
+            return cls(_pack(report), _pack(raw), passed, packed)
+        return cls(_pack(report), _pack(raw), passed, packed, sbom_error)
+
+    @property
+    def sbom(self) -> bytes | None:
+        """The ``HarborSbomReport``, JSON bytes (``None``: see ``sbom_error``)."""
+        return gzip.decompress(self.sbom_gz) if self.sbom_gz is not None else None
 
     @property
     def report(self) -> bytes:
@@ -170,7 +191,7 @@ def _text(value: object, what: str, *, required: bool = True) -> str | None:
 
 
 def parse_scan_request(body: bytes) -> ScanRequest:
-    """Validate a ``ScanRequest`` body: 400 for bad JSON, 422 for a bad field, 501 for sbom-only."""
+    """Validate a ``ScanRequest`` body: 400 bad JSON, 422 a bad field, 501 a capability we lack."""
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
@@ -197,10 +218,14 @@ def parse_scan_request(body: bytes) -> ScanRequest:
     if capabilities is not None:
         if not isinstance(capabilities, list) or not all(isinstance(c, dict) for c in capabilities):
             raise InvalidRequest("enabled_capabilities must be a list of objects")
-        if capabilities and not any(
-            c.get("type", "vulnerability") == "vulnerability" for c in capabilities
-        ):
-            raise InvalidRequest("this scanner produces vulnerability reports only", 501)
+        for cap in capabilities:
+            kind = cap.get("type", "vulnerability")
+            if kind not in ("vulnerability", "sbom"):
+                raise InvalidRequest(f"unsupported capability {str(kind)[:40]!r}", 501)
+            params = cap.get("parameters") or {}
+            types = params.get("sbom_media_types") if isinstance(params, dict) else None
+            if kind == "sbom" and isinstance(types, list) and types and CYCLONEDX not in types:
+                raise InvalidRequest(f"SBOMs are produced as {CYCLONEDX} only", 501)
     return ScanRequest(url, authorization, repository, digest, tag, mime_type)
 
 
@@ -381,7 +406,33 @@ def run_harbor_scan(state: ServerState, request: ScanRequest) -> HarborResult:
         outcome="error" if scan is None else "pass" if verdict.passed else "fail",
     )
     raw = raw_report(scan.report) if scan else {"error": error, "verdict": "fail"}
-    return HarborResult.of(harbor_report(request, scan, verdict, error), raw, verdict.passed)
+    sbom, sbom_error = sbom_report(request, scan, verdict) if scan else (None, None)
+    report = harbor_report(request, scan, verdict, error)
+    return HarborResult.of(report, raw, verdict.passed, sbom, sbom_error)
+
+
+def sbom_report(
+    request: ScanRequest, scan: OciScan, verdict: ModelVerdict
+) -> tuple[dict[str, Any] | None, str | None]:
+    """The ``HarborSbomReport`` (a CycloneDX ML-BOM of the scanned layers) or why there is none.
+
+    Built for every scanned artifact (a few ms once the schema is loaded), so a later SBOM
+    request for the same scan needs no second pull.
+    """
+    try:
+        import sbom
+
+        bom = json.loads(sbom.build(scan.report, name=f"{request.repository}@{request.digest}"))
+    except Exception as exc:  # an SBOM that cannot be built is reported, never invented
+        return None, f"the SBOM could not be built: {type(exc).__name__}: {exc}"[:MAX_FIELD]
+    return {
+        "generated_at": _now(),
+        "artifact": request.artifact(),
+        "scanner": _scanner(),
+        "vendor_attributes": {"verdict": "pass" if verdict.passed else "fail"},
+        "media_type": CYCLONEDX,
+        "sbom": bom,
+    }, None
 
 
 # -- routes ----------------------------------------------------------------------------------
@@ -396,7 +447,13 @@ def metadata() -> dict[str, Any]:
                 "type": "vulnerability",
                 "consumes_mime_types": list(CONSUMES),
                 "produces_mime_types": list(PRODUCES),
-            }
+            },
+            {
+                "type": "sbom",
+                "consumes_mime_types": list(CONSUMES),
+                "produces_mime_types": [SBOM_REPORT_MIME],
+                "additional_attributes": {"sbom_media_types": [CYCLONEDX]},
+            },
         ],
         "properties": {
             "harbor.scanner-adapter/scanner-type": "ml-model-supply-chain",
@@ -453,7 +510,7 @@ async def accept_scan(request: Request) -> Response:
 def negotiate(accept: str) -> str | None:
     """The report MIME type ``accept`` asks for (the 1.1 vulnerability report by default)."""
     wanted = [a.strip() for a in accept.split(",") if a.strip()] or ["*/*"]
-    by_norm = {p.replace(" ", "").lower(): p for p in PRODUCES}
+    by_norm = {p.replace(" ", "").lower(): p for p in (*PRODUCES, SBOM_REPORT_MIME)}
     for entry in wanted:
         norm = ";".join(
             x.strip() for x in entry.replace(" ", "").lower().split(";") if not x.startswith("q=")
@@ -468,7 +525,8 @@ def negotiate(accept: str) -> str | None:
 @router.get(
     "/scan/{scan_request_id}/report",
     responses={
-        200: {"content": {m: {} for m in PRODUCES}},
+        200: {"content": {m: {} for m in (*PRODUCES, SBOM_REPORT_MIME)}},
+        400: {"description": "SBOM asked for without ?sbom_media_type=" + CYCLONEDX},
         302: {"description": "not ready yet (Refresh-After)"},
         404: {"description": "unknown scan id"},
         501: {"description": "report MIME type not supported"},
@@ -479,7 +537,10 @@ async def get_report(scan_request_id: str, request: Request) -> Response:
     state = get_state(request)
     mime = negotiate(request.headers.get("accept", ""))
     if mime is None:
-        return _error(501, "unsupported report MIME type; produces: " + ", ".join(PRODUCES))
+        produces = ", ".join((*PRODUCES, SBOM_REPORT_MIME))
+        return _error(501, f"unsupported report MIME type; produces: {produces}")
+    if mime == SBOM_REPORT_MIME and request.query_params.get("sbom_media_type") != CYCLONEDX:
+        return _error(400, f"an SBOM report needs ?sbom_media_type={CYCLONEDX}")
     try:
         job = state.queue.job(scan_request_id)
     except UnknownJob:
@@ -498,6 +559,11 @@ async def get_report(scan_request_id: str, request: Request) -> Response:
         )
     else:
         result = state.queue.result(scan_request_id)
+    if mime == SBOM_REPORT_MIME:
+        sbom = result.sbom
+        if sbom is None:  # 500 ends Harbor's polling with the reason
+            return _error(500, result.sbom_error)
+        return Response(sbom, media_type=mime)
     body = result.raw if mime == RAW_REPORT_MIME else result.report
     return Response(body, media_type=mime)
 
@@ -519,4 +585,5 @@ __all__ = [
     "raw_report",
     "router",
     "run_harbor_scan",
+    "sbom_report",
 ]

@@ -8,6 +8,8 @@ credentials the scan request carries.
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +23,7 @@ from supplychain.server.harbor import (
     HARBOR_REPORT_MIME,
     METADATA_MIME,
     RAW_REPORT_MIME,
+    SBOM_REPORT_MIME,
     SCAN_RESPONSE_MIME,
     UNSCANNABLE,
     VULN_REPORT_MIME,
@@ -94,7 +97,7 @@ def test_metadata(client: TestClient) -> None:
     assert r.headers["content-type"].replace(" ", "") == METADATA_MIME.replace(" ", "")
     doc = r.json()
     assert doc["scanner"]["name"] == "supplychain" and doc["scanner"]["version"]
-    (cap,) = doc["capabilities"]
+    cap = doc["capabilities"][0]
     assert cap["type"] == "vulnerability"
     assert "application/vnd.oci.image.manifest.v1+json" in cap["consumes_mime_types"]
     assert "application/vnd.cncf.model.manifest.v1+json" in cap["consumes_mime_types"]
@@ -283,17 +286,18 @@ def test_invalid_requests(client: TestClient, registry: FakeRegistry) -> None:
         r = client.post("/api/v1/scan", json=broken, headers=AUTH)
         assert r.status_code == 422, (broken, r.text)
         assert r.headers["content-type"].startswith("application/vnd.scanner.adapter.error+json")
-    r = client.post(
-        "/api/v1/scan", json={**good, "enabled_capabilities": [{"type": "sbom"}]}, headers=AUTH
-    )
-    assert r.status_code == 501
+    spdx_only = [{"type": "sbom", "parameters": {"sbom_media_types": ["application/spdx+json"]}}]
+    for caps in ([{"type": "license"}], spdx_only):
+        r = client.post("/api/v1/scan", json={**good, "enabled_capabilities": caps}, headers=AUTH)
+        assert r.status_code == 501, caps
     assert client.get("/api/v1/scan/nope/report", headers=AUTH).status_code == 404
     scan_id = submit(client, good)
-    r = client.get(
-        f"/api/v1/scan/{scan_id}/report",
-        headers={**AUTH, "Accept": "application/vnd.security.sbom.report+json; version=1.0"},
-    )
+    r = client.get(f"/api/v1/scan/{scan_id}/report", headers={**AUTH, "Accept": "text/html"})
     assert r.status_code == 501
+    r = client.get(  # an SBOM without ?sbom_media_type=
+        f"/api/v1/scan/{scan_id}/report", headers={**AUTH, "Accept": SBOM_REPORT_MIME}
+    )
+    assert r.status_code == 400
 
 
 def test_a_v1_scan_job_is_not_a_harbor_report(client: TestClient) -> None:
@@ -350,7 +354,8 @@ def test_accept_negotiation() -> None:
     )
     assert negotiate("text/html, " + HARBOR_REPORT_MIME) == HARBOR_REPORT_MIME
     assert negotiate(RAW_REPORT_MIME) == RAW_REPORT_MIME
-    assert negotiate("application/vnd.security.sbom.report+json; version=1.0") is None
+    assert negotiate("application/vnd.security.sbom.report+json; version=1.0") == SBOM_REPORT_MIME
+    assert negotiate("text/html") is None
 
 
 def test_harbor_flow_against_the_real_server_over_a_socket(
@@ -461,3 +466,44 @@ def test_a_job_dropped_at_shutdown_reports_critical(
     _assert_unscannable(report, "ShuttingDown: server stopped")
     assert report["artifact"] == {"repository": "ml/team/b", "digest": d1}
     gate.set()
+
+
+def test_sbom_capability(client: TestClient, registry: FakeRegistry) -> None:
+    """Harbor's SBOM capability: a CycloneDX ML-BOM of the layers, from the same scan."""
+    meta = client.get("/api/v1/metadata", headers=AUTH).json()
+    sbom_cap = next(c for c in meta["capabilities"] if c["type"] == "sbom")
+    assert sbom_cap["produces_mime_types"] == [SBOM_REPORT_MIME]
+    assert sbom_cap["additional_attributes"]["sbom_media_types"] == [
+        "application/vnd.cyclonedx+json"
+    ]
+    weights = safetensors_bytes()
+    digest = registry.push_model("ml/bom", [("model.safetensors", weights, WEIGHT_RAW)])
+    caps = [
+        {
+            "type": "sbom",
+            "produces_mime_types": [SBOM_REPORT_MIME],
+            "parameters": {"sbom_media_types": ["application/vnd.cyclonedx+json"]},
+        }
+    ]
+    scan_id = submit(client, scan_request(registry, "ml/bom", digest, enabled_capabilities=caps))
+    url = f"/api/v1/scan/{scan_id}/report?sbom_media_type=application/vnd.cyclonedx%2Bjson"
+    deadline = time.monotonic() + 60
+    while (r := client.get(url, headers={**AUTH, "Accept": SBOM_REPORT_MIME})).status_code == 302:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("application/vnd.security.sbom.report+json")
+    doc = r.json()
+    assert doc["media_type"] == "application/vnd.cyclonedx+json"
+    assert doc["artifact"]["digest"] == digest
+    bom = doc["sbom"]
+    assert bom["bomFormat"] == "CycloneDX"
+    assert hashlib.sha256(weights).hexdigest() in json.dumps(bom)  # the layer's file, by hash
+    # The vulnerability report of the same job is there too.
+    assert poll(client, scan_id).json()["vendor_attributes"]["verdict"] == "pass"
+    # An artifact that could not be pulled has no SBOM: 500 with the reason ends the polling.
+    bad = submit(client, scan_request(registry, "ml/none", "sha256:" + "2" * 64))
+    poll(client, bad)
+    bad_url = f"/api/v1/scan/{bad}/report?sbom_media_type=application/vnd.cyclonedx%2Bjson"
+    r = client.get(bad_url, headers={**AUTH, "Accept": SBOM_REPORT_MIME})
+    assert r.status_code == 500 and "could not be scanned" in r.json()["error"]["message"]
