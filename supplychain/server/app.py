@@ -13,6 +13,7 @@ carry a header value.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -110,14 +111,23 @@ class GateMiddleware:
                 await resp(scope, receive, send_)
                 return
             seen = 0
+            body_done = False
+            timeout = self.config.body_timeout
 
             async def receive_() -> Message:
-                nonlocal seen
-                message = await receive()
+                nonlocal seen, body_done
+                if body_done:
+                    return await receive()
+                try:
+                    message = await asyncio.wait_for(receive(), timeout)
+                except TimeoutError:
+                    # A client that stalls mid-body holds a connection and a buffer: cut it off.
+                    raise HTTPException(408, f"no request body for {timeout:g} s") from None
                 if message["type"] == "http.request":
                     seen += len(message.get("body", b""))
                     if seen > limit:
                         raise BodyTooLarge(limit)
+                    body_done = not message.get("more_body", False)
                 return message
 
             await self.app(scope, receive_, send_)

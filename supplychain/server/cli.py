@@ -38,6 +38,20 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
     serve.add_argument(
         "--admission-budget", type=float, default=c.DEFAULT_ADMISSION_BUDGET, metavar="SECONDS"
     )
+    serve.add_argument(
+        "--body-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="408 when a request body stalls this long",
+    )
+    serve.add_argument(
+        "--max-connections",
+        type=int,
+        default=256,
+        metavar="N",
+        help="concurrent connections before uvicorn answers 503",
+    )
     serve.add_argument("--queue", type=int, default=c.DEFAULT_QUEUE, metavar="N")
     serve.add_argument("--workers", type=int, default=c.DEFAULT_WORKERS, metavar="N")
     serve.add_argument(
@@ -94,6 +108,8 @@ def config_from(args: argparse.Namespace) -> Any:
             queue_size=args.queue,
             workers=args.workers,
             memo=not getattr(args, "no_memo", False),
+            body_timeout=getattr(args, "body_timeout", 30.0),
+            max_connections=getattr(args, "max_connections", 256),
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
@@ -127,6 +143,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             log_config=None,
             access_log=False,
             server_header=False,
+            limit_concurrency=config.max_connections,
             timeout_graceful_shutdown=GRACE_SECONDS,
             **ssl,
         )

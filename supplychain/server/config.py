@@ -36,6 +36,10 @@ class ServerConfig:
     admission_budget: float = DEFAULT_ADMISSION_BUDGET
     queue_size: int = DEFAULT_QUEUE
     workers: int = DEFAULT_WORKERS
+    body_timeout: float = 30.0
+    """Seconds a request may go without sending the next piece of its body (408 after)."""
+    max_connections: int = 256
+    """Concurrent connections uvicorn serves before answering 503 (``limit_concurrency``)."""
     retry_after: int = 5
     """Seconds in ``Retry-After`` when the queue is full."""
     upload_dir: Path | None = None
@@ -54,5 +58,7 @@ class ServerConfig:
             raise ValueError("body caps must be positive")
         if self.admission_budget < 0:
             raise ValueError("the admission budget must not be negative")
+        if self.body_timeout <= 0 or self.max_connections < 1:
+            raise ValueError("the body timeout and the connection cap must be positive")
         if self.queue_size < 1 or self.workers < 1:
             raise ValueError("the queue size and the worker count must be at least 1")

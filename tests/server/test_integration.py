@@ -58,7 +58,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
     cmd = [
         sys.executable, "-m", "supplychain", "serve",
         "--root", str(root), "--host", "127.0.0.1", "--port", str(port),
-        "--admission-budget", "20", "--workers", "1",
+        "--admission-budget", "20", "--workers", "1", "--body-timeout", "3",
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     srv = Server(proc, f"http://127.0.0.1:{port}")
@@ -100,6 +100,19 @@ def test_real_server_over_a_socket(server: Server) -> None:
         assert r.status_code == 400
         r = http.get("/metrics", headers=auth)
         assert 'supplychain_admission_total{decision="deny"} 1' in r.text
+
+    # A client that stalls mid-body is cut off with 408 after --body-timeout (3 s).
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as raw:
+        raw.sendall(
+            b"POST /v1/admission HTTP/1.1\r\nHost: x\r\n"
+            + f"Authorization: Bearer {TOKEN}\r\n".encode()
+            + b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
+        )
+        t0 = time.monotonic()
+        answer = raw.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:100]
+        assert 2.5 < time.monotonic() - t0 < 20
 
     # SIGTERM while a request is in flight (an upload still streaming): the server stops
     # accepting, finishes that request and its scan job, then exits 0.
