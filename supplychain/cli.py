@@ -370,9 +370,12 @@ def _parse_checks(raw: str | None) -> frozenset[str] | None:
 
 def cmd_scan(args: argparse.Namespace) -> int:
     """``supplychain scan``: every registered scanner over files and directories."""
+    from supplychain.oci_cli import scan_oci, wants_oci
     from supplychain.provenance.cli import scan_hook
     from supplychain.service import settings_from_policy
 
+    if wants_oci(args):  # oci://REGISTRY/REPO[:TAG][@DIGEST]: pull, verify digests, scan
+        return scan_oci(args)
     verified = scan_hook(args)  # --hf/--lock/hf:// or a cache snapshot: scan + verify, one verdict
     return _run(args, settings_from_policy) if verified is None else verified
 

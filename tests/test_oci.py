@@ -519,3 +519,32 @@ def test_safe_name_property() -> None:
         assert ".." not in name.split("/") and not name.startswith("/")
 
     check()
+
+
+def test_cli_scan_oci_reference(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``supplychain scan oci://...``: credentials from the environment, exit codes as any scan."""
+    import json
+
+    from supplychain.cli import main
+
+    with fake_registry(auth="bearer") as reg:
+        evil = reg.push_model("ml/evil", [("pytorch_model.bin", EVIL, WEIGHT_RAW)], tag="v1")
+        clean = reg.push_model("ml/clean", [("model.safetensors", safetensors_bytes(), WEIGHT_RAW)])
+        monkeypatch.setenv("SUPPLYCHAIN_OCI_USERNAME", "robot$ml")
+        monkeypatch.setenv("SUPPLYCHAIN_OCI_PASSWORD", "s3cr3t")
+        assert main(["scan", f"oci://{reg.host}/ml/evil:v1", "--format", "json", "--quiet"]) == 1
+        doc = json.loads(capsys.readouterr().out)
+        assert doc["target"] == [f"{reg.host}/ml/evil@{evil}"]
+        assert any(f["rule"].startswith("PKL") for f in doc["findings"])
+        assert main(["scan", f"oci://{reg.host}/ml/clean@{clean}", "--quiet"]) == 0
+        capsys.readouterr()
+        reg.served_bytes[digest_of(safetensors_bytes())] = b"\0" * len(safetensors_bytes())
+        assert main(["scan", f"oci://{reg.host}/ml/clean@{clean}", "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert "does not match its digest" in err and "s3cr3t" not in err
+        monkeypatch.setenv("SUPPLYCHAIN_OCI_PASSWORD", "wrong")
+        assert main(["scan", f"oci://{reg.host}/ml/evil:v1", "--quiet"]) == 2
+        assert "401" in capsys.readouterr().err
+        assert main(["scan", "oci://ml/evil:v1"]) == 2  # no registry named
