@@ -205,8 +205,11 @@ async def _report_of(state: ServerState, job_id: str) -> Any:
     try:
         job = await state.queue.wait_async(job_id, None)
         if job.status is JobStatus.FAILED:
+            state.queue.forget(job_id)
             raise HTTPException(500, f"scan failed: {job.error}")
-        return state.queue.result(job_id)
+        report = state.queue.result(job_id)
+        state.queue.forget(job_id)  # a report can be large: never keep it once answered
+        return report
     except UnknownJob:  # forgotten under extreme load: ask again, never a guess
         raise _busy(state, "the scan result expired") from None
 
@@ -477,14 +480,17 @@ def _count_verdict(state: ServerState, verdict: ModelVerdict | None) -> None:
     state.metrics.inc("supplychain_verdicts_total", outcome=outcome)
 
 
-def _admission_scan(state: ServerState, target: Path) -> Any:
-    """Scan for admission and memoise the verdict if the tree was settled and unchanged."""
+def _admission_scan(state: ServerState, target: Path) -> ModelVerdict:
+    """Scan for admission: the small verdict (never the report) is what the queue keeps.
+
+    The verdict is memoised when the tree was settled and unchanged across the scan.
+    """
     started = time.time_ns()
     before = snapshot(target)
-    report = state.scan(target)
+    verdict = judge(state.scan(target))
     if state.config.memo:
-        state.memo.put(target, before, started, judge(report))
-    return report
+        state.memo.put(target, before, started, verdict)
+    return verdict
 
 
 def _job_verdict(state: ServerState, job_id: str, status: JobStatus) -> ModelVerdict | None:
@@ -492,7 +498,9 @@ def _job_verdict(state: ServerState, job_id: str, status: JobStatus) -> ModelVer
         return ModelVerdict(False, f"blocked: the scan failed ({state.queue.job(job_id).error})")
     if status is not JobStatus.DONE:
         return None
-    return judge(state.queue.result(job_id))
+    verdict = state.queue.result(job_id)
+    assert isinstance(verdict, ModelVerdict)
+    return verdict
 
 
 def _image_denial(state: ServerState, model: adm.ModelRef) -> list[str]:

@@ -12,6 +12,7 @@ The API (used by ``/v1/scan``, ``/v1/admission`` and the Harbor adapter)::
     queue.result(job_id)        # fn's return value; JobNotFinished while queued/running;
                                 # JobFailed (with the error text) if fn raised
     queue.job(job_id)           # Job snapshot: id, key, status, error, submitted/started/finished
+    queue.forget(job_id)        # drop a finished job and its result now (no-op otherwise)
     queue.depth                 # jobs queued, not yet running
     queue.shutdown(drain=True)  # refuse new jobs, finish every accepted one, join the workers
 
@@ -216,6 +217,17 @@ class JobQueue:
             except TimeoutError:
                 pass
         return self.job(job_id)
+
+    def forget(self, job_id: str) -> None:
+        """Drop a finished job and its result (a caller that has read it frees the memory)."""
+        with self._lock:
+            entry = self._entries.get(job_id)
+            if entry is not None and entry.job.status.finished:
+                del self._entries[job_id]
+                try:
+                    self._finished.remove(job_id)
+                except ValueError:
+                    pass
 
     @property
     def depth(self) -> int:

@@ -114,3 +114,18 @@ def test_wait_async_times_out_without_cancelling_the_job() -> None:
     assert q.wait(job, 5).status is JobStatus.DONE
     assert q.result(job) == "ok"
     q.shutdown()
+
+
+def test_forget_drops_a_finished_job_only() -> None:
+    gate = threading.Event()
+    q = JobQueue(workers=1)
+    q.start()
+    running = q.submit(gate.wait, 10)
+    q.forget(running)  # not finished: kept
+    assert q.status(running) in (JobStatus.QUEUED, JobStatus.RUNNING)
+    gate.set()
+    q.wait(running, 5)
+    q.forget(running)
+    with pytest.raises(UnknownJob):
+        q.status(running)
+    q.shutdown()

@@ -336,3 +336,11 @@ def test_scan_that_raises_is_500_json_never_a_pass(client: TestClient) -> None:
     r = client.post("/v1/scan", json={"path": "clean"}, headers=AUTH)
     assert r.status_code == 500
     assert "scan failed: RuntimeError: parser exploded" in r.json()["error"]
+
+
+def test_scan_reports_are_not_kept_after_answering(client: TestClient) -> None:
+    queue = client.app.state.supplychain.queue  # type: ignore[attr-defined]
+    for _ in range(3):
+        assert client.post("/v1/scan", json={"path": "evil.pkl"}, headers=AUTH).status_code == 200
+    assert queue.completed == 3
+    assert len(queue._entries) == 0
