@@ -728,9 +728,12 @@ class _PipFile:
             refuse(f"includes nested deeper than {st.limits.max_include_depth}")
             return
         note_sibling_read(f"{opt} {value}")
+        if "\x00" in value:
+            refuse("a NUL byte in the path")
+            return
         try:
             target = (real.parent / value).resolve(strict=True)
-        except (OSError, RuntimeError):
+        except (OSError, RuntimeError, ValueError):
             refuse("no such file")
             return
         if not target.is_relative_to(self.root):

@@ -377,3 +377,80 @@ def test_a_diamond_of_includes_is_read_once(tmp_path: Path) -> None:
     facts = [f for f in report.facts if f.key == "dependency.requirement"]
     assert [(f.location.path, f.value[0]) for f in facts] == [("lvl7.txt", "numpy")]  # type: ignore[index]
     assert [f.rule for f in report.findings] == ["DEP023"]
+
+
+def test_a_result_that_followed_an_include_is_never_served_from_the_cache(tmp_path: Path) -> None:
+    """The scan of requirements.txt depends on base.txt too (``note_sibling_read``): editing
+    base.txt must change the verdict even though requirements.txt's bytes did not change."""
+    from supplychain.cache import VerdictCache
+    from supplychain.policy import Policy
+
+    root = tmp_path / "model"
+    write(root, "requirements.txt", "-r base.txt\n")
+    write(root, "base.txt", "numpy==1.26.0\n")
+    cache = VerdictCache.open(tmp_path / "cache.sqlite", settle_seconds=0)
+    try:
+        settings = service.settings_from_policy(Policy())
+        first = service.run([root], settings, Policy(), cache=cache)
+        assert [f.rule for f in first.findings] == ["DEP023"]
+        write(root, "base.txt", "numpy==1.26.0\n--extra-index-url https://evil.example/simple\n")
+        second = service.run([root], settings, Policy(), cache=cache)
+    finally:
+        cache.close()
+    assert "DEP003" in {f.rule for f in second.findings}
+
+
+_ALPHABET = "abcxyz019 =<>!~.;@[]#\\-/:'\"\t\n\r\u00e9\u202e\x00\x1b"
+
+
+@pytest.mark.parametrize("name", ["requirements.txt", "pyproject.toml", "uv.lock", "Pipfile.lock"])
+def test_hostile_text_never_crashes_the_scanner(tmp_path: Path, name: str) -> None:
+    """Random lines and option soup: findings (fail closed) or nothing, never a failed outcome."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    words = st.sampled_from(
+        [
+            "-r",
+            "-c",
+            "-e",
+            "-i",
+            "--hash=sha256:",
+            "--extra-index-url",
+            "git+",
+            "http://",
+            "file:",
+            "torch",
+            "==",
+            ">=",
+            "@",
+            ";",
+            "\\",
+            "[",
+            "]",
+            "=",
+            '"',
+            "{",
+            "}",
+            "\n",
+        ]
+    )
+    chunks = st.lists(st.one_of(words, st.text(_ALPHABET, max_size=12)), max_size=40)
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(chunks)
+    def run(parts: list[str]) -> None:
+        target = tmp_path / "fuzz"
+        write(target, name, "".join(parts))
+        report = deps(target)
+        assert not report.failed, [r.reason for r in report.failed]
+
+    run()
+
+
+def test_nul_byte_in_an_include_is_refused_not_a_crash(tmp_path: Path) -> None:
+    # found by test_hostile_text_never_crashes_the_scanner: Path.resolve raised ValueError
+    write(tmp_path, "requirements.txt", "-r base\x00.txt\n")
+    report = deps(tmp_path)
+    assert not report.failed
+    assert [f.rule for f in report.findings if f.rule != "DEP023"] == ["DEP013"]
