@@ -102,10 +102,10 @@ def advisory_severity(vuln: dict[str, Any]) -> Rated:
     """CVSS v3 vector (computed) → ``database_specific.severity`` → HIGH."""
     from supplychain.deps import cvss
 
-    entries: list[Any] = list(vuln.get("severity") or [])
-    for affected in vuln.get("affected") or []:
+    entries: list[Any] = list(_list(vuln.get("severity")))
+    for affected in _list(vuln.get("affected")):
         if isinstance(affected, dict):
-            entries.extend(affected.get("severity") or [])
+            entries.extend(_list(affected.get("severity")))
     vectors = [e.get("score") for e in entries if isinstance(e, dict)]
     v3 = [v for v in vectors if isinstance(v, str) and v.startswith("CVSS:3")]
     scored = [(s, v) for v in v3 if (s := cvss.base_score(v)) is not None]
@@ -120,6 +120,11 @@ def advisory_severity(vuln: dict[str, Any]) -> Rated:
     if isinstance(text, str) and text.strip().lower() in _DB_SEVERITY:
         return Rated(_DB_SEVERITY[text.strip().lower()], v4, f"database: {text.strip()}")
     return Rated(Severity.HIGH, v4, "unknown severity: treated as HIGH")
+
+
+def _list(value: object) -> list[Any]:
+    """``value`` if it is a JSON array, else empty: advisory fields come from the network."""
+    return value if isinstance(value, list) else []
 
 
 def _versions(values: object) -> list[Version]:
@@ -151,7 +156,7 @@ def admitted_affected(vuln: dict[str, Any], name: str, spec: SpecifierSet) -> st
         except InvalidVersion:
             continue
         bounds += [v, Version(f"{v.base_version}.0.0.1")]
-    for affected in vuln.get("affected") or []:
+    for affected in _list(vuln.get("affected")):
         if not isinstance(affected, dict):
             continue
         pkg = affected.get("package") or {}
@@ -162,7 +167,7 @@ def admitted_affected(vuln: dict[str, Any], name: str, spec: SpecifierSet) -> st
         for v in _versions(affected.get("versions")):
             if spec.contains(v):
                 return str(v)
-        for rng in affected.get("ranges") or []:
+        for rng in _list(affected.get("ranges")):
             if not isinstance(rng, dict) or rng.get("type") != "ECOSYSTEM":
                 continue
             for low, high, inclusive in _intervals(rng.get("events")):
@@ -305,7 +310,7 @@ class DependencyAudit:
                 continue
             seen.add(vid)
             rated = advisory_severity(vuln)
-            aliases = [str(a) for a in vuln.get("aliases") or [] if isinstance(a, str)]
+            aliases = [a for a in _list(vuln.get("aliases")) if isinstance(a, str)]
             summary = str(vuln.get("summary") or vuln.get("details") or "")[:300]
             named = f"{vid} ({', '.join(aliases[:3])})" if aliases else vid
             if not query.version:

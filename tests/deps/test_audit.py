@@ -241,3 +241,59 @@ def test_deps_reads_only_requirement_files(tmp_path: Path, osv: FakeOsv) -> None
     # the full scan still reports what deps leaves out
     scan = service.run_scan([root])
     assert {f.rule for f in scan.findings} >= {"GEN006"}
+
+
+def test_hostile_advisories_never_crash_the_audit(tmp_path: Path, osv: FakeOsv) -> None:
+    """Advisory fields of the wrong type (a compromised or buggy mirror): a finding or nothing,
+    never a failed check."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+    from packaging.specifiers import SpecifierSet
+
+    junk = st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+        lambda inner: (
+            st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+        ),
+        max_leaves=12,
+    )
+    keys = st.sampled_from(
+        [
+            "severity",
+            "affected",
+            "aliases",
+            "summary",
+            "details",
+            "withdrawn",
+            "database_specific",
+            "versions",
+            "ranges",
+            "events",
+            "package",
+            "score",
+            "type",
+        ]
+    )
+    vuln = st.dictionaries(keys, junk, max_size=6).map(lambda d: {**d, "id": "JUNK-1"})
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(vuln)
+    def run(v: dict) -> None:  # type: ignore[type-arg]
+        advisory_severity(v)
+        admitted_affected(v, "torch", SpecifierSet(">=1"))
+
+    run()
+    osv.advisories["torch"] = [
+        {"id": "J1", "affected": "x", "severity": "y", "aliases": 5},
+        {
+            "id": "J2",
+            "affected": [{"package": "x", "ranges": [{"type": "ECOSYSTEM", "events": "z"}]}],
+        },
+        {"id": "J3", "affected": [{"package": {"name": "torch"}, "versions": [1, None, "2.1.0"]}]},
+    ]
+    for text in ("torch==2.1.0\n", "torch>=1\n"):
+        report = service.run_deps(
+            [model(tmp_path, text)], options=DepsOptions(online=True, osv_url=osv.url)
+        )
+        assert not report.failed, [r.reason for r in report.failed]
+        assert {f.rule for f in report.findings} <= {"DEP001", "DEP020", "DEP021", "DEP022"}
