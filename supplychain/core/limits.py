@@ -107,3 +107,24 @@ class OciLimits:
             value = getattr(self, f.name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"limit {f.name} must be a positive integer, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class OsvLimits:
+    """Caps on the dependency audit's OSV client (``supplychain.deps.osv``): the vulnerability
+    service is input too. Like ``OciLimits``, they bound the lookup, not the verdict on bytes;
+    timeouts and the time budget are ``[deps]`` settings. Going over one is "could not audit"
+    (DEP022, HIGH), never a pass."""
+
+    max_response_bytes: int = 32 * 2**20
+    """Largest answer read (OSV's biggest per-package answers are a few MB)."""
+    max_pages: int = 20
+    """``next_page_token`` pages followed for one query."""
+    max_attempts: int = 4
+    """Tries per request (the first plus retries), all inside the time budget."""
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"limit {f.name} must be a positive integer, got {value!r}")

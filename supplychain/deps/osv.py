@@ -22,13 +22,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from supplychain.core.errors import ConfigError
+from supplychain.core.limits import OsvLimits
 
-MAX_RESPONSE_BYTES = 32 * 2**20
-"""Largest answer read (OSV's biggest per-package answers are a few MB)."""
-MAX_PAGES = 20
-"""``next_page_token`` pages followed for one query before giving up (fail closed)."""
-MAX_ATTEMPTS = 4
-"""Tries per request (the first plus three retries), all inside the budget."""
 BACKOFF = 0.5
 """First retry delay in seconds; doubled each time."""
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -81,8 +76,10 @@ class OsvClient:
         timeout: float = 10.0,
         deadline: Deadline | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        limits: OsvLimits | None = None,
     ) -> None:
         self.url = check_url(url)
+        self.limits = limits or OsvLimits()
         self.timeout = timeout
         self.deadline = deadline or Deadline(120.0)
         self.sleep = sleep
@@ -99,7 +96,7 @@ class OsvClient:
         if version:
             body["version"] = version
         vulns: list[dict[str, Any]] = []
-        for _page in range(MAX_PAGES):
+        for _page in range(self.limits.max_pages):
             answer = self._post(body)
             got = answer.get("vulns", [])
             if not isinstance(got, list) or not all(isinstance(v, dict) for v in got):
@@ -114,12 +111,14 @@ class OsvClient:
             if not isinstance(token, str):
                 raise OsvError("malformed answer: next_page_token is not a string")
             body = {**body, "page_token": token}
-        raise OsvError(f"more than {MAX_PAGES} pages of advisories")
+        raise OsvError(f"more than {self.limits.max_pages} pages of advisories")
 
     def _post(self, body: dict[str, Any]) -> dict[str, Any]:
         data = json.dumps(body).encode()
         last = "no attempt made"
-        for attempt in range(MAX_ATTEMPTS):
+        attempts = self.limits.max_attempts
+        cap = self.limits.max_response_bytes
+        for attempt in range(attempts):
             left = self.deadline.remaining()
             if left <= 0:
                 raise OsvError(f"time budget spent ({last})")
@@ -134,9 +133,9 @@ class OsvClient:
                 with self._lock:
                     self.requests += 1
                 with self.opener.open(request, timeout=min(self.timeout, left)) as response:
-                    raw = response.read(MAX_RESPONSE_BYTES + 1)
-                if len(raw) > MAX_RESPONSE_BYTES:
-                    raise OsvError(f"answer larger than {MAX_RESPONSE_BYTES} bytes")
+                    raw = response.read(cap + 1)
+                if len(raw) > cap:
+                    raise OsvError(f"answer larger than {cap} bytes")
                 try:
                     doc = json.loads(raw)
                 except (ValueError, RecursionError) as exc:
@@ -170,12 +169,12 @@ class OsvClient:
                 last = f"broken answer: {type(exc).__name__}"
             except OsvError:
                 raise
-            if attempt + 1 < MAX_ATTEMPTS:
+            if attempt + 1 < attempts:
                 left = self.deadline.remaining()
                 if wait is not None and wait >= left:
                     raise OsvError(f"{last} (no time left to retry)")
                 self.sleep(max(0.0, wait or 0.0))
-        raise OsvError(f"{last} after {MAX_ATTEMPTS} attempts")
+        raise OsvError(f"{last} after {attempts} attempts")
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -48,6 +48,8 @@ class FakeOsv:
         self.mode = "ok"
         self.delay = 2.0
         self.retry_after = "1"
+        self.endless = False
+        """In ``pages`` mode: always hand out another page token."""
         self.requests: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         fake = self
@@ -125,6 +127,12 @@ class FakeOsv:
         version = body.get("version")
         if version:
             vulns = [v for v in vulns if _affects(v, name, version)]
+        if self.mode == "pages":  # one advisory per page, then a token for the next
+            page = int(body.get("page_token", "0"))
+            out: dict[str, Any] = {"vulns": vulns[page : page + 1]}
+            if page + 1 < len(vulns) or self.endless:
+                out["next_page_token"] = str(page + 1)
+            return out
         return {"vulns": vulns} if vulns else {}
 
 

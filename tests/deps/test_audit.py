@@ -297,3 +297,34 @@ def test_hostile_advisories_never_crash_the_audit(tmp_path: Path, osv: FakeOsv) 
         )
         assert not report.failed, [r.reason for r in report.failed]
         assert {f.rule for f in report.findings} <= {"DEP001", "DEP020", "DEP021", "DEP022"}
+
+
+def test_pages_are_followed_and_bounded(osv: FakeOsv) -> None:
+    from supplychain.core.limits import OsvLimits
+    from supplychain.deps.osv import OsvClient, OsvError
+
+    for i in range(3):
+        osv.add("tensorflow", advisory(f"GHSA-tf-{i}", "tensorflow"))
+    osv.mode = "pages"
+    client = OsvClient(osv.url, timeout=2)
+    assert [v["id"] for v in client.query("tensorflow", None)] == [
+        "GHSA-tf-0",
+        "GHSA-tf-1",
+        "GHSA-tf-2",
+    ]
+    assert [r.get("page_token") for r in osv.requests] == [None, "1", "2"]
+    osv.endless = True
+    with pytest.raises(OsvError, match="more than 5 pages"):
+        OsvClient(osv.url, timeout=2, limits=OsvLimits(max_pages=5)).query("tensorflow", None)
+
+
+def test_an_oversized_answer_is_refused(osv: FakeOsv) -> None:
+    from supplychain.core.limits import OsvLimits
+    from supplychain.deps.osv import OsvClient, OsvError
+
+    for i in range(50):
+        osv.add("tensorflow", advisory(f"GHSA-tf-{i}", "tensorflow"))
+    small = OsvClient(osv.url, timeout=2, limits=OsvLimits(max_response_bytes=4096))
+    with pytest.raises(OsvError, match="larger than 4096 bytes"):
+        small.query("tensorflow", None)
+    assert len(osv.requests) == 1  # not retried: the answer will not shrink
