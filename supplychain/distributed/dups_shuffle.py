@@ -8,8 +8,9 @@ scale the engine does this instead:
    dataset's templates stripped, exact hashes) and keeps it in the object store, where it stays;
 2. it emits ``(key, row)`` pairs, split into ``R`` parts by key hash: one key per row for the
    exact hash and one per LSH band of rows long enough to compare (``band_keys``);
-3. ``R`` reducers each sort their part and return the rows whose key is shared (``shared_rows``):
-   the candidate rows, a number bounded by the duplicated rows, not by the corpus;
+3. ``R`` reducers (one per ``ROWS_PER_REDUCER`` rows) each sort their part and return the rows
+   whose key is shared (``shared_rows``): the candidate rows, a number bounded by the duplicated
+   rows, not by the corpus;
 4. each partition's state is cut down to its candidate rows (``reduce_state``), and those small
    states are merged in the tree and finished on the driver.
 
@@ -45,8 +46,9 @@ if TYPE_CHECKING:
 
 CHECK = "duplicates"
 """The check handled here (``NearDuplicateCheck.name``)."""
-ROWS_PER_REDUCER = 500_000
-"""Rows whose keys one reducer sorts (49 keys of 16 bytes a row: ~400 MB at this count)."""
+ROWS_PER_REDUCER = 100_000
+"""Rows whose keys one reducer sorts: 49 keys of 16 bytes a row, ~80 MB of keys at this count
+(~0.3 GB with the sort's temporaries), whatever the corpus size (more rows, more reducers)."""
 _EXACT_TAG = 0x9E3779B97F4A7C15
 _BAND_TAG = 0xD6E8FEB86659FD93
 
@@ -99,23 +101,25 @@ def band_keys(state: NearDuplicateState | None, parts: int) -> list[tuple[I64, I
 
 
 def shared_rows(*pieces: tuple[I64, I64]) -> I64:
-    """Rows whose key (exact hash or band) another row shares: the candidate rows."""
+    """Rows whose key (exact hash or band) another row shares: the candidate rows. Memory: the
+    keys and rows, one sort order and two boolean masks (no per-bucket arrays)."""
     import numpy as np
-
-    from scanners.dataset.common import runs
 
     ks = [k for k, _ in pieces if len(k)]
     if not ks:
         return np.zeros(0, dtype=np.int64)
     keys = np.concatenate(ks)
+    del ks
     rows = np.concatenate([r for k, r in pieces if len(k)])
     order = np.argsort(keys, kind="stable")
-    sk = keys[order]
-    starts, ends = runs(sk)
-    size = ends - starts
-    run = np.repeat(np.arange(len(starts)), size)
-    hit = order[size[run] > 1]
-    return np.unique(rows[hit])
+    keys = keys[order]
+    same = keys[1:] == keys[:-1]
+    del keys
+    shared = np.zeros(len(order), dtype=bool)
+    shared[1:] |= same
+    shared[:-1] |= same
+    del same
+    return np.unique(rows[order[shared]])
 
 
 def reduce_state(state: NearDuplicateState | None, candidates: I64) -> NearDuplicateState | None:
