@@ -18,25 +18,58 @@ from supplychain.core.errors import ConfigError
 
 TOKEN_ENV = "SUPPLYCHAIN_SERVER_TOKEN"  # noqa: S105 (a variable name, not a secret)
 GRACE_SECONDS = 60
+EPILOG = f"""examples:
+  {TOKEN_ENV}=$(openssl rand -hex 32) supplychain serve --root /models --cache cache.sqlite
+  supplychain serve --root /models --token-file token --tls-cert tls.crt --tls-key tls.key
+
+exit codes:
+  0  stopped by SIGTERM/SIGINT after finishing every accepted job
+  2  cannot start: no token, bad flag, unusable root, policy, cache or verdict store
+"""
 
 
 def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
     """Register ``serve``."""
     from supplychain.server import config as c
 
-    serve = sub.add_parser("serve", help="run the HTTP gate (scan API, admission webhook)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
+    serve = sub.add_parser(
+        "serve",
+        help="run the HTTP gate (scan API, admission webhook)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EPILOG,
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     serve.add_argument("--root", type=Path, required=True, help="paths in requests resolve here")
-    serve.add_argument("--cache", type=Path, help="verdict cache file (SQLite)")
+    serve.add_argument(
+        "--cache",
+        type=Path,
+        help="verdict cache file (default: SUPPLYCHAIN_CACHE, else the policy's [cache] path)",
+    )
     serve.add_argument("--verdicts", type=Path, help="verdicts by OCI digest (SQLite file)")
     serve.add_argument("--policy", type=Path, help="policy file (default: the default policy)")
     serve.add_argument("--token-file", type=Path, help=f"bearer token file (else ${TOKEN_ENV})")
     serve.add_argument("--insecure-no-auth", action="store_true", help="serve without a token")
-    serve.add_argument("--max-upload", type=int, default=c.DEFAULT_MAX_UPLOAD, metavar="BYTES")
-    serve.add_argument("--max-body", type=int, default=c.DEFAULT_MAX_BODY, metavar="BYTES")
     serve.add_argument(
-        "--admission-budget", type=float, default=c.DEFAULT_ADMISSION_BUDGET, metavar="SECONDS"
+        "--max-upload",
+        type=int,
+        default=c.DEFAULT_MAX_UPLOAD,
+        metavar="BYTES",
+        help="largest multipart upload to /v1/scan (413 over it; default 1 GiB)",
+    )
+    serve.add_argument(
+        "--max-body",
+        type=int,
+        default=c.DEFAULT_MAX_BODY,
+        metavar="BYTES",
+        help="largest JSON body (default 4 MiB)",
+    )
+    serve.add_argument(
+        "--admission-budget",
+        type=float,
+        default=c.DEFAULT_ADMISSION_BUDGET,
+        metavar="SECONDS",
+        help="how long an admission waits for a scan before 'not yet scanned' (default 2)",
     )
     serve.add_argument(
         "--body-timeout",
@@ -52,8 +85,14 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
         metavar="N",
         help="concurrent connections before uvicorn answers 503",
     )
-    serve.add_argument("--queue", type=int, default=c.DEFAULT_QUEUE, metavar="N")
-    serve.add_argument("--workers", type=int, default=c.DEFAULT_WORKERS, metavar="N")
+    serve.add_argument(
+        "--queue", type=int, default=c.DEFAULT_QUEUE, metavar="N",
+        help="jobs waiting before 503 + Retry-After (default 64)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--workers", type=int, default=c.DEFAULT_WORKERS, metavar="N",
+        help="scan worker threads (default 2)",
+    )  # fmt: skip
     serve.add_argument(
         "--no-memo", action="store_true", help="re-check every admission through the queue"
     )
