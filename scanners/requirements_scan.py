@@ -445,6 +445,8 @@ class _State:
     entries: list[Entry] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     any_hash: bool = False
+    hash_mode: bool = False
+    """``--require-hashes`` was given: every requirement must be hashed."""
 
     def add(self, entry: Entry) -> None:
         cap = self.limits.max_requirements
@@ -543,8 +545,14 @@ def _entry_findings(state: _State) -> None:
                 e.location,
                 e.evidence,
             )
-        if (require or state.any_hash) and not e.hashed:
-            why = "the policy requires hashes" if require else "other requirements are hashed"
+        if (require or state.any_hash or state.hash_mode) and not e.hashed:
+            why = (
+                "the policy requires hashes"
+                if require
+                else "the file says --require-hashes"
+                if state.hash_mode
+                else "other requirements are hashed"
+            )
             state.finding(
                 DEP002,
                 f"{e.name or 'requirement'} has no --hash ({why})",
@@ -640,6 +648,8 @@ class _PipFile:
             elif token[:2] in _OPTIONS_WITH_VALUE and not token.startswith("--"):
                 opt, value, eq = _OPTIONS_WITH_VALUE[token[:2]], token[2:], "="
             elif token in _FLAG_OPTIONS:
+                if token == "--require-hashes":  # noqa: S105 - an option, not a secret
+                    st.hash_mode = True  # pip then refuses any requirement without --hash
                 i += 1
                 continue
             else:
@@ -767,6 +777,7 @@ class _PipFile:
                 walker._file(fh, rel, target, depth + 1, (*chain, target))
                 st.findings.extend(f for f in walker.state.findings if f.rule == DEP013.id)
                 st.any_hash = st.any_hash or walker.state.any_hash
+                st.hash_mode = st.hash_mode or walker.state.hash_mode
                 return
             self._file(fh, rel, target, depth + 1, (*chain, target))
 

@@ -98,6 +98,12 @@ def test_continuations_hashes_and_mixed_hash_mode(tmp_path: Path) -> None:
     assert dep002[0].severity.label == "medium"
     # the continued requirement is one requirement, reported at its first line
     assert [v[0] for v in requirements(report)] == ["numpy", "torch"]
+    write(tmp_path, "requirements.txt", "--require-hashes\nnumpy==1.26.0\n")
+    declared = [f for f in deps(tmp_path).findings if f.rule == "DEP002"]
+    assert [(f.severity.label, "--require-hashes" in f.message) for f in declared] == [
+        ("medium", True)
+    ]
+    write(tmp_path, "requirements.txt", "torch==2.1.0 --hash=sha256:aa\nnumpy==1.26.0\n")
     strict = deps(tmp_path, require_hashes=True)
     assert [f.severity.label for f in strict.findings if f.rule == "DEP002"] == ["high"]
 
