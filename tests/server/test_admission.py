@@ -319,3 +319,29 @@ def test_update_that_adds_a_model_is_checked(make_client: MakeClient) -> None:
 def test_update_without_old_object_is_checked(make_client: MakeClient) -> None:
     client, _ = make_client()
     assert _admit(client, _update(None, "evil.pkl"))["allowed"] is False
+
+
+def test_policy_file_judges_admission(make_client: MakeClient, tmp_path: Path) -> None:
+    """``--policy``: a waiver for the rule admits the model; the rest of the gate is unchanged."""
+    policy = tmp_path / "supplychain.toml"
+    policy.write_text(
+        'fail_on = "high"\n[[ignore]]\nrule = "PKL001"\nreason = "test waiver"\n'
+        "expires = 2099-01-01\n"
+    )
+    client, _ = make_client(policy_path=policy)
+    # The sample's only finding is PKL001: waived, the model passes this server's policy.
+    assert _admit(client, review(models="evil.pkl"))["allowed"] is True
+    assert _admit(client, review(models="clean"))["allowed"] is True
+
+
+def test_bad_policy_stops_the_server(root: Path, tmp_path: Path) -> None:
+    from supplychain.core.errors import SupplyChainError
+    from supplychain.server.config import ServerConfig
+    from supplychain.server.metrics import Metrics
+    from supplychain.server.scanning import make_scan
+    from tests.server.conftest import TOKEN
+
+    policy = tmp_path / "bad.toml"
+    policy.write_text("fail_on = 'sometimes'\n")
+    with pytest.raises(SupplyChainError):
+        make_scan(ServerConfig(root=root, token=TOKEN, policy_path=policy), Metrics())
