@@ -79,8 +79,11 @@ DAT019 = make_rule(
 # Backdoor triggers
 # ---------------------------------------------------------------------------------------------
 
-TOKEN_BUDGET = 64_000_000
-"""Tokens kept (uint32, 256 MB). Past it the check keeps a deterministic 1-in-2^k row sample."""
+TOKEN_BUDGET = 16_000_000
+"""Tokens kept (uint32, 64 MB). Past it the check keeps a deterministic 1-in-2^k row sample.
+The n-gram analysis in ``finish`` peaks at ~55 bytes per kept token (~0.9 GB here), which is
+what bounds it; a trigger needs ``MIN_ROWS`` carriers in the sample (at 1M rows of ~40 tokens,
+a 1-in-4 sample: ~20 carriers in the data)."""
 VOCAB_CAP = 2_000_000
 """Distinct tokens interned for display; rarer tokens get hashed ids and display as <token#id>."""
 MIN_ROWS = 5
