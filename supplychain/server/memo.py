@@ -10,7 +10,8 @@ Kept only when it is safe to: no symbolic link anywhere in the tree (a link's ta
 without the link changing), at most ``MAX_ENTRIES`` entries, every ctime older than
 ``SETTLE_SECONDS`` before the scan started (a file being written now is never memoised), and the
 identity taken before the scan equals the one after it. A changed, growing or unreadable tree
-gives ``None``: the request goes to the queue and the full scan decides.
+gives ``None``: the request goes to the queue and the full scan decides. An entry also expires
+after ``TTL_SECONDS``, because the policy's verdict depends on the date (waivers expire).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import collections
 import os
 import stat
 import threading
+import time
 from pathlib import Path
 
 from supplychain.server.scanning import ModelVerdict
@@ -26,6 +28,8 @@ from supplychain.server.scanning import ModelVerdict
 MAX_ENTRIES = 1024
 MAX_MEMO = 4096
 SETTLE_SECONDS = 2.0
+TTL_SECONDS = 600.0
+"""A memoised verdict is re-judged after this long: a policy waiver may have expired since."""
 
 Identity = tuple[tuple[str, int, int, int, int, int, int], ...]
 
@@ -72,7 +76,7 @@ class VerdictMemo:
 
     def __init__(self, max_items: int = MAX_MEMO) -> None:
         self.max_items = max_items
-        self._items: collections.OrderedDict[str, tuple[Identity, ModelVerdict]] = (
+        self._items: collections.OrderedDict[str, tuple[Identity, ModelVerdict, float]] = (
             collections.OrderedDict()
         )
         self._lock = threading.Lock()
@@ -86,7 +90,8 @@ class VerdictMemo:
         if item is None:
             return None
         now = snapshot(path)
-        if now is None or now[0] != item[0]:
+        expired = time.monotonic() - item[2] > TTL_SECONDS
+        if expired or now is None or now[0] != item[0]:
             with self._lock:
                 self._items.pop(key, None)
             return None
@@ -110,7 +115,7 @@ class VerdictMemo:
         if after is None or after[0] != before[0]:
             return False
         with self._lock:
-            self._items[str(path)] = (before[0], verdict)
+            self._items[str(path)] = (before[0], verdict, time.monotonic())
             self._items.move_to_end(str(path))
             while len(self._items) > self.max_items:
                 self._items.popitem(last=False)

@@ -345,3 +345,18 @@ def test_bad_policy_stops_the_server(root: Path, tmp_path: Path) -> None:
     policy.write_text("fail_on = 'sometimes'\n")
     with pytest.raises(SupplyChainError):
         make_scan(ServerConfig(root=root, token=TOKEN, policy_path=policy), Metrics())
+
+
+def test_memoised_verdict_expires(
+    make_client: MakeClient, settled: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A waiver can expire: a memoised verdict is re-judged after the TTL."""
+    from supplychain.server import memo
+
+    client, scan = make_client()
+    assert _admit(client, review(models="clean"))["allowed"] is True
+    assert _admit(client, review(models="clean"))["allowed"] is True
+    assert len(scan.calls) == 1
+    monkeypatch.setattr(memo, "TTL_SECONDS", -1.0)
+    assert _admit(client, review(models="clean"))["allowed"] is True
+    assert len(scan.calls) == 2
