@@ -167,8 +167,9 @@ NOTHING_TO_CHECK = {
 
 @pytest.mark.parametrize("name", sorted(NOTHING_TO_CHECK))
 def test_data_without_text_but_fully_read_is_not_a_give_up(name: str) -> None:
-    """Numbers, booleans and categories were read and hold no text: DAT000 says the text checks
-    did not run, and nothing fails (the decision for 'no text field', documented in DAT009)."""
+    """Numbers, booleans and categories were read and hold no text: the ``dataset.notes`` fact
+    says the text checks did not run, and nothing fails (the decision for 'no text field',
+    documented in DAT009)."""
     found = _scan(DatasetScanner, ArtifactKind.DATASET_JSONL, "d.jsonl", NOTHING_TO_CHECK[name])
     assert [f for f in found if f.severity >= Severity.MEDIUM] == []
     categorical = "\n".join(["cap,odor,ring"] + ["x,n,p", "b,a,e", "f,l,t"] * 30).encode()
