@@ -523,14 +523,18 @@ def _image_denial(state: ServerState, model: adm.ModelRef) -> list[str]:
 
 
 def _include_harbor(app: FastAPI) -> None:
-    """The Harbor adapter's router, when that module is present (same token)."""
+    """The Harbor adapter's router (same token), skipped only if the module is absent.
+
+    Any other import error propagates: a server that silently lost its Harbor routes would leave
+    the registry's scans failing open on the registry's side.
+    """
     try:
         from supplychain.server import harbor  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
+    except ModuleNotFoundError as exc:
+        if exc.name != "supplychain.server.harbor":
+            raise
         return
-    router = getattr(harbor, "router", None)
-    if isinstance(router, APIRouter):
-        app.include_router(router, dependencies=[Depends(require_token)])
+    app.include_router(harbor.router, dependencies=[Depends(require_token)])
 
 
 # -- the app --------------------------------------------------------------------------------------

@@ -157,13 +157,18 @@ def config_from(args: argparse.Namespace) -> Any:
 def cmd_serve(args: argparse.Namespace) -> int:
     """Build the app and run uvicorn until SIGTERM/SIGINT (then drain and exit 0)."""
     config = config_from(args)
-    import uvicorn
+    try:
+        import uvicorn
 
-    from supplychain.server import logs
-    from supplychain.server.app import create_app
+        from supplychain.server import logs
+        from supplychain.server.app import create_app
 
-    logs.configure()
-    app = create_app(config)
+        logs.configure()
+        app = create_app(config)
+    except ImportError as exc:  # a missing extra is an operational error, never a traceback
+        raise ConfigError(
+            f"the server cannot start: {exc} (pip install 'supplychain[server]')"
+        ) from None
     ssl: dict[str, Any] = {}
     if args.tls_cert is not None:
         ssl = {"ssl_certfile": str(args.tls_cert), "ssl_keyfile": str(args.tls_key)}

@@ -268,3 +268,18 @@ def test_https_admission(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+def test_missing_server_extra_exits_2_without_traceback(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['uvicorn'] = None  # as if the [server] extra were not installed\n"
+        "from supplychain.cli import main\n"
+        f"sys.exit(main(['serve', '--root', {str(tmp_path)!r}]))\n"
+    )
+    env = {**os.environ, "SUPPLYCHAIN_SERVER_TOKEN": TOKEN, "PYTHONPATH": str(ROOT_DIR)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert "supplychain[server]" in done.stderr and "Traceback" not in done.stderr
