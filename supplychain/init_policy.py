@@ -40,6 +40,7 @@ OPTIONAL_MODULES = (
     "py7zr",
     "lz4",
     "cleanlab",
+    "cvss",
 )
 """Packages that widen what the scanners can read (none is ever used to load an artifact)."""
 

@@ -115,11 +115,32 @@ def advisory_severity(vuln: dict[str, Any]) -> Rated:
         sev = Severity.LOW if label == "none" else Severity.parse(label)
         return Rated(sev, vector, f"CVSS {score:.1f}")
     v4 = next((v for v in vectors if isinstance(v, str) and v.startswith("CVSS:4")), "")
+    score4 = _cvss4_score(v4) if v4 else None
+    if score4 is not None:
+        label = cvss.rating(score4)
+        sev = Severity.LOW if label == "none" else Severity.parse(label)
+        return Rated(sev, v4, f"CVSS 4.0 {score4:.1f}")
     db = vuln.get("database_specific")
     text = db.get("severity") if isinstance(db, dict) else None
     if isinstance(text, str) and text.strip().lower() in _DB_SEVERITY:
         return Rated(_DB_SEVERITY[text.strip().lower()], v4, f"database: {text.strip()}")
     return Rated(Severity.HIGH, v4, "unknown severity: treated as HIGH")
+
+
+def _cvss4_score(vector: str) -> float | None:
+    """CVSS v4.0 base score through the ``cvss`` package (``[deps]`` extra) when installed.
+
+    v4 scoring is a lookup over 270 macro-vectors plus interpolation, so it is not rewritten
+    here; without the package (or for an invalid vector) the database severity is used.
+    """
+    try:
+        from cvss import CVSS4  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    try:
+        return float(CVSS4(vector).base_score)
+    except Exception:  # the package's own errors for malformed vectors
+        return None
 
 
 def _list(value: object) -> list[Any]:

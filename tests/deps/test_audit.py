@@ -187,18 +187,34 @@ def test_severity_sources() -> None:
     assert (
         advisory_severity({"severity": [{"type": "CVSS_V3", "score": low}]}).severity.label == "low"
     )
+    v4_vector = "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N"
     v4 = {
-        "severity": [
-            {
-                "type": "CVSS_V4",
-                "score": "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N",
-            }
-        ],
+        "severity": [{"type": "CVSS_V4", "score": v4_vector}],
+        "database_specific": {"severity": "MODERATE"},
+    }
+    rated = advisory_severity(v4)  # scored with the cvss package ([deps] extra)
+    assert rated.severity.label == "critical" and rated.source == "CVSS 4.0 9.3"
+    assert rated.vector == v4_vector
+    assert advisory_severity({}).severity.label == "high"
+
+
+def test_cvss4_without_the_package_uses_the_database_severity(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "cvss", None)  # import cvss → ImportError
+    v4_vector = "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N"
+    v4 = {
+        "severity": [{"type": "CVSS_V4", "score": v4_vector}],
         "database_specific": {"severity": "MODERATE"},
     }
     rated = advisory_severity(v4)
-    assert rated.severity.label == "medium" and rated.vector.startswith("CVSS:4.0")
-    assert advisory_severity({}).severity.label == "high"
+    assert rated.severity.label == "medium" and rated.vector == v4_vector
+    assert rated.source == "database: MODERATE"
+    bad = {"severity": [{"type": "CVSS_V4", "score": "CVSS:4.0/AV:Q"}]}
+    monkeypatch.delitem(sys.modules, "cvss")
+    assert advisory_severity(bad).severity.label == "high"  # unscorable, no database rating
 
 
 def test_range_intersection() -> None:

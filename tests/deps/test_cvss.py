@@ -59,3 +59,30 @@ def test_ratings() -> None:
         "critical",
         "critical",
     ]
+
+
+def test_every_v3_base_vector_matches_an_independent_implementation() -> None:
+    """All 2,592 base vectors of v3.0 and v3.1 against the ``cvss`` package (Red Hat's)."""
+    import itertools
+
+    from cvss import CVSS3  # type: ignore[import-untyped]
+
+    values = {
+        "AV": "NALP",
+        "AC": "LH",
+        "PR": "NLH",
+        "UI": "NR",
+        "S": "UC",
+        "C": "HLN",
+        "I": "HLN",
+        "A": "HLN",
+    }
+    checked = 0
+    for version in ("3.0", "3.1"):
+        for combo in itertools.product(*values.values()):
+            vector = f"CVSS:{version}/" + "/".join(
+                f"{k}:{v}" for k, v in zip(values, combo, strict=True)
+            )
+            assert base_score(vector) == float(CVSS3(vector).base_score), vector
+            checked += 1
+    assert checked == 2 * 2592
