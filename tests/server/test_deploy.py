@@ -31,7 +31,9 @@ def test_webhook_fails_closed_and_targets_the_admission_route() -> None:
 
 
 def test_deployment_args_are_accepted_by_serve() -> None:
-    deployment, service = _docs("deployment.yaml")
+    deployment, service, claim = _docs("deployment.yaml")
+    assert claim["kind"] == "PersistentVolumeClaim"
+    assert deployment["spec"]["replicas"] == 1  # verdicts are local SQLite files
     spec = deployment["spec"]["template"]["spec"]
     (container,) = spec["containers"]
     args = build_parser().parse_args(["serve", *container["args"]])
