@@ -445,6 +445,8 @@ class _State:
     entries: list[Entry] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     any_hash: bool = False
+    lines: dict[tuple[str, int], int] = field(default_factory=dict)
+    """(path, byte offset) of a line → its 1-based line number, for messages."""
     hash_mode: bool = False
     """``--require-hashes`` was given: every requirement must be hashed."""
 
@@ -464,6 +466,10 @@ class _State:
         severity: Severity | None = None,
         confidence: Confidence = Confidence.HIGH,
     ) -> None:
+        if location.offset is not None:
+            number = self.lines.get((location.path, location.offset))
+            if number is not None:
+                message = f"{message} (line {number})"
         self.findings.append(
             Finding(
                 rule=rule.id,
@@ -863,6 +869,7 @@ def _logical_lines(stream: BinaryIO, path: str, state: _State) -> Iterator[_Line
     """Physical lines joined on a trailing backslash, comments removed, with line offsets."""
     max_line = state.limits.max_line_bytes  # one logical line, continuations joined
     offset = 0
+    number = 0
     pending: list[str] = []
     pending_at = 0
     pending_size = 0
@@ -872,18 +879,21 @@ def _logical_lines(stream: BinaryIO, path: str, state: _State) -> Iterator[_Line
             break
         start = offset
         offset += len(raw)
+        number += 1
         if len(raw) > max_line:
             raise LimitExceeded(f"{path}: a line longer than {max_line} bytes", start)
         try:
             text = raw.decode("utf-8").rstrip("\r\n")
         except UnicodeDecodeError:
             loc = Location(path=path, offset=start)
+            state.lines[(path, start)] = number
             state.finding(DEP011, "line is not UTF-8", loc, raw.decode("latin-1"))
             continue
         if start == 0:
             text = text.lstrip("\ufeff")
         if not pending:
             pending_at = start
+            state.lines[(path, start)] = number
         is_comment = bool(re.match(r"^\s*#", text))
         if text.endswith("\\") and not is_comment:
             pending.append(text[:-1])
@@ -980,6 +990,8 @@ class _Manifest:
         self.text = text
         self._chars = 0
         """Character position of the last line found (entries come in file order)."""
+        self._line = 1
+        """Its 1-based line number."""
         self._bytes = 0
         """Its byte offset, so each lookup encodes only the text since the previous one."""
 
@@ -995,9 +1007,12 @@ class _Manifest:
             if at < 0:
                 return art.location()
             self._chars = self._bytes = 0
+            self._line = 1
         line_start = self.text.rfind("\n", self._chars, at) + 1 or self._chars
         self._bytes += len(self.text[self._chars : line_start].encode("utf-8"))
+        self._line += self.text.count("\n", self._chars, line_start)
         self._chars = line_start
+        self.state.lines[(art.path, self._bytes)] = self._line
         return art.location(offset=self._bytes)
 
     def _pep508(self, text: object, what: str) -> None:

@@ -95,6 +95,7 @@ def test_continuations_hashes_and_mixed_hash_mode(tmp_path: Path) -> None:
     report = deps(tmp_path)
     dep002 = [f for f in report.findings if f.rule == "DEP002"]
     assert [f.evidence for f in dep002] == ["numpy==1.26.0"]
+    assert dep002[0].message.endswith("(line 4)")  # the physical line, after the continuation
     assert dep002[0].severity.label == "medium"
     # the continued requirement is one requirement, reported at its first line
     assert [v[0] for v in requirements(report)] == ["numpy", "torch"]
@@ -358,7 +359,7 @@ def test_empty_requirement_files_are_clean(tmp_path: Path, name: str) -> None:
 def test_manifest_offsets_are_byte_offsets_of_the_line(tmp_path: Path) -> None:
     text = (
         '# café — ünïcode before\n[project]\nname = "x"\ndependencies = [\n'
-        '  "torch==2.1.0",\n  "numpy==1.26.0",\n]\n'
+        '  "torch==2.1.0",\n  "numpy==1.26.0",\n  "transformers>=4",\n]\n'
     )
     write(tmp_path, "pyproject.toml", text)
     data = text.encode()
@@ -370,7 +371,10 @@ def test_manifest_offsets_are_byte_offsets_of_the_line(tmp_path: Path) -> None:
     assert offsets == {
         "torch": data.index(b'  "torch'),
         "numpy": data.index(b'  "numpy'),
+        "transformers": data.index(b'  "transformers'),
     }
+    (unpinned,) = [f for f in deps(tmp_path).findings if f.rule == "DEP001"]
+    assert unpinned.message.endswith("(line 7)")
 
 
 def test_a_diamond_of_includes_is_read_once(tmp_path: Path) -> None:
