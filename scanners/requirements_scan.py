@@ -374,19 +374,27 @@ class Entry:
 
 
 def redact(url: str) -> str:
-    """A URL with any ``user:password@`` replaced by ``***@`` (evidence never echoes secrets)."""
+    """A URL with any ``user:password@`` replaced by ``***@`` and query values by ``***``
+    (``?token=…`` on a private index): evidence and facts never echo credentials."""
     try:
         parts = urlsplit(url)
     except ValueError:
-        return re.sub(r"//[^/@\s]*@", "//***@", url)
-    if "@" not in parts.netloc:
+        return re.sub(r"//[^/@\s]*@", "//***@", url.split("?", 1)[0])
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    query = "&".join(
+        f"{pair.split('=', 1)[0]}=***" if "=" in pair else "***"
+        for pair in parts.query.split("&")
+        if pair
+    )
+    if netloc == parts.netloc and query == parts.query:
         return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def _redact_text(text: str) -> str:
-    return re.sub(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]*@", r"\1***@", text)
+    return re.sub(r"[A-Za-z][A-Za-z0-9+.-]*://\S+", lambda m: redact(m.group(0)), text)
 
 
 VCS_PREFIXES = ("git+", "hg+", "svn+", "bzr+")

@@ -464,3 +464,17 @@ def test_nul_byte_in_an_include_is_refused_not_a_crash(tmp_path: Path) -> None:
     report = deps(tmp_path)
     assert not report.failed
     assert [f.rule for f in report.findings if f.rule != "DEP023"] == ["DEP013"]
+
+
+def test_credentials_never_reach_findings_or_facts(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "requirements.txt",
+        "--index-url https://pkgs.example/simple?token=sekrit1\n"
+        "private @ https://__token__:sekrit2@pkgs.example/private-1.0.whl\n"
+        "git+https://oauth2:sekrit3@git.example/lib.git@v1#egg=lib\n",
+    )
+    report = deps(tmp_path)
+    text = repr(report.findings) + repr(report.facts)
+    assert "sekrit" not in text
+    assert "token=***" in text and "***@pkgs.example" in text and "***@git.example" in text
