@@ -783,7 +783,7 @@ class _PipFile:
             refuse(f"unreadable ({exc.strerror})")
             return
         with fh:
-            if requirements_format(target.name) == "pip":
+            if requirements_format(rel) == "pip":
                 # Scanned on its own under its own name (and reported there, once): only walk
                 # its includes here, so cycles and escapes through it are still seen.
                 walker = _PipFile(_State(st.artifact, st.options, st.limits))
