@@ -38,18 +38,16 @@ _PIP_NAME = re.compile(
 
 
 def requirements_format(name: str) -> str | None:
-    """Which requirement-file format a path or base name (any case) is, or ``None``.
+    """Which requirement-file format a base name (any case) is, or ``None``.
 
     ``pip`` (requirements/constraints files), ``pyproject``, ``pylock``, ``uv``, ``poetry``,
     ``pipfile``. Identification by name is deliberate: these are text files whose meaning comes
-    from the name pip, uv or poetry open them by.
+    from the name pip, uv or poetry open them by. Only the base name counts (a directory such as
+    ``requirements/dev.txt`` does not): the verdict cache keys results by content and base name.
     """
-    parts = name.lower().split("/")
-    lname = parts[-1]
+    lname = name.rsplit("/", 1)[-1].lower()
     if _PIP_NAME.match(lname):
         return "pip"
-    if len(parts) > 1 and parts[-2] == "requirements" and lname.endswith((".txt", ".in")):
-        return "pip"  # the common requirements/base.txt, requirements/dev.txt layout
     if lname == "pyproject.toml":
         return "pyproject"
     if lname == "pylock.toml" or (lname.startswith("pylock.") and lname.endswith(".toml")):

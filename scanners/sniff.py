@@ -98,7 +98,7 @@ def sniff(stream: BinaryIO, size: int, name: str) -> ArtifactKind:
     kind = _sniff_protobuf(stream, head, size, lname)
     if kind is not None:
         return kind
-    return _sniff_text(head, lname, name)
+    return _sniff_text(head, lname)
 
 
 def _torch_legacy(head: bytes, kind: ArtifactKind) -> ArtifactKind:
@@ -501,10 +501,10 @@ def _sniff_protobuf(stream: BinaryIO, head: bytes, size: int, lname: str) -> Art
     return None
 
 
-def _sniff_text(head: bytes, lname: str, name: str = "") -> ArtifactKind:
+def _sniff_text(head: bytes, lname: str) -> ArtifactKind:
     from scanners.deps_options import requirements_format  # tiny, no parser imported
 
-    if requirements_format(name or lname) is not None:  # the path: requirements/dev.txt
+    if requirements_format(lname) is not None:
         return ArtifactKind.REQUIREMENTS  # even when not UTF-8: the scanner fails it closed
     if lname in MODEL_CARD_NAMES and FRONT_MATTER.match(head):
         return ArtifactKind.MODEL_CARD  # even when not UTF-8: the card scanner fails it closed

@@ -478,20 +478,3 @@ def test_credentials_never_reach_findings_or_facts(tmp_path: Path) -> None:
     text = repr(report.findings) + repr(report.facts)
     assert "sekrit" not in text
     assert "token=***" in text and "***@pkgs.example" in text and "***@git.example" in text
-
-
-def test_a_requirements_directory_is_recognised(tmp_path: Path) -> None:
-    write(tmp_path, "requirements/base.txt", "numpy\n")
-    write(tmp_path, "requirements/dev.txt", "-r base.txt\npytest==8.0.0\n")
-    write(tmp_path, "docs/notes.txt", "numpy\n")
-    report = deps(tmp_path)
-    assert sorted(
-        (f.location.path, f.value[0]) for f in report.facts if f.key == "dependency.requirement"
-    ) == [  # type: ignore[index]
-        ("requirements/base.txt", "numpy"),
-        ("requirements/dev.txt", "pytest"),
-    ]
-    # base.txt is reported once, under its own name (scanned on its own, not via the include)
-    assert [f.location.path for f in report.findings if f.rule == "DEP001"] == [
-        "requirements/base.txt"
-    ]
