@@ -7,7 +7,9 @@ is called. What the container itself does wrong (traversal names, links, CRC and
 disagreements, duplicate names, bombs) is reported here as ``ARC`` findings.
 
 Member names are data: they are never joined to a filesystem path and nothing is ever extracted
-to disk.
+to disk. The walking, spooling, budgets and ``ARC`` rules are the container toolkit
+(``scanners.containers``), shared with the torch, Keras, NumPy and data-format scanners; this
+module only routes each container kind to its walker.
 """
 
 from __future__ import annotations

@@ -183,6 +183,8 @@ def handoff(
 
 
 def bounded_reads(stream: BinaryIO, size: int, cap: int) -> Iterator[bytes]:
+    """``size`` bytes from the stream's position in ``CHUNK`` blocks; refused past ``cap``, and
+    ``ArtifactError`` if the stream ends first."""
     if size > cap:
         raise LimitExceeded(f"region of {size} bytes over the read cap {cap}")
     left = size
