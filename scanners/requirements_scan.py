@@ -18,6 +18,7 @@ content is reported there, once; other included files are parsed here, under the
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import tomllib
@@ -624,13 +625,20 @@ class _PipFile:
         self.state = state
         art = state.artifact
         self.root = art.root.resolve() if art.root is not None else None
+        self.root_named = Path(art.root).absolute() if art.root is not None else None
+        """The root as named (links unresolved): include paths are reported under it."""
         self.visited: set[Path] = set()
         """Files already followed: a diamond of includes is read once, not once per path."""
 
     def run(self) -> None:
         art = self.state.artifact
-        real = art.fs_path.resolve() if art.fs_path is not None else None
-        self._file(art.stream, art.path, real, depth=0, chain=(real,) if real else ())
+        if art.fs_path is None:
+            self._file(art.stream, art.path, None, depth=0, chain=())
+            return
+        # pip joins an include to the directory of the path it opened (a link's own directory,
+        # an HF snapshot rather than its blobs/), so ``here`` stays unresolved.
+        here = Path(art.fs_path).absolute()
+        self._file(art.stream, art.path, here, depth=0, chain=(art.fs_path.resolve(),))
 
     def _file(
         self, stream: BinaryIO, path: str, real: Path | None, depth: int, chain: tuple[Path, ...]
@@ -755,12 +763,14 @@ class _PipFile:
         if "\x00" in value:
             refuse("a NUL byte in the path")
             return
+        named = Path(os.path.normpath(real.parent / value))
         try:
-            target = (real.parent / value).resolve(strict=True)
+            target = named.resolve(strict=True)
         except (OSError, RuntimeError, ValueError):
             refuse("no such file")
             return
-        if not target.is_relative_to(self.root):
+        assert self.root_named is not None
+        if not (target.is_relative_to(self.root) and named.is_relative_to(self.root_named)):
             refuse("outside the scan root")
             return
         if target in chain:
@@ -772,7 +782,7 @@ class _PipFile:
         if not target.is_file():
             refuse("not a regular file")
             return
-        rel = target.relative_to(self.root).as_posix()
+        rel = named.relative_to(self.root_named).as_posix()
         try:
             size = target.stat().st_size
             if size > st.limits.max_lockfile_bytes:
@@ -787,13 +797,14 @@ class _PipFile:
                 # Scanned on its own under its own name (and reported there, once): only walk
                 # its includes here, so cycles and escapes through it are still seen.
                 walker = _PipFile(_State(st.artifact, st.options, st.limits))
-                walker.root, walker.visited = self.root, self.visited
-                walker._file(fh, rel, target, depth + 1, (*chain, target))
+                walker.root, walker.root_named = self.root, self.root_named
+                walker.visited = self.visited
+                walker._file(fh, rel, named, depth + 1, (*chain, target))
                 st.findings.extend(f for f in walker.state.findings if f.rule == DEP013.id)
                 st.any_hash = st.any_hash or walker.state.any_hash
                 st.hash_mode = st.hash_mode or walker.state.hash_mode
                 return
-            self._file(fh, rel, target, depth + 1, (*chain, target))
+            self._file(fh, rel, named, depth + 1, (*chain, target))
 
     def _requirement(self, text: str, line: _Line, *, editable: bool) -> None:
         st = self.state

@@ -478,3 +478,19 @@ def test_credentials_never_reach_findings_or_facts(tmp_path: Path) -> None:
     text = repr(report.findings) + repr(report.facts)
     assert "sekrit" not in text
     assert "token=***" in text and "***@pkgs.example" in text and "***@git.example" in text
+
+
+def test_includes_resolve_from_the_name_opened_like_pip(tmp_path: Path) -> None:
+    """pip joins ``-r`` to the directory of the path it opened: a linked requirements.txt
+    includes files beside the link, not beside its target."""
+    write(tmp_path, "sub/actual.txt", "-r base-deps.txt\n")
+    write(tmp_path, "base-deps.txt", "numpy==1.26.0\n")
+    (tmp_path / "requirements.txt").symlink_to(tmp_path / "sub" / "actual.txt")
+    report = deps(tmp_path)
+    # (the one file has two names, the link and sub/actual.txt, so the fact comes once per name)
+    assert {
+        (f.location.path, f.value[0])  # type: ignore[index]
+        for f in report.facts
+        if f.key == "dependency.requirement"
+    } == {("base-deps.txt", "numpy")}
+    assert not [f for f in report.findings if f.rule == "DEP013"]
