@@ -24,8 +24,6 @@ from tests.distributed import corpus
 
 pytestmark = pytest.mark.ray
 
-ray = pytest.importorskip("ray", reason="the ray extra: pip install -e '.[ray]'")
-
 ROOT = Path(__file__).resolve().parents[2]
 
 Key = tuple[str, str, tuple[int, ...], str, str, str]

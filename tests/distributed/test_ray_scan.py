@@ -16,8 +16,6 @@ from supplychain.policy import Policy
 
 pytestmark = pytest.mark.ray
 
-pytest.importorskip("ray", reason="the ray extra: pip install -e '.[ray]'")
-
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 
 
