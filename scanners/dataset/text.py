@@ -1409,7 +1409,9 @@ class _Match:
     confidence: Confidence
 
 
-def _build_gate() -> tuple[re.Pattern[str], dict[str, tuple[InjectionPattern, ...]]]:
+def _build_gate() -> tuple[
+    re.Pattern[str], re.Pattern[str], dict[str, tuple[InjectionPattern, ...]]
+]:
     """One regex finding every gate key (overlaps included) and the patterns behind each key.
 
     Keys that contain a shorter key are replaced by it (its presence is implied), so no key is
@@ -1423,10 +1425,15 @@ def _build_gate() -> tuple[re.Pattern[str], dict[str, tuple[InjectionPattern, ..
         for k in gate_keys:
             index.setdefault(k, []).append(pat)
     alternation = _trie_regex(sorted(minimal))
+    # ASCII text can only hold ASCII keys: a trie without the other scripts' branches is ~1.7x
+    # faster on the (ASCII) bulk of most datasets and finds the same keys there
+    ascii_only = _trie_regex(sorted(k for k in minimal if k.isascii()))
     order = {id(p): i for i, p in enumerate(PATTERNS)}
-    return re.compile(f"(?=({alternation}))"), {
-        k: tuple(sorted(v, key=lambda p: order[id(p)])) for k, v in index.items()
-    }
+    return (
+        re.compile(f"(?=({alternation}))"),
+        re.compile(f"(?=({ascii_only}))"),
+        {k: tuple(sorted(v, key=lambda p: order[id(p)])) for k, v in index.items()},
+    )
 
 
 _Trie = dict[str, "_Trie"]
@@ -1452,13 +1459,13 @@ def _trie_regex(words: Sequence[str]) -> str:
     return emit(trie)
 
 
-_GATE, _GATED = _build_gate()
+_GATE, _GATE_ASCII, _GATED = _build_gate()
 
 
 def match_injection(norm: str) -> list[_Match]:
     """Every injection phrase in normalised text: one literal gate pass, then only the
     patterns whose keys occur."""
-    present = set(_GATE.findall(norm))
+    present = set((_GATE_ASCII if norm.isascii() else _GATE).findall(norm))
     if not present:
         return []
     candidates: dict[str, InjectionPattern] = {}
