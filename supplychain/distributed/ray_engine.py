@@ -30,6 +30,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from scanners.dataset.common import DatasetOptions, head_length
@@ -77,6 +78,8 @@ from supplychain.distributed.work import (
 )
 
 MAX_IN_FLIGHT_PER_WORKER = 4
+CONNECT_TIMEOUT = 10.0
+"""Seconds to wait for a TCP connection to the cluster's address before giving up (exit 2)."""
 """Partition tasks submitted ahead per worker (bounds the states waiting in the object store)."""
 
 
@@ -116,11 +119,12 @@ def ray_cluster(
     tmp: str | None = None
     try:
         if address:
+            _probe(address)
             ray.init(address=address, log_to_driver=False)
         else:
             if num_workers < 1:
                 raise ConfigError("--workers must be at least 1")
-            tmp = tempfile.mkdtemp(prefix="scray-", dir=temp_root)
+            tmp = tempfile.mkdtemp(prefix="scray-", dir=temp_root or _short_temp_root())
             ray.init(
                 num_cpus=num_workers,
                 include_dashboard=False,
@@ -140,6 +144,31 @@ def ray_cluster(
         ray.shutdown()
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _short_temp_root() -> str | None:
+    """The temp directory, unless its path is too long for Ray's Unix sockets (107 bytes with
+    Ray's ~70-byte session/socket suffix): then ``/tmp``."""
+    root = tempfile.gettempdir()
+    if len(root) > 30 and Path("/tmp").is_dir() and os.access("/tmp", os.W_OK):  # noqa: S108
+        return "/tmp"  # noqa: S108
+    return None
+
+
+def _probe(address: str, timeout: float = CONNECT_TIMEOUT) -> None:
+    """Fail fast (exit 2) on an address nothing listens at: ``ray.init`` would retry for
+    minutes. ``auto`` and other forms without a port are left to Ray."""
+    import socket
+
+    target = address.removeprefix("ray://").rsplit("/", 1)[0]
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout):
+            pass
+    except OSError as exc:
+        raise EngineError(f"cannot reach the Ray cluster at {address}: {exc}") from None
 
 
 def _remote_version() -> str:

@@ -222,3 +222,55 @@ def test_cli_connects_to_a_running_cluster(
     rules = {f["rule"] for f in doc["findings"]}
     assert {"DAT011", "DAT018"} <= rules
     assert doc["command"] == "data"
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "supplychain", *args],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=ROOT,
+        env={**os.environ, "RAY_ADDRESS": "", **(env or {})},
+    )
+
+
+def test_unreachable_cluster_is_exit_2_quickly(cluster: str, tmp_path: Path) -> None:
+    shard = tmp_path / "d.jsonl"
+    shard.write_text('{"text": "hello there, this is a row"}\n')
+    proc = _cli("data", str(shard), "--engine", "ray", "--engine-address", "127.0.0.1:1")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "cannot reach the Ray cluster at 127.0.0.1:1" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_local_cluster_is_started_for_the_run_and_cleaned_up(
+    cluster: str, tmp_path: Path, data_rows: list[dict[str, str]]
+) -> None:
+    shards = corpus.write_jsonl_shards(data_rows[:600], tmp_path / "shards")
+    import shutil
+    import tempfile
+
+    temp = Path(tempfile.mkdtemp(prefix="t", dir="/tmp"))  # Ray's socket paths need a short one
+    out = tmp_path / "r.json"
+    proc = _cli(
+        "data",
+        str(shards),
+        "--engine",
+        "ray",
+        "--workers",
+        "1",
+        "--format",
+        "json",
+        "-o",
+        str(out),
+        "-q",
+        env={"TMPDIR": str(temp)},
+    )
+    assert proc.returncode == 1, proc.stderr[-2000:]  # DAT001 (the broken line) is HIGH
+    doc = json.loads(out.read_text())
+    assert "DAT001" in {f["rule"] for f in doc["findings"]}
+    try:
+        assert not [p for p in temp.iterdir() if p.name.startswith("scray-")]
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
