@@ -504,17 +504,20 @@ class RequirementsScanner:
         """Parse the file by its format; emit one fact per requirement, then the findings."""
         state = _State(artifact, ctx.settings(DepsOptions), ctx.limits)
         fmt = requirements_format(artifact.name) or "pip"
+        stopped: LimitExceeded | None = None
         try:
             if fmt == "pip":
                 _PipFile(state).run()
             else:
                 _parse_manifest(state, fmt)
-        finally:
-            # Facts and findings gathered before a limit stopped the scan are kept.
-            for entry in state.entries:
-                ctx.emit(entry.fact())
+        except LimitExceeded as exc:
+            stopped = exc  # what was read before the cap is still reported, then GEN002
+        for entry in state.entries:
+            ctx.emit(entry.fact())
         _entry_findings(state)
         yield from state.findings
+        if stopped is not None:
+            raise stopped
 
 
 def _entry_findings(state: _State) -> None:

@@ -209,13 +209,15 @@ def test_included_requirement_files_are_reported_once(tmp_path: Path) -> None:
 
 
 def test_a_huge_file_is_bounded(tmp_path: Path) -> None:
-    lines = "".join(f"pkg{i}=={i}.0\n" for i in range(100_000))
+    lines = "--extra-index-url https://pkgs.example/simple\n"
+    lines += "".join(f"pkg{i}=={i}.0\n" for i in range(100_000))
     write(tmp_path, "requirements.txt", lines)
     report = deps(tmp_path)
     facts = [f for f in report.facts if f.key == "dependency.requirement"]
     assert len(facts) == Limits().max_requirements
     limit = [f for f in report.findings if f.rule == "GEN002"]
     assert limit and limit[0].severity.label == "high"
+    assert "DEP003" in {f.rule for f in report.findings}  # found before the cap, still reported
     assert report.verdict is not None and not report.verdict.passed
 
 
