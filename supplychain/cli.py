@@ -403,6 +403,9 @@ def _run_distributed(args: argparse.Namespace, checks: frozenset[str] | None) ->
     """``supplychain data --engine ray``: the same settings and report, run on a cluster."""
     from supplychain import service
 
+    if getattr(args, "cache", None) is not None or getattr(args, "verify_cache", False):
+        raise ConfigError("--cache/--verify-cache are not used by data --engine ray")
+
     policy = _load_policy(args)
     assert isinstance(policy, Policy)
     settings = service.data_settings(
