@@ -53,6 +53,19 @@ _EXACT_TAG = 0x9E3779B97F4A7C15
 _BAND_TAG = 0xD6E8FEB86659FD93
 
 
+_NEEDS = ("_drain", "_meta", "_band_keys", "_sig_rows", "_store", "_count", "_groups")
+
+
+def available(plan: object) -> bool:
+    """Whether the duplicates state still has the arrays this module reads; if a refactor of
+    ``scanners.dataset.dups`` renamed them, the engine merges whole states instead (the same
+    findings, without the memory bound) rather than failing."""
+    from scanners.dataset.dups import NearDuplicateCheck
+
+    state = NearDuplicateCheck().init(plan)
+    return all(callable(getattr(state, name, None)) for name in _NEEDS)
+
+
 def reducers_for(rows: int) -> int:
     """How many reducers keep each one's share of keys under ``ROWS_PER_REDUCER`` rows."""
     return max(1, -(-rows // ROWS_PER_REDUCER))

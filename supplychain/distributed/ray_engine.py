@@ -50,6 +50,7 @@ from supplychain.core.settings import Settings
 from supplychain.distributed import RAY_EXTRA
 from supplychain.distributed.dups_shuffle import (
     CHECK,
+    available,
     merge_reduced,
     reduce_state,
     reducers_for,
@@ -383,7 +384,7 @@ def _observe_and_merge(
     plans_ref = ray.put(plans)
     merge = ray.remote(merge_parts)
     tree = _Tree(lambda a, b: merge.remote(a, b, options, has_text))
-    shuffle = CHECK in plans
+    shuffle = CHECK in plans and available(plans[CHECK])
     reducers = reducers_for(sum(p.rows for p in parts))
     if shuffle:
         observe = ray.remote(observe_split).options(num_returns=2 + reducers)
