@@ -57,6 +57,7 @@ from supplychain.distributed.dups_shuffle import (
     shared_rows,
 )
 from supplychain.distributed.shards import (
+    KINDS,
     PARTITION_BYTES,
     PARTITION_ROWS,
     ReadPlan,
@@ -273,9 +274,19 @@ def _run(
             )
             offset += s.rows
     good = [s for s in surveys if not s.error]
-    results: list[ScanResult] = []
+    # A shard that is not Parquet/JSONL was not analysed (a skip beside its GEN001); a shard of
+    # the right kind that broke was read and judged (its GEN001/GEN002 says why).
+    results: list[ScanResult] = [
+        ScanResult(
+            scanner="dataset",
+            path=s.name,
+            status=Status.SCANNED if s.kind in KINDS else Status.SKIPPED,
+            reason="" if s.kind in KINDS else f"{s.kind.value}: not a Parquet or JSONL shard",
+        )
+        for s in surveys
+        if s.error
+    ]
     if not good:
-        results.append(ScanResult(scanner="dataset", path=label, status=Status.SCANNED))
         return DistributedResult(files, tuple(findings), tuple(results), tuple(facts), 0.0)
     read_plan: ReadPlan = ray.get(
         ray.remote(detect_plan).remote(good[0].uri, good[0].name, good[0].kind, options, limits)
@@ -323,15 +334,12 @@ def _run(
         )
     status = Status.FAILED if failed else Status.SCANNED
     reason = ("dataset check failed: " + "; ".join(failed)) if failed else ""
-    results.append(
-        ScanResult(
-            scanner="dataset",
-            path=label,
-            status=status,
-            reason=reason,
-            seconds=time.monotonic() - started,
-        )
-    )
+    seconds = time.monotonic() - started
+    # The outcome of the one dataset run, on every shard it read (the policy counts files).
+    results += [
+        ScanResult(scanner="dataset", path=s.name, status=status, reason=reason, seconds=seconds)
+        for s in good
+    ]
     return DistributedResult(
         files=files,
         findings=tuple(findings),
