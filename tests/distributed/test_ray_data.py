@@ -223,6 +223,10 @@ def test_cli_connects_to_a_running_cluster(
     rules = {f["rule"] for f in doc["findings"]}
     assert {"DAT011", "DAT018"} <= rules
     assert doc["command"] == "data"
+    import jsonschema
+
+    schema = json.loads((ROOT / "supplychain" / "data" / "report.schema.json").read_text())
+    jsonschema.validate(doc, schema)  # the same report model as a local run
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
