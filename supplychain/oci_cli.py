@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import ssl
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -65,6 +64,8 @@ def scan_oci(args: argparse.Namespace) -> int:
     insecure = frozenset(
         h.strip() for h in os.environ.get("SUPPLYCHAIN_OCI_INSECURE_HOSTS", "").split(",") if h
     )
+    import ssl  # NOTE: here, not at module level: a plain scan's start-up must not load ssl
+
     bundle = os.environ.get("SUPPLYCHAIN_OCI_CA_BUNDLE")
     verify: bool | ssl.SSLContext = ssl.create_default_context(cafile=bundle) if bundle else True
     policy = _load_policy(args)

@@ -88,8 +88,6 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
 
 def with_flags(policy: Policy, args: argparse.Namespace) -> Policy:
     """The policy with the command line's dependency-audit flags and the environment applied."""
-    from supplychain.deps.osv import check_url
-
     deps = policy.deps
     if getattr(args, "deps_command", False):
         deps = replace(deps, online=not getattr(args, "offline", False))
@@ -97,6 +95,10 @@ def with_flags(policy: Policy, args: argparse.Namespace) -> Policy:
         deps = replace(deps, online=True)
     url = getattr(args, "osv_url", None) or os.environ.get(OSV_ENV) or deps.osv_url
     if url:
+        # NOTE: imported only here: the client pulls in urllib/http.client/ssl, which a plain
+        # scan's start-up must not pay for.
+        from supplychain.deps.osv import check_url
+
         deps = replace(deps, osv_url=check_url(url))
     timeout = getattr(args, "osv_timeout", None)
     if timeout is not None:
