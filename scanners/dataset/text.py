@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -589,9 +589,13 @@ def normalize_base(text: str) -> str:
     return _NL_RUN.sub("\n", _HSPACE.sub(" ", text))
 
 
+_LEET_CHAR = re.compile(r"[0-9@$]")
+"""Every leet hint holds one of these: a one-class scan (a C fast path) rules most rows out."""
+
+
 def fold_leet(text: str) -> str:
     """Light leetspeak folding (``1gn0r3`` → ``ignore``) in tokens with three or more letters."""
-    if _LEET_HINT.search(text):
+    if _LEET_CHAR.search(text) and _LEET_HINT.search(text):
         return _LEET_TOKEN.sub(_fold_leet, text)
     return text
 
@@ -1462,10 +1466,41 @@ def _trie_regex(words: Sequence[str]) -> str:
 _GATE, _GATE_ASCII, _GATED = _build_gate()
 
 
+def gate_keys_regex(norm: str) -> set[str]:
+    """The gate keys occurring in ``norm`` (the reference path: one lookahead regex pass)."""
+    return set((_GATE_ASCII if norm.isascii() else _GATE).findall(norm))
+
+
+def _build_automaton() -> Callable[[str], set[str]] | None:
+    """An Aho–Corasick automaton over the gate keys (``pyahocorasick``, in the [datasets]
+    extra): one C pass per row, ~3x faster than the regex gate. ``None`` when the package is
+    missing; the regex gate then finds the same keys (no key contains another, so the set of
+    keys occurring anywhere is the same for both)."""
+    try:
+        import ahocorasick
+    except ImportError:
+        return None
+    automaton = ahocorasick.Automaton()
+    for key in _GATED:
+        automaton.add_word(key, key)
+    automaton.make_automaton()
+    scan = automaton.iter
+
+    def keys(norm: str) -> set[str]:
+        return {k for _end, k in scan(norm)} if norm else set()
+
+    return keys
+
+
+_AUTOMATON = _build_automaton()
+gate_keys: Callable[[str], set[str]] = _AUTOMATON or gate_keys_regex
+"""The gate keys occurring in normalised text (fast path when ``pyahocorasick`` imports)."""
+
+
 def match_injection(norm: str) -> list[_Match]:
     """Every injection phrase in normalised text: one literal gate pass, then only the
     patterns whose keys occur."""
-    present = set((_GATE_ASCII if norm.isascii() else _GATE).findall(norm))
+    present = gate_keys(norm)
     if not present:
         return []
     candidates: dict[str, InjectionPattern] = {}
