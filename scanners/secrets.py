@@ -25,6 +25,7 @@ import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from supplychain.core.model import Confidence, Rule, Severity, escape_evidence
 from supplychain.core.rules import make_rule
@@ -655,6 +656,59 @@ _NEEDLES: tuple[tuple[str, int], ...] = tuple(
 """Every (needle, detector index): one ``in`` per needle decides which detectors run at all."""
 
 
+def _trie_pattern(words: list[str]) -> str:
+    """A regex matching any of ``words``, as a character trie (``a(?:ws|kia|…)``): ``re``
+    checks one first-character set per position instead of trying every alternative."""
+    trie: dict[str, Any] = {}
+    for word in words:
+        node = trie
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def build(node: dict[str, Any]) -> str:
+        if "" in node:  # a needle ends here: a longer one adds nothing to "is any present"
+            return ""
+        alts = [re.escape(ch) + build(sub) for ch, sub in sorted(node.items())]
+        return alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
+
+    return build(trie)
+
+
+_ANY_NEEDLE = re.compile(_trie_pattern(sorted({needle for needle, _i in _NEEDLES})))
+"""Any needle, in one pass over the lowered text (2× faster than 65 ``in`` scans; rows without
+a needle, nearly all of them in a dataset, stop there)."""
+
+
+def _needle_automaton() -> Callable[[str], bool] | None:
+    """Aho–Corasick over the needles when ``pyahocorasick`` is installed (twice as fast again
+    as the trie regex; same answer, ``tests/scanners/test_secrets_gate.py``)."""
+    try:
+        import ahocorasick  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return None
+    automaton = ahocorasick.Automaton()
+    for needle, _i in _NEEDLES:
+        automaton.add_word(needle, needle)
+    automaton.make_automaton()
+    scan = automaton.iter
+
+    def has_needle(low: str) -> bool:
+        for _hit in scan(low):
+            return True
+        return False
+
+    return has_needle
+
+
+def _regex_has_needle(low: str) -> bool:
+    return _ANY_NEEDLE.search(low) is not None
+
+
+has_needle: Callable[[str], bool] = _needle_automaton() or _regex_has_needle
+"""Whether the lowered text holds any detector's needle (the gate of ``find_secrets``)."""
+
+
 def _windows(low: str, det: Detector) -> list[tuple[int, int]]:
     """Merged ``[start, end)`` ranges around every needle of ``det`` in ``low``."""
     spans: list[tuple[int, int]] = []
@@ -682,6 +736,8 @@ def find_secrets(text: str) -> Iterator[SecretMatch]:
     prose or zeros is never fed to a many-alternative regex.
     """
     low = text.lower()
+    if not has_needle(low):
+        return
     present = {i for needle, i in _NEEDLES if needle in low}
     if not present:
         return

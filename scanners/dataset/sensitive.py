@@ -143,7 +143,7 @@ class SensitiveState:
             ("source", record.source),
         ):
             if value:
-                self._check(record.index, field_name, value)
+                self._check_memo(record.index, field_name, value)
         for name, value in record.extra:
             if name == EXTRA_CUT:
                 self.cut_rows += 1
@@ -157,13 +157,18 @@ class SensitiveState:
                 else:
                     self.fields.add(name)
             leaf = name.rsplit(".", 1)[-1].removesuffix("[]")
-            line = f"{leaf}: {value}"
-            if line in self.clean:
-                continue
-            if not self._check(record.index, "col:" + name, line) and len(line) <= CLEAN_MAX_CHARS:
-                if len(self.clean) >= CLEAN_CACHE:
-                    self.clean.clear()
-                self.clean.add(line)
+            self._check_memo(record.index, "col:" + name, f"{leaf}: {value}")
+
+    def _check_memo(self, row: int, field_name: str, value: str) -> None:
+        """``_check``, skipping short values already found clean: labels and categorical
+        columns (city, status, version) repeat the same values on every row. Whether a value
+        is clean depends on its text alone, so one memo serves every field."""
+        if value in self.clean:
+            return
+        if not self._check(row, field_name, value) and len(value) <= CLEAN_MAX_CHARS:
+            if len(self.clean) >= CLEAN_CACHE:
+                self.clean.clear()
+            self.clean.add(value)
 
     def _check(self, row: int, field_name: str, value: str) -> bool:
         """Tally every secret and personal-data match of one field value; whether any matched."""
