@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import ClassVar
 
+from scanners._jsonpos import JsonSource, Step, byte_offset
 from scanners._yaml import (
     YamlDoc,
     YamlError,
@@ -273,8 +274,10 @@ class ConfigScanner:
         if not config_name and not any(m in data for m in _MARKERS):
             return  # fast path for vocab.json, tokenizer.json and the like
         dupes = _Dupes()
+        text = ""
         try:
-            doc = json.loads(data.decode("utf-8"), object_pairs_hook=dupes.hook)
+            text = data.decode("utf-8")
+            doc = json.loads(text, object_pairs_hook=dupes.hook)
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             # A config-named file, or any JSON that names a code reference, that we cannot read
             # was not analysed: fail closed.
@@ -288,27 +291,29 @@ class ConfigScanner:
                 f"{artifact.name} does not parse as JSON ({reason}); it could not be checked for "
                 "remote-code references, so this fails closed",
                 evidence=data[:120].decode("utf-8", "replace"),
-                offset=getattr(exc, "pos", None),
+                offset=_error_offset(exc, text),
             )
             return
+        src = JsonSource(data)
         for key in sorted(set(dupes.keys)):
             yield artifact.finding(
                 CFG007,
                 f"duplicate key {key!r}: the loader uses the last value",
                 evidence=key,
+                offset=src.duplicate_key(key),
             )
         if not isinstance(doc, dict):
-            yield from _trust_flags(artifact, doc)  # parsed, and no loader reads it as a config
+            yield from _trust_flags(artifact, doc, src)  # parsed; no loader reads it as a config
             return
         loader = artifact.name.lower() in LOADER_CONFIGS
         if artifact.name.lower() == "config.json":
             for key, value in config_facts(doc):
                 ctx.emit(artifact.fact(key, value))
-        yield from self._auto_map(artifact, doc.get("auto_map"), loader)
-        yield from self._custom_pipelines(artifact, doc.get("custom_pipelines"))
+        yield from self._auto_map(artifact, doc.get("auto_map"), loader, src)
+        yield from self._custom_pipelines(artifact, doc.get("custom_pipelines"), src)
         if artifact.name.lower() == "model_index.json":
-            yield from self._diffusers(artifact, doc)
-        yield from _trust_flags(artifact, doc)
+            yield from self._diffusers(artifact, doc, src)
+        yield from _trust_flags(artifact, doc, src)
 
     def _yaml(self, artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
         """YAML beside weights: parsed safely; broken or oversized YAML fails closed."""
@@ -345,19 +350,25 @@ class ConfigScanner:
                 yield from self._custom_pipelines(artifact, doc.get("custom_pipelines"))
             yield from _trust_flags(artifact, doc)
 
-    def _auto_map(self, artifact: Artifact, auto_map: object, loader: bool) -> Iterator[Finding]:
+    def _auto_map(
+        self, artifact: Artifact, auto_map: object, loader: bool, src: JsonSource | None = None
+    ) -> Iterator[Finding]:
+        """``src`` (a JSON config's bytes) places each finding on its value; YAML has none."""
         if auto_map is None:
             return
+        at = _Where(src, ("auto_map",))
         if not isinstance(auto_map, dict):
             yield artifact.finding(
-                CFG008, "auto_map is not an object", evidence=repr(auto_map)[:120]
+                CFG008, "auto_map is not an object", evidence=repr(auto_map)[:120], offset=at()
             )
             return
         by_file: dict[tuple[str | None, str], list[str]] = {}
         refs: dict[tuple[str | None, str], CodeRef] = {}
+        places: dict[tuple[str | None, str], _Where] = {}
         for auto_class, value in auto_map.items():
             entries = value if isinstance(value, list) else [value]
-            for entry in entries:
+            for i, entry in enumerate(entries):
+                here = at.down(auto_class, i) if isinstance(value, list) else at.down(auto_class)
                 if entry is None:
                     continue  # tokenizers: [slow, fast] with one side unset
                 if not isinstance(entry, str):
@@ -365,37 +376,54 @@ class ConfigScanner:
                         CFG008,
                         f"auto_map[{auto_class!r}] is not a class reference",
                         evidence=repr(entry)[:120],
+                        offset=here(),
                     )
                     continue
                 ref = parse_ref(entry)
                 if ref is None:
-                    yield _bad_ref(artifact, f"auto_map[{auto_class!r}]", entry)
+                    yield _bad_ref(artifact, f"auto_map[{auto_class!r}]", entry, here())
                     continue
                 key = (ref.repo, ref.module)
                 by_file.setdefault(key, []).append(f"{auto_class}={ref.cls}")
                 refs.setdefault(key, ref)
+                places.setdefault(key, here)
         for key in sorted(by_file, key=lambda k: (k[0] or "", k[1])):
             yield from self._reference(
-                artifact, refs[key], f"auto_map ({', '.join(by_file[key])})", CFG001, loader
+                artifact,
+                refs[key],
+                f"auto_map ({', '.join(by_file[key])})",
+                CFG001,
+                loader,
+                places[key](),
             )
 
-    def _custom_pipelines(self, artifact: Artifact, pipelines: object) -> Iterator[Finding]:
+    def _custom_pipelines(
+        self, artifact: Artifact, pipelines: object, src: JsonSource | None = None
+    ) -> Iterator[Finding]:
         if not isinstance(pipelines, dict):
             return
+        at = _Where(src, ("custom_pipelines",))
         for task, spec in pipelines.items():
             impl = spec.get("impl") if isinstance(spec, dict) else None
             if impl is None:
                 continue
+            offset = at.down(task, "impl")()
             ref = parse_ref(impl) if isinstance(impl, str) else None
             if ref is None:
-                yield _bad_ref(artifact, f"custom_pipelines[{task!r}].impl", impl)
+                yield _bad_ref(artifact, f"custom_pipelines[{task!r}].impl", impl, offset)
                 continue
             yield from self._reference(
-                artifact, ref, f"custom pipeline {task!r}", CFG004, loader=True
+                artifact, ref, f"custom pipeline {task!r}", CFG004, True, offset
             )
 
     def _reference(
-        self, artifact: Artifact, ref: CodeRef, what: str, rule: Rule, loader: bool
+        self,
+        artifact: Artifact,
+        ref: CodeRef,
+        what: str,
+        rule: Rule,
+        loader: bool,
+        offset: int | None = None,
     ) -> Iterator[Finding]:
         """One finding per referenced module: where the code would come from, and if it is here."""
         if _escapes(ref.module) or not _MODULE_OK.match(ref.module):
@@ -403,6 +431,7 @@ class ConfigScanner:
                 CFG003,
                 f"{what} references module {ref.module!r}, a path outside the model directory",
                 evidence=ref.raw,
+                offset=offset,
             )
             return
         if ref.repo is not None:
@@ -413,6 +442,7 @@ class ConfigScanner:
                 + (" (not a valid repository id)" if bad_repo else "")
                 + "; that code is outside this scan and fetched at load time",
                 evidence=ref.raw,
+                offset=offset,
             )
             return
         presence = _presence(artifact, ref.file)
@@ -422,18 +452,27 @@ class ConfigScanner:
             rule,
             f"{what} needs trust_remote_code and imports {ref.file} ({presence}){note}",
             evidence=ref.raw,
+            offset=offset,
             severity=severity,
             confidence=Confidence.HIGH,
         )
 
-    def _diffusers(self, artifact: Artifact, doc: dict[str, object]) -> Iterator[Finding]:
+    def _diffusers(
+        self, artifact: Artifact, doc: dict[str, object], src: JsonSource | None = None
+    ) -> Iterator[Finding]:
         """diffusers: ``_class_name: [module, Class]`` and ``component: [module, Class]`` code."""
+        at = _Where(src, ())
         cls_name = doc.get("_class_name")
         if isinstance(cls_name, list) and len(cls_name) == 2 and isinstance(cls_name[0], str):
             module = cls_name[0]
             ref = CodeRef(raw=f"{module}.{cls_name[1]}", repo=None, module=module, cls="")
             yield from self._reference(
-                artifact, ref, "diffusers custom pipeline (_class_name)", CFG004, loader=True
+                artifact,
+                ref,
+                "diffusers custom pipeline (_class_name)",
+                CFG004,
+                True,
+                at.down("_class_name")(),
             )
         for component, value in sorted(doc.items()):
             if component.startswith("_") or not isinstance(value, list) or len(value) != 2:
@@ -447,6 +486,7 @@ class ConfigScanner:
                     CFG003,
                     f"diffusers component {component!r} references {relative!r}",
                     evidence=f"{component}: {value!r}",
+                    offset=at.down(component)(),
                 )
             elif _sibling_exists(artifact, relative):
                 yield artifact.finding(
@@ -454,6 +494,7 @@ class ConfigScanner:
                     f"diffusers component {component!r} loads custom code {relative} "
                     "(needs trust_remote_code)",
                     evidence=f"{component}: {value!r}",
+                    offset=at.down(component)(),
                 )
 
 
@@ -500,7 +541,7 @@ def config_facts(doc: dict[str, object]) -> Iterator[tuple[str, str | int | tupl
             yield "config.auto_map.files", tuple(sorted(files))
 
 
-def _bad_ref(artifact: Artifact, where: str, raw: object) -> Finding:
+def _bad_ref(artifact: Artifact, where: str, raw: object, offset: int | None = None) -> Finding:
     """An unparsable reference: path-like ones are escapes (other loaders split differently)."""
     text = raw if isinstance(raw, str) else repr(raw)
     module = text.split("--", 1)[-1].rsplit(".", 1)[0]
@@ -509,18 +550,21 @@ def _bad_ref(artifact: Artifact, where: str, raw: object) -> Finding:
             CFG003,
             f"{where} references {text!r}, a path outside the model directory",
             evidence=text,
+            offset=offset,
         )
     return artifact.finding(
-        CFG008, f"{where} is not '[owner/repo--]module.Class'", evidence=text[:200]
+        CFG008, f"{where} is not '[owner/repo--]module.Class'", evidence=text[:200], offset=offset
     )
 
 
-def _trust_flags(artifact: Artifact, doc: object) -> Iterator[Finding]:
+def _trust_flags(
+    artifact: Artifact, doc: object, src: JsonSource | None = None
+) -> Iterator[Finding]:
     """``"trust_remote_code": true`` anywhere in the document (bounded walk, no recursion)."""
-    stack: list[tuple[object, str]] = [(doc, "$")]
+    stack: list[tuple[object, str, _Where]] = [(doc, "$", _Where(src, ()))]
     seen = 0
     while stack:
-        node, where = stack.pop()
+        node, where, at = stack.pop()
         seen += 1
         if seen > MAX_WALK_NODES:
             raise LimitExceeded(
@@ -534,11 +578,36 @@ def _trust_flags(artifact: Artifact, doc: object) -> Iterator[Finding]:
                         CFG005,
                         f"config sets trust_remote_code to true at {where}",
                         evidence=f"{where}.trust_remote_code = true",
+                        offset=at.down(key)(),
                     )
                 elif may_hold_keys(value):
-                    stack.append((value, f"{where}.{key}"))
+                    stack.append((value, f"{where}.{key}", at.down(key)))
         elif isinstance(node, list):
-            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(node) if may_hold_keys(v))
+            stack.extend(
+                (v, f"{where}[{i}]", at.down(i)) for i, v in enumerate(node) if may_hold_keys(v)
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class _Where:
+    """A JSON value's path, turned into its byte offset only when a finding needs it."""
+
+    src: JsonSource | None
+    steps: tuple[Step, ...]
+
+    def down(self, *steps: Step) -> _Where:
+        return _Where(self.src, (*self.steps, *steps))
+
+    def __call__(self) -> int | None:
+        return None if self.src is None else self.src.value_offset(self.steps)
+
+
+def _error_offset(exc: BaseException, text: str) -> int | None:
+    """Byte offset of a decode or parse error (``json`` counts characters, not bytes)."""
+    if isinstance(exc, UnicodeDecodeError):
+        return exc.start
+    pos = getattr(exc, "pos", None)
+    return byte_offset(text, pos) if isinstance(pos, int) else None
 
 
 def _presence(artifact: Artifact, relative: str) -> str:

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from scanners._jsonpos import JsonSource, Step
 from scanners._yaml import may_hold_keys
 from scanners.base import Artifact
 from supplychain.core.model import Confidence, Finding, Rule, Severity
@@ -297,6 +298,43 @@ class TemplateIssue:
     severity: Severity | None = None
     """Overrides the rule's default severity when set."""
     confidence: Confidence = Confidence.HIGH
+    needle: str | None = None
+    """Source text of the offending name (attribute, filter, key…), to find it on its line."""
+    pos: int | None = None
+    """0-based character position of the construct in the template: the needle on the issue's
+    line when it is there, else the start of that line (Jinja nodes carry lines, not columns)."""
+
+
+_NEWLINE = re.compile(r"\r\n|\r|\n")
+"""Jinja's own line breaks (``jinja2.lexer.newline_re``), so line numbers agree with its own."""
+
+
+def _line_start(text: str, line: int) -> int | None:
+    """Character position where 1-based ``line`` of ``text`` starts."""
+    if line <= 1:
+        return 0
+    for seen, match in enumerate(_NEWLINE.finditer(text), 2):
+        if seen == line:
+            return match.end()
+    return None
+
+
+def _place(text: str, issue: TemplateIssue) -> TemplateIssue:
+    """``issue`` with ``pos`` set from its line and needle (see ``TemplateIssue.pos``)."""
+    start = _line_start(text, issue.line or 1)
+    if start is None:
+        return issue
+    newline = _NEWLINE.search(text, start)
+    end = newline.start() if newline else len(text)
+    pos = start
+    if issue.needle:
+        # A whole word first (``os`` is not the one in ``cosine``), then any occurrence.
+        word = re.compile(rf"(?<![\w]){re.escape(issue.needle)}(?![\w])")
+        match = word.search(text, start, end)
+        found = match.start() if match else text.find(issue.needle, start, end)
+        if found != -1:
+            pos = found
+    return replace(issue, pos=pos)
 
 
 @lru_cache(maxsize=1)
@@ -478,6 +516,7 @@ def analyze_template(text: str) -> list[TemplateIssue]:
                 f"template of {len(text)} characters is larger than the "
                 f"{MAX_TEMPLATE_BYTES}-character analysis cap",
                 evidence=text[:80],
+                pos=0,
             )
         ]
     from jinja2.exceptions import TemplateSyntaxError
@@ -485,16 +524,17 @@ def analyze_template(text: str) -> list[TemplateIssue]:
     try:
         tree = _environment().parse(text)
     except TemplateSyntaxError as exc:
-        return [
-            TemplateIssue(
-                TPL006, f"template does not parse: {exc.message}", evidence="", line=exc.lineno
-            )
-        ]
+        issue = TemplateIssue(
+            TPL006, f"template does not parse: {exc.message}", evidence="", line=exc.lineno
+        )
+        return [_place(text, issue)]
     except RecursionError:
-        return [TemplateIssue(TPL006, "template nested too deeply to parse", evidence=text[:80])]
+        return [
+            TemplateIssue(TPL006, "template nested too deeply to parse", evidence=text[:80], pos=0)
+        ]
     except (ValueError, TypeError, LookupError, OverflowError) as exc:
-        return [TemplateIssue(TPL006, f"template does not parse: {exc}", evidence=text[:80])]
-    return _Walker(tree).run()
+        return [TemplateIssue(TPL006, f"template does not parse: {exc}", evidence=text[:80], pos=0)]
+    return [_place(text, issue) for issue in _Walker(tree).run()]
 
 
 class _Walker:
@@ -592,7 +632,9 @@ class _Walker:
     ) -> None:
         # One issue per rule and line (a payload chain trips the same check on every link); a
         # more severe sighting on the same line replaces a milder one.
-        issue = TemplateIssue(rule, message, _render(node, 0), node.lineno, severity, confidence)
+        issue = TemplateIssue(
+            rule, message, _render(node, 0), node.lineno, severity, confidence, _needle(node, 0)
+        )
         key = (rule.id, node.lineno)
         index = self.seen.get(key)
         if index is None:
@@ -979,6 +1021,31 @@ def _format_fields_look_up(fmt: str) -> bool:
     return any("." in m.group(1) or "[" in m.group(1) for m in _FORMAT_FIELD.finditer(fmt))
 
 
+def _needle(node: nodes.Node, depth: int) -> str | None:
+    """The name in the source that identifies the construct (what ``_place`` looks for)."""
+    from jinja2 import nodes
+
+    if depth > 8:
+        return None
+    if isinstance(node, (nodes.Getattr, nodes.NSRef)):
+        return node.attr
+    if isinstance(node, nodes.Getitem):
+        if isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+            return node.arg.value or None
+        return _needle(node.node, depth + 1)
+    if isinstance(node, nodes.Call):
+        return _needle(node.node, depth + 1)
+    if isinstance(node, (nodes.Filter, nodes.Test, nodes.Name)):
+        return node.name
+    if isinstance(node, nodes.Const):
+        return node.value if isinstance(node.value, str) and node.value else None
+    if isinstance(node, (nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)):
+        return {"FromImport": "from"}.get(type(node).__name__, type(node).__name__.lower())
+    if isinstance(node, nodes.Mod):
+        return "%"
+    return None
+
+
 def _render(node: nodes.Node, depth: int) -> str:
     """A short Python-like rendering of an expression for evidence."""
     from jinja2 import nodes
@@ -1020,18 +1087,22 @@ def template_findings(
     text: str,
     where: str,
     offset: int | None = None,
+    position: Callable[[int], int | None] | None = None,
 ) -> Iterator[Finding]:
     """Analyse one template and turn its issues into findings on ``artifact``.
 
     ``where`` names the template inside the artifact (a JSON key or GGUF metadata key).
+    ``position`` maps a character of ``text`` to its byte offset in the file, so each finding
+    points at its construct; without it every finding carries ``offset``.
     """
     for issue in analyze_template(text):
         line = f" (line {issue.line})" if issue.line is not None else ""
+        at = None if position is None or issue.pos is None else position(issue.pos)
         yield artifact.finding(
             issue.rule,
             f"{where}{line}: {issue.message}",
             evidence=issue.evidence,
-            offset=offset,
+            offset=offset if at is None else at,
             severity=issue.severity,
             confidence=issue.confidence,
         )
@@ -1039,17 +1110,22 @@ def template_findings(
 
 def templates_in_json(value: object) -> list[tuple[str, str]]:
     """(label, template) pairs from a parsed JSON ``chat_template`` value (string or list)."""
-    found: list[tuple[str, str]] = []
+    return [(label, template) for label, template, _steps in _templates_with_steps(value)]
+
+
+def _templates_with_steps(value: object) -> list[tuple[str, str, tuple[Step, ...]]]:
+    """``templates_in_json`` plus where each template sits under the value (JSON steps)."""
+    found: list[tuple[str, str, tuple[Step, ...]]] = []
     if isinstance(value, str):
-        found.append(("chat_template", value))
+        found.append(("chat_template", value, ()))
     elif isinstance(value, list):
         for i, item in enumerate(value):
             if isinstance(item, dict) and isinstance(item.get("template"), str):
                 name = item.get("name")
                 label = f"chat_template[{name!r}]" if isinstance(name, str) else f"[{i}]"
-                found.append((label, item["template"]))
+                found.append((label, item["template"], (i, "template")))
             elif isinstance(item, str):
-                found.append((f"chat_template[{i}]", item))
+                found.append((f"chat_template[{i}]", item, (i,)))
     return found
 
 
@@ -1096,18 +1172,21 @@ def may_name_template(text: str) -> bool:
     return "template" in text or "{%" in text or "{{" in text
 
 
-def document_templates(artifact: Artifact, doc: object) -> Iterator[Finding]:
+def document_templates(
+    artifact: Artifact, doc: object, source: JsonSource | None = None
+) -> Iterator[Finding]:
     """Analyse every template a parsed JSON/YAML document carries, at any depth.
 
     ``chat_template``/``default_chat_template`` values are always analysed (a string that does not
     parse is TPL006). Other string values under a key naming a template (``prompt_template``,
     ``tool_template``…) are analysed when they read as Jinja, so Python ``str.format`` prompts
-    are not mistaken for broken templates.
+    are not mistaken for broken templates. With ``source`` (the JSON's raw bytes) each finding
+    carries the byte offset of its construct in the file.
     """
-    stack: list[tuple[object, str]] = [(doc, "")]
+    stack: list[tuple[object, str, tuple[Step, ...]]] = [(doc, "", ())]
     seen = 0
     while stack:
-        node, where = stack.pop()
+        node, where, steps = stack.pop()
         seen += 1
         if seen > MAX_DOC_NODES:
             yield artifact.finding(
@@ -1117,38 +1196,77 @@ def document_templates(artifact: Artifact, doc: object) -> Iterator[Finding]:
             )
             return
         if isinstance(node, list):
-            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(node) if may_hold_keys(v))
+            stack.extend(
+                (v, f"{where}[{i}]", (*steps, i)) for i, v in enumerate(node) if may_hold_keys(v)
+            )
             continue
         if not isinstance(node, dict):
             continue
         for key, value in node.items():
             path = f"{where}.{key}" if where else str(key)
             if key in TEMPLATE_KEYS:
-                yield from _key_templates(artifact, key, value, where)
+                yield from _key_templates(artifact, key, value, where, (source, steps))
             elif (
                 isinstance(value, str)
                 and "template" in str(key).lower()
                 and looks_like_template(value.encode("utf-8", "surrogatepass"))
             ):
-                yield from template_findings(artifact, value, path)
+                yield from _located(artifact, value, path, source, (*steps, key))
             elif may_hold_keys(value):
-                stack.append((value, path))
+                stack.append((value, path, (*steps, key)))
 
 
-def _key_templates(artifact: Artifact, key: str, value: object, where: str) -> Iterator[Finding]:
+def _located(
+    artifact: Artifact,
+    template: str,
+    where: str,
+    source: JsonSource | None,
+    steps: tuple[Step, ...],
+) -> Iterator[Finding]:
+    """``template_findings`` with offsets from ``source`` (computed only if there is a finding)."""
+    if source is None:
+        yield from template_findings(artifact, template, where)
+        return
+    mapper: Callable[[int], int] | None = None
+    looked = False
+
+    def position(index: int) -> int | None:
+        nonlocal mapper, looked
+        if not looked:
+            mapper, looked = source.string_mapper(steps), True
+        return None if mapper is None else mapper(index)
+
+    yield from template_findings(artifact, template, where, position=position)
+
+
+def _key_templates(
+    artifact: Artifact,
+    key: str,
+    value: object,
+    where: str,
+    located: tuple[JsonSource | None, tuple[Step, ...]] = (None, ()),
+) -> Iterator[Finding]:
     """Templates under one ``chat_template`` key (duplicates in JSON are all analysed)."""
+    source, steps = located
     candidates = list(value) if isinstance(value, _Duplicates) else [value]
     if len(candidates) > 1:
         yield artifact.finding(
             TPL007,
             f"{key!r} key appears {len(candidates)} times; parsers disagree on which one is used",
             evidence=key,
+            offset=None if source is None else source.key_offset((*steps, key)),
         )
-    for candidate in candidates:
-        for label, template in templates_in_json(candidate):
+    for nth, candidate in enumerate(candidates):
+        for label, template, inner in _templates_with_steps(candidate):
             if key != "chat_template":
                 label = label.replace("chat_template", key, 1)
-            yield from template_findings(artifact, template, f"{where}.{label}" if where else label)
+            yield from _located(
+                artifact,
+                template,
+                f"{where}.{label}" if where else label,
+                source,
+                (*steps, (key, nth), *inner),
+            )
 
 
 __all__ = [

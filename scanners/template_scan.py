@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterator
 from typing import ClassVar
 
+from scanners._jsonpos import BOM, JsonSource, byte_offset
 from scanners._yaml import YamlError, load_yaml_bounded, read_yaml_text
 from scanners.base import Artifact, ScanContext
 from scanners.template_analysis import (
@@ -56,8 +57,11 @@ class TemplateScanner:
         is_json = artifact.kind is ArtifactKind.MODEL_CONFIG or artifact.name.lower().endswith(
             ".json"
         )
+        bom = len(BOM) if raw.startswith(BOM) else 0
         if not is_json:
-            yield from template_findings(artifact, text, artifact.name)
+            yield from template_findings(
+                artifact, text, artifact.name, position=lambda pos: byte_offset(text, pos, bom)
+            )
             return
         if artifact.kind is ArtifactKind.MODEL_CONFIG and not may_name_chat_template(text):
             # Big tokenizer.json files need no parse when the key cannot be in them.
@@ -66,8 +70,10 @@ class TemplateScanner:
             doc = json.loads(text, object_pairs_hook=pairs_keep_all)
         except (RecursionError, ValueError) as exc:
             reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            pos = getattr(exc, "pos", None)
+            at = None if pos is None else byte_offset(text, pos, bom)  # json counts characters
             if artifact.kind is ArtifactKind.CHAT_TEMPLATE:
-                raise ArtifactError(f"invalid JSON: {reason}") from None
+                raise ArtifactError(f"invalid JSON: {reason}", at) from None
             # NOTE: the config scanner reports broken configs in general; we speak up only when
             # a chat template is in there, unanalysed.
             if "chat_template" in text:
@@ -75,10 +81,10 @@ class TemplateScanner:
                     TPL006,
                     f"file names a chat_template but is not valid JSON ({reason[:120]})",
                     evidence=text[:80],
-                    offset=getattr(exc, "pos", None),
+                    offset=at,
                 )
             return
-        yield from document_templates(artifact, doc)
+        yield from document_templates(artifact, doc, JsonSource(raw))
 
     def _yaml(self, artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
         """``chat_template`` (and other template keys) at any depth of a YAML file.

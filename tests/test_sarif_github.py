@@ -293,3 +293,111 @@ def test_uris_are_percent_encoded_references(repo: Path) -> None:
     uris = set(_by_uri(data))
     assert "models/x/my%20model%20%231%20100%25.pkl" in uris
     assert all(" " not in u and "#" not in u for u in uris)
+
+
+# -- exact offsets (issue #16 follow-up): template and config findings carry byte offsets -------
+
+
+def _expected_region(text: str, needle: str, nth: int = -1) -> dict[str, int]:
+    """Line and UTF-16 column of an occurrence of ``needle``, from the file's own text."""
+    starts = [i for i in range(len(text)) if text.startswith(needle, i)]
+    index = starts[nth]
+    line_start = text.rfind("\n", 0, index) + 1
+    width = len(text[line_start:index].encode("utf-16-le")) // 2
+    return {"startLine": text.count("\n", 0, index) + 1, "startColumn": width + 1}
+
+
+def test_template_and_config_regions_come_from_exact_offsets(repo: Path) -> None:
+    model = repo / "models" / "y"
+    model.mkdir(parents=True)
+    template = (
+        "{# é 😀 中 #}\n"
+        '{{ "say \\"hi\\"" }}\u00e9\U0001f600\n'
+        "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+        "{{ lipsum.__globals__ }}"
+    )
+    # Pretty, ASCII-escaped JSON: the template is one line with \n, \" and \uXXXX escapes.
+    (model / "tokenizer_config.json").write_text(
+        json.dumps({"note": "héllo 😀 中文", "chat_template": template}, indent=2) + "\n"
+    )
+    # Minified config with non-ASCII before the value and a duplicate key (last one wins).
+    (model / "config.json").write_text(
+        '{"名前":"é😀","auto_map":{"AutoModel":"harmless.M"},'
+        '"auto_map":{"AutoModel":"evil/repo--mod.Model"}}',
+        encoding="utf-8",
+    )
+    # Pretty config: the value on its own line, after multi-byte characters on the same line.
+    (model / "processor_config.json").write_text(
+        '{\n  "x": "中",\n  "nested": {"é😀": 1, "trust_remote_code": true}\n}\n',
+        encoding="utf-8",
+    )
+    uris = _by_uri(_scan([str(model)]))
+
+    def region(uri: str, rule: str) -> dict[str, int]:
+        result = next(r for r in uris[uri] if r["ruleId"] == rule)
+        assert result["properties"]["offset"] is not None
+        return dict(result["locations"][0]["physicalLocation"]["region"])
+
+    tok = (model / "tokenizer_config.json").read_text(encoding="utf-8")
+    assert region("models/y/tokenizer_config.json", "TPL001") == _expected_region(
+        tok, "__globals__"
+    )
+    cfg = (model / "config.json").read_text(encoding="utf-8")
+    assert region("models/y/config.json", "CFG002") == _expected_region(
+        cfg, '"evil/repo--mod.Model"'
+    )
+    assert region("models/y/config.json", "CFG007") == _expected_region(cfg, '"auto_map"', -1)
+    proc = (model / "processor_config.json").read_text(encoding="utf-8")
+    assert region("models/y/processor_config.json", "CFG005") == _expected_region(proc, "true")
+
+
+def _text_report(tmp_path: Path, offset: int | None, evidence: str) -> Report:
+    return Report(
+        tool_version="0",
+        target=(str(tmp_path),),
+        started_at="2026-01-01T00:00:00Z",
+        seconds=0.0,
+        files=(ArtifactRecord("c.json", ArtifactKind.MODEL_CONFIG, 1, "0" * 64),),
+        findings=(
+            Finding(
+                rule=RuleId("TST001"),
+                severity=Severity.HIGH,
+                confidence=Confidence.HIGH,
+                message="m",
+                location=Location(path="c.json", offset=offset),
+                evidence=evidence,
+            ),
+        ),
+        rules=(TST001,),
+    )
+
+
+def _region(report: Report) -> dict[str, int]:
+    data = report_to_sarif(report, root=report.target[0], env={})
+    _validate(data)
+    return dict(data["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["region"])
+
+
+def test_offset_wins_over_evidence_and_search_is_only_a_fallback(tmp_path: Path) -> None:
+    text = '{"a": "needle-text",\n "b": "é😀 needle-text"}\n'
+    (tmp_path / "c.json").write_text(text, encoding="utf-8")
+    second = len(text[: text.rindex("needle-text")].encode())
+    assert _region(_text_report(tmp_path, second, "needle-text")) == _expected_region(
+        text, "needle-text", -1
+    )
+    assert _region(_text_report(tmp_path, None, "needle-text")) == _expected_region(
+        text, "needle-text", 0
+    )
+
+
+def test_offset_past_the_read_limit_is_counted_streamed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = "".join(f'"line {i} é😀中"\n' for i in range(200)) + '  "é😀 target"\n'
+    (tmp_path / "c.json").write_text(text, encoding="utf-8")
+    offset = len(text[: text.index("target")].encode())
+    whole = _region(_text_report(tmp_path, offset, ""))
+    assert whole == _expected_region(text, "target")
+    monkeypatch.setattr(sarif, "REGION_READ_LIMIT", 64)
+    monkeypatch.setattr(sarif, "REGION_CHUNK", 7)  # chunks cut multi-byte characters
+    assert _region(_text_report(tmp_path, offset, "")) == whole

@@ -5,11 +5,12 @@
   targets are inside it, else the git top level found by walking up for ``.git`` (a directory or
   a gitfile; git itself is never run, so no hook or config of an untrusted repository can act).
   Without any of them the URIs stay relative to the scanned folder, as the report's paths are.
-- **Regions**: byte offsets into text files (code, chat templates, configs) become line and
-  column by reading the file up to the offset (bounded); JSONL rows are lines; a finding without
-  an offset in a text file is placed on the first occurrence of its evidence when that is
-  unambiguous enough to find. Binary files have no lines: line 1, with the archive member chain
-  and byte offset in the message, ``logicalLocations`` and properties.
+- **Regions**: byte offsets into text files (code, chat templates, JSON configs: the template
+  and config scanners report the byte of the offending construct or value) become line and
+  UTF-16 column by reading the file up to the offset (bounded memory); JSONL rows are lines; only
+  a finding WITHOUT an offset in a text file is placed on the first occurrence of its evidence
+  when that is unambiguous enough to find. Binary files have no lines: line 1, with the archive
+  member chain and byte offset in the message, ``logicalLocations`` and properties.
 - **Severity**: GitHub reads ``security-severity`` from the rule only, so there is one SARIF
   rule per (rule, severity) actually emitted: ``PKL001`` at its default severity, ``PKL001/medium``
   when a scanner lowered it. INFO rules carry no ``security-severity`` (GitHub shows a note).
@@ -44,7 +45,9 @@ MAX_MESSAGE = 4_000
 EVIDENCE_MIN = 8
 """Shorter evidence (``true``, ``os``) is too common to place a finding by where it occurs."""
 REGION_READ_LIMIT = 64 * 2**20
-"""Bytes read from a text file to turn an offset into a line; beyond it the line stays 1."""
+"""Bytes of a text file kept in memory to place offsets and evidence; an offset beyond them is
+placed by counting lines chunk by chunk."""
+REGION_CHUNK = 1 << 20
 
 # NOTE: GitHub maps security-severity to critical (>= 9.0), high (7.0-8.9), medium (4.0-6.9),
 # low (0.1-3.9): https://docs.github.com/en/code-security/code-scanning/integrating-with-code-scanning/sarif-support-for-code-scanning
@@ -224,6 +227,17 @@ def _utf16_width(data: bytes) -> int:
     return len(data.decode("utf-8", "replace").encode("utf-16-le")) // 2
 
 
+_CONTINUATION = bytes(range(0x80, 0xC0))
+_FOUR_BYTE_LEADS = tuple(bytes([b]) for b in range(0xF0, 0xF8))
+
+
+def _utf16_units(data: bytes) -> int:
+    """UTF-16 code units of UTF-8 bytes, counted without decoding (a chunk may cut a character):
+    one per lead byte, two for a four-byte sequence."""
+    leads = data.translate(None, _CONTINUATION)
+    return len(leads) + sum(leads.count(b) for b in _FOUR_BYTE_LEADS)
+
+
 def _region_at(data: bytes, offset: int) -> dict[str, int]:
     """Line and UTF-16 column (SARIF's default ``columnKind``) of a byte offset, 1-based."""
     head = data[:offset]
@@ -262,10 +276,40 @@ class _Texts:
         data = self.data(loc.path)
         if data is None:
             return {"startLine": 1}
-        if loc.offset is not None and 0 <= loc.offset <= len(data):
-            return _region_at(data, loc.offset)
+        if loc.offset is not None:
+            # The scanner's exact byte offset wins; the evidence search is only for findings
+            # that carry none.
+            if 0 <= loc.offset <= len(data):
+                return _region_at(data, loc.offset)
+            if loc.offset > 0 and len(data) >= REGION_READ_LIMIT:
+                return self._streamed(loc.path, loc.offset)
+            return {"startLine": 1}
         found = _find_evidence(data, finding.evidence)
         return _region_at(data, found) if found is not None else {"startLine": 1}
+
+    def _streamed(self, rel: str, offset: int) -> dict[str, int]:
+        """Line and UTF-16 column of an offset past the cached head, counted chunk by chunk
+        (memory bounded whatever the file and line length)."""
+        fs = self.paths.file(rel)
+        if fs is None:
+            return {"startLine": 1}
+        line, column, read = 1, 0, 0
+        try:
+            with fs.open("rb") as fh:
+                while read < offset:
+                    chunk = fh.read(min(REGION_CHUNK, offset - read))
+                    if not chunk:
+                        return {"startLine": 1}  # the file shrank: no place to point at
+                    read += len(chunk)
+                    newline = chunk.rfind(b"\n")
+                    if newline == -1:
+                        column += _utf16_units(chunk)
+                    else:
+                        line += chunk.count(b"\n")
+                        column = _utf16_units(chunk[newline + 1 :])
+        except OSError:
+            return {"startLine": 1}
+        return {"startLine": line, "startColumn": column + 1}
 
 
 def _find_evidence(data: bytes, evidence: str) -> int | None:
