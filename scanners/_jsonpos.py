@@ -27,6 +27,8 @@ _TOKEN = re.compile(
     rb'[ \t\r\n]*(?:("[^"\\]*(?:\\.[^"\\]*)*")|([{}\[\]:,])|([^ \t\r\n{}\[\]:,"]+))', re.S
 )
 _WS = re.compile(rb"[ \t\r\n]*")
+_SKIP = re.compile(rb'[^"{}\[\]]*(?:"[^"\\]*(?:\\.[^"\\]*)*"[^"{}\[\]]*)*', re.S)
+"""Everything up to the next bracket outside a string (nested values are skipped in C)."""
 
 
 def byte_offset(text: str, pos: int, base: int = 0) -> int:
@@ -109,6 +111,14 @@ def members(raw: bytes, start: int) -> Iterator[tuple[str | int, int, int]]:
                 depth += 1
             elif punct in (b"}", b"]"):
                 depth -= 1
+            while depth:  # inside a nested value: jump from bracket to bracket over strings
+                skip = _SKIP.match(raw, pos)
+                pos = skip.end() if skip else pos
+                bracket = raw[pos : pos + 1]
+                if not bracket:
+                    return
+                pos += 1
+                depth += 1 if bracket in (b"{", b"[") else -1
             continue
         if punct in (b"}", b"]"):
             return
@@ -141,6 +151,19 @@ class JsonSource:
 
     def __init__(self, raw: bytes) -> None:
         self.raw = raw
+        self._members: dict[int, dict[str | int, list[tuple[int, int]]]] = {}
+        """Members of each container already walked, by its offset: many findings under one
+        ``auto_map`` cost one walk. Only containers on a finding's path are kept (the parsed
+        document ``json.loads`` built is already larger)."""
+
+    def _lookup(self, at: int) -> dict[str | int, list[tuple[int, int]]]:
+        table = self._members.get(at)
+        if table is None:
+            table = {}
+            for name, key, value in members(self.raw, at):
+                table.setdefault(name, []).append((key, value))
+            self._members[at] = table
+        return table
 
     def member(self, steps: Sequence[Step]) -> tuple[int, int] | None:
         """(key offset, value offset) of the member ``steps`` name; ``None`` when absent."""
@@ -151,7 +174,7 @@ class JsonSource:
         try:
             for step in steps:
                 name, nth = step if isinstance(step, tuple) else (step, -1)
-                hits = [(k, v) for m, k, v in members(self.raw, here) if m == name]
+                hits = self._lookup(here).get(name, []) if self.raw[here] in b"{[" else []
                 if not hits or not -len(hits) <= nth < len(hits):
                     return None
                 found = hits[nth]

@@ -106,6 +106,40 @@ def test_locator_escaped_key_and_members() -> None:
     assert [raw[v : v + 1] for _, _, v in items] == [b"{", b"[", b'"']
 
 
+def test_nested_values_with_brackets_and_quotes_in_strings_are_skipped() -> None:
+    raw = b'{"a": {"s": "}]\\"[{", "t": ["]", {"u": "\\\\"}, []]}, "b": "x", "c": [[["{"]]]}'
+    assert json.loads(raw)["a"]["t"][1] == {"u": "\\"}
+    src = JsonSource(raw)
+    assert src.value_offset(("b",)) == raw.index(b'"x"')
+    assert src.value_offset(("a", "t", 1, "u")) == raw.index(b'"\\\\"')
+    assert src.value_offset(("c", 0, 0, 0)) == raw.rindex(b'"{"')
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(st.text(max_size=6), _JSON, max_size=5), st.sampled_from([None, 1]))
+def test_every_member_decodes_back_to_its_value(doc: dict[str, object], indent: int | None) -> None:
+    raw = json.dumps(doc, indent=indent, ensure_ascii=False).encode()
+    src = JsonSource(raw)
+    decoder = json.JSONDecoder()
+    for key, value in doc.items():
+        at = src.value_offset((key,))
+        assert at is not None
+        assert decoder.raw_decode(raw[at:].decode())[0] == value
+        if isinstance(value, list) and value:
+            last = src.value_offset((key, len(value) - 1))
+            assert last is not None
+            assert decoder.raw_decode(raw[last:].decode())[0] == value[-1]
+
+
 # -- the scanners ----------------------------------------------------------------------------------
 
 
