@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
@@ -241,6 +241,135 @@ def row_shape(text: str) -> tuple[int, str]:
     return 0, ""
 
 
+# Per-character classes of ASCII for the vectorised shape gate (``shape_candidates``).
+_CLASSES = ("digit", "consonant", "letter", "lower", "word", "space")
+
+
+@functools.cache
+def _ascii_classes() -> dict[str, npt.NDArray[np.bool_]]:
+    """One boolean lookup table per class, indexed by byte (the regexes' own definitions)."""
+    tests: dict[str, Callable[[str], bool]] = {
+        "digit": lambda ch: bool(_DIGIT.match(ch)),
+        "consonant": lambda ch: ch.lower() in _C,
+        "letter": lambda ch: ch.isascii() and ch.isalpha(),
+        "lower": lambda ch: "a" <= ch <= "z",
+        "word": lambda ch: bool(re.match(r"\w", ch)),
+        "space": lambda ch: ch.isspace(),
+    }
+    return {
+        name: np.array([i < 128 and tests[name](chr(i)) for i in range(256)], dtype=np.bool_)
+        for name in _CLASSES
+    }
+
+
+def row_shapes(texts: Sequence[str]) -> list[tuple[int, str]]:
+    """``row_shape`` of each text; a vectorised gate skips the rows it proves ordinary."""
+    maybe = shape_candidates(texts)
+    return [row_shape(t) if m else (0, "") for t, m in zip(texts, maybe, strict=True)]
+
+
+def shape_candidates(texts: Sequence[str]) -> list[bool]:
+    """False only for rows ``row_shape`` certainly calls ordinary (a superset gate, never a
+    miss): per-row literal tests in Python, then for ASCII rows NumPy over the whole batch
+    computes the keyboard-mash test exactly (word and consonant-run counts) and two
+    necessary conditions of the repeated-token tests (a 20+ character token; few distinct
+    token fingerprints). Non-ASCII rows always take the reference path."""
+    out = [False] * len(texts)
+    batch: list[str] = []
+    where: list[int] = []
+    for i, text in enumerate(texts):
+        t = text.strip()
+        if len(t) < SHAPE_MIN_CHARS:
+            continue
+        if (
+            not t.isascii()
+            or "<" in t
+            or "javascript:" in t
+            or t[0] in "{["
+            or "http" in t
+            or "www." in t
+        ):
+            out[i] = True
+            continue
+        batch.append(t)
+        where.append(i)
+    if batch:
+        for i, m in zip(where, _ascii_candidates(batch), strict=True):
+            out[i] = bool(m)
+    return out
+
+
+def _rows_of(pos: npt.NDArray[np.intp], row_start: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
+    """Row of each character position."""
+    return np.searchsorted(row_start, pos, side="right") - 1
+
+
+def _runs(mask: npt.NDArray[np.bool_]) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """First and last position of each maximal run of True (the array ends with False)."""
+    shifted = np.empty(len(mask) + 1, dtype=bool)
+    shifted[0] = False
+    shifted[1:] = mask
+    edges = np.flatnonzero(shifted[1:] != shifted[:-1])  # a bool mask: NumPy's fast path
+    return edges[0::2], edges[1::2] - 1
+
+
+def _ascii_candidates(texts: Sequence[str]) -> npt.NDArray[np.bool_]:
+    """The gate of ``shape_candidates`` for stripped ASCII rows (vectorised over the batch:
+    boolean table lookups, run edges and a few sorted searches, no per-row Python)."""
+    n_rows = len(texts)
+    joined = "\n".join(texts) + "\n"  # a separator that is white space and not a word
+    codes = np.frombuffer(joined.encode("ascii"), dtype=np.uint8)
+    lens = np.fromiter((len(t) + 1 for t in texts), dtype=np.int64, count=n_rows)
+    row_start = np.zeros(n_rows, dtype=np.int64)
+    np.cumsum(lens[:-1], out=row_start[1:])
+    cls = _ascii_classes()
+    maybe = np.zeros(n_rows, dtype=bool)
+    maybe[_rows_of(np.flatnonzero(np.take(cls["digit"], codes)), row_start)] = True
+    # keyboard mash, exactly: maximal consonant runs of 6+, words [A-Za-z][a-z]{3,} and
+    # vowel-free words [consonant][lower consonant]{3,} (a word is a maximal \w run)
+    c_first, c_last = _runs(np.take(cls["consonant"], codes))
+    runs = np.bincount(_rows_of(c_first[(c_last - c_first) >= 5], row_start), minlength=n_rows)
+    word = np.take(cls["word"], codes)
+    w_first, w_last = _runs(word)
+    # a word's tail (after its first character) must be lower-case letters for both patterns
+    odd_tail = np.flatnonzero(word[1:] & word[:-1] & ~np.take(cls["lower"], codes[1:])) + 1
+    tail_ok = np.ones(len(w_first), dtype=bool)
+    tail_ok[np.searchsorted(w_first, odd_tail, side="right") - 1] = False
+    long_ok = ((w_last - w_first) >= 3) & tail_ok
+    w4 = long_ok & np.take(cls["letter"], codes[w_first])
+    # vowel-free: the whole word is one consonant run
+    k = np.minimum(np.searchsorted(c_first, w_first), max(len(c_first) - 1, 0))
+    if len(c_first):
+        wv = long_ok & (c_first[k] == w_first) & (c_last[k] == w_last)
+    else:
+        wv = np.zeros(len(w_first), dtype=bool)
+    n_words = np.bincount(_rows_of(w_first[w4], row_start), minlength=n_rows)
+    mash = runs + np.bincount(_rows_of(w_first[wv], row_start), minlength=n_rows)
+    maybe |= (runs > 0) & (n_words >= 3) & (mash >= 3) & (2 * mash >= n_words)
+    # repeated tokens: a token of 20+ characters, or (12+ tokens and) distinct fingerprints
+    # (length and the two first and two last characters: equal tokens share one) <= a quarter
+    t_first, t_last = _runs(~np.take(cls["space"], codes))
+    tlen = (t_last - t_first + 1).astype(np.int64)
+    trow = _rows_of(t_first, row_start)
+    maybe[trow[tlen >= 20]] = True
+    n_tok = np.bincount(trow, minlength=n_rows)
+    busy = n_tok >= 12
+    if busy.any():
+        c = codes.astype(np.int64)
+        fp = (
+            (np.minimum(tlen, 1023) << 32)
+            | (c[t_first] << 24)
+            | (c[np.minimum(t_first + 1, t_last)] << 16)
+            | (c[np.maximum(t_last - 1, t_first)] << 8)
+            | c[t_last]
+        )
+        keyed = np.sort((trow.astype(np.int64) << 42) | fp)
+        new_key = np.concatenate(([True], keyed[1:] != keyed[:-1]))
+        distinct = np.bincount(keyed[new_key] >> 42, minlength=n_rows)
+        maybe |= busy & (4 * distinct <= n_tok)
+    return maybe
+
+
 def _mixed(run: str) -> bool:
     """Base64 mixes cases and digits; a long word or a snake_case identifier does not."""
     return (
@@ -258,17 +387,29 @@ def _script_tables() -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64]]:
     return starts, buckets
 
 
+@functools.cache
+def _script_lut(spaces: bool = False) -> npt.NDArray[np.int64]:
+    """Bucket of every code point up to the last range start (one gather per character instead
+    of a binary search; code points past it share the last range's bucket). ``spaces``: tab,
+    LF, CR and space get the extra bucket ``N_BUCKETS``."""
+    starts, buckets = _script_tables()
+    top = int(starts[-1])
+    cps = np.arange(top + 1, dtype=np.uint32)
+    lut = buckets[np.searchsorted(starts, cps, side="right") - 1]
+    if spaces:
+        lut[[0x09, 0x0A, 0x0D, 0x20]] = N_BUCKETS
+    return lut
+
+
 def script_counts(texts: Sequence[str]) -> npt.NDArray[np.int64]:
     """Characters per script bucket for each text (whitespace not counted), vectorised."""
     cps, _starts = codepoints(texts, pad=0)
     lens = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
-    starts_tbl, bucket_of = _script_tables()
-    bucket = bucket_of[np.searchsorted(starts_tbl, cps, side="right") - 1]
-    space = (cps == 0x20) | (cps == 0x09) | (cps == 0x0A) | (cps == 0x0D)
-    rows = np.repeat(np.arange(len(texts), dtype=np.int64), lens)
-    keep = ~space
-    flat = np.bincount(rows[keep] * N_BUCKETS + bucket[keep], minlength=len(texts) * N_BUCKETS)
-    return flat.reshape(len(texts), N_BUCKETS)
+    lut = _script_lut(spaces=True)  # the four white-space characters → an extra column
+    bucket = lut.take(np.minimum(cps, np.uint32(len(lut) - 1)))
+    rows = np.repeat(np.arange(0, len(texts) * (N_BUCKETS + 1), N_BUCKETS + 1), lens)
+    flat = np.bincount(rows + bucket, minlength=len(texts) * (N_BUCKETS + 1))
+    return flat.reshape(len(texts), N_BUCKETS + 1)[:, :N_BUCKETS]
 
 
 def _features(texts: Sequence[str]) -> object:
@@ -371,17 +512,20 @@ class OutlierState:
         self._shape_count = [0] * len(_SHAPE_NAMES)
         self._shapes: list[tuple[int, int, str]] = []
         """(row, shape, detail) of the first SHAPE_KEEP rows of each odd shape."""
+        self._shape_buf: list[str] = []
+        self._shape_rows: list[int] = []
+        self._shape_chars = 0
         self._n = 0
 
     def add(self, record: Record) -> None:
-        """Buffer the row; batches are scored against the model."""
+        """Buffer the row; batches are shape-tested and scored against the model."""
         text = record.text[:MAX_CHARS]
         self._n += 1
-        shape, detail = row_shape(text)
-        if shape:
-            self._shape_count[shape] += 1
-            if self._shape_count[shape] <= SHAPE_KEEP:
-                self._shapes.append((record.index, shape, detail))
+        self._shape_buf.append(text)
+        self._shape_rows.append(record.index)
+        self._shape_chars += len(text)
+        if len(self._shape_buf) >= _BATCH or self._shape_chars >= _BATCH_CHARS:
+            self._flush_shapes()
         if self._model is None:
             return  # too few rows for a content profile: shapes only
         self._raw.append(text)
@@ -395,6 +539,8 @@ class OutlierState:
         """Concatenate per-row scores; keep each shape's lowest rows."""
         self._flush()
         other._flush()
+        self._flush_shapes()
+        other._flush_shapes()
         self._rows += other._rows
         self._res += other._res
         self._len += other._len
@@ -411,6 +557,19 @@ class OutlierState:
             a + b for a, b in zip(self._shape_count, other._shape_count, strict=True)
         ]
 
+    def _flush_shapes(self) -> None:
+        """Row shapes of the buffered rows (a batch: the gate is vectorised)."""
+        if not self._shape_buf:
+            return
+        shapes = row_shapes(self._shape_buf)
+        for row, (shape, detail) in zip(self._shape_rows, shapes, strict=True):
+            if shape:
+                self._shape_count[shape] += 1
+                if self._shape_count[shape] <= SHAPE_KEEP:
+                    self._shapes.append((row, shape, detail))
+        self._shape_buf, self._shape_rows = [], []
+        self._shape_chars = 0
+
     def _flush(self) -> None:
         if not self._buf:
             return
@@ -425,6 +584,7 @@ class OutlierState:
 
     def finish(self, info: DatasetInfo) -> Iterator[Finding]:
         """Script/content/length outliers, plus rare non-prose rows (shapes) not already LOW+."""
+        self._flush_shapes()
         profile = list(self._profile(info))
         strong = {
             r

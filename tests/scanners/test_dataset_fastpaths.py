@@ -139,3 +139,99 @@ def _fold_leet_reference(text: str) -> str:
 def test_leet_prefilter_changes_nothing(row: str) -> None:
     for text in (row, row.lower()):
         assert fold_leet(text) == _fold_leet_reference(text)
+
+
+# ---------------------------------------------------------------------------------------------
+# Outlier row shapes and script counts
+# ---------------------------------------------------------------------------------------------
+
+WORDS = [
+    "the", "cat", "rhythm", "strength", "twelfth", "Strengths", "bcdfgh", "qwrtzxcv",
+    "asdfghjkl", "Sdfg", "SDFG", "sdfG", "xyzzy", "crwth", "tsktsk", "nth", "brrr", "Brrrr",
+    "abc_def", "bcd_fgh", "bcdf9", "9bcdf", "aeiou", "buy", "buy", "buy", "a" * 20,
+    "ab" * 10, "abc" * 7, "x" * 19, "HTML", "NASDAQ", "Zkkmze", "wbjis", "pixqayvbzo",
+    "3f2a9c1d8e7b6a5f4e3d2c1b0a9f8e7d", "aGVsbG8gd29ybGQhIFRoaXMgaXMgYmFzZTY0", "de:ad:be:ef",
+    "\\x41", "0x1f", "<div>", "</a>", "<br/>", "javascript:", "onerror=", '{"k":', '["a",',
+    "http://a.example/x", "www.b.example", "https://c.example/z?q=1", "{", "[", "}", ",",
+    ".", "!", "-", "é", "naïve", "Ωmega", "日本", "\u200b", "\u00a0",
+]  # fmt: skip
+SEPS = [" ", " ", " ", "  ", "\t", "\n", "\r\n", "\x0b", "\x0c", "\x1c", "\x1f", "", ", "]
+MASH = ["bcdfgh", "bcdfghj", "tsktsk", "crwth", "brrr", "Brrr", "nth", "Tsktsk", "bcdfg9"]
+PROSE = ["plain", "word", "more", "text", "here", "again", "cat", "the", "Rhythm", "over"]
+shape_rows = st.one_of(
+    st.lists(
+        st.one_of(
+            st.tuples(st.sampled_from(WORDS), st.sampled_from(SEPS)).map("".join),
+            st.text(alphabet=st.characters(max_codepoint=0x7F), max_size=5),
+            st.text(max_size=3),
+        ),
+        max_size=60,
+    ).map("".join),
+    # near the keyboard-mash threshold (mash words against 4+ letter prose words)
+    st.lists(st.sampled_from(MASH + PROSE), min_size=3, max_size=16).map(" ".join),
+    # near the repeated-token threshold (distinct tokens against a quarter of all tokens)
+    st.tuples(
+        st.lists(st.sampled_from(PROSE + MASH), min_size=1, max_size=6),
+        st.integers(min_value=10, max_value=26),
+    ).map(lambda p: " ".join(p[0][i % len(p[0])] for i in range(p[1]))),
+)
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(shape_rows, min_size=1, max_size=20))
+def test_row_shape_gate_never_changes_a_result(texts: list[str]) -> None:
+    from scanners.dataset.outliers import row_shape, row_shapes
+
+    assert row_shapes(texts) == [row_shape(t) for t in texts]
+
+
+def test_row_shape_gate_on_each_planted_shape_and_on_mash_at_the_threshold() -> None:
+    from scanners.dataset.outliers import row_shape, row_shapes, shape_candidates
+
+    rows = [
+        "asdfghjkl qwrtzxcv sdfjkl jkdfgsdfg lkjhgfds zxcvbnm",
+        "bcdfgh one two three four five",  # 1 run, too few mash words
+        "bcdfgh crwth brrr plain word more text here",  # mash 4 (1 run + 3 vowel-free) of 8
+        "bcdfgh crwth brrr plain word more text here again",  # mash 4 of 9 words: prose
+        " ".join(["buy"] * 30),
+        " ".join(["buy", "now"] * 6 + ["a"]),
+        "a" * 40 + " wow",
+        "The cat sat on the mat and looked at the birds outside.",
+    ]
+    got = row_shapes(rows)
+    assert got == [row_shape(t) for t in rows]
+    assert [s for s, _d in got] == [6, 0, 6, 0, 7, 7, 7, 0]
+    assert shape_candidates(rows)[-1] is False  # plain prose skips the reference path
+
+
+def _script_counts_reference(texts: list[str]) -> list[list[int]]:
+    import bisect
+
+    from scanners.dataset.outliers import _RANGES, N_BUCKETS
+
+    starts = [r[0] for r in _RANGES]
+    out = []
+    for text in texts:
+        row = [0] * N_BUCKETS
+        for ch in text:
+            if ch not in " \t\n\r":
+                row[_RANGES[bisect.bisect_right(starts, ord(ch)) - 1][1]] += 1
+        out.append(row)
+    return out
+
+
+@PROP
+@given(st.lists(st.text(max_size=40), min_size=1, max_size=10))
+def test_script_counts_lookup_table_matches_the_ranges(texts: list[str]) -> None:
+    from scanners.dataset.outliers import script_counts
+
+    assert script_counts(texts).tolist() == _script_counts_reference(texts)
+
+
+def test_script_counts_at_range_edges() -> None:
+    from scanners.dataset.outliers import _RANGES, script_counts
+
+    edges = [chr(c) for start, _b in _RANGES for c in (start, max(0, start - 1)) if c < 0xD800]
+    edges += ["\U0002ffff", "\U00030000", "\U0010ffff"]
+    texts = ["".join(edges), *edges]
+    assert script_counts(texts).tolist() == _script_counts_reference(texts)
