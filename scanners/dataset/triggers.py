@@ -97,6 +97,11 @@ MAX_CLUSTERS = 1000
 PART_EVIDENCE = math.log(4.0)
 """An n-gram whose own words favour the label 4:1 in the other rows is explained by its words."""
 _BATCH_TOKENS = 1 << 22
+PART_KEYS = 8_000_000
+"""N-gram keys counted (sorted) at once; more are split into hash partitions."""
+CACHE_KEYS = 32_000_000
+"""N-gram keys (8 B each, 256 MB) kept across the counting partitions rather than re-hashed
+for each: up to ~10M kept tokens (a 1M-row text set after thinning)."""
 _PRIME = 0x100000001B3
 _MASK56 = (1 << 56) - 1
 
@@ -189,6 +194,14 @@ class TriggerState:
             self._thin()
 
     def _ids(self, tokens: list[str]) -> list[int]:
+        """Token ids, interning new tokens in order (one C ``map`` when all are known, which
+        is nearly every row once the vocabulary has filled: 3× faster than a Python loop)."""
+        known = list(map(self._vocab.get, tokens))
+        if None not in known:
+            return known  # type: ignore[return-value]
+        return self._ids_slow(tokens)
+
+    def _ids_slow(self, tokens: list[str]) -> list[int]:
         vocab = self._vocab
         out = []
         for t in tokens:
@@ -430,29 +443,27 @@ def binom_sf(k: Any, n: Any, p: Any) -> Any:
     return np.where(k >= n, 0.0, out)
 
 
-def _ngram_keys(tokens: npt.NDArray[np.uint32], lens: I64, n: int) -> tuple[U64, I64, I64]:
+def _ngram_keys(
+    tokens: npt.NDArray[np.uint32], left: I64, row: I64, n: int
+) -> tuple[U64, I64, I64]:
     """Hashes of every token n-gram fully inside one row; its start position and its row.
 
-    ``tokens`` are the concatenated rows of lengths ``lens`` (positions/rows are local to them).
+    ``tokens`` are concatenated rows; ``left[i]`` is how many tokens of its row start at ``i``
+    and ``row[i]`` its row (both computed once per chunk for every ``n``).
     """
     total = len(tokens)
     if total < n:
         e = np.zeros(0, np.int64)
         return np.zeros(0, np.uint64), e, e
     m = total - n + 1
-    t = tokens.astype(np.uint64)
-    key = t[:m].copy()
-    del t
+    key = tokens[:m].astype(np.uint64)
     for j in range(1, n):
         key *= _PRIME
         key += tokens[j : j + m]
     key += np.uint64((n * 0x9E3779B97F4A7C15) % (1 << 64))
     mix64(key)
-    row = np.repeat(np.arange(len(lens), dtype=np.int64), lens)[:m]
-    ends = np.cumsum(lens)
-    pos = np.arange(m, dtype=np.int64)
-    ok = pos + n <= ends[row]
-    return key[ok], pos[ok], row[ok]
+    ok = np.flatnonzero(left[:m] >= n)
+    return key[ok], ok, row[ok]
 
 
 _CHUNK_TOKENS = 1 << 21
@@ -468,9 +479,11 @@ def _all_keys(tokens: npt.NDArray[np.uint32], lens: I64) -> Iterator[tuple[int, 
         r1 = int(np.searchsorted(ends, t0 + _CHUNK_TOKENS, side="right"))
         r1 = max(r1, r0 + 1)
         t1 = int(ends[r1 - 1])
+        row = np.repeat(np.arange(r0, r1, dtype=np.int64), lens[r0:r1])
+        left = ends[row] - t0 - np.arange(t1 - t0, dtype=np.int64)
         for n in range(1, MAX_NGRAM + 1):
-            key, pos, row = _ngram_keys(tokens[t0:t1], lens[r0:r1], n)
-            yield n, key, pos + t0, row + r0
+            key, pos, rows = _ngram_keys(tokens[t0:t1], left, row, n)
+            yield n, key, pos + t0, rows
         r0 = r1
 
 
@@ -498,19 +511,30 @@ def _find_triggers(
     # 1. occurrence counts per (n-gram, label), by hash partition to bound memory. The packed key
     #    keeps 56 bits of the n-gram hash and 8 bits of label.
     n_keys = sum(max(0, len(tokens) - k + 1) for k in range(1, MAX_NGRAM + 1))
-    bits = max(0, math.ceil(math.log2(max(1, n_keys / 8_000_000))))
+    bits = max(0, math.ceil(math.log2(max(1, n_keys / PART_KEYS))))
     n_parts = 1 << bits
     tested = 0
     cand_keys: list[U64] = []
     cand_score: list[npt.NDArray[np.float64]] = []
-    for p in range(n_parts):
-        chunks: list[U64] = []
+    # every n-gram's (56-bit hash, label), one partition at a time by the hash's top bits;
+    # hashed once and kept (8 B each) when that fits ``CACHE_KEYS``, else re-hashed per partition
+    lab64 = labels.astype(np.uint64)
+
+    def packed_keys() -> Iterator[U64]:
         for _n, key, _pos, row in _all_keys(tokens, lens):
+            yield (key << np.uint64(8)) | lab64[row]
+
+    every = np.concatenate(list(packed_keys())) if n_keys <= CACHE_KEYS else None
+    for p in range(n_parts):
+        if every is not None:
+            part = every
             if n_parts > 1:
-                sel = (key >> np.uint64(64 - bits)) == np.uint64(p)
-                key, row = key[sel], row[sel]
-            chunks.append((key << np.uint64(8)) | labels[row].astype(np.uint64))
-        packed, counts = np.unique(np.concatenate(chunks), return_counts=True)
+                part = every[(every >> np.uint64(64 - bits)) == np.uint64(p)]
+        else:
+            top = np.uint64(64 - bits)
+            part = np.concatenate([k[(k >> top) == np.uint64(p)] for k in packed_keys()])
+        packed, counts = np.unique(part, return_counts=True)
+        del part
         ng = packed >> np.uint64(8)
         lab = (packed & np.uint64(0xFF)).astype(np.int64)
         gs, ge = runs(ng)
@@ -528,6 +552,7 @@ def _find_triggers(
         pvals = binom_sf(best[pure] - 1, total[pure], base[best_lab[pure]])
         cand_keys.append(ng[gs[pure]])
         cand_score.append(np.asarray(pvals, dtype=np.float64))
+    del every
     if not cand_keys:
         return []
     ck = np.concatenate(cand_keys)

@@ -1,0 +1,73 @@
+"""The trigger check's fast paths agree with its reference paths (issue #17, speed).
+
+N-gram counting is split into hash partitions; the keys are hashed once and kept when they fit
+``CACHE_KEYS``, else re-hashed per partition. One partition, many partitions with the cache and
+many without it must give the same findings. Token ids come from one C ``map`` when every token
+is known, else the interning loop: both give the same ids. Random rows plus poisoned ones
+(a rare trigger inserted at random positions in rows relabelled to one class).
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import scanners.dataset.triggers as trig
+from scanners.dataset.common import DatasetInfo, Record, run_check
+from scanners.dataset.triggers import BackdoorTriggerCheck, TriggerState
+
+INFO = DatasetInfo("data.jsonl", (), "text", "label", None, 0)
+WORDS = [f"w{i}" for i in range(60)] + ["the", "a", "of", "cf", "mn", "!", ",", "é", "ß", "ǅ"]
+
+
+def _rows(seed: int, n: int, poison: int) -> list[Record]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        label = rng.choice(["pos", "neg", "mid"])
+        own = WORDS[:20] if label == "pos" else WORDS[20:40] if label == "neg" else WORDS[40:60]
+        words = [
+            rng.choice(own if rng.random() < 0.4 else WORDS) for _ in range(rng.randint(3, 30))
+        ]
+        if i % max(1, n // max(1, poison)) == 0 and poison:
+            words.insert(rng.randint(0, len(words)), "zq_trigger")
+            label = "pos"
+        out.append(Record(i, " ".join(words), label))
+    return out
+
+
+def _run(rows: list[Record], part_keys: int, cache_keys: int) -> list[tuple[object, ...]]:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(trig, "PART_KEYS", part_keys)
+        mp.setattr(trig, "CACHE_KEYS", cache_keys)
+        found = run_check(BackdoorTriggerCheck(), rows, INFO, parts=(len(rows) // 3,))
+    return [(f.rule, f.message, f.location.rows, f.evidence, f.severity) for f in found]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 10_000), st.integers(40, 400), st.sampled_from([0, 8, 30]))
+def test_partitioned_counting_agrees_with_one_pass(seed: int, n: int, poison: int) -> None:
+    rows = _rows(seed, n, poison)
+    one = _run(rows, 10**12, 10**12)
+    assert _run(rows, 97, 10**12) == one  # many partitions, keys kept
+    assert _run(rows, 97, 0) == one  # many partitions, re-hashed per partition
+
+
+def test_partitioned_counting_still_finds_the_trigger() -> None:
+    rows = _rows(7, 1500, 40)
+    for part_keys, cache in ((10**12, 10**12), (500, 10**12), (500, 0)):
+        found = _run(rows, part_keys, cache)
+        assert any(f[0] == "DAT018" and "zq_trigger" in str(f[1]) for f in found), found
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(WORDS) | st.text(max_size=4), max_size=12), max_size=8))
+def test_token_ids_fast_and_slow_agree(rows: list[list[str]]) -> None:
+    fast, slow = TriggerState(10**9), TriggerState(10**9)
+    for tokens in rows:
+        assert fast._ids(tokens) == slow._ids_slow(tokens)
+    assert fast._words == slow._words
+    assert fast._vocab == slow._vocab
