@@ -531,6 +531,11 @@ def _ips(text: str) -> Iterator[PiiMatch]:
 _PREFILTER = re.compile(r"[@\d]|::", re.ASCII)
 
 
+def might_hold_pii(text: str) -> bool:
+    """``find_pii``'s gate: every kind needs an ``@``, an ASCII digit or ``::`` (IPv6)."""
+    return _PREFILTER.search(text) is not None
+
+
 def find_pii(text: str, *, phone_backend: str | None = None) -> Iterator[PiiMatch]:
     """Every personal-data value in ``text`` (overlaps resolved: most specific kind wins)."""
     if not _PREFILTER.search(text):
@@ -569,6 +574,7 @@ __all__ = [
     "find_pii",
     "iban_ok",
     "luhn_ok",
+    "might_hold_pii",
     "ssn_ok",
     "steuer_id_ok",
 ]

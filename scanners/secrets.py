@@ -708,6 +708,9 @@ def _regex_has_needle(low: str) -> bool:
 has_needle: Callable[[str], bool] = _needle_automaton() or _regex_has_needle
 """Whether the lowered text holds any detector's needle (the gate of ``find_secrets``)."""
 
+NEEDLES: tuple[str, ...] = tuple(sorted({needle for needle, _i in _NEEDLES}))
+"""Every detector's needle (lowercase): text whose ``lower()`` holds none has no secret."""
+
 
 def _windows(low: str, det: Detector) -> list[tuple[int, int]]:
     """Merged ``[start, end)`` ranges around every needle of ``det`` in ``low``."""
@@ -765,6 +768,7 @@ def find_secrets(text: str) -> Iterator[SecretMatch]:
 
 __all__ = [
     "DETECTORS",
+    "NEEDLES",
     "SEC001",
     "SEC002",
     "SEC003",
@@ -776,6 +780,7 @@ __all__ = [
     "crc32_token_ok",
     "entropy",
     "find_secrets",
+    "has_needle",
     "is_placeholder",
     "redact",
 ]

@@ -19,14 +19,15 @@ reported as DAT009 (HIGH, fail closed). Severity follows kind and volume:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import string
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 from scanners.dataset.common import EXTRA_CUT, DatasetInfo, Record, StateCheck, dataset_finding
 from scanners.dataset.readers import DAT009
-from scanners.pii import PHONE_BACKEND, PII007, PII_RULES, find_pii
-from scanners.secrets import SECRET_RULES, find_secrets, redact
+from scanners.pii import PHONE_BACKEND, PII007, PII_RULES, find_pii, might_hold_pii
+from scanners.secrets import NEEDLES, SECRET_RULES, find_secrets, has_needle, redact
 from supplychain.core.model import Confidence, Finding, Rule, Severity
 
 BULK_ROWS = 10
@@ -42,6 +43,43 @@ MAX_FIELDS = 256
 OTHER_FIELDS = "(other fields)"
 _SPECIAL = frozenset({"card", "iban", "us-ssn", "uk-nino", "de-steuer-id"})
 """Financial and government identifiers: misuse harms the person directly."""
+
+
+Gate = Callable[[str], tuple[bool, bool]]
+
+
+def _reference_gate(value: str) -> tuple[bool, bool]:
+    """(may hold a secret, may hold personal data): the two detectors' own gates."""
+    return has_needle(value.lower()), might_hold_pii(value)
+
+
+def _combined_gate() -> Gate:
+    """Both gates in one Aho–Corasick pass over the lowered value (``pyahocorasick``): the
+    secret needles plus ``@``, the ASCII digits and ``::``, which ``lower()`` neither makes nor
+    removes. Most dataset rows hold none and cost one pass instead of two; once personal data
+    is possible the needles alone finish the job (no Python step per digit)."""
+    try:
+        import ahocorasick  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return _reference_gate
+    automaton = ahocorasick.Automaton()
+    for needle in NEEDLES:
+        automaton.add_word(needle, True)
+    for mark in ("@", "::", *string.digits):
+        automaton.add_word(mark, False)
+    automaton.make_automaton()
+    scan = automaton.iter
+
+    def gate(value: str) -> tuple[bool, bool]:
+        low = value.lower()
+        secret = False
+        for _end, is_needle in scan(low):
+            if not is_needle:
+                return secret or has_needle(low), True
+            secret = True
+        return secret, False
+
+    return gate
 
 
 @dataclass(slots=True)
@@ -173,16 +211,17 @@ class SensitiveState:
     def _check(self, row: int, field_name: str, value: str) -> bool:
         """Tally every secret and personal-data match of one field value; whether any matched."""
         found = False
-        for secret in find_secrets(value):
+        secrets, pii = _gate(value)
+        for secret in find_secrets(value) if secrets else ():
             found = True
             tally = self._tally(secret.kind, field_name, secret.rule)
             tally.severity = max(tally.severity, secret.severity)
             tally.confidence = max(tally.confidence, secret.confidence)
             tally.add(row, secret.redacted)
-        for pii in find_pii(value, phone_backend=self.phone_backend):
+        for match in find_pii(value, phone_backend=self.phone_backend) if pii else ():
             found = True
-            tally = self._tally(pii.kind, field_name, pii.rule)
-            tally.add(row, redact(pii.kind, pii.value))
+            tally = self._tally(match.kind, field_name, match.rule)
+            tally.add(row, redact(match.kind, match.value))
         return found
 
     def _tally(self, kind: str, field_name: str, rule: Rule) -> _Tally:
@@ -244,6 +283,9 @@ class SensitiveState:
                 "phone numbers were matched by the fallback regex (phonenumbers not installed)",
                 evidence="skip reason: phonenumbers not importable",
             )
+
+
+_gate: Gate = _combined_gate()
 
 
 __all__ = ["BULK_ROWS", "SensitiveDataCheck"]

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import scanners.dataset.sensitive as sensitive_mod
 import scanners.secrets as secrets_mod
 from scanners.dataset.common import DatasetInfo, Record, run_check
-from scanners.dataset.sensitive import SensitiveDataCheck
+from scanners.dataset.sensitive import SensitiveDataCheck, _combined_gate, _reference_gate
 from scanners.secrets import _NEEDLES, _needle_automaton, _regex_has_needle, find_secrets
 
 NEEDLES = sorted({n for n, _i in _NEEDLES})
@@ -39,6 +39,14 @@ PIECES = [
     "postgres://admin:Sup3rS3cret@db.internal:5432/app",
     "call me at (650) 253-0000",
     "mail jane.roe@acme-corp.com",
+    "@",
+    "::",
+    ":",
+    "7",
+    "٣",
+    "１",
+    "fe80::1",
+    "8.8.8.8",
 ]
 ROWS = st.lists(st.sampled_from(PIECES) | st.text(max_size=12), max_size=8).map("".join)
 
@@ -57,6 +65,25 @@ def test_needle_gates_agree_with_in_scans(text: str) -> None:
     if automaton is not None:
         assert automaton(low) is expected
     assert secrets_mod.has_needle(low) is expected
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ROWS)
+def test_combined_gate_agrees_with_the_detectors_gates(text: str) -> None:
+    """One pass for both gates answers exactly what the two detectors' own gates answer."""
+    assert _combined_gate()(text) == _reference_gate(text)
+    assert sensitive_mod._gate(text) == _reference_gate(text)
+
+
+def test_combined_gate_cases() -> None:
+    gate = _combined_gate()
+    assert gate("plain words only") == (False, False)
+    assert gate("call 555") == (False, True)
+    assert gate("123 then a PASSWORD") == (True, True)
+    assert gate("token token then a@b") == (True, True)
+    assert gate("Token only") == (True, False)
+    assert gate("fe80::") == (False, True)
+    assert gate("٣ arabic digit only") == (False, False)  # \d is ASCII in find_pii
 
 
 def test_every_needle_opens_the_gate_alone_and_embedded() -> None:
@@ -118,3 +145,20 @@ def test_labels_holding_secrets_are_reported_every_row() -> None:
     info = DatasetInfo("d.jsonl", (), "text", "label", None, len(rows))
     found = [f for f in run_check(SensitiveDataCheck(), rows, info) if "email" in f.message]
     assert found and found[0].message.startswith("12 row(s)")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(ROWS, ROWS), min_size=1, max_size=12))
+def test_check_findings_same_with_either_gate(cells: list[tuple[str, str]]) -> None:
+    rows = [Record(i, text, label=label) for i, (text, label) in enumerate(cells)]
+    info = DatasetInfo("d.jsonl", (), "text", "label", None, len(rows))
+
+    def run() -> list[object]:
+        found = run_check(SensitiveDataCheck(), rows, info)
+        return [(f.rule, f.message, f.location.rows, f.evidence, f.severity) for f in found]
+
+    fast = run()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sensitive_mod, "_gate", _reference_gate)
+        slow = run()
+    assert fast == slow
