@@ -23,7 +23,7 @@ import functools
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from scanners._lazy import lazy_module
 from scanners.dataset.common import (
@@ -417,16 +417,19 @@ def _features(texts: Sequence[str]) -> object:
     from scipy.sparse import csr_matrix
 
     hashes, _first, lens = shingle_hashes(texts, k=3)
-    cols = (hashes >> np.uint32(32 - FEATURE_BITS)).astype(np.uint64)
-    rows = np.repeat(np.arange(len(texts), dtype=np.uint64), lens)
-    # one integer sort of (row, column) keys instead of CSR index sorting + duplicate summing
-    key = np.sort((rows << np.uint64(FEATURE_BITS)) | cols)
+    # (row, column) keys in 32 bits while they fit (a batch, the calibration window): one
+    # integer sort instead of CSR index sorting + duplicate summing, half the bytes of 64
+    wide = (len(texts) << FEATURE_BITS) > 0xFFFFFFFF
+    kt: Any = np.uint64 if wide else np.uint32
+    cols = (hashes >> np.uint32(32 - FEATURE_BITS)).astype(kt)
+    rows = np.repeat(np.arange(len(texts), dtype=kt), lens)
+    key = np.sort((rows << kt(FEATURE_BITS)) | cols)
     starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1]))) if len(key) else key
     counts = np.diff(np.concatenate((starts, [len(key)]))).astype(np.float32)
     uniq = key[starts]
-    row_of = (uniq >> np.uint64(FEATURE_BITS)).astype(np.int64)
-    col_of = (uniq & np.uint64(N_FEATURES - 1)).astype(np.int64)
-    indptr = np.searchsorted(row_of, np.arange(len(texts) + 1)).astype(np.int64)
+    row_of = (uniq >> kt(FEATURE_BITS)).astype(np.int64)
+    col_of = (uniq & kt(N_FEATURES - 1)).astype(np.int32)
+    indptr = np.searchsorted(row_of, np.arange(len(texts) + 1)).astype(np.int32)
     x = csr_matrix((np.log1p(counts), col_of, indptr), shape=(len(texts), N_FEATURES))
     x.has_sorted_indices = True
     return x
@@ -437,13 +440,31 @@ class _Model:
     idf: npt.NDArray[np.float32]
     comps: npt.NDArray[np.float32]
     """(k, N_FEATURES) orthonormal rows."""
+    comps_t: npt.NDArray[np.float32] | None = None
+    """``comps.T`` made contiguous once (SciPy would copy the transposed view every batch)."""
 
     def residual(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        """Share of each row's (unit) TF-IDF energy outside the subspace; 1.0 for empty rows."""
-        x = l2_rows(_features(texts).multiply(self.idf))  # type: ignore[attr-defined]
-        proj = np.asarray(x @ self.comps.T)
-        energy = np.asarray(x.multiply(x).sum(axis=1)).ravel()
-        res = np.where(energy > 0, 1.0 - (proj * proj).sum(axis=1), 1.0)
+        """Share of each row's TF-IDF energy outside the subspace; 1.0 for empty rows.
+
+        ``1 − ‖V x‖² / ‖x‖²`` on the raw TF-IDF row: the same quantity as projecting the
+        unit row, without building the scaled matrix."""
+        from scipy.sparse import csr_matrix
+
+        if self.comps_t is None:
+            self.comps_t = np.ascontiguousarray(self.comps.T)
+        x = _features(texts)
+        indptr = x.indptr  # type: ignore[attr-defined]
+        indices = x.indices  # type: ignore[attr-defined]
+        data = x.data * self.idf[indices]  # type: ignore[attr-defined]
+        sq = np.bincount(
+            np.repeat(np.arange(len(texts)), np.diff(indptr)),
+            weights=data * data,
+            minlength=len(texts),
+        )
+        xi = csr_matrix((data, indices, indptr), shape=x.shape)  # type: ignore[attr-defined]
+        proj = np.asarray(xi @ self.comps_t, dtype=np.float64)
+        kept = (proj * proj).sum(axis=1)
+        res = np.where(sq > 0, 1.0 - kept / np.where(sq > 0, sq, 1.0), 1.0)
         return np.clip(res, 0.0, 1.0).astype(np.float32)
 
 

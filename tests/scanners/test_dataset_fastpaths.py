@@ -235,3 +235,41 @@ def test_script_counts_at_range_edges() -> None:
     edges += ["\U0002ffff", "\U00030000", "\U0010ffff"]
     texts = ["".join(edges), *edges]
     assert script_counts(texts).tolist() == _script_counts_reference(texts)
+
+
+def test_content_residual_matches_projecting_the_unit_rows() -> None:
+    """The residual skips building the scaled matrix; it is the same quantity as the reference
+    (scale each TF-IDF row to unit length, project, 1 − ‖projection‖²)."""
+    import random
+
+    import numpy as np
+
+    from scanners.dataset.common import Record, l2_rows, normalise
+    from scanners.dataset.outliers import OutlierCheck, _features
+
+    rng = random.Random(5)
+    words = ["the", "film", "was", "great", "dull", "plot", "cast", "scene", "music", "end"]
+    texts = [" ".join(rng.choice(words) for _ in range(rng.randrange(3, 30))) for _ in range(400)]
+    texts += ["", "zzzz qqqq xxxx", "Это совсем другой язык", "<div>x</div>" * 5, "a"]
+    model = OutlierCheck(warmup=300).prepare([Record(i, t) for i, t in enumerate(texts)])
+    assert model is not None
+    norm = [normalise(t) for t in texts]
+    x = l2_rows(_features(norm).multiply(model.idf))  # type: ignore[attr-defined]
+    proj = np.asarray(x @ model.comps.T)
+    energy = np.asarray(x.multiply(x).sum(axis=1)).ravel()
+    ref = np.clip(np.where(energy > 0, 1.0 - (proj * proj).sum(axis=1), 1.0), 0.0, 1.0)
+    got = model.residual(norm)
+    assert got.shape == ref.shape
+    assert np.abs(got - ref).max() < 1e-5
+    assert got[400] == 1.0  # empty row
+    assert got[402] > 0.9  # another script: almost nothing in the subspace
+
+
+def test_feature_keys_past_32_bits_give_the_same_rows() -> None:
+    """More than 2^17 rows in one call switches the sort keys to 64 bits."""
+    from scanners.dataset.outliers import _features
+
+    small = _features(["hello world", "abc abc abc"])
+    big = _features(["ab"] * (1 << 17) + ["hello world", "abc abc abc"])
+    tail = big[(1 << 17) :]  # type: ignore[index]
+    assert (tail != small).nnz == 0  # type: ignore[attr-defined]
