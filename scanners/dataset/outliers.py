@@ -299,11 +299,6 @@ def shape_candidates(texts: Sequence[str]) -> list[bool]:
     return out
 
 
-def _rows_of(pos: npt.NDArray[np.intp], row_start: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
-    """Row of each character position."""
-    return np.searchsorted(row_start, pos, side="right") - 1
-
-
 def _runs(mask: npt.NDArray[np.bool_]) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
     """First and last position of each maximal run of True (the array ends with False)."""
     shifted = np.empty(len(mask) + 1, dtype=bool)
@@ -315,20 +310,20 @@ def _runs(mask: npt.NDArray[np.bool_]) -> tuple[npt.NDArray[np.intp], npt.NDArra
 
 def _ascii_candidates(texts: Sequence[str]) -> npt.NDArray[np.bool_]:
     """The gate of ``shape_candidates`` for stripped ASCII rows (vectorised over the batch:
-    boolean table lookups, run edges and a few sorted searches, no per-row Python)."""
+    boolean table lookups, run edges and prefix sums, no per-row Python)."""
     n_rows = len(texts)
     joined = "\n".join(texts) + "\n"  # a separator that is white space and not a word
     codes = np.frombuffer(joined.encode("ascii"), dtype=np.uint8)
     lens = np.fromiter((len(t) + 1 for t in texts), dtype=np.int64, count=n_rows)
-    row_start = np.zeros(n_rows, dtype=np.int64)
-    np.cumsum(lens[:-1], out=row_start[1:])
+    row_of = np.repeat(np.arange(n_rows, dtype=np.int32), lens)
     cls = _ascii_classes()
     maybe = np.zeros(n_rows, dtype=bool)
-    maybe[_rows_of(np.flatnonzero(np.take(cls["digit"], codes)), row_start)] = True
+    maybe[row_of[np.flatnonzero(np.take(cls["digit"], codes))]] = True
     # keyboard mash, exactly: maximal consonant runs of 6+, words [A-Za-z][a-z]{3,} and
     # vowel-free words [consonant][lower consonant]{3,} (a word is a maximal \w run)
-    c_first, c_last = _runs(np.take(cls["consonant"], codes))
-    runs = np.bincount(_rows_of(c_first[(c_last - c_first) >= 5], row_start), minlength=n_rows)
+    cons = np.take(cls["consonant"], codes)
+    c_first, c_last = _runs(cons)
+    runs = np.bincount(row_of[c_first[(c_last - c_first) >= 5]], minlength=n_rows)
     word = np.take(cls["word"], codes)
     w_first, w_last = _runs(word)
     # a word's tail (after its first character) must be lower-case letters for both patterns
@@ -337,33 +332,30 @@ def _ascii_candidates(texts: Sequence[str]) -> npt.NDArray[np.bool_]:
     tail_ok[np.searchsorted(w_first, odd_tail, side="right") - 1] = False
     long_ok = ((w_last - w_first) >= 3) & tail_ok
     w4 = long_ok & np.take(cls["letter"], codes[w_first])
-    # vowel-free: the whole word is one consonant run
-    k = np.minimum(np.searchsorted(c_first, w_first), max(len(c_first) - 1, 0))
-    if len(c_first):
-        wv = long_ok & (c_first[k] == w_first) & (c_last[k] == w_last)
-    else:
-        wv = np.zeros(len(w_first), dtype=bool)
-    n_words = np.bincount(_rows_of(w_first[w4], row_start), minlength=n_rows)
-    mash = runs + np.bincount(_rows_of(w_first[wv], row_start), minlength=n_rows)
+    # vowel-free: every character of the word is a consonant (prefix sums of the mask)
+    n_cons = np.cumsum(cons, dtype=np.int32)
+    wv = long_ok & ((n_cons[w_last] - n_cons[w_first]) == (w_last - w_first)) & cons[w_first]
+    n_words = np.bincount(row_of[w_first[w4]], minlength=n_rows)
+    mash = runs + np.bincount(row_of[w_first[wv]], minlength=n_rows)
     maybe |= (runs > 0) & (n_words >= 3) & (mash >= 3) & (2 * mash >= n_words)
     # repeated tokens: a token of 20+ characters, or (12+ tokens and) distinct fingerprints
     # (length and the two first and two last characters: equal tokens share one) <= a quarter
     t_first, t_last = _runs(~np.take(cls["space"], codes))
-    tlen = (t_last - t_first + 1).astype(np.int64)
-    trow = _rows_of(t_first, row_start)
+    tlen = t_last - t_first + 1
+    trow = row_of[t_first]
     maybe[trow[tlen >= 20]] = True
     n_tok = np.bincount(trow, minlength=n_rows)
     busy = n_tok >= 12
     if busy.any():
-        c = codes.astype(np.int64)
         fp = (
-            (np.minimum(tlen, 1023) << 32)
-            | (c[t_first] << 24)
-            | (c[np.minimum(t_first + 1, t_last)] << 16)
-            | (c[np.maximum(t_last - 1, t_first)] << 8)
-            | c[t_last]
+            (trow.astype(np.int64) << 42)
+            | (np.minimum(tlen, 1023).astype(np.int64) << 32)
+            | (codes[t_first].astype(np.int64) << 24)
+            | (codes[np.minimum(t_first + 1, t_last)].astype(np.int64) << 16)
+            | (codes[np.maximum(t_last - 1, t_first)].astype(np.int64) << 8)
+            | codes[t_last]
         )
-        keyed = np.sort((trow.astype(np.int64) << 42) | fp)
+        keyed = np.sort(fp)
         new_key = np.concatenate(([True], keyed[1:] != keyed[:-1]))
         distinct = np.bincount(keyed[new_key] >> 42, minlength=n_rows)
         maybe |= busy & (4 * distinct <= n_tok)
