@@ -263,18 +263,31 @@ def _ascii_classes() -> dict[str, npt.NDArray[np.bool_]]:
 
 
 def row_shapes(texts: Sequence[str]) -> list[tuple[int, str]]:
-    """``row_shape`` of each text; a vectorised gate skips the rows it proves ordinary."""
-    maybe = shape_candidates(texts)
-    return [row_shape(t) if m else (0, "") for t, m in zip(texts, maybe, strict=True)]
+    """``row_shape`` of each text; a vectorised pass settles most rows without it."""
+    return [
+        row_shape(t) if r is None else r for t, r in zip(texts, _shape_plan(texts), strict=True)
+    ]
 
 
 def shape_candidates(texts: Sequence[str]) -> list[bool]:
-    """False only for rows ``row_shape`` certainly calls ordinary (a superset gate, never a
-    miss): per-row literal tests in Python, then for ASCII rows NumPy over the whole batch
-    computes the keyboard-mash test exactly (word and consonant-run counts) and two
-    necessary conditions of the repeated-token tests (a 20+ character token; few distinct
-    token fingerprints). Non-ASCII rows always take the reference path."""
-    out = [False] * len(texts)
+    """False only for rows ``row_shape`` certainly calls ordinary."""
+    return [r is None or r[0] != 0 for r in _shape_plan(texts)]
+
+
+_ORDINARY = (0, "")
+
+
+def _shape_plan(texts: Sequence[str]) -> list[tuple[int, str] | None]:
+    """Each row's shape where it is settled without ``row_shape``, else ``None``.
+
+    Per-row literal tests in Python send rows with markup, URLs, a leading bracket or other
+    scripts to the reference. For the other (ASCII) rows NumPy over the whole batch computes the
+    keyboard-mash test exactly (word and consonant-run counts) and two necessary conditions of
+    the repeated-token tests (a 20+ character token; few distinct token fingerprints): a row
+    without digits and mash is shape 6 as ``row_shape`` would say (the tests before it need a
+    digit or a literal these rows lack); rows with digits or possible repetition take the
+    reference; the rest are ordinary."""
+    out: list[tuple[int, str] | None] = [_ORDINARY] * len(texts)
     batch: list[str] = []
     where: list[int] = []
     for i, text in enumerate(texts):
@@ -289,13 +302,19 @@ def shape_candidates(texts: Sequence[str]) -> list[bool]:
             or "http" in t
             or "www." in t
         ):
-            out[i] = True
+            out[i] = None
             continue
         batch.append(t)
         where.append(i)
     if batch:
-        for i, m in zip(where, _ascii_candidates(batch), strict=True):
-            out[i] = bool(m)
+        maybe, digit, mash_hit, mash, n_words = _ascii_candidates(batch)
+        for j in np.flatnonzero(maybe).tolist():
+            i = where[j]
+            if mash_hit[j] and not digit[j]:
+                detail = f"{int(mash[j])} of {int(n_words[j])} words without pronounceable vowels"
+                out[i] = (6, detail)
+            else:
+                out[i] = None
     return out
 
 
@@ -308,17 +327,27 @@ def _runs(mask: npt.NDArray[np.bool_]) -> tuple[npt.NDArray[np.intp], npt.NDArra
     return edges[0::2], edges[1::2] - 1
 
 
-def _ascii_candidates(texts: Sequence[str]) -> npt.NDArray[np.bool_]:
-    """The gate of ``shape_candidates`` for stripped ASCII rows (vectorised over the batch:
-    boolean table lookups, run edges and prefix sums, no per-row Python)."""
+def _ascii_candidates(
+    texts: Sequence[str],
+) -> tuple[
+    npt.NDArray[np.bool_],
+    npt.NDArray[np.bool_],
+    npt.NDArray[np.bool_],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int64],
+]:
+    """For stripped ASCII rows: (may have a shape, has a digit, keyboard mash, mash count,
+    word count), vectorised over the batch: boolean table lookups, run edges and prefix sums,
+    no per-row Python (see ``_shape_plan``)."""
     n_rows = len(texts)
     joined = "\n".join(texts) + "\n"  # a separator that is white space and not a word
     codes = np.frombuffer(joined.encode("ascii"), dtype=np.uint8)
     lens = np.fromiter((len(t) + 1 for t in texts), dtype=np.int64, count=n_rows)
     row_of = np.repeat(np.arange(n_rows, dtype=np.int32), lens)
     cls = _ascii_classes()
-    maybe = np.zeros(n_rows, dtype=bool)
-    maybe[row_of[np.flatnonzero(np.take(cls["digit"], codes))]] = True
+    digit = np.zeros(n_rows, dtype=bool)
+    digit[row_of[np.flatnonzero(np.take(cls["digit"], codes))]] = True
+    maybe = digit.copy()
     # keyboard mash, exactly: maximal consonant runs of 6+, words [A-Za-z][a-z]{3,} and
     # vowel-free words [consonant][lower consonant]{3,} (a word is a maximal \w run)
     cons = np.take(cls["consonant"], codes)
@@ -337,7 +366,8 @@ def _ascii_candidates(texts: Sequence[str]) -> npt.NDArray[np.bool_]:
     wv = long_ok & ((n_cons[w_last] - n_cons[w_first]) == (w_last - w_first)) & cons[w_first]
     n_words = np.bincount(row_of[w_first[w4]], minlength=n_rows)
     mash = runs + np.bincount(row_of[w_first[wv]], minlength=n_rows)
-    maybe |= (runs > 0) & (n_words >= 3) & (mash >= 3) & (2 * mash >= n_words)
+    mash_hit = (runs > 0) & (n_words >= 3) & (mash >= 3) & (2 * mash >= n_words)
+    maybe |= mash_hit
     # repeated tokens: a token of 20+ characters, or (12+ tokens and) distinct fingerprints
     # (length and the two first and two last characters: equal tokens share one) <= a quarter
     t_first, t_last = _runs(~np.take(cls["space"], codes))
@@ -359,7 +389,7 @@ def _ascii_candidates(texts: Sequence[str]) -> npt.NDArray[np.bool_]:
         new_key = np.concatenate(([True], keyed[1:] != keyed[:-1]))
         distinct = np.bincount(keyed[new_key] >> 42, minlength=n_rows)
         maybe |= busy & (4 * distinct <= n_tok)
-    return maybe
+    return maybe, digit, mash_hit, mash, n_words
 
 
 def _mixed(run: str) -> bool:

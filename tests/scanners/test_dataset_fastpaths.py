@@ -157,6 +157,13 @@ WORDS = [
 ]  # fmt: skip
 SEPS = [" ", " ", " ", "  ", "\t", "\n", "\r\n", "\x0b", "\x0c", "\x1c", "\x1f", "", ", "]
 MASH = ["bcdfgh", "bcdfghj", "tsktsk", "crwth", "brrr", "Brrr", "nth", "Tsktsk", "bcdfg9"]
+BLOBS = [
+    "3f2a9c1d8e7b6a5f4e3d2c1b0a9f8e7d",
+    "aGVsbG8gd29ybGQhIFRoaXMgaXMgYmFzZTY0",
+    "de:ad:be:ef:01:02:03:04:05:06:07:08:09:0a:",
+    "\\x41\\x42\\x43\\x44\\x45\\x46\\x47\\x48",
+    "2024",
+]
 PROSE = ["plain", "word", "more", "text", "here", "again", "cat", "the", "Rhythm", "over"]
 shape_rows = st.one_of(
     st.lists(
@@ -168,7 +175,7 @@ shape_rows = st.one_of(
         max_size=60,
     ).map("".join),
     # near the keyboard-mash threshold (mash words against 4+ letter prose words)
-    st.lists(st.sampled_from(MASH + PROSE), min_size=3, max_size=16).map(" ".join),
+    st.lists(st.sampled_from(MASH + PROSE + BLOBS), min_size=3, max_size=16).map(" ".join),
     # near the repeated-token threshold (distinct tokens against a quarter of all tokens)
     st.tuples(
         st.lists(st.sampled_from(PROSE + MASH), min_size=1, max_size=6),
