@@ -98,6 +98,7 @@ PART_EVIDENCE = math.log(4.0)
 """An n-gram whose own words favour the label 4:1 in the other rows is explained by its words."""
 _BATCH_TOKENS = 1 << 22
 PART_KEYS = 8_000_000
+_TABLE = 1 << 20
 """N-gram keys counted (sorted) at once; more are split into hash partitions."""
 CACHE_KEYS = 32_000_000
 """N-gram keys (8 B each, 256 MB) kept across the counting partitions rather than re-hashed
@@ -570,13 +571,20 @@ def _find_triggers(
     found_pos: list[I64] = []
     found_n: list[I64] = []
     sk = np.sort(ck)
+    # membership in the few candidates: a 2**20-slot table of their low hash bits passes ~0.2%
+    # of the keys, a binary search settles those (``np.isin`` merge-sorted every key with them)
+    low = np.uint64(_TABLE - 1)
+    table = np.zeros(_TABLE, dtype=bool)
+    table[(sk & low).astype(np.intp)] = True
     for k, key, pos, row in _all_keys(tokens, lens):
         key &= _MASK56
-        hit = np.isin(key, sk)
+        maybe = np.flatnonzero(table[(key & low).astype(np.intp)])
+        near = np.minimum(np.searchsorted(sk, key[maybe]), len(sk) - 1)
+        hit = maybe[sk[near] == key[maybe]]
         found_key.append(key[hit])
         found_row.append(row[hit])
         found_pos.append(pos[hit])
-        found_n.append(np.full(int(hit.sum()), k, dtype=np.int64))
+        found_n.append(np.full(len(hit), k, dtype=np.int64))
     fk = np.concatenate(found_key)
     fr = np.concatenate(found_row)
     fp = np.concatenate(found_pos)

@@ -2,7 +2,8 @@
 
 N-gram counting is split into hash partitions; the keys are hashed once and kept when they fit
 ``CACHE_KEYS``, else re-hashed per partition. One partition, many partitions with the cache and
-many without it must give the same findings. Token ids come from one C ``map`` when every token
+many without it must give the same findings, and so must the candidate lookup with or without
+its low-bit table. Token ids come from one C ``map`` when every token
 is known, else the interning loop: both give the same ids. Random rows plus poisoned ones
 (a rare trigger inserted at random positions in rows relabelled to one class).
 """
@@ -39,10 +40,13 @@ def _rows(seed: int, n: int, poison: int) -> list[Record]:
     return out
 
 
-def _run(rows: list[Record], part_keys: int, cache_keys: int) -> list[tuple[object, ...]]:
+def _run(
+    rows: list[Record], part_keys: int, cache_keys: int, table: int = trig._TABLE
+) -> list[tuple[object, ...]]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(trig, "PART_KEYS", part_keys)
         mp.setattr(trig, "CACHE_KEYS", cache_keys)
+        mp.setattr(trig, "_TABLE", table)
         found = run_check(BackdoorTriggerCheck(), rows, INFO, parts=(len(rows) // 3,))
     return [(f.rule, f.message, f.location.rows, f.evidence, f.severity) for f in found]
 
@@ -54,6 +58,8 @@ def test_partitioned_counting_agrees_with_one_pass(seed: int, n: int, poison: in
     one = _run(rows, 10**12, 10**12)
     assert _run(rows, 97, 10**12) == one  # many partitions, keys kept
     assert _run(rows, 97, 0) == one  # many partitions, re-hashed per partition
+    assert _run(rows, 10**12, 10**12, table=1) == one  # no low-bit table: every key searched
+    assert _run(rows, 10**12, 10**12, table=2) == one  # a table that passes about half
 
 
 def test_partitioned_counting_still_finds_the_trigger() -> None:
