@@ -1637,7 +1637,8 @@ class PromptInjectionState:
         matches = match_injection(norm)
         matches.extend(_markup_hits(base))
         tokens: list[str] = []
-        if any(k in norm for k in _CONTROL_KEYS):
+        # every control token starts with "<" or "[": two scans rule most rows out
+        if ("<" in norm or "[" in norm) and any(k in norm for k in _CONTROL_KEYS):
             tokens = list(dict.fromkeys(m.group(0) for m in _CONTROL_TOKENS.finditer(norm)))[:6]
         if not matches and not tokens:
             return
