@@ -544,7 +544,6 @@ class OutlierState:
 
     def __init__(self, model: _Model | None) -> None:
         self._model = model
-        self._buf: list[str] = []
         self._chars = 0
         self._raw: list[str] = []
         self._buf_rows: list[int] = []
@@ -555,35 +554,22 @@ class OutlierState:
         self._shape_count = [0] * len(_SHAPE_NAMES)
         self._shapes: list[tuple[int, int, str]] = []
         """(row, shape, detail) of the first SHAPE_KEEP rows of each odd shape."""
-        self._shape_buf: list[str] = []
-        self._shape_rows: list[int] = []
-        self._shape_chars = 0
         self._n = 0
+        """Rows seen, counted as their batch is flushed."""
 
     def add(self, record: Record) -> None:
         """Buffer the row; batches are shape-tested and scored against the model."""
         text = record.text[:MAX_CHARS]
-        self._n += 1
-        self._shape_buf.append(text)
-        self._shape_rows.append(record.index)
-        self._shape_chars += len(text)
-        if len(self._shape_buf) >= _BATCH or self._shape_chars >= _BATCH_CHARS:
-            self._flush_shapes()
-        if self._model is None:
-            return  # too few rows for a content profile: shapes only
         self._raw.append(text)
-        self._buf.append(normalise(text))
         self._buf_rows.append(record.index)
         self._chars += len(text)
-        if len(self._buf) >= _BATCH or self._chars >= _BATCH_CHARS:
+        if self._chars >= _BATCH_CHARS or len(self._raw) >= _BATCH:
             self._flush()
 
     def merge(self, other: OutlierState) -> None:
         """Concatenate per-row scores; keep each shape's lowest rows."""
         self._flush()
         other._flush()
-        self._flush_shapes()
-        other._flush_shapes()
         self._rows += other._rows
         self._res += other._res
         self._len += other._len
@@ -600,34 +586,29 @@ class OutlierState:
             a + b for a, b in zip(self._shape_count, other._shape_count, strict=True)
         ]
 
-    def _flush_shapes(self) -> None:
-        """Row shapes of the buffered rows (a batch: the gate is vectorised)."""
-        if not self._shape_buf:
+    def _flush(self) -> None:
+        """Shapes of the buffered rows, and their scores when there is a content model."""
+        if not self._raw:
             return
-        shapes = row_shapes(self._shape_buf)
-        for row, (shape, detail) in zip(self._shape_rows, shapes, strict=True):
+        self._n += len(self._raw)
+        shapes = row_shapes(self._raw)
+        for row, (shape, detail) in zip(self._buf_rows, shapes, strict=True):
             if shape:
                 self._shape_count[shape] += 1
                 if self._shape_count[shape] <= SHAPE_KEEP:
                     self._shapes.append((row, shape, detail))
-        self._shape_buf, self._shape_rows = [], []
-        self._shape_chars = 0
-
-    def _flush(self) -> None:
-        if not self._buf:
-            return
-        assert self._model is not None
-        self._res.append(self._model.residual(self._buf))
-        self._len.append(np.fromiter((len(t) for t in self._raw), dtype=np.int64))
-        counts = script_counts(self._raw)
-        self._scripts.append(np.minimum(counts, 65535).astype(np.uint16))
-        self._rows.append(np.array(self._buf_rows, dtype=np.int64))
-        self._buf, self._raw, self._buf_rows = [], [], []
+        if self._model is not None:  # else too few rows for a content profile: shapes only
+            self._res.append(self._model.residual([normalise(t) for t in self._raw]))
+            self._len.append(np.fromiter(map(len, self._raw), dtype=np.int64))
+            counts = script_counts(self._raw)
+            self._scripts.append(np.minimum(counts, 65535).astype(np.uint16))
+            self._rows.append(np.array(self._buf_rows, dtype=np.int64))
+        self._raw, self._buf_rows = [], []
         self._chars = 0
 
     def finish(self, info: DatasetInfo) -> Iterator[Finding]:
         """Script/content/length outliers, plus rare non-prose rows (shapes) not already LOW+."""
-        self._flush_shapes()
+        self._flush()
         profile = list(self._profile(info))
         strong = {
             r
