@@ -15,7 +15,7 @@ from supplychain.core.errors import MissingDependency
 
 EXTRAS: dict[str, tuple[str, ...]] = {
     "archives": ("py7zr", "lz4"),
-    "datasets": ("sklearn", "scipy", "cleanlab", "pyarrow"),
+    "datasets": ("scipy", "pyarrow"),
     "keras": ("h5py",),
 }
 """Import names each extra provides (the distribution names are in ``pyproject.toml``)."""

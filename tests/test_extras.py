@@ -55,7 +55,7 @@ CASES: list[tuple[str, str, str, Callable[[Path], None], tuple[str, ...]]] = [
     ("archives", "archive", "a.7z", _seven_zip, ("py7zr",)),
     ("archives", "archive", "model.pkl.lz4", _lz4, ("lz4", "lz4.frame")),
     ("keras", "keras", "model.h5", _hdf5, ("h5py",)),
-    ("datasets", "dataset", "rows.jsonl", _jsonl, ("sklearn",)),
+    ("datasets", "dataset", "rows.jsonl", _jsonl, ("scipy",)),
 ]
 
 
