@@ -15,7 +15,9 @@ row), so any partitioning gives the findings of one pass.
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -105,6 +107,40 @@ CACHE_KEYS = 32_000_000
 for each: up to ~10M kept tokens (a 1M-row text set after thinning)."""
 _PRIME = 0x100000001B3
 _MASK56 = (1 << 56) - 1
+_BUF_ROWS = 4096
+_BUF_CHARS = 1 << 20
+"""Rows queued for tokenising at once (``TriggerState._flush``)."""
+_MAX_HASHED = 64
+"""Longest token the ASCII fast path hashes; longer ones send the queue down the row path."""
+_BASE = (int.from_bytes(os.urandom(8), "little") | 1) & ((1 << 64) - 1)
+"""Secret odd base (per process) of the token hash mod 2^64: crafting a colliding pair needs
+the base (and tokens of at most ``_MAX_HASHED`` characters rule out the base-free Thue-Morse
+pairs); a chance collision among millions of distinct tokens has odds of about 2^-24 (it would
+merge two tokens' ids)."""
+_POWERS: list[Any] = []
+
+
+def _hash_powers(n: int) -> tuple[U64, U64]:
+    """``_BASE**i`` and its inverse power, i < n, mod 2^64 (grown and kept)."""
+    if not _POWERS or len(_POWERS[0]) < n:
+        size = max(n, _BUF_CHARS + 100_000 + _BUF_ROWS + 1)  # one build for any queue
+        with np.errstate(over="ignore"):
+            fwd = np.full(size, _BASE, dtype=np.uint64)
+            fwd[0] = 1
+            back = np.full(size, pow(_BASE, -1, 1 << 64), dtype=np.uint64)
+            back[0] = 1
+            _POWERS[:] = [np.cumprod(fwd, dtype=np.uint64), np.cumprod(back, dtype=np.uint64)]
+    return _POWERS[0], _POWERS[1]
+
+
+@functools.cache
+def _ascii_class() -> npt.NDArray[np.uint8]:
+    """Per ASCII byte: 0 space, 1 word character, 2 other, as ``TOKEN_RE`` sees ``str``."""
+    table = np.zeros(256, dtype=np.uint8)
+    for c in range(128):
+        ch = chr(c)
+        table[c] = 0 if ch.isspace() else 1 if ch.isalnum() or ch == "_" else 2
+    return table
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +200,12 @@ class TriggerState:
         """Sampling level: rows are kept when the top ``level`` bits of their hash are zero."""
         self._seen = 0
         self._label_total: dict[int, int] = {}
+        self._buf: list[tuple[str, int, int]] = []
+        """(text, row, label id) of kept rows not yet tokenised (``_flush``)."""
+        self._buf_chars = 0
+        self._hid: dict[int, int] = {}
+        """Token id by ``_ascii_ids`` hash: a cache of ``_vocab`` (cleared when renumbered)."""
+        self._hid_base = _BASE
 
     # -- streaming ---------------------------------------------------------------------------
 
@@ -174,7 +216,7 @@ class TriggerState:
         return row_priority(row) >> (64 - self._level) == 0
 
     def add(self, record: Record) -> None:
-        """Tokenise and keep the row's token ids (bounded by the token budget)."""
+        """Count the row's label; queue its text for tokenising when the sample keeps it."""
         lid = self._labels.id(record.label, record.index)
         self._seen += 1
         if lid < 0:
@@ -182,9 +224,40 @@ class TriggerState:
         self._label_total[lid] = self._label_total.get(lid, 0) + 1
         if not self._keep(record.index):
             return
-        ids = self._ids(TOKEN_RE.findall(record.text[:100_000].lower()))
+        text = record.text[:100_000]
+        self._buf.append((text, record.index, lid))
+        self._buf_chars += len(text)
+        if len(self._buf) >= _BUF_ROWS or self._buf_chars >= _BUF_CHARS:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Tokenise the queued rows: the whole queue at once on the ASCII fast path
+        (``_ascii_ids``), else row by row; same ids and interning order either way."""
+        buf, chars, self._buf, self._buf_chars = self._buf, self._buf_chars, [], 0
+        if not buf:
+            return
+        fast = None
+        if self._stored + chars <= self._budget:  # no thinning mid-queue (a token is >= 1 char)
+            fast = self._ascii_ids([t for t, _r, _l in buf])
+        if fast is not None:
+            ids, counts = fast
+            if self._pending:  # keep token order: pending list first, then this array
+                self._tok.append(np.array(self._pending, dtype=np.uint32))
+                self._pending = []
+            self._tok.append(ids)
+            self._row.extend(r for _t, r, _l in buf)
+            self._len.extend(counts)
+            self._lab.extend(lab for _t, _r, lab in buf)
+            self._stored += len(ids)
+            return
+        for text, row, lid in buf:
+            if not self._keep(row):  # a thinning earlier in this queue dropped it
+                continue
+            self._store(row, lid, self._ids(TOKEN_RE.findall(text.lower())))
+
+    def _store(self, row: int, lid: int, ids: list[int]) -> None:
         self._pending.extend(ids)
-        self._row.append(record.index)
+        self._row.append(row)
         self._len.append(len(ids))
         self._lab.append(lid)
         self._stored += len(ids)
@@ -193,6 +266,63 @@ class TriggerState:
             self._pending = []
         while self._stored > self._budget:
             self._thin()
+
+    def _ascii_ids(self, texts: list[str]) -> tuple[npt.NDArray[np.uint32], list[int]] | None:
+        """Token ids and per-row counts for all-ASCII rows without a Python object per token.
+
+        ``TOKEN_RE`` on ASCII is: maximal runs of word characters or of other non-space
+        characters. The rows are joined by newlines, classified per byte with a table built
+        from ``str`` semantics, and each token hashed (64-bit polynomial, from prefix sums);
+        ``np.unique`` leaves one dictionary look-up per distinct token, and tokens new to the
+        cache are looked up (or interned) by their text in first-occurrence order, as the row
+        path does. ``None`` (caller falls back) for non-ASCII text."""
+        joined = "\n".join(texts)
+        if not joined.isascii():
+            return None
+        joined = joined.lower()
+        raw = np.frombuffer(joined.encode("ascii"), dtype=np.uint8)
+        n = len(raw)
+        ends_row = np.cumsum(np.fromiter(map(len, texts), np.int64, len(texts)) + 1) - 1
+        if n == 0:
+            return np.zeros(0, np.uint32), [0] * len(texts)
+        cls = _ascii_class()[raw]
+        prev = np.empty_like(cls)
+        prev[0] = 0
+        prev[1:] = cls[:-1]
+        nxt = np.empty_like(cls)
+        nxt[-1] = 0
+        nxt[:-1] = cls[1:]
+        solid = cls != 0
+        starts = np.flatnonzero(solid & (cls != prev))
+        stops = np.flatnonzero(solid & (cls != nxt)) + 1
+        counts = np.diff(np.searchsorted(starts, ends_row), prepend=0)
+        if len(starts) == 0:
+            return np.zeros(0, np.uint32), counts.tolist()
+        if int((stops - starts).max()) > _MAX_HASHED:
+            return None
+        powers, inverse_powers = _hash_powers(n + 1)
+        with np.errstate(over="ignore"):
+            prefix = np.zeros(n + 1, dtype=np.uint64)
+            np.cumsum((raw.astype(np.uint64) + np.uint64(1)) * powers[:n], out=prefix[1:])
+            keys = (prefix[stops] - prefix[starts]) * inverse_powers[starts]
+            keys ^= (stops - starts).astype(np.uint64) << np.uint64(56)
+        # no return_index: that forces a stable sort, twice the cost of the default one
+        uniq, inverse = np.unique(keys, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        if self._hid_base != _BASE:  # state unpickled in another process: other hashes
+            self._hid, self._hid_base = {}, _BASE
+        cache = self._hid
+        got = list(map(cache.get, uniq.tolist()))
+        if None in got:
+            unknown = np.array([g is None for g in got])
+            at = np.flatnonzero(unknown[inverse])  # token positions of unknown keys
+            missing, first = np.unique(inverse[at], return_index=True)
+            for k, pos in sorted(zip(first.tolist(), missing.tolist(), strict=True)):
+                t = int(at[k])
+                word = joined[int(starts[t]) : int(stops[t])]
+                got[pos] = cache[int(uniq[pos])] = self._ids([word])[0]
+        table = np.array(got, dtype=np.uint32)
+        return table[inverse], counts.tolist()
 
     def _ids(self, tokens: list[str]) -> list[int]:
         """Token ids, interning new tokens in order (one C ``map`` when all are known, which
@@ -237,6 +367,8 @@ class TriggerState:
 
     def merge(self, other: TriggerState) -> None:
         """Thin both to the same level, rename ``other``'s word and label ids, append."""
+        self._flush()
+        other._flush()
         self._merged = True
         while self._level < other._level:
             self._thin()
@@ -289,11 +421,13 @@ class TriggerState:
         self._words = [self._words[int(i)] for i in by_first]
         self._vocab = {w: i for i, w in enumerate(self._words)}
         self._tok, self._pending = [tokens], []
+        self._hid = {}
 
     # -- analysis ----------------------------------------------------------------------------
 
     def finish(self, info: DatasetInfo) -> Iterator[Finding]:
         """Count n-grams per label, test candidates, merge overlapping ones, report."""
+        self._flush()
         if self._merged or self._level:
             self._canonical()
         loc = Location(path=info.path, member=info.member)

@@ -5,7 +5,10 @@ N-gram counting is split into hash partitions; the keys are hashed once and kept
 many without it must give the same findings, and so must the candidate lookup with or without
 its low-bit table. Token ids come from one C ``map`` when every token
 is known, else the interning loop: both give the same ids. Random rows plus poisoned ones
-(a rare trigger inserted at random positions in rows relabelled to one class).
+(a rare trigger inserted at random positions in rows relabelled to one class). Rows are
+tokenised a queue at a time (NumPy byte classes + hashed tokens on all-ASCII queues): the state
+after any mix of ASCII, Unicode, punctuation and empty rows, with or without thinning, equals
+the one-``findall``-per-row reference.
 """
 
 from __future__ import annotations
@@ -77,3 +80,87 @@ def test_token_ids_fast_and_slow_agree(rows: list[list[str]]) -> None:
         assert fast._ids(tokens) == slow._ids_slow(tokens)
     assert fast._words == slow._words
     assert fast._vocab == slow._vocab
+
+
+# -- batched ASCII tokenising (``TriggerState._flush`` / ``_ascii_ids``) -------------------------
+
+_ASCII_TEXT = st.text(
+    st.characters(min_codepoint=0, max_codepoint=127) | st.sampled_from(list(" \t\n.,!?-_'\"")),
+    max_size=60,
+)
+_ANY_TEXT = st.text(max_size=40) | st.sampled_from(["", " ", "ΣΑΣ Σ.", "K İ", "x" * 70, "a\x1cb"])
+_ROW_TEXT = st.sampled_from(WORDS) | _ASCII_TEXT | _ANY_TEXT | st.just("")
+
+
+def _feed(texts: list[str], labels: list[str], budget: int, row_path: bool) -> TriggerState:
+    """A state fed the rows; ``row_path`` forces the reference path (one ``findall`` per row)."""
+    state = TriggerState(budget)
+    with pytest.MonkeyPatch.context() as mp:
+        if row_path:
+            mp.setattr(TriggerState, "_ascii_ids", lambda self, texts: None)
+        mp.setattr(trig, "_BUF_ROWS", 7)  # several queues per example, some cut mid-way
+        for i, (text, label) in enumerate(zip(texts, labels, strict=True)):
+            state.add(Record(i, text, label))
+        state._flush()
+    return state
+
+
+def _snapshot(state: TriggerState) -> tuple[object, ...]:
+    return (
+        state._tokens().tolist(),
+        state._row,
+        state._len,
+        state._lab,
+        state._words,
+        state._vocab,
+        state._stored,
+        state._level,
+        state._seen,
+        state._label_total,
+    )
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.tuples(_ROW_TEXT, st.sampled_from(["a", "b", "c"])), max_size=40),
+    st.sampled_from([10**9, 60, 15]),
+)
+def test_batched_tokenising_equals_the_row_path(rows: list[tuple[str, str]], budget: int) -> None:
+    texts = [t for t, _l in rows]
+    labels = [lab for _t, lab in rows]
+    fast = _feed(texts, labels, budget, row_path=False)
+    slow = _feed(texts, labels, budget, row_path=True)
+    assert _snapshot(fast) == _snapshot(slow)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_ASCII_TEXT | st.sampled_from(WORDS[:60]) | st.just(""), max_size=12))
+def test_ascii_ids_match_token_re(texts: list[str]) -> None:
+    """The byte classifier splits exactly where ``TOKEN_RE`` does, row by row."""
+    state, ref = TriggerState(10**9), TriggerState(10**9)
+    got = state._ascii_ids(texts)
+    want = [ref._ids(trig.TOKEN_RE.findall(t.lower())) for t in texts]
+    if got is None:  # only for a token longer than the hashed limit
+        assert any(len(tok) > trig._MAX_HASHED for t in texts for tok in trig.TOKEN_RE.findall(t))
+        return
+    ids, counts = got
+    assert counts == [len(w) for w in want]
+    assert ids.tolist() == [i for w in want for i in w]
+    assert state._words == ref._words
+
+
+def test_non_ascii_and_long_tokens_take_the_row_path() -> None:
+    state = TriggerState(10**9)
+    assert state._ascii_ids(["plain words", "café"]) is None
+    assert state._ascii_ids(["x" * (trig._MAX_HASHED + 1)]) is None
+    assert state._ascii_ids(["Kelvin \u212a sign"]) is None  # lowers to ASCII 'k'; still row path
+    got = state._ascii_ids(["a b", "", "b!! a"])
+    assert got is not None
+    assert got[1] == [2, 0, 3] and got[0].tolist() == [0, 1, 1, 2, 0]
+    assert state._words == ["a", "b", "!!"]
+
+
+def test_batched_check_still_finds_the_trigger() -> None:
+    rows = _rows(7, 1500, 40)
+    found = run_check(BackdoorTriggerCheck(), rows, INFO, parts=(500,))
+    assert any(f.rule == "DAT018" and "zq_trigger" in f.message for f in found)
