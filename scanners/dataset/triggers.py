@@ -19,7 +19,7 @@ import functools
 import math
 import os
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -31,6 +31,7 @@ from scanners.dataset.common import (
     DatasetInfo,
     LabelTable,
     Record,
+    RowError,
     StateCheck,
     mix64,
     row_priority,
@@ -180,6 +181,16 @@ class BackdoorTriggerCheck(StateCheck["TriggerState"]):
         """An empty token store."""
         return TriggerState(self.token_budget)
 
+    def observe(self, state: TriggerState, batch: Sequence[Record]) -> TriggerState:
+        """``TriggerState.add_many`` (an error names the row it stopped at)."""
+        try:
+            state.add_many(batch)
+        except (MemoryError, RecursionError):
+            raise
+        except Exception as exc:
+            raise RowError(state.last_row, exc) from exc
+        return state
+
 
 class TriggerState:
     """Token ids of the kept rows, vocabulary and label counts (see the module docstring)."""
@@ -206,6 +217,8 @@ class TriggerState:
         self._hid: dict[int, int] = {}
         """Token id by ``_ascii_ids`` hash: a cache of ``_vocab`` (cleared when renumbered)."""
         self._hid_base = _BASE
+        self.last_row = -1
+        """Row ``add_many`` last took (named by ``observe`` when a row fails)."""
 
     # -- streaming ---------------------------------------------------------------------------
 
@@ -229,6 +242,27 @@ class TriggerState:
         self._buf_chars += len(text)
         if len(self._buf) >= _BUF_ROWS or self._buf_chars >= _BUF_CHARS:
             self._flush()
+
+    def add_many(self, records: Sequence[Record]) -> None:
+        """``add`` for each record, in one loop with the hot names held locally."""
+        label_id = self._labels.id
+        totals = self._label_total
+        buf = self._buf
+        for record in records:
+            self.last_row = row = record.index
+            lid = label_id(record.label, row)
+            self._seen += 1
+            if lid < 0:
+                continue
+            totals[lid] = totals.get(lid, 0) + 1
+            if self._level and row_priority(row) >> (64 - self._level):
+                continue
+            text = record.text[:100_000]
+            buf.append((text, row, lid))
+            self._buf_chars += len(text)
+            if len(buf) >= _BUF_ROWS or self._buf_chars >= _BUF_CHARS:
+                self._flush()
+                buf = self._buf
 
     def _flush(self) -> None:
         """Tokenise the queued rows: the whole queue at once on the ASCII fast path

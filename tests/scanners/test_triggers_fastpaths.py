@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import scanners.dataset.triggers as trig
-from scanners.dataset.common import DatasetInfo, Record, run_check
+from scanners.dataset.common import DatasetInfo, Record, RowError, run_check
 from scanners.dataset.triggers import BackdoorTriggerCheck, TriggerState
 
 INFO = DatasetInfo("data.jsonl", (), "text", "label", None, 0)
@@ -93,14 +93,20 @@ _ROW_TEXT = st.sampled_from(WORDS) | _ASCII_TEXT | _ANY_TEXT | st.just("")
 
 
 def _feed(texts: list[str], labels: list[str], budget: int, row_path: bool) -> TriggerState:
-    """A state fed the rows; ``row_path`` forces the reference path (one ``findall`` per row)."""
+    """A state fed the rows; ``row_path`` forces the reference path (``add``, one ``findall``
+    per row), else ``add_many`` in batches of 5 and the queued ASCII path."""
     state = TriggerState(budget)
     with pytest.MonkeyPatch.context() as mp:
         if row_path:
             mp.setattr(TriggerState, "_ascii_ids", lambda self, texts: None)
         mp.setattr(trig, "_BUF_ROWS", 7)  # several queues per example, some cut mid-way
-        for i, (text, label) in enumerate(zip(texts, labels, strict=True)):
-            state.add(Record(i, text, label))
+        records = [Record(i, t, lab) for i, (t, lab) in enumerate(zip(texts, labels, strict=True))]
+        if row_path:
+            for record in records:
+                state.add(record)
+        else:
+            for at in range(0, len(records), 5):
+                state.add_many(records[at : at + 5])
         state._flush()
     return state
 
@@ -164,3 +170,12 @@ def test_batched_check_still_finds_the_trigger() -> None:
     rows = _rows(7, 1500, 40)
     found = run_check(BackdoorTriggerCheck(), rows, INFO, parts=(500,))
     assert any(f.rule == "DAT018" and "zq_trigger" in f.message for f in found)
+
+
+def test_a_failing_row_is_named() -> None:
+    check = BackdoorTriggerCheck()
+    state = check.init(None)
+    bad = Record(7, None, "a")  # type: ignore[arg-type]
+    with pytest.raises(RowError) as info:
+        check.observe(state, [Record(6, "fine", "a"), bad])
+    assert info.value.row == 7
