@@ -25,14 +25,19 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from scanners.base import Artifact, ScanContext
-from scanners.dataset.common import EXTRA_CUT, DatasetInfo, DatasetOptions, Record
+from scanners.dataset.common import (
+    EXTRA_CUT,
+    DatasetInfo,
+    DatasetOptions,
+    Record,
+    dataset_finding,
+)
 from supplychain.core.errors import ArtifactError, LimitExceeded, MissingDependency
 from supplychain.core.model import (
     ArtifactKind,
     Confidence,
     FactValue,
     Finding,
-    Location,
     Rule,
     Severity,
 )
@@ -1414,29 +1419,6 @@ def open_reader(artifact: Artifact, ctx: ScanContext) -> DatasetReader:
 # ---------------------------------------------------------------------------------------------
 # Findings
 # ---------------------------------------------------------------------------------------------
-
-
-def dataset_finding(
-    info: DatasetInfo,
-    rule: Rule,
-    message: str,
-    *,
-    rows: Sequence[int] = (),
-    evidence: str = "",
-    severity: Severity | None = None,
-    confidence: Confidence = Confidence.HIGH,
-    group: str | None = None,
-) -> Finding:
-    """A finding located at rows of the dataset that ``info`` describes (for checks' ``finish``)."""
-    return Finding(
-        rule=rule.id,
-        severity=rule.severity if severity is None else severity,
-        confidence=confidence,
-        message=message,
-        location=Location(path=info.path, member=info.member, rows=tuple(rows)),
-        evidence=evidence,
-        group=group,
-    )
 
 
 def _rows_text(issue: RowIssue) -> str:
