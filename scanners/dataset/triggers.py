@@ -225,6 +225,8 @@ class TriggerState:
     def _keep(self, row: int) -> bool:
         if self._level == 0:
             return True
+        if self._level >= 64:
+            return False  # past the hash's width: nothing is sampled any more
         # the same fmix64 as ``_thin``'s vectorised ``mix64``, without a NumPy call per row
         return row_priority(row) >> (64 - self._level) == 0
 
@@ -255,7 +257,7 @@ class TriggerState:
             if lid < 0:
                 continue
             totals[lid] = totals.get(lid, 0) + 1
-            if self._level and row_priority(row) >> (64 - self._level):
+            if self._level and (self._level >= 64 or row_priority(row) >> (64 - self._level)):
                 continue
             text = record.text[:100_000]
             buf.append((text, row, lid))
@@ -386,7 +388,12 @@ class TriggerState:
         self._level += 1
         tokens = self._tokens()
         rows = np.array(self._row, dtype=np.uint64)
-        keep = (mix64(rows.copy()) >> np.uint64(64 - self._level)) == 0
+        if self._level >= 64:
+            # NOTE: 64 halvings and still over budget (a tiny budget, rows longer than it): the
+            # hash has no bits left to sample by, so no row is kept (a shift past 64 overflowed).
+            keep = np.zeros(len(rows), dtype=bool)
+        else:
+            keep = (mix64(rows.copy()) >> np.uint64(64 - self._level)) == 0
         lens = np.array(self._len, dtype=np.int64)
         self._tok = [tokens[np.repeat(keep, lens)]]
         self._pending = []

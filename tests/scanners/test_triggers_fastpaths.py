@@ -179,3 +179,17 @@ def test_a_failing_row_is_named() -> None:
     with pytest.raises(RowError) as info:
         check.observe(state, [Record(6, "fine", "a"), bad])
     assert info.value.row == 7
+
+
+@pytest.mark.parametrize("row_path", [True, False])
+def test_rows_longer_than_the_budget_thin_to_nothing_instead_of_overflowing(
+    row_path: bool,
+) -> None:
+    """Found by hypothesis in CI: with a budget below one row's token count, 64 halvings leave
+    the row over budget and the next shift went past the hash's 64 bits (OverflowError). The
+    sample now empties at that level and later rows are not kept."""
+    long_row = " ".join(f"w{i}" for i in range(40))
+    state = _feed([long_row, "short row", long_row], ["a", "b", "a"], 15, row_path)
+    assert state._level == 64
+    assert state._row == [] and state._stored == 0
+    assert state._seen == 3
